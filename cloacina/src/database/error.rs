@@ -1,0 +1,121 @@
+//! `database::Error`: everything that can go wrong below the engine, classified by [`Error::kind`].
+
+use super::Backend;
+
+/// Result alias for the database layer and the DAL.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from the database layer or the DAL. Messages never contain a password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL's scheme names no backend Cloacina has (`mysql://`, a typo, an empty string).
+    #[error(
+        "unsupported database URL scheme {}; supported: {}",
+        if scheme.is_empty() { "(empty URL)".to_owned() } else { format!("`{scheme}`") },
+        super::url::SUPPORTED_FORMS
+    )]
+    UnsupportedScheme {
+        /// The scheme as written, with its `://` (empty for an empty URL).
+        scheme: String,
+    },
+    /// The URL selects a backend this binary was built without.
+    #[error("the {backend} backend is not compiled into this binary; rebuild with the Cargo feature `{}`", backend.cargo_feature())]
+    BackendNotCompiled {
+        /// The backend the URL asked for.
+        backend: Backend,
+    },
+    /// The database could not be reached or opened. `url` is redacted; `reason` is the driver's own words.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// The URL with its password replaced by `***`.
+        url: String,
+        /// The driver's message (authentication failed, connection refused, unable to open file, …).
+        reason: String,
+    },
+    /// No pooled connection became free within the pool's timeout.
+    #[error("database pool: {0}")]
+    Pool(String),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// Applying or inspecting migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// The database was migrated by a newer Cloacina than this binary: refused rather than half-used.
+    #[error(
+        "the database schema is newer than this binary: it has migration(s) {unknown:?} that this version does not know \
+         (latest known: {latest_known}); upgrade Cloacina or point it at another database"
+    )]
+    SchemaTooNew {
+        /// Applied migration versions this binary does not ship.
+        unknown: Vec<String>,
+        /// The newest migration version this binary ships.
+        latest_known: String,
+    },
+    /// A PostgreSQL schema name that is not a plain identifier.
+    #[error("invalid schema name `{0}`: use 1 to 63 characters of a-z, 0-9 and _, not starting with a digit")]
+    InvalidSchemaName(String),
+    /// A schema (tenant namespace) was asked for on a backend that has none.
+    #[error("the {0} backend has no schemas; use one database file per tenant instead")]
+    SchemasUnsupported(Backend),
+    /// A stored value could not be decoded into its domain type.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// Table the row came from.
+        table: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// A blocking database task panicked or was cancelled.
+    #[error("database task did not finish: {0}")]
+    Task(String),
+}
+
+/// Broad classes of [`Error`], so callers decide without matching on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller's configuration is wrong (URL, feature, schema name): retrying will not help.
+    Configuration,
+    /// The database is unreachable or busy: retrying later may succeed.
+    Unavailable,
+    /// The database holds something this binary cannot use (newer schema, corrupt row).
+    Incompatible,
+    /// A query failed for another reason (constraint violation, bug).
+    Query,
+}
+
+impl Error {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::UnsupportedScheme { .. }
+            | Error::BackendNotCompiled { .. }
+            | Error::InvalidSchemaName(_)
+            | Error::SchemasUnsupported(_) => ErrorKind::Configuration,
+            Error::Connect { .. } | Error::Pool(_) | Error::Task(_) => ErrorKind::Unavailable,
+            Error::SchemaTooNew { .. } | Error::Corrupt { .. } => ErrorKind::Incompatible,
+            Error::Query(e) if is_transient(e) => ErrorKind::Unavailable,
+            Error::Query(_) | Error::Migration(_) => ErrorKind::Query,
+        }
+    }
+
+    /// True when the same operation may succeed if tried again.
+    pub fn is_retryable(&self) -> bool {
+        self.kind() == ErrorKind::Unavailable
+    }
+}
+
+/// Serialization failures, lock timeouts and dropped connections: worth another try.
+fn is_transient(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match e {
+        E::DatabaseError(K::SerializationFailure | K::ClosedConnection, _) => true,
+        E::DatabaseError(_, info) => {
+            let m = info.message();
+            m.contains("database is locked") || m.contains("deadlock detected")
+        }
+        _ => false,
+    }
+}

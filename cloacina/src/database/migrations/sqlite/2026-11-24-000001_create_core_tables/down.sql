@@ -1,0 +1,9 @@
+DROP TABLE cron_executions;
+DROP TABLE cron_schedules;
+DROP TABLE workflow_packages;
+DROP TABLE workflow_registry;
+DROP TABLE recovery_events;
+DROP TABLE task_execution_metadata;
+DROP TABLE task_executions;
+DROP TABLE pipeline_executions;
+DROP TABLE contexts;

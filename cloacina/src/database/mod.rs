@@ -1,0 +1,24 @@
+//! The persistence foundation: URL → backend selection, `AnyConnection`, the unified schema and
+//! its custom types, embedded migrations, and [`Database`], a pool of `AnyConnection`.
+//!
+//! Everything backend-specific lives in this module; the DAL above it branches only through
+//! [`connection::write_transaction`], the `on_inner!` macro, and [`Backend::supports`].
+
+mod backend;
+pub mod connection;
+mod error;
+pub mod migrate;
+mod pool;
+pub mod schema;
+pub mod universal_types;
+mod url;
+
+pub use backend::{Backend, BackendFeature};
+pub use connection::{establish, write_transaction, AnyConnection, ConnectOptions};
+pub use error::{Error, ErrorKind, Result};
+pub use pool::{Database, DatabaseConfig, PooledConnection};
+pub use universal_types::{UniversalBool, UniversalJson, UniversalTimestamp, UniversalUuid};
+pub use url::{redact, DatabaseUrl};
+
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!("Cloacina needs at least one database backend: enable the `postgres` and/or `sqlite` Cargo feature.");

@@ -1,0 +1,15 @@
+//! Cloacina: durable task pipelines inside your Rust application.
+//!
+//! A workflow is a DAG of async tasks passing a JSON context; every state change is persisted, so
+//! work survives crashes and restarts and several processes can share it. The database is chosen
+//! at run time by its URL: SQLite (`sqlite://app.db`, the embedded default) or PostgreSQL
+//! (`postgres://…`, for many runners on many hosts).
+//!
+//! This crate currently provides the persistence foundation: [`database`] (URL → backend,
+//! [`database::AnyConnection`], schema, migrations, pool) and [`dal`] (one module per table).
+
+pub mod dal;
+pub mod database;
+pub mod models;
+
+pub use database::{Backend, BackendFeature, Database, DatabaseConfig};

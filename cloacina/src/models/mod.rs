@@ -1,0 +1,8 @@
+//! Domain types shared by the DAL and the engine: typed ids, statuses, and the records the DAL
+//! returns. They carry no Diesel types; the DAL converts its row structs into them explicitly.
+
+mod ids;
+mod status;
+
+pub use ids::*;
+pub use status::{PipelineStatus, TaskStatus, UnknownStatus};
