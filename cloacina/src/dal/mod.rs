@@ -1,1 +1,44 @@
+//! The data access layer: one module per table, named after it; functions are verbs on that
+//! table and take `&mut AnyConnection`.
+//!
+//! Invariants:
+//! - Every status change is a conditional `UPDATE … WHERE status = <expected>` (and, for a claimed
+//!   task, `AND claimed_by = <runner>`); functions report whether they won (`bool`, `Option`, `Vec`).
+//! - A transaction that reads and then writes uses [`write_transaction`] (`BEGIN IMMEDIATE` on SQLite).
+//! - Backend differences appear only where the SQL truly differs, through `on_inner!` (same
+//!   expression, compiled per backend) or a `match` documented at that spot; never twice the same query.
+//! - Row structs (`…Row`) are private to the DAL; callers get [`crate::models`] records.
 
+pub mod contexts;
+pub mod cron_executions;
+pub mod cron_schedules;
+pub mod pipeline_executions;
+pub mod recovery_events;
+pub mod task_execution_metadata;
+pub mod task_executions;
+pub mod workflow_packages;
+pub mod workflow_registry;
+
+pub use crate::database::connection::write_transaction;
+use crate::database::{Error, UniversalTimestamp};
+
+/// Rows per multi-row `INSERT`: keeps bind parameters under SQLite's 32,766 and Postgres' 65,535.
+const INSERT_CHUNK: usize = 1_000;
+
+fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> Error {
+    Error::Corrupt { table, detail: detail.to_string() }
+}
+
+fn time(t: Option<UniversalTimestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
+    t.map(|t| t.as_datetime())
+}
+
+/// Saturating `u32` → `i32` for attempt counts stored as `integer`.
+fn int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// `i32` → `u32` for stored counts, which are never negative.
+fn uint(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}

@@ -1,0 +1,206 @@
+//! `pipeline_executions`: one row per run of a workflow.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+
+use super::{contexts, corrupt, task_executions, time, write_transaction};
+use crate::database::schema::pipeline_executions as pe;
+use crate::database::connection::MultiBackend;
+use crate::database::{AnyConnection, Result, UniversalTimestamp, UniversalUuid};
+use crate::models::{ContextId, PipelineExecution, PipelineExecutionId, PipelineStatus};
+
+#[derive(Insertable, Queryable, Selectable)]
+#[diesel(table_name = pe)]
+struct PipelineRow {
+    id: UniversalUuid,
+    workflow_name: String,
+    workflow_version: String,
+    status: String,
+    context_id: Option<UniversalUuid>,
+    final_context_id: Option<UniversalUuid>,
+    error_details: Option<String>,
+    started_at: Option<UniversalTimestamp>,
+    completed_at: Option<UniversalTimestamp>,
+    created_at: UniversalTimestamp,
+    updated_at: UniversalTimestamp,
+}
+
+impl TryFrom<PipelineRow> for PipelineExecution {
+    type Error = crate::database::Error;
+
+    fn try_from(r: PipelineRow) -> Result<Self> {
+        Ok(PipelineExecution {
+            id: r.id.into(),
+            status: r.status.parse().map_err(|e| corrupt("pipeline_executions", e))?,
+            workflow_name: r.workflow_name,
+            workflow_version: r.workflow_version,
+            context_id: r.context_id.map(ContextId::from),
+            final_context_id: r.final_context_id.map(ContextId::from),
+            error_details: r.error_details,
+            started_at: time(r.started_at),
+            completed_at: time(r.completed_at),
+            created_at: r.created_at.as_datetime(),
+            updated_at: r.updated_at.as_datetime(),
+        })
+    }
+}
+
+/// A pipeline to create, with all of its tasks.
+#[derive(Debug, Clone)]
+pub struct NewPipeline {
+    /// Workflow name.
+    pub workflow_name: String,
+    /// Workflow version (structural hash) the run starts with.
+    pub workflow_version: String,
+    /// The input context.
+    pub input: Value,
+    /// Every task of the workflow.
+    pub tasks: Vec<task_executions::NewTask>,
+}
+
+/// Creates the pipeline row, its input context and one row per task, in one transaction.
+///
+/// The pipeline starts `Pending`; tasks start `Ready` when [`task_executions::NewTask::ready`] is
+/// set (no dependencies), `NotStarted` otherwise.
+pub fn create(conn: &mut AnyConnection, new: &NewPipeline, now: UniversalTimestamp) -> Result<PipelineExecutionId> {
+    write_transaction(conn, |conn| {
+        let id = PipelineExecutionId::new();
+        let context_id = contexts::insert(conn, &new.input, now)?;
+        let row = PipelineRow {
+            id: id.into(),
+            workflow_name: new.workflow_name.clone(),
+            workflow_version: new.workflow_version.clone(),
+            status: PipelineStatus::Pending.as_str().to_owned(),
+            context_id: Some(context_id.into()),
+            final_context_id: None,
+            error_details: None,
+            started_at: None,
+            completed_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(pe::table).values(&row).execute(conn)?;
+        task_executions::insert_for_pipeline(conn, id, &new.tasks, now)?;
+        Ok(id)
+    })
+}
+
+/// The pipeline with this id, if any.
+pub fn get(conn: &mut AnyConnection, id: PipelineExecutionId) -> Result<Option<PipelineExecution>> {
+    pe::table
+        .find(UniversalUuid::from(id))
+        .select(PipelineRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(PipelineExecution::try_from)
+        .transpose()
+}
+
+/// Which pipelines [`list`] returns: all filters are optional and combine with AND.
+#[derive(Debug, Clone)]
+pub struct PipelineFilter {
+    /// Only this workflow.
+    pub workflow_name: Option<String>,
+    /// Only this status.
+    pub status: Option<PipelineStatus>,
+    /// Only pipelines created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Page size (default 50).
+    pub limit: u32,
+    /// Rows to skip (default 0).
+    pub offset: u32,
+}
+
+impl Default for PipelineFilter {
+    fn default() -> Self {
+        Self { workflow_name: None, status: None, since: None, limit: 50, offset: 0 }
+    }
+}
+
+/// Pipelines matching `filter`, newest first (ties broken by id, so pages are stable).
+pub fn list(conn: &mut AnyConnection, filter: &PipelineFilter) -> Result<Vec<PipelineExecution>> {
+    let mut query = pe::table.select(PipelineRow::as_select()).into_boxed::<MultiBackend>();
+    if let Some(name) = &filter.workflow_name {
+        query = query.filter(pe::workflow_name.eq(name.clone()));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(pe::status.eq(status.as_str()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(pe::created_at.ge(UniversalTimestamp::from(since)));
+    }
+    let rows: Vec<PipelineRow> = query
+        .order((pe::created_at.desc(), pe::id.desc()))
+        .limit(i64::from(filter.limit))
+        .offset(i64::from(filter.offset))
+        .load(conn)?;
+    rows.into_iter().map(PipelineExecution::try_from).collect()
+}
+
+/// Number of pipelines per status.
+pub fn count_by_status(conn: &mut AnyConnection) -> Result<Vec<(PipelineStatus, i64)>> {
+    let rows: Vec<(String, i64)> =
+        pe::table.group_by(pe::status).select((pe::status, diesel::dsl::count_star())).load(conn)?;
+    rows.into_iter()
+        .map(|(s, n)| Ok((s.parse().map_err(|e| corrupt("pipeline_executions", e))?, n)))
+        .collect()
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = pe)]
+struct PipelineChange<'a> {
+    status: &'a str,
+    updated_at: UniversalTimestamp,
+    started_at: Option<UniversalTimestamp>,
+    completed_at: Option<UniversalTimestamp>,
+    error_details: Option<&'a str>,
+    final_context_id: Option<UniversalUuid>,
+}
+
+/// Moves the pipeline from `from` to `to` if (and only if) its status is still `from`.
+///
+/// Leaving `Pending` stamps `started_at`; reaching a terminal status stamps `completed_at`.
+/// `error` is recorded when given. Returns whether this call made the change.
+#[must_use = "the transition may not have happened"]
+pub fn transition(
+    conn: &mut AnyConnection,
+    id: PipelineExecutionId,
+    from: PipelineStatus,
+    to: PipelineStatus,
+    error: Option<&str>,
+    now: UniversalTimestamp,
+) -> Result<bool> {
+    let change = PipelineChange {
+        status: to.as_str(),
+        updated_at: now,
+        started_at: (from == PipelineStatus::Pending && to != PipelineStatus::Pending).then_some(now),
+        completed_at: to.is_terminal().then_some(now),
+        error_details: error,
+        final_context_id: None,
+    };
+    let n = diesel::update(pe::table.find(UniversalUuid::from(id)).filter(pe::status.eq(from.as_str())))
+        .set(&change)
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Marks a `Running` pipeline `Completed` and stores its final context, in one transaction.
+#[must_use = "the transition may not have happened"]
+pub fn complete(
+    conn: &mut AnyConnection,
+    id: PipelineExecutionId,
+    final_context: &Value,
+    now: UniversalTimestamp,
+) -> Result<bool> {
+    write_transaction(conn, |conn| {
+        if !transition(conn, id, PipelineStatus::Running, PipelineStatus::Completed, None, now)? {
+            return Ok(false);
+        }
+        let context_id = contexts::insert(conn, final_context, now)?;
+        diesel::update(pe::table.find(UniversalUuid::from(id)))
+            .set(pe::final_context_id.eq(UniversalUuid::from(context_id)))
+            .execute(conn)?;
+        Ok(true)
+    })
+}

@@ -1,0 +1,75 @@
+//! `recovery_events`: one row per decision recovery makes about a task whose lease expired.
+
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::task_executions::RecoveredTask;
+use crate::database::schema::recovery_events as re;
+use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
+use crate::models::{PipelineExecutionId, RecoveryEvent, TaskStatus};
+
+#[derive(Insertable, Queryable, Selectable)]
+#[diesel(table_name = re)]
+struct RecoveryRow {
+    id: UniversalUuid,
+    pipeline_execution_id: UniversalUuid,
+    task_execution_id: Option<UniversalUuid>,
+    recovery_type: String,
+    details: Option<UniversalJson>,
+    recovered_at: UniversalTimestamp,
+    created_at: UniversalTimestamp,
+    updated_at: UniversalTimestamp,
+}
+
+impl From<RecoveryRow> for RecoveryEvent {
+    fn from(r: RecoveryRow) -> Self {
+        RecoveryEvent {
+            id: r.id.into(),
+            pipeline_execution_id: r.pipeline_execution_id.into(),
+            task_execution_id: r.task_execution_id.map(Into::into),
+            recovery_type: r.recovery_type,
+            details: r.details.map(|d| d.0),
+            recovered_at: r.recovered_at.as_datetime(),
+        }
+    }
+}
+
+/// `recovery_type` of a task put back to `Ready` for another attempt.
+pub const TASK_REQUEUED: &str = "task_requeued";
+/// `recovery_type` of a task failed because its attempts were spent.
+pub const TASK_FAILED: &str = "task_failed";
+
+/// Records what [`super::task_executions::expire_leases`] decided for one task.
+pub(crate) fn insert_for_task(
+    conn: &mut AnyConnection,
+    task: &RecoveredTask,
+    message: &str,
+    now: UniversalTimestamp,
+) -> Result<()> {
+    let row = RecoveryRow {
+        id: UniversalUuid::new_v4(),
+        pipeline_execution_id: task.pipeline_execution_id.into(),
+        task_execution_id: Some(task.task_execution_id.into()),
+        recovery_type: if task.new_status == TaskStatus::Ready { TASK_REQUEUED } else { TASK_FAILED }.to_owned(),
+        details: Some(UniversalJson(json!({
+            "previous_claimant": task.previous_claimant,
+            "attempt": task.attempt,
+            "message": message,
+        }))),
+        recovered_at: now,
+        created_at: now,
+        updated_at: now,
+    };
+    diesel::insert_into(re::table).values(&row).execute(conn)?;
+    Ok(())
+}
+
+/// Every recovery event of a pipeline, oldest first.
+pub fn list_for_pipeline(conn: &mut AnyConnection, pipeline: PipelineExecutionId) -> Result<Vec<RecoveryEvent>> {
+    let rows: Vec<RecoveryRow> = re::table
+        .filter(re::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
+        .order((re::recovered_at.asc(), re::id.asc()))
+        .select(RecoveryRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(RecoveryEvent::from).collect())
+}

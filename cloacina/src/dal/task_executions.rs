@@ -1,0 +1,437 @@
+//! `task_executions`: one row per task of a pipeline, with its status, attempts, claim and lease.
+//!
+//! Claiming, lease renewal, completion and recovery are all fenced: a change applies only while
+//! the row is in the expected status and, for a claimed task, still claimed by the caller.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use serde_json::Value;
+
+use super::{corrupt, int, recovery_events, time, uint, write_transaction, INSERT_CHUNK};
+use crate::database::connection::on_inner;
+use crate::database::schema::task_executions as te;
+use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
+use crate::models::{PipelineExecutionId, TaskExecution, TaskExecutionId, TaskStatus};
+
+#[derive(Insertable, Queryable, Selectable)]
+#[diesel(table_name = te)]
+struct TaskRow {
+    id: UniversalUuid,
+    pipeline_execution_id: UniversalUuid,
+    task_name: String,
+    status: String,
+    attempt: i32,
+    max_attempts: i32,
+    retry_at: Option<UniversalTimestamp>,
+    claimed_by: Option<String>,
+    lease_expires_at: Option<UniversalTimestamp>,
+    started_at: Option<UniversalTimestamp>,
+    completed_at: Option<UniversalTimestamp>,
+    error_details: Option<String>,
+    trigger_rules: UniversalJson,
+    task_configuration: UniversalJson,
+    created_at: UniversalTimestamp,
+    updated_at: UniversalTimestamp,
+}
+
+impl TryFrom<TaskRow> for TaskExecution {
+    type Error = crate::database::Error;
+
+    fn try_from(r: TaskRow) -> Result<Self> {
+        Ok(TaskExecution {
+            id: r.id.into(),
+            pipeline_execution_id: r.pipeline_execution_id.into(),
+            status: r.status.parse().map_err(|e| corrupt("task_executions", e))?,
+            task_name: r.task_name,
+            attempt: uint(r.attempt),
+            max_attempts: uint(r.max_attempts),
+            retry_at: time(r.retry_at),
+            claimed_by: r.claimed_by,
+            lease_expires_at: time(r.lease_expires_at),
+            started_at: time(r.started_at),
+            completed_at: time(r.completed_at),
+            error_details: r.error_details,
+            trigger_rules: r.trigger_rules.0,
+            configuration: r.task_configuration.0,
+            created_at: r.created_at.as_datetime(),
+            updated_at: r.updated_at.as_datetime(),
+        })
+    }
+}
+
+fn to_records(rows: Vec<TaskRow>) -> Result<Vec<TaskExecution>> {
+    rows.into_iter().map(TaskExecution::try_from).collect()
+}
+
+fn uuids(ids: &[TaskExecutionId]) -> Vec<UniversalUuid> {
+    ids.iter().map(|&id| id.into()).collect()
+}
+
+/// A task row to create with its pipeline.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    /// Task id within the workflow.
+    pub name: String,
+    /// Attempts allowed in all (at least 1).
+    pub max_attempts: u32,
+    /// True when the task has no dependencies and can be claimed at once.
+    pub ready: bool,
+    /// Trigger rules, serialised by the engine.
+    pub trigger_rules: Value,
+    /// Task configuration (retry policy, timeout), serialised by the engine.
+    pub configuration: Value,
+}
+
+/// Inserts the task rows of a new pipeline in multi-row batches. Called by
+/// [`super::pipeline_executions::create`] inside its transaction.
+pub(crate) fn insert_for_pipeline(
+    conn: &mut AnyConnection,
+    pipeline: PipelineExecutionId,
+    tasks: &[NewTask],
+    now: UniversalTimestamp,
+) -> Result<()> {
+    let rows: Vec<TaskRow> = tasks
+        .iter()
+        .map(|t| TaskRow {
+            id: UniversalUuid::new_v4(),
+            pipeline_execution_id: pipeline.into(),
+            task_name: t.name.clone(),
+            status: if t.ready { TaskStatus::Ready } else { TaskStatus::NotStarted }.as_str().to_owned(),
+            attempt: 1,
+            max_attempts: int(t.max_attempts.max(1)),
+            retry_at: None,
+            claimed_by: None,
+            lease_expires_at: None,
+            started_at: None,
+            completed_at: None,
+            error_details: None,
+            trigger_rules: UniversalJson(t.trigger_rules.clone()),
+            task_configuration: UniversalJson(t.configuration.clone()),
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        // Multi-row INSERT does not compile through `MultiBackend`; the same statement per backend.
+        on_inner!(conn, c => diesel::insert_into(te::table).values(chunk).execute(c))?;
+    }
+    Ok(())
+}
+
+/// The task with this id, if any.
+pub fn get(conn: &mut AnyConnection, id: TaskExecutionId) -> Result<Option<TaskExecution>> {
+    te::table
+        .find(UniversalUuid::from(id))
+        .select(TaskRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(TaskExecution::try_from)
+        .transpose()
+}
+
+/// Every task of a pipeline, in creation order.
+pub fn list_for_pipeline(conn: &mut AnyConnection, pipeline: PipelineExecutionId) -> Result<Vec<TaskExecution>> {
+    let rows = te::table
+        .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
+        .order((te::created_at.asc(), te::task_name.asc()))
+        .select(TaskRow::as_select())
+        .load(conn)?;
+    to_records(rows)
+}
+
+/// Claims up to `limit` claimable tasks for `runner`, oldest first, with a lease of `lease`.
+///
+/// Claimable: `Ready` and `retry_at` unset or not after `now`. Each claimed row becomes `Running`
+/// with `claimed_by = runner`. Two runners never claim the same row: on PostgreSQL the candidate
+/// rows are locked with `FOR UPDATE SKIP LOCKED` (concurrent claimers take different rows), on
+/// SQLite the transaction holds the write lock from its start (`BEGIN IMMEDIATE`); the update is
+/// conditional on `status = 'Ready'` either way.
+pub fn claim_ready(
+    conn: &mut AnyConnection,
+    runner: &str,
+    limit: u32,
+    lease: Duration,
+    now: UniversalTimestamp,
+) -> Result<Vec<TaskExecution>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    write_transaction(conn, |conn| {
+        macro_rules! candidates {
+            () => {
+                te::table
+                    .filter(te::status.eq(TaskStatus::Ready.as_str()))
+                    .filter(te::retry_at.is_null().or(te::retry_at.le(now)))
+                    .order((te::created_at.asc(), te::id.asc()))
+                    .limit(i64::from(limit))
+                    .select(te::id)
+            };
+        }
+        // The one backend difference: row locking that skips rows other claimers hold.
+        let ids: Vec<UniversalUuid> = match conn {
+            #[cfg(feature = "postgres")]
+            AnyConnection::Postgres(c) => candidates!().for_update().skip_locked().load(c)?,
+            #[cfg(feature = "sqlite")]
+            AnyConnection::Sqlite(c) => candidates!().load(c)?,
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<TaskRow> =
+            diesel::update(te::table.filter(te::id.eq_any(ids)).filter(te::status.eq(TaskStatus::Ready.as_str())))
+                .set((
+                    te::status.eq(TaskStatus::Running.as_str()),
+                    te::claimed_by.eq(runner),
+                    te::lease_expires_at.eq(now.plus(lease)),
+                    te::started_at.eq(now),
+                    te::retry_at.eq(None::<UniversalTimestamp>),
+                    te::updated_at.eq(now),
+                ))
+                .returning(te::all_columns)
+                .get_results(conn)?;
+        to_records(rows)
+    })
+}
+
+/// Extends the lease of every listed task `runner` still holds to `until`; returns the ids it
+/// still holds (a missing id means the claim was lost: recovery gave the task to someone else).
+pub fn renew_leases(
+    conn: &mut AnyConnection,
+    runner: &str,
+    ids: &[TaskExecutionId],
+    until: UniversalTimestamp,
+    now: UniversalTimestamp,
+) -> Result<Vec<TaskExecutionId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let held: Vec<UniversalUuid> = diesel::update(
+        te::table
+            .filter(te::id.eq_any(uuids(ids)))
+            .filter(te::status.eq(TaskStatus::Running.as_str()))
+            .filter(te::claimed_by.eq(runner)),
+    )
+    .set((te::lease_expires_at.eq(until), te::updated_at.eq(now)))
+    .returning(te::id)
+    .get_results(conn)?;
+    Ok(held.into_iter().map(TaskExecutionId::from).collect())
+}
+
+/// The fence every change of a claimed task goes through: this row, still Running, still ours.
+macro_rules! claimed {
+    ($id:expr, $runner:expr) => {
+        te::table
+            .find(UniversalUuid::from($id))
+            .filter(te::status.eq(TaskStatus::Running.as_str()))
+            .filter(te::claimed_by.eq($runner))
+    };
+}
+
+/// Records success: the task becomes `Completed`, and its output context and metadata row are
+/// stored, all in one transaction and only if `runner` still holds the claim.
+/// Returns false (and writes nothing) when the claim was lost.
+#[must_use = "the claim may have been lost"]
+pub fn complete(
+    conn: &mut AnyConnection,
+    id: TaskExecutionId,
+    runner: &str,
+    output: &Value,
+    now: UniversalTimestamp,
+) -> Result<bool> {
+    write_transaction(conn, |conn| {
+        let won: Option<(UniversalUuid, String)> = diesel::update(claimed!(id, runner))
+            .set((
+                te::status.eq(TaskStatus::Completed.as_str()),
+                te::completed_at.eq(now),
+                te::lease_expires_at.eq(None::<UniversalTimestamp>),
+                te::error_details.eq(None::<String>),
+                te::updated_at.eq(now),
+            ))
+            .returning((te::pipeline_execution_id, te::task_name))
+            .get_result(conn)
+            .optional()?;
+        let Some((pipeline, task_name)) = won else { return Ok(false) };
+        let context_id = super::contexts::insert(conn, output, now)?;
+        super::task_execution_metadata::insert(conn, id, pipeline.into(), &task_name, Some(context_id), now)?;
+        Ok(true)
+    })
+}
+
+/// Records a final failure (`Running` → `Failed`), fenced on the claim.
+#[must_use = "the claim may have been lost"]
+pub fn fail(conn: &mut AnyConnection, id: TaskExecutionId, runner: &str, error: &str, now: UniversalTimestamp) -> Result<bool> {
+    let n = diesel::update(claimed!(id, runner))
+        .set((
+            te::status.eq(TaskStatus::Failed.as_str()),
+            te::completed_at.eq(now),
+            te::lease_expires_at.eq(None::<UniversalTimestamp>),
+            te::error_details.eq(error),
+            te::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Schedules another attempt: `Running` → `Ready` with `attempt + 1` and `retry_at`, fenced on the
+/// claim. The waiting retry is an ordinary row, so it survives a restart of every runner.
+#[must_use = "the claim may have been lost"]
+pub fn schedule_retry(
+    conn: &mut AnyConnection,
+    id: TaskExecutionId,
+    runner: &str,
+    error: &str,
+    retry_at: UniversalTimestamp,
+    now: UniversalTimestamp,
+) -> Result<bool> {
+    let n = diesel::update(claimed!(id, runner))
+        .set((
+            te::status.eq(TaskStatus::Ready.as_str()),
+            te::attempt.eq(te::attempt + 1),
+            te::retry_at.eq(retry_at),
+            te::claimed_by.eq(None::<String>),
+            te::lease_expires_at.eq(None::<UniversalTimestamp>),
+            te::error_details.eq(error),
+            te::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Gives a claimed task back without spending an attempt (`Running` → `Ready`), fenced on the
+/// claim. Used by a graceful shutdown for tasks it claimed but will not run.
+#[must_use = "the claim may have been lost"]
+pub fn release(conn: &mut AnyConnection, id: TaskExecutionId, runner: &str, now: UniversalTimestamp) -> Result<bool> {
+    let n = diesel::update(claimed!(id, runner))
+        .set((
+            te::status.eq(TaskStatus::Ready.as_str()),
+            te::claimed_by.eq(None::<String>),
+            te::lease_expires_at.eq(None::<UniversalTimestamp>),
+            te::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Moves the listed tasks from `NotStarted` to `to` (`Ready`, `Skipped` or `Cancelled`); returns
+/// the ids this call moved. Rows already moved by someone else are left alone.
+pub fn resolve_not_started(
+    conn: &mut AnyConnection,
+    ids: &[TaskExecutionId],
+    to: TaskStatus,
+    now: UniversalTimestamp,
+) -> Result<Vec<TaskExecutionId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let moved: Vec<UniversalUuid> = diesel::update(
+        te::table.filter(te::id.eq_any(uuids(ids))).filter(te::status.eq(TaskStatus::NotStarted.as_str())),
+    )
+    .set((
+        te::status.eq(to.as_str()),
+        te::completed_at.eq(to.is_terminal().then_some(now)),
+        te::updated_at.eq(now),
+    ))
+    .returning(te::id)
+    .get_results(conn)?;
+    Ok(moved.into_iter().map(TaskExecutionId::from).collect())
+}
+
+/// Cancels every task of a pipeline that has not started (`NotStarted` or `Ready`); returns how many.
+pub fn cancel_unstarted(conn: &mut AnyConnection, pipeline: PipelineExecutionId, now: UniversalTimestamp) -> Result<usize> {
+    let n = diesel::update(
+        te::table
+            .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
+            .filter(te::status.eq_any([TaskStatus::NotStarted.as_str(), TaskStatus::Ready.as_str()])),
+    )
+    .set((
+        te::status.eq(TaskStatus::Cancelled.as_str()),
+        te::completed_at.eq(now),
+        te::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n)
+}
+
+/// What recovery did with one task whose lease expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredTask {
+    /// The task.
+    pub task_execution_id: TaskExecutionId,
+    /// Its pipeline.
+    pub pipeline_execution_id: PipelineExecutionId,
+    /// The runner that lost it.
+    pub previous_claimant: Option<String>,
+    /// `Ready` (another attempt follows) or `Failed` (attempts spent).
+    pub new_status: TaskStatus,
+    /// The attempt number after the decision.
+    pub attempt: u32,
+}
+
+/// Finds up to `limit` `Running` tasks whose lease expired before `now` and resets each to
+/// `Ready` (attempt + 1) or, when its attempts are spent, to `Failed`, writing one
+/// `recovery_events` row per decision, in one transaction.
+///
+/// Each reset is conditional on the row still being `Running`, claimed by the same runner, with
+/// its lease still expired, so a runner that renews in time keeps its task.
+pub fn expire_leases(conn: &mut AnyConnection, now: UniversalTimestamp, limit: u32) -> Result<Vec<RecoveredTask>> {
+    write_transaction(conn, |conn| {
+        macro_rules! expired {
+            () => {
+                te::table
+                    .filter(te::status.eq(TaskStatus::Running.as_str()))
+                    .filter(te::lease_expires_at.lt(now))
+                    .order(te::lease_expires_at.asc())
+                    .limit(i64::from(limit))
+                    .select((te::id, te::pipeline_execution_id, te::claimed_by, te::attempt, te::max_attempts))
+            };
+        }
+        type Candidate = (UniversalUuid, UniversalUuid, Option<String>, i32, i32);
+        // As in `claim_ready`: Postgres skips rows another recoverer holds.
+        let candidates: Vec<Candidate> = match conn {
+            #[cfg(feature = "postgres")]
+            AnyConnection::Postgres(c) => expired!().for_update().skip_locked().load(c)?,
+            #[cfg(feature = "sqlite")]
+            AnyConnection::Sqlite(c) => expired!().load(c)?,
+        };
+        let mut recovered = Vec::with_capacity(candidates.len());
+        for (id, pipeline, claimant, attempt, max_attempts) in candidates {
+            let retry = attempt < max_attempts;
+            let (new_status, new_attempt) =
+                if retry { (TaskStatus::Ready, attempt + 1) } else { (TaskStatus::Failed, attempt) };
+            let message = format!(
+                "lease expired (runner {} stopped renewing) during attempt {attempt} of {max_attempts}",
+                claimant.as_deref().unwrap_or("?")
+            );
+            let fence = te::table
+                .find(id)
+                .filter(te::status.eq(TaskStatus::Running.as_str()))
+                .filter(te::claimed_by.eq(claimant.clone()))
+                .filter(te::lease_expires_at.lt(now));
+            let n = diesel::update(fence)
+                .set((
+                    te::status.eq(new_status.as_str()),
+                    te::attempt.eq(new_attempt),
+                    te::claimed_by.eq(None::<String>),
+                    te::lease_expires_at.eq(None::<UniversalTimestamp>),
+                    te::completed_at.eq((!retry).then_some(now)),
+                    te::error_details.eq(&message),
+                    te::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            if n == 0 {
+                continue;
+            }
+            let task = RecoveredTask {
+                task_execution_id: id.into(),
+                pipeline_execution_id: pipeline.into(),
+                previous_claimant: claimant,
+                new_status,
+                attempt: uint(new_attempt),
+            };
+            recovery_events::insert_for_task(conn, &task, &message, now)?;
+            recovered.push(task);
+        }
+        Ok(recovered)
+    })
+}

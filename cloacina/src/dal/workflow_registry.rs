@@ -1,0 +1,84 @@
+//! `workflow_registry`: the workflow definitions runners have seen, by name and structural version.
+
+use diesel::prelude::*;
+use serde_json::Value;
+
+use crate::database::connection::on_inner;
+use crate::database::schema::workflow_registry as wr;
+use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
+use crate::models::RegisteredWorkflow;
+
+#[derive(Insertable, Queryable, Selectable)]
+#[diesel(table_name = wr)]
+struct RegistryRow {
+    id: UniversalUuid,
+    workflow_name: String,
+    version: String,
+    graph: UniversalJson,
+    first_seen_at: UniversalTimestamp,
+    last_seen_at: UniversalTimestamp,
+    created_at: UniversalTimestamp,
+    updated_at: UniversalTimestamp,
+}
+
+impl From<RegistryRow> for RegisteredWorkflow {
+    fn from(r: RegistryRow) -> Self {
+        RegisteredWorkflow {
+            id: r.id.into(),
+            workflow_name: r.workflow_name,
+            version: r.version,
+            graph: r.graph.0,
+            first_seen_at: r.first_seen_at.as_datetime(),
+            last_seen_at: r.last_seen_at.as_datetime(),
+        }
+    }
+}
+
+/// Records that a runner knows `name` at `version`: inserts it on first sight, otherwise only
+/// moves `last_seen_at`. Safe when several runners register at once (one upsert statement).
+pub fn record_seen(
+    conn: &mut AnyConnection,
+    name: &str,
+    version: &str,
+    graph: &Value,
+    now: UniversalTimestamp,
+) -> Result<RegisteredWorkflow> {
+    let row = RegistryRow {
+        id: UniversalUuid::new_v4(),
+        workflow_name: name.to_owned(),
+        version: version.to_owned(),
+        graph: UniversalJson(graph.clone()),
+        first_seen_at: now,
+        last_seen_at: now,
+        created_at: now,
+        updated_at: now,
+    };
+    // `ON CONFLICT` does not compile through `MultiBackend`; the same statement per backend.
+    on_inner!(conn, c => diesel::insert_into(wr::table)
+        .values(&row)
+        .on_conflict((wr::workflow_name, wr::version))
+        .do_update()
+        .set((wr::last_seen_at.eq(now), wr::updated_at.eq(now)))
+        .execute(c))?;
+    get(conn, name, version)?.ok_or(diesel::result::Error::NotFound.into())
+}
+
+/// The registry entry for `name` at `version`, if any.
+pub fn get(conn: &mut AnyConnection, name: &str, version: &str) -> Result<Option<RegisteredWorkflow>> {
+    let row = wr::table
+        .filter(wr::workflow_name.eq(name))
+        .filter(wr::version.eq(version))
+        .select(RegistryRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(RegisteredWorkflow::from))
+}
+
+/// Every registry entry, by name then first sighting.
+pub fn list(conn: &mut AnyConnection) -> Result<Vec<RegisteredWorkflow>> {
+    let rows: Vec<RegistryRow> = wr::table
+        .order((wr::workflow_name.asc(), wr::first_seen_at.asc()))
+        .select(RegistryRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(RegisteredWorkflow::from).collect())
+}

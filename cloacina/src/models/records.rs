@@ -1,0 +1,211 @@
+//! Records the DAL returns: plain Rust with typed ids, statuses and `chrono` times.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::*;
+
+/// One run of a workflow.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PipelineExecution {
+    /// Its id.
+    pub id: PipelineExecutionId,
+    /// The workflow it runs.
+    pub workflow_name: String,
+    /// The workflow version (structural hash) it started with.
+    pub workflow_version: String,
+    /// Where it stands.
+    pub status: PipelineStatus,
+    /// Its input context.
+    pub context_id: Option<ContextId>,
+    /// Its final context, once completed.
+    pub final_context_id: Option<ContextId>,
+    /// Why it failed, if it did.
+    pub error_details: Option<String>,
+    /// When its first task was claimed.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal status.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One task of one pipeline execution.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TaskExecution {
+    /// Its id.
+    pub id: TaskExecutionId,
+    /// The pipeline it belongs to.
+    pub pipeline_execution_id: PipelineExecutionId,
+    /// The task's id within its workflow.
+    pub task_name: String,
+    /// Where it stands.
+    pub status: TaskStatus,
+    /// The current attempt, from 1.
+    pub attempt: u32,
+    /// Attempts allowed in all.
+    pub max_attempts: u32,
+    /// For a waiting retry: when it becomes claimable.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// The runner holding the claim, while Running.
+    pub claimed_by: Option<String>,
+    /// When the claim lapses unless renewed.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// When the current (or last) attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal status.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The last error, if any.
+    pub error_details: Option<String>,
+    /// Trigger rules, as the engine serialised them.
+    pub trigger_rules: Value,
+    /// Task configuration (retry policy, timeout), as the engine serialised it.
+    pub configuration: Value,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A decision recovery made about a task whose lease expired.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RecoveryEvent {
+    /// Its id.
+    pub id: RecoveryEventId,
+    /// The pipeline concerned.
+    pub pipeline_execution_id: PipelineExecutionId,
+    /// The task concerned, if any.
+    pub task_execution_id: Option<TaskExecutionId>,
+    /// What was done (`task_requeued`, `task_failed`).
+    pub recovery_type: String,
+    /// Details (previous claimant, attempt).
+    pub details: Option<Value>,
+    /// When it was decided.
+    pub recovered_at: DateTime<Utc>,
+}
+
+/// A workflow definition some runner has registered.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RegisteredWorkflow {
+    /// Its id.
+    pub id: WorkflowRegistryId,
+    /// Workflow name.
+    pub workflow_name: String,
+    /// Structural version (content hash).
+    pub version: String,
+    /// The task graph as JSON.
+    pub graph: Value,
+    /// First registration.
+    pub first_seen_at: DateTime<Utc>,
+    /// Latest registration.
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// A packaged workflow archive.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WorkflowPackage {
+    /// Its id.
+    pub id: WorkflowPackageId,
+    /// Package name.
+    pub package_name: String,
+    /// Package version.
+    pub version: String,
+    /// Free-text description.
+    pub description: Option<String>,
+    /// The archive bytes.
+    #[serde(skip)]
+    pub content: Vec<u8>,
+    /// Hex SHA-256 of `content`.
+    pub content_sha256: String,
+    /// Free-form metadata.
+    pub metadata: Value,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a schedule does about fire times missed while no runner was up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchupPolicy {
+    /// Only the next future fire time runs.
+    Skip,
+    /// One run for any number of missed times.
+    RunOnce,
+    /// Every missed time runs, up to the schedule's maximum.
+    RunAll,
+}
+
+impl CatchupPolicy {
+    /// Stored text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatchupPolicy::Skip => "skip",
+            CatchupPolicy::RunOnce => "run_once",
+            CatchupPolicy::RunAll => "run_all",
+        }
+    }
+}
+
+impl std::str::FromStr for CatchupPolicy {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "skip" => Ok(Self::Skip),
+            "run_once" => Ok(Self::RunOnce),
+            "run_all" => Ok(Self::RunAll),
+            other => Err(UnknownStatus(other.to_owned())),
+        }
+    }
+}
+
+/// A cron schedule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CronSchedule {
+    /// Its id.
+    pub id: CronScheduleId,
+    /// The workflow it starts.
+    pub workflow_name: String,
+    /// The cron expression.
+    pub cron_expression: String,
+    /// IANA time zone the expression is read in.
+    pub timezone: String,
+    /// Input context of every pipeline it starts.
+    pub context: Value,
+    /// False while paused.
+    pub enabled: bool,
+    /// What to do about missed fire times.
+    pub catchup_policy: CatchupPolicy,
+    /// Most missed fire times `RunAll` replays.
+    pub max_catchup: u32,
+    /// No fire time before this.
+    pub start_at: Option<DateTime<Utc>>,
+    /// No fire time after this.
+    pub end_at: Option<DateTime<Utc>>,
+    /// The next fire time, `None` once the schedule has ended.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// The last fire time handled.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One claimed fire time of one schedule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CronExecution {
+    /// Its id.
+    pub id: CronExecutionId,
+    /// The schedule.
+    pub schedule_id: CronScheduleId,
+    /// The fire time.
+    pub scheduled_time: DateTime<Utc>,
+    /// The pipeline it started, once created.
+    pub pipeline_execution_id: Option<PipelineExecutionId>,
+    /// The runner that claimed it.
+    pub claimed_by: String,
+    /// When it was claimed.
+    pub claimed_at: DateTime<Utc>,
+}
