@@ -1,0 +1,165 @@
+//! `task_executions`, `task_execution_metadata`, `recovery_events`: claims, leases, fenced
+//! completion, retries and recovery.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::dal_pipelines::pipeline;
+use crate::harness::backend_test;
+use cloacina::dal::task_executions::{self as tasks, RecoveredTask};
+use cloacina::dal::{pipeline_executions as pipelines, recovery_events, task_execution_metadata as metadata};
+use cloacina::database::UniversalTimestamp;
+use cloacina::models::{TaskExecution, TaskStatus};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn claim(conn: &mut cloacina::database::AnyConnection, runner: &str, n: u32, now: UniversalTimestamp) -> Vec<TaskExecution> {
+    tasks::claim_ready(conn, runner, n, LEASE, now).expect("claim")
+}
+
+backend_test!(claim_takes_ready_tasks_oldest_first_up_to_the_limit, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    let newer = pipelines::create(&mut conn, &pipeline("w", 2, 0), now.plus(secs(1))).expect("create newer");
+    let older = pipelines::create(&mut conn, &pipeline("w", 1, 2), now).expect("create older");
+    let later = now.plus(secs(2));
+    let got = claim(&mut conn, "r1", 2, later);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got.iter().filter(|t| t.pipeline_execution_id == older).count(), 1, "the older pipeline's task comes first");
+    for task in &got {
+        assert_eq!(task.status, TaskStatus::Running);
+        assert_eq!(task.claimed_by.as_deref(), Some("r1"));
+        assert_eq!(task.lease_expires_at, Some(later.plus(LEASE).as_datetime()));
+        assert_eq!(task.started_at, Some(later.as_datetime()));
+    }
+    // One Ready task is left (of the newer pipeline); NotStarted tasks are never claimed.
+    let rest = claim(&mut conn, "r2", 10, later);
+    assert_eq!(rest.iter().map(|t| t.pipeline_execution_id).collect::<Vec<_>>(), vec![newer]);
+    assert!(claim(&mut conn, "r2", 10, later).is_empty());
+    assert!(claim(&mut conn, "r2", 0, later).is_empty());
+});
+
+backend_test!(completion_is_fenced_on_the_claim_and_atomic, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    let task = claim(&mut conn, "r1", 1, now).remove(0);
+    assert!(!tasks::complete(&mut conn, task.id, "intruder", &json!({"x": 1}), now).expect("fenced"));
+    assert_eq!(metadata::output_of(&mut conn, task.id).expect("meta"), None, "a lost claim writes nothing");
+    assert!(tasks::complete(&mut conn, task.id, "r1", &json!({"x": 2}), now).expect("complete"));
+    assert!(!tasks::complete(&mut conn, task.id, "r1", &json!({"x": 3}), now).expect("only once"));
+    let row = tasks::get(&mut conn, task.id).expect("get").expect("row");
+    assert_eq!((row.status, row.completed_at, row.lease_expires_at), (TaskStatus::Completed, Some(now.as_datetime()), None));
+    assert_eq!(metadata::output_of(&mut conn, task.id).expect("meta"), Some(json!({"x": 2})));
+    let outputs = metadata::outputs_for_pipeline(&mut conn, task.pipeline_execution_id).expect("outputs");
+    assert_eq!(outputs, vec![("task_00000".to_owned(), json!({"x": 2}))]);
+});
+
+backend_test!(failure_and_release_are_fenced_on_the_claim, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    pipelines::create(&mut conn, &pipeline("w", 2, 0), now).expect("create");
+    let got = claim(&mut conn, "r1", 2, now);
+    assert!(!tasks::fail(&mut conn, got[0].id, "r2", "nope", now).expect("fenced"));
+    assert!(tasks::fail(&mut conn, got[0].id, "r1", "bad input", now).expect("fail"));
+    let failed = tasks::get(&mut conn, got[0].id).expect("get").expect("row");
+    assert_eq!((failed.status, failed.error_details.as_deref()), (TaskStatus::Failed, Some("bad input")));
+    assert!(!tasks::release(&mut conn, got[1].id, "r2", now).expect("fenced"));
+    assert!(tasks::release(&mut conn, got[1].id, "r1", now).expect("release"));
+    let again = claim(&mut conn, "r2", 5, now);
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempt), (got[1].id, 1), "a release spends no attempt");
+});
+
+backend_test!(a_retry_waits_as_a_ready_row_until_retry_at, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    let task = claim(&mut conn, "r1", 1, now).remove(0);
+    let retry_at = now.plus(secs(60));
+    assert!(!tasks::schedule_retry(&mut conn, task.id, "r2", "flaky", retry_at, now).expect("fenced"));
+    assert!(tasks::schedule_retry(&mut conn, task.id, "r1", "flaky", retry_at, now).expect("retry"));
+    let row = tasks::get(&mut conn, task.id).expect("get").expect("row");
+    assert_eq!((row.status, row.attempt, row.claimed_by.clone()), (TaskStatus::Ready, 2, None));
+    assert_eq!(row.retry_at, Some(retry_at.as_datetime()));
+    assert!(claim(&mut conn, "r1", 1, now.plus(secs(59))).is_empty(), "not claimable before retry_at");
+    let again = claim(&mut conn, "r1", 1, retry_at);
+    assert_eq!((again.len(), again[0].attempt, again[0].retry_at), (1, 2, None));
+});
+
+backend_test!(lease_renewal_keeps_only_what_the_runner_holds, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    pipelines::create(&mut conn, &pipeline("w", 2, 0), now).expect("create");
+    let got = claim(&mut conn, "r1", 2, now);
+    let ids: Vec<_> = got.iter().map(|t| t.id).collect();
+    assert!(tasks::renew_leases(&mut conn, "r2", &ids, now.plus(secs(90)), now).expect("renew").is_empty());
+    assert!(tasks::complete(&mut conn, ids[1], "r1", &json!({}), now).expect("complete"));
+    let held = tasks::renew_leases(&mut conn, "r1", &ids, now.plus(secs(90)), now).expect("renew");
+    assert_eq!(held, vec![ids[0]]);
+    let row = tasks::get(&mut conn, ids[0]).expect("get").expect("row");
+    assert_eq!(row.lease_expires_at, Some(now.plus(secs(90)).as_datetime()));
+});
+
+backend_test!(expired_leases_are_requeued_or_failed_with_a_recovery_event, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    let p = pipelines::create(&mut conn, &pipeline("w", 2, 0), now).expect("create");
+    let got = claim(&mut conn, "dead-runner", 2, now);
+    // The second task is already on its last attempt (max_attempts is 2 in the fixture).
+    assert!(tasks::schedule_retry(&mut conn, got[1].id, "dead-runner", "flaky", now, now).expect("retry"));
+    let last = claim(&mut conn, "dead-runner", 1, now).remove(0);
+    assert_eq!(last.attempt, 2);
+    // Nothing has expired yet.
+    assert!(tasks::expire_leases(&mut conn, now.plus(secs(29)), 10).expect("early").is_empty());
+    let later = now.plus(secs(31));
+    let mut recovered = tasks::expire_leases(&mut conn, later, 10).expect("expire");
+    recovered.sort_by_key(|r| r.task_execution_id == last.id);
+    assert_eq!(
+        recovered,
+        vec![
+            RecoveredTask { task_execution_id: got[0].id, pipeline_execution_id: p, previous_claimant: Some("dead-runner".into()), new_status: TaskStatus::Ready, attempt: 2 },
+            RecoveredTask { task_execution_id: last.id, pipeline_execution_id: p, previous_claimant: Some("dead-runner".into()), new_status: TaskStatus::Failed, attempt: 2 },
+        ]
+    );
+    // The dead runner's late completion is refused: it no longer holds the claim.
+    assert!(!tasks::complete(&mut conn, got[0].id, "dead-runner", &json!({}), later).expect("fenced"));
+    let events = recovery_events::list_for_pipeline(&mut conn, p).expect("events");
+    let mut kinds: Vec<_> = events.iter().map(|e| e.recovery_type.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, [recovery_events::TASK_FAILED, recovery_events::TASK_REQUEUED]);
+    assert!(events.iter().all(|e| e.details.as_ref().is_some_and(|d| d["previous_claimant"] == "dead-runner")));
+    // Another runner picks the requeued task up; nothing is recovered twice.
+    assert_eq!(claim(&mut conn, "r2", 10, later).iter().map(|t| t.id).collect::<Vec<_>>(), vec![got[0].id]);
+    assert!(tasks::expire_leases(&mut conn, later, 10).expect("again").is_empty());
+});
+
+backend_test!(a_renewed_lease_is_not_expired, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    let task = claim(&mut conn, "r1", 1, now).remove(0);
+    tasks::renew_leases(&mut conn, "r1", &[task.id], now.plus(secs(120)), now.plus(secs(20))).expect("renew");
+    assert!(tasks::expire_leases(&mut conn, now.plus(secs(60)), 10).expect("expire").is_empty());
+});
+
+backend_test!(not_started_tasks_resolve_once_and_cancel, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    let p = pipelines::create(&mut conn, &pipeline("w", 1, 3), now).expect("create");
+    let rows = tasks::list_for_pipeline(&mut conn, p).expect("list");
+    let waiting: Vec<_> = rows.iter().filter(|r| r.status == TaskStatus::NotStarted).map(|r| r.id).collect();
+    assert_eq!(tasks::resolve_not_started(&mut conn, &waiting[..1], TaskStatus::Ready, now).expect("ready"), vec![waiting[0]]);
+    assert!(tasks::resolve_not_started(&mut conn, &waiting[..1], TaskStatus::Skipped, now).expect("again").is_empty());
+    assert_eq!(tasks::resolve_not_started(&mut conn, &waiting[1..2], TaskStatus::Skipped, now).expect("skip").len(), 1);
+    let skipped = tasks::get(&mut conn, waiting[1]).expect("get").expect("row");
+    assert_eq!((skipped.status, skipped.completed_at), (TaskStatus::Skipped, Some(now.as_datetime())));
+    // Cancel hits the two Ready tasks and the last NotStarted one, not the Skipped one.
+    assert_eq!(tasks::cancel_unstarted(&mut conn, p, now).expect("cancel"), 3);
+    assert!(claim(&mut conn, "r1", 10, now).is_empty());
+});

@@ -1,0 +1,16 @@
+//! Integration tests of the persistence foundation. Every DAL test runs on SQLite and on
+//! PostgreSQL (see `harness::backend_test!`); each test gets its own database.
+
+#![allow(unreachable_pub, missing_docs, clippy::unwrap_used)]
+
+mod harness;
+
+mod concurrency;
+mod dal_cron;
+mod dal_pipelines;
+mod dal_registry;
+mod dal_tasks;
+mod migrations;
+mod schema_parity;
+mod universal_types;
+mod url_selection;
