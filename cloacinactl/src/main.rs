@@ -1,1 +1,47 @@
-fn main(){}
+//! `cloacinactl`: the operator CLI for Cloacina databases. Thin: parses arguments and hands each
+//! command to its module under `commands/`.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Operate Cloacina databases.
+#[derive(Debug, Parser)]
+#[command(name = "cloacinactl", version, about)]
+struct Cli {
+    /// Database URL: postgres://…, sqlite://path, sqlite::memory:, or a file path.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// PostgreSQL schema holding Cloacina's tables (a tenant); PostgreSQL only.
+    #[arg(long, global = true, env = "CLOACINA_SCHEMA")]
+    schema: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Database schema management.
+    #[command(subcommand)]
+    Db(commands::db::DbCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let target = commands::Target { url: cli.database_url, schema: cli.schema };
+    let result = match cli.command {
+        Command::Db(cmd) => commands::db::run(&target, cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, the whole cause chain; messages from the library never contain a password.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

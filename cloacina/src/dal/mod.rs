@@ -22,6 +22,19 @@ pub mod workflow_registry;
 pub use crate::database::connection::write_transaction;
 use crate::database::{Error, UniversalTimestamp};
 
+/// Number of rows in each table of [`TABLES`](crate::database::schema::TABLES), in that order.
+pub fn row_counts(conn: &mut crate::database::AnyConnection) -> crate::database::Result<Vec<(&'static str, i64)>> {
+    use crate::database::schema::*;
+    use diesel::prelude::*;
+    macro_rules! counts {
+        ($($table:ident),*) => {
+            vec![$((stringify!($table), $table::table.count().get_result::<i64>(conn)?)),*]
+        };
+    }
+    Ok(counts!(contexts, pipeline_executions, task_executions, task_execution_metadata, recovery_events,
+        workflow_registry, workflow_packages, cron_schedules, cron_executions))
+}
+
 /// Rows per multi-row `INSERT`: keeps bind parameters under SQLite's 32,766 and Postgres' 65,535.
 const INSERT_CHUNK: usize = 1_000;
 

@@ -99,7 +99,11 @@ pub fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<AnyConne
         }
         validate_schema_name(schema)?;
     }
-    let connect_error = |reason: String| Error::Connect { url: url.redacted(), reason: url.scrub(&reason) };
+    // libpq's messages span several lines; keep the error on one.
+    let connect_error = |reason: String| Error::Connect {
+        url: url.redacted(),
+        reason: url.scrub(&reason.split_whitespace().collect::<Vec<_>>().join(" ")),
+    };
     match url.backend() {
         #[cfg(feature = "postgres")]
         Backend::Postgres => {

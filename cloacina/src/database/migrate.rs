@@ -60,9 +60,13 @@ pub fn run_pending(conn: &mut AnyConnection, schema: Option<&str>) -> Result<Vec
     }
 }
 
-/// Reports applied and pending migrations without changing anything.
+/// Reports applied and pending migrations without changing anything (not even creating
+/// Diesel's bookkeeping table in a database that was never migrated).
 pub fn status(conn: &mut AnyConnection) -> Result<MigrationStatus> {
     let backend = conn.backend();
+    if !has_bookkeeping_table(conn)? {
+        return Ok(MigrationStatus { backend, applied: Vec::new(), pending: known_versions(backend)? });
+    }
     let (applied, pending) = match conn {
         #[cfg(feature = "postgres")]
         AnyConnection::Postgres(c) => inspect(c, &POSTGRES)?,
@@ -82,6 +86,29 @@ pub fn known_versions(backend: Backend) -> Result<Vec<String>> {
         #[allow(unreachable_patterns)]
         other => Err(Error::BackendNotCompiled { backend: other }),
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Whether `__diesel_schema_migrations` exists where this connection looks for tables.
+fn has_bookkeeping_table(conn: &mut AnyConnection) -> Result<bool> {
+    use diesel::RunQueryDsl;
+    // The catalogues differ: Postgres resolves through the search_path, SQLite has one namespace.
+    let sql = match conn.backend() {
+        Backend::Postgres => {
+            "SELECT count(*) AS n FROM pg_catalog.pg_tables \
+             WHERE schemaname = current_schema() AND tablename = '__diesel_schema_migrations'"
+        }
+        Backend::Sqlite => {
+            "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = '__diesel_schema_migrations'"
+        }
+    };
+    let found: Count = diesel::sql_query(sql).get_result(conn)?;
+    Ok(found.n > 0)
 }
 
 fn migration_error(e: impl std::fmt::Display) -> Error {

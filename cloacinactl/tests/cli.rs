@@ -1,0 +1,115 @@
+//! `cloacinactl db migrate|status` against real databases, and its errors for bad input.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+fn cloacinactl<S: AsRef<std::ffi::OsStr>>(args: &[S], url: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloacinactl"));
+    cmd.args(args).env_remove("DATABASE_URL").env_remove("CLOACINA_SCHEMA");
+    if let Some(url) = url {
+        cmd.env("DATABASE_URL", url);
+    }
+    cmd.output().expect("run cloacinactl")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+/// migrate → status --json → status (table), on one database.
+fn migrate_then_status(url: &str, schema: Option<&str>) {
+    let mut extra: Vec<&str> = Vec::new();
+    if let Some(s) = schema {
+        extra.extend(["--schema", s]);
+    }
+    let with = |args: &[&'static str]| -> Vec<String> { args.iter().chain(&extra).map(|s| (*s).to_owned()).collect() };
+
+    let before = cloacinactl(&with(&["db", "status", "--json"]), Some(url));
+    assert!(before.status.success(), "{}", stderr(&before));
+    let before: serde_json::Value = serde_json::from_str(&stdout(&before)).unwrap();
+    assert_eq!(before["applied"].as_array().unwrap().len(), 0);
+    assert_eq!(before["pending"].as_array().unwrap().len(), 1);
+    assert!(before["rows"].is_null());
+
+    let migrated = cloacinactl(&with(&["db", "migrate"]), Some(url));
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    assert!(stdout(&migrated).contains("applied 1 migration(s)"), "{}", stdout(&migrated));
+    let again = cloacinactl(&with(&["db", "migrate"]), Some(url));
+    assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
+
+    let after = cloacinactl(&with(&["db", "status", "--json"]), Some(url));
+    let after: serde_json::Value = serde_json::from_str(&stdout(&after)).unwrap();
+    assert_eq!(after["pending"].as_array().unwrap().len(), 0);
+    assert_eq!(after["rows"]["task_executions"], 0);
+    assert_eq!(after["rows"].as_object().unwrap().len(), 9);
+
+    let table = cloacinactl(&with(&["db", "status"]), Some(url));
+    let text = stdout(&table);
+    assert!(text.contains("1 applied, 0 pending") && text.contains("pipeline_executions"), "{text}");
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn migrate_and_status_on_sqlite() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-dbs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.canonicalize().unwrap().join(format!("{}.db", unique("cli")));
+    let url = format!("sqlite://{}", path.display());
+    migrate_then_status(&url, None);
+    let status = cloacinactl(&["db", "status", "--json"], Some(&url));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(json["backend"], "sqlite");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn migrate_and_status_on_postgres_schema() {
+    let url = std::env::var("CLOACINA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let schema = unique("cli");
+    migrate_then_status(&url, Some(&schema));
+    let parsed = cloacina::database::DatabaseUrl::parse(&url).unwrap();
+    let mut conn = cloacina::database::establish(&parsed, &Default::default()).unwrap();
+    diesel::connection::SimpleConnection::batch_execute(&mut conn, &format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_a_failure_code() {
+    let cases: [(&[&str], Option<&str>, &str); 3] = [
+        (&["db", "status"], None, "no database URL: pass --database-url or set DATABASE_URL"),
+        (&["db", "status"], Some("mysql://root:pw@localhost/app"), "unsupported database URL scheme `mysql://`"),
+        (&["db", "migrate", "--database-url", "redis://localhost"], None, "unsupported database URL scheme `redis://`"),
+    ];
+    for (args, url, expected) in cases {
+        let out = cloacinactl(args, url);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert_eq!(err.lines().count(), 1, "one line on stderr, got: {err}");
+        assert!(err.contains(expected), "{err}");
+        assert!(!err.contains("pw@"), "{err}");
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn unreachable_server_is_reported_without_the_password() {
+    let out = cloacinactl(&["db", "status"], Some("postgres://admin:s3cret@127.0.0.1:1/app"));
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect to postgres://admin:***@127.0.0.1:1/app"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+}
