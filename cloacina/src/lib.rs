@@ -13,3 +13,8 @@ pub mod database;
 pub mod models;
 
 pub use database::{Backend, BackendFeature, Database, DatabaseConfig};
+
+/// The README's example must compile (it is built as a doctest, not run).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

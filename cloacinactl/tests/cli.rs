@@ -83,7 +83,8 @@ fn migrate_and_status_on_postgres_schema() {
     migrate_then_status(&url, Some(&schema));
     let parsed = cloacina::database::DatabaseUrl::parse(&url).unwrap();
     let mut conn = cloacina::database::establish(&parsed, &Default::default()).unwrap();
-    diesel::connection::SimpleConnection::batch_execute(&mut conn, &format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
+    diesel::connection::SimpleConnection::batch_execute(&mut conn, &format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .unwrap();
 }
 
 #[test]

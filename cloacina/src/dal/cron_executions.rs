@@ -90,7 +90,8 @@ pub fn reclaim_orphaned(
     limit: u32,
 ) -> Result<Vec<CronExecution>> {
     write_transaction(conn, |conn| {
-        let orphaned = || ce::table.filter(ce::pipeline_execution_id.is_null()).filter(ce::claimed_at.lt(claimed_before));
+        let orphaned =
+            || ce::table.filter(ce::pipeline_execution_id.is_null()).filter(ce::claimed_at.lt(claimed_before));
         let ids: Vec<UniversalUuid> =
             orphaned().order(ce::claimed_at.asc()).limit(i64::from(limit)).select(ce::id).load(conn)?;
         if ids.is_empty() {

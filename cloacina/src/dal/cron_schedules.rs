@@ -132,10 +132,8 @@ pub fn due(conn: &mut AnyConnection, now: UniversalTimestamp, limit: u32) -> Res
 
 /// The earliest next fire time of any enabled schedule: how long the cron service may sleep.
 pub fn next_due_time(conn: &mut AnyConnection) -> Result<Option<DateTime<Utc>>> {
-    let t: Option<UniversalTimestamp> = cs::table
-        .filter(cs::enabled.eq(UniversalBool(true)))
-        .select(diesel::dsl::min(cs::next_run_at))
-        .first(conn)?;
+    let t: Option<UniversalTimestamp> =
+        cs::table.filter(cs::enabled.eq(UniversalBool(true))).select(diesel::dsl::min(cs::next_run_at)).first(conn)?;
     Ok(time(t))
 }
 

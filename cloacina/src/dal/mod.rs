@@ -31,8 +31,7 @@ pub fn row_counts(conn: &mut crate::database::AnyConnection) -> crate::database:
             vec![$((stringify!($table), $table::table.count().get_result::<i64>(conn)?)),*]
         };
     }
-    Ok(counts!(contexts, pipeline_executions, task_executions, task_execution_metadata, recovery_events,
-        workflow_registry, workflow_packages, cron_schedules, cron_executions))
+    Ok(crate::for_each_table!(counts))
 }
 
 /// Rows per multi-row `INSERT`: keeps bind parameters under SQLite's 32,766 and Postgres' 65,535.

@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use super::{contexts, corrupt, task_executions, time, write_transaction};
-use crate::database::schema::pipeline_executions as pe;
 use crate::database::connection::MultiBackend;
+use crate::database::schema::pipeline_executions as pe;
 use crate::database::{AnyConnection, Result, UniversalTimestamp, UniversalUuid};
 use crate::models::{ContextId, PipelineExecution, PipelineExecutionId, PipelineStatus};
 
@@ -142,9 +142,7 @@ pub fn list(conn: &mut AnyConnection, filter: &PipelineFilter) -> Result<Vec<Pip
 pub fn count_by_status(conn: &mut AnyConnection) -> Result<Vec<(PipelineStatus, i64)>> {
     let rows: Vec<(String, i64)> =
         pe::table.group_by(pe::status).select((pe::status, diesel::dsl::count_star())).load(conn)?;
-    rows.into_iter()
-        .map(|(s, n)| Ok((s.parse().map_err(|e| corrupt("pipeline_executions", e))?, n)))
-        .collect()
+    rows.into_iter().map(|(s, n)| Ok((s.parse().map_err(|e| corrupt("pipeline_executions", e))?, n))).collect()
 }
 
 #[derive(AsChangeset)]

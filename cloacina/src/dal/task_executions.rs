@@ -260,7 +260,13 @@ pub fn complete(
 
 /// Records a final failure (`Running` → `Failed`), fenced on the claim.
 #[must_use = "the claim may have been lost"]
-pub fn fail(conn: &mut AnyConnection, id: TaskExecutionId, runner: &str, error: &str, now: UniversalTimestamp) -> Result<bool> {
+pub fn fail(
+    conn: &mut AnyConnection,
+    id: TaskExecutionId,
+    runner: &str,
+    error: &str,
+    now: UniversalTimestamp,
+) -> Result<bool> {
     let n = diesel::update(claimed!(id, runner))
         .set((
             te::status.eq(TaskStatus::Failed.as_str()),
@@ -327,28 +333,24 @@ pub fn resolve_not_started(
     let moved: Vec<UniversalUuid> = diesel::update(
         te::table.filter(te::id.eq_any(uuids(ids))).filter(te::status.eq(TaskStatus::NotStarted.as_str())),
     )
-    .set((
-        te::status.eq(to.as_str()),
-        te::completed_at.eq(to.is_terminal().then_some(now)),
-        te::updated_at.eq(now),
-    ))
+    .set((te::status.eq(to.as_str()), te::completed_at.eq(to.is_terminal().then_some(now)), te::updated_at.eq(now)))
     .returning(te::id)
     .get_results(conn)?;
     Ok(moved.into_iter().map(TaskExecutionId::from).collect())
 }
 
 /// Cancels every task of a pipeline that has not started (`NotStarted` or `Ready`); returns how many.
-pub fn cancel_unstarted(conn: &mut AnyConnection, pipeline: PipelineExecutionId, now: UniversalTimestamp) -> Result<usize> {
+pub fn cancel_unstarted(
+    conn: &mut AnyConnection,
+    pipeline: PipelineExecutionId,
+    now: UniversalTimestamp,
+) -> Result<usize> {
     let n = diesel::update(
         te::table
             .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
             .filter(te::status.eq_any([TaskStatus::NotStarted.as_str(), TaskStatus::Ready.as_str()])),
     )
-    .set((
-        te::status.eq(TaskStatus::Cancelled.as_str()),
-        te::completed_at.eq(now),
-        te::updated_at.eq(now),
-    ))
+    .set((te::status.eq(TaskStatus::Cancelled.as_str()), te::completed_at.eq(now), te::updated_at.eq(now)))
     .execute(conn)?;
     Ok(n)
 }

@@ -93,6 +93,7 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<(String, String, String)>> {
 
 /// Deletes the package `name` at `version`; returns whether it existed.
 pub fn delete(conn: &mut AnyConnection, name: &str, version: &str) -> Result<bool> {
-    let n = diesel::delete(wp::table.filter(wp::package_name.eq(name)).filter(wp::version.eq(version))).execute(conn)?;
+    let n =
+        diesel::delete(wp::table.filter(wp::package_name.eq(name)).filter(wp::version.eq(version))).execute(conn)?;
     Ok(n == 1)
 }

@@ -127,12 +127,30 @@ pub fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<AnyConne
                 "PRAGMA foreign_keys = ON".to_owned(),
             ];
             for pragma in &pragmas {
-                conn.batch_execute(pragma).map_err(|e| connect_error(e.to_string()))?;
+                run_pragma(&mut conn, pragma, options.busy_timeout).map_err(|e| connect_error(e.to_string()))?;
             }
             Ok(AnyConnection::Sqlite(conn))
         }
         #[allow(unreachable_patterns)]
         other => Err(Error::BackendNotCompiled { backend: other }),
+    }
+}
+
+/// Runs one setup PRAGMA, retrying while the file is locked.
+///
+/// Switching a new file to WAL needs an exclusive lock and can fail with "database is locked"
+/// without going through the busy handler when several processes open the file at once; the
+/// switch is persistent, so retrying until the busy timeout is enough.
+#[cfg(feature = "sqlite")]
+fn run_pragma(conn: &mut diesel::SqliteConnection, pragma: &str, busy_timeout: Duration) -> diesel::QueryResult<()> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    loop {
+        match conn.batch_execute(pragma) {
+            Err(e) if e.to_string().contains("database is locked") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -199,7 +217,10 @@ mod tests {
     fn connect_timeout_is_added_once() {
         let t = Duration::from_secs(5);
         assert_eq!(with_connect_timeout("postgres://h/db", t), "postgres://h/db?connect_timeout=5");
-        assert_eq!(with_connect_timeout("postgres://h/db?sslmode=disable", t), "postgres://h/db?sslmode=disable&connect_timeout=5");
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?sslmode=disable", t),
+            "postgres://h/db?sslmode=disable&connect_timeout=5"
+        );
         assert_eq!(with_connect_timeout("postgres://h/db?connect_timeout=9", t), "postgres://h/db?connect_timeout=9");
     }
 }

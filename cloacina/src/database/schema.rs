@@ -192,15 +192,31 @@ diesel::allow_tables_to_appear_in_same_query!(
     cron_executions
 );
 
+/// Calls `$callback!(contexts, pipeline_executions, …)` with every table of the schema, in
+/// dependency order (parents first): the one list of tables, for code that visits each of them.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! for_each_table {
+    ($callback:ident) => {
+        $callback!(
+            contexts,
+            pipeline_executions,
+            task_executions,
+            task_execution_metadata,
+            recovery_events,
+            workflow_registry,
+            workflow_packages,
+            cron_schedules,
+            cron_executions
+        )
+    };
+}
+
+macro_rules! table_names {
+    ($($table:ident),*) => {
+        [$(stringify!($table)),*]
+    };
+}
+
 /// Every table of the schema, in dependency order (parents first).
-pub const TABLES: [&str; 9] = [
-    "contexts",
-    "pipeline_executions",
-    "task_executions",
-    "task_execution_metadata",
-    "recovery_events",
-    "workflow_registry",
-    "workflow_packages",
-    "cron_schedules",
-    "cron_executions",
-];
+pub const TABLES: [&str; 9] = for_each_table!(table_names);

@@ -38,27 +38,28 @@ impl DatabaseUrl {
             return Err(Error::UnsupportedScheme { scheme: String::new() });
         }
         let lower = url.to_ascii_lowercase();
-        let (backend, connect_string, in_memory) = if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_owned(), false)
-        } else if lower == "sqlite::memory:" || lower == ":memory:" || lower == "sqlite://:memory:" {
-            // A named shared-cache database, so every pooled connection of this `Database` sees the
-            // same data; the name is unique per parse, so two `sqlite::memory:` databases never mix.
-            let name = format!("file:cloacina-mem-{}?mode=memory&cache=shared", uuid::Uuid::new_v4().simple());
-            (Backend::Sqlite, name, true)
-        } else if lower.starts_with("sqlite://") || lower.starts_with("file:") {
-            // Diesel rewrites `sqlite://` to SQLite's `file:` URI form itself; pass it through untouched.
-            let in_memory = lower.contains("mode=memory");
-            (Backend::Sqlite, url.to_owned(), in_memory)
-        } else if let Some(rest) = lower.strip_prefix("sqlite:") {
-            if rest.is_empty() {
-                return Err(Error::UnsupportedScheme { scheme: "sqlite:".to_owned() });
-            }
-            (Backend::Sqlite, url["sqlite:".len()..].to_owned(), false)
-        } else if let Some(scheme) = explicit_scheme(url) {
-            return Err(Error::UnsupportedScheme { scheme: format!("{scheme}://") });
-        } else {
-            (Backend::Sqlite, url.to_owned(), false)
-        };
+        let (backend, connect_string, in_memory) =
+            if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+                (Backend::Postgres, url.to_owned(), false)
+            } else if lower == "sqlite::memory:" || lower == ":memory:" || lower == "sqlite://:memory:" {
+                // A named shared-cache database, so every pooled connection of this `Database` sees the
+                // same data; the name is unique per parse, so two `sqlite::memory:` databases never mix.
+                let name = format!("file:cloacina-mem-{}?mode=memory&cache=shared", uuid::Uuid::new_v4().simple());
+                (Backend::Sqlite, name, true)
+            } else if lower.starts_with("sqlite://") || lower.starts_with("file:") {
+                // Diesel rewrites `sqlite://` to SQLite's `file:` URI form itself; pass it through untouched.
+                let in_memory = lower.contains("mode=memory");
+                (Backend::Sqlite, url.to_owned(), in_memory)
+            } else if let Some(rest) = lower.strip_prefix("sqlite:") {
+                if rest.is_empty() {
+                    return Err(Error::UnsupportedScheme { scheme: "sqlite:".to_owned() });
+                }
+                (Backend::Sqlite, url["sqlite:".len()..].to_owned(), false)
+            } else if let Some(scheme) = explicit_scheme(url) {
+                return Err(Error::UnsupportedScheme { scheme: format!("{scheme}://") });
+            } else {
+                (Backend::Sqlite, url.to_owned(), false)
+            };
         if !backend.is_compiled() {
             return Err(Error::BackendNotCompiled { backend });
         }
@@ -97,10 +98,7 @@ impl DatabaseUrl {
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatabaseUrl")
-            .field("backend", &self.backend)
-            .field("url", &self.redacted())
-            .finish()
+        f.debug_struct("DatabaseUrl").field("backend", &self.backend).field("url", &self.redacted()).finish()
     }
 }
 
@@ -173,7 +171,10 @@ mod tests {
     #[test]
     fn redacts_userinfo_and_query_passwords() {
         assert_eq!(redact("postgres://bob:s3cret@db:5432/app"), "postgres://bob:***@db:5432/app");
-        assert_eq!(redact("postgres://db/app?user=bob&password=s3cret&x=1"), "postgres://db/app?user=bob&password=***&x=1");
+        assert_eq!(
+            redact("postgres://db/app?user=bob&password=s3cret&x=1"),
+            "postgres://db/app?user=bob&password=***&x=1"
+        );
         assert_eq!(redact("postgres://bob@db/app"), "postgres://bob@db/app");
         assert_eq!(redact("postgres://bob:p%40ss@db/a"), "postgres://bob:***@db/a");
     }

@@ -35,11 +35,16 @@ backend_test!(due_schedules_and_compare_and_set_advance, |t| {
     schedules::insert(&mut conn, &schedule(now, false), now).expect("paused");
     let found = schedules::due(&mut conn, now, 10).expect("due");
     assert_eq!(found.iter().map(|s| s.id).collect::<Vec<_>>(), vec![due]);
-    assert_eq!((found[0].catchup_policy, found[0].timezone.as_str(), found[0].enabled), (CatchupPolicy::RunOnce, "Europe/Berlin", true));
+    assert_eq!(
+        (found[0].catchup_policy, found[0].timezone.as_str(), found[0].enabled),
+        (CatchupPolicy::RunOnce, "Europe/Berlin", true)
+    );
     assert_eq!(schedules::next_due_time(&mut conn).expect("next"), Some(now.as_datetime()));
     let next = now.plus(Duration::from_secs(300)).as_datetime();
     assert!(schedules::advance(&mut conn, due, now.as_datetime(), Some(next), now.as_datetime(), now).expect("advance"));
-    assert!(!schedules::advance(&mut conn, due, now.as_datetime(), Some(next), now.as_datetime(), now).expect("lost race"));
+    assert!(
+        !schedules::advance(&mut conn, due, now.as_datetime(), Some(next), now.as_datetime(), now).expect("lost race")
+    );
     assert!(schedules::due(&mut conn, now, 10).expect("due").is_empty());
     let s = schedules::get(&mut conn, due).expect("get").expect("row");
     assert_eq!((s.next_run_at, s.last_run_at), (Some(next), Some(now.as_datetime())));
@@ -68,9 +73,12 @@ backend_test!(a_fire_time_is_claimed_once_and_orphans_are_taken_over, |t| {
     // r1 died before creating the pipeline: after the grace period r2 takes the fire time over.
     assert!(fires::reclaim_orphaned(&mut conn, "r2", now, now, 10).expect("too early").is_empty());
     let later = now.plus(Duration::from_secs(120));
-    let taken = fires::reclaim_orphaned(&mut conn, "r2", now.plus(Duration::from_secs(60)), later, 10).expect("reclaim");
+    let taken =
+        fires::reclaim_orphaned(&mut conn, "r2", now.plus(Duration::from_secs(60)), later, 10).expect("reclaim");
     assert_eq!(taken.iter().map(|f| (f.id, f.claimed_by.as_str())).collect::<Vec<_>>(), vec![(won, "r2")]);
-    assert!(fires::reclaim_orphaned(&mut conn, "r3", now.plus(Duration::from_secs(60)), later, 10).expect("again").is_empty());
+    assert!(fires::reclaim_orphaned(&mut conn, "r3", now.plus(Duration::from_secs(60)), later, 10)
+        .expect("again")
+        .is_empty());
     let p = pipelines::create(&mut conn, &pipeline("etl", 1, 0), later).expect("pipeline");
     assert!(fires::attach_pipeline(&mut conn, won, p, later).expect("attach"));
     assert!(!fires::attach_pipeline(&mut conn, won, p, later).expect("attach twice"));

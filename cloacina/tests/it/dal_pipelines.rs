@@ -3,9 +3,9 @@
 use serde_json::json;
 
 use crate::harness::backend_test;
+use cloacina::dal::contexts;
 use cloacina::dal::pipeline_executions::{self as pipelines, NewPipeline, PipelineFilter};
 use cloacina::dal::task_executions::{self as tasks, NewTask};
-use cloacina::dal::contexts;
 use cloacina::database::UniversalTimestamp;
 use cloacina::models::{PipelineStatus, TaskStatus};
 
@@ -39,7 +39,11 @@ backend_test!(create_writes_pipeline_context_and_tasks_together, |t| {
     let statuses: Vec<_> = rows.iter().map(|r| (r.task_name.as_str(), r.status, r.attempt)).collect();
     assert_eq!(
         statuses,
-        vec![("task_00000", TaskStatus::Ready, 1), ("task_00001", TaskStatus::Ready, 1), ("task_00002", TaskStatus::NotStarted, 1)]
+        vec![
+            ("task_00000", TaskStatus::Ready, 1),
+            ("task_00001", TaskStatus::Ready, 1),
+            ("task_00002", TaskStatus::NotStarted, 1)
+        ]
     );
     assert_eq!(rows[0].configuration, json!({"timeout_ms": 1000}));
 });
@@ -68,7 +72,10 @@ backend_test!(list_filters_and_pages_newest_first, |t| {
     let mut ids = Vec::new();
     for i in 0..5u64 {
         let workflow = if i % 2 == 0 { "even" } else { "odd" };
-        ids.push(pipelines::create(&mut conn, &pipeline(workflow, 1, 0), base.plus(std::time::Duration::from_secs(i))).expect("create"));
+        ids.push(
+            pipelines::create(&mut conn, &pipeline(workflow, 1, 0), base.plus(std::time::Duration::from_secs(i)))
+                .expect("create"),
+        );
     }
     let page = |offset, limit| PipelineFilter { offset, limit, ..Default::default() };
     let first: Vec<_> = pipelines::list(&mut conn, &page(0, 2)).expect("p1").into_iter().map(|p| p.id).collect();
@@ -77,24 +84,35 @@ backend_test!(list_filters_and_pages_newest_first, |t| {
     assert_eq!(second, vec![ids[2], ids[1]]);
     let even = PipelineFilter { workflow_name: Some("even".into()), ..Default::default() };
     assert_eq!(pipelines::list(&mut conn, &even).expect("even").len(), 3);
-    let since = PipelineFilter { since: Some(base.plus(std::time::Duration::from_secs(3)).as_datetime()), ..Default::default() };
+    let since = PipelineFilter {
+        since: Some(base.plus(std::time::Duration::from_secs(3)).as_datetime()),
+        ..Default::default()
+    };
     assert_eq!(pipelines::list(&mut conn, &since).expect("since").len(), 2);
-    assert!(pipelines::transition(&mut conn, ids[0], PipelineStatus::Pending, PipelineStatus::Running, None, base).expect("t"));
+    assert!(pipelines::transition(&mut conn, ids[0], PipelineStatus::Pending, PipelineStatus::Running, None, base)
+        .expect("t"));
     let running = PipelineFilter { status: Some(PipelineStatus::Running), ..Default::default() };
     let found: Vec<_> = pipelines::list(&mut conn, &running).expect("running").into_iter().map(|p| p.id).collect();
     assert_eq!(found, vec![ids[0]]);
     let counts = pipelines::count_by_status(&mut conn).expect("counts");
-    assert!(counts.contains(&(PipelineStatus::Pending, 4)) && counts.contains(&(PipelineStatus::Running, 1)), "{counts:?}");
+    assert!(
+        counts.contains(&(PipelineStatus::Pending, 4)) && counts.contains(&(PipelineStatus::Running, 1)),
+        "{counts:?}"
+    );
 });
 
 backend_test!(transitions_are_conditional_on_the_prior_status, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
     let id = pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
-    assert!(pipelines::transition(&mut conn, id, PipelineStatus::Pending, PipelineStatus::Running, None, now).expect("1st"));
+    assert!(
+        pipelines::transition(&mut conn, id, PipelineStatus::Pending, PipelineStatus::Running, None, now).expect("1st")
+    );
     // The same transition again loses: the row is no longer Pending.
-    assert!(!pipelines::transition(&mut conn, id, PipelineStatus::Pending, PipelineStatus::Running, None, now).expect("2nd"));
-    assert!(!pipelines::transition(&mut conn, id, PipelineStatus::Paused, PipelineStatus::Running, None, now).expect("wrong from"));
+    assert!(!pipelines::transition(&mut conn, id, PipelineStatus::Pending, PipelineStatus::Running, None, now)
+        .expect("2nd"));
+    assert!(!pipelines::transition(&mut conn, id, PipelineStatus::Paused, PipelineStatus::Running, None, now)
+        .expect("wrong from"));
     let p = pipelines::get(&mut conn, id).expect("get").expect("exists");
     assert_eq!((p.status, p.started_at, p.completed_at), (PipelineStatus::Running, Some(now.as_datetime()), None));
     assert!(pipelines::complete(&mut conn, id, &json!({"done": true}), now).expect("complete"));
@@ -106,6 +124,14 @@ backend_test!(transitions_are_conditional_on_the_prior_status, |t| {
     assert_eq!(fin, Some(json!({"done": true})));
     // A failed transition records its error.
     let other = pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
-    assert!(pipelines::transition(&mut conn, other, PipelineStatus::Pending, PipelineStatus::Failed, Some("boom"), now).expect("fail"));
+    assert!(pipelines::transition(
+        &mut conn,
+        other,
+        PipelineStatus::Pending,
+        PipelineStatus::Failed,
+        Some("boom"),
+        now
+    )
+    .expect("fail"));
     assert_eq!(pipelines::get(&mut conn, other).expect("get").expect("row").error_details.as_deref(), Some("boom"));
 });

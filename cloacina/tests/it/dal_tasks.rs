@@ -18,7 +18,12 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn claim(conn: &mut cloacina::database::AnyConnection, runner: &str, n: u32, now: UniversalTimestamp) -> Vec<TaskExecution> {
+fn claim(
+    conn: &mut cloacina::database::AnyConnection,
+    runner: &str,
+    n: u32,
+    now: UniversalTimestamp,
+) -> Vec<TaskExecution> {
     tasks::claim_ready(conn, runner, n, LEASE, now).expect("claim")
 }
 
@@ -30,7 +35,11 @@ backend_test!(claim_takes_ready_tasks_oldest_first_up_to_the_limit, |t| {
     let later = now.plus(secs(2));
     let got = claim(&mut conn, "r1", 2, later);
     assert_eq!(got.len(), 2);
-    assert_eq!(got.iter().filter(|t| t.pipeline_execution_id == older).count(), 1, "the older pipeline's task comes first");
+    assert_eq!(
+        got.iter().filter(|t| t.pipeline_execution_id == older).count(),
+        1,
+        "the older pipeline's task comes first"
+    );
     for task in &got {
         assert_eq!(task.status, TaskStatus::Running);
         assert_eq!(task.claimed_by.as_deref(), Some("r1"));
@@ -54,7 +63,10 @@ backend_test!(completion_is_fenced_on_the_claim_and_atomic, |t| {
     assert!(tasks::complete(&mut conn, task.id, "r1", &json!({"x": 2}), now).expect("complete"));
     assert!(!tasks::complete(&mut conn, task.id, "r1", &json!({"x": 3}), now).expect("only once"));
     let row = tasks::get(&mut conn, task.id).expect("get").expect("row");
-    assert_eq!((row.status, row.completed_at, row.lease_expires_at), (TaskStatus::Completed, Some(now.as_datetime()), None));
+    assert_eq!(
+        (row.status, row.completed_at, row.lease_expires_at),
+        (TaskStatus::Completed, Some(now.as_datetime()), None)
+    );
     assert_eq!(metadata::output_of(&mut conn, task.id).expect("meta"), Some(json!({"x": 2})));
     let outputs = metadata::outputs_for_pipeline(&mut conn, task.pipeline_execution_id).expect("outputs");
     assert_eq!(outputs, vec![("task_00000".to_owned(), json!({"x": 2}))]);
@@ -123,8 +135,20 @@ backend_test!(expired_leases_are_requeued_or_failed_with_a_recovery_event, |t| {
     assert_eq!(
         recovered,
         vec![
-            RecoveredTask { task_execution_id: got[0].id, pipeline_execution_id: p, previous_claimant: Some("dead-runner".into()), new_status: TaskStatus::Ready, attempt: 2 },
-            RecoveredTask { task_execution_id: last.id, pipeline_execution_id: p, previous_claimant: Some("dead-runner".into()), new_status: TaskStatus::Failed, attempt: 2 },
+            RecoveredTask {
+                task_execution_id: got[0].id,
+                pipeline_execution_id: p,
+                previous_claimant: Some("dead-runner".into()),
+                new_status: TaskStatus::Ready,
+                attempt: 2
+            },
+            RecoveredTask {
+                task_execution_id: last.id,
+                pipeline_execution_id: p,
+                previous_claimant: Some("dead-runner".into()),
+                new_status: TaskStatus::Failed,
+                attempt: 2
+            },
         ]
     );
     // The dead runner's late completion is refused: it no longer holds the claim.
@@ -154,7 +178,10 @@ backend_test!(not_started_tasks_resolve_once_and_cancel, |t| {
     let p = pipelines::create(&mut conn, &pipeline("w", 1, 3), now).expect("create");
     let rows = tasks::list_for_pipeline(&mut conn, p).expect("list");
     let waiting: Vec<_> = rows.iter().filter(|r| r.status == TaskStatus::NotStarted).map(|r| r.id).collect();
-    assert_eq!(tasks::resolve_not_started(&mut conn, &waiting[..1], TaskStatus::Ready, now).expect("ready"), vec![waiting[0]]);
+    assert_eq!(
+        tasks::resolve_not_started(&mut conn, &waiting[..1], TaskStatus::Ready, now).expect("ready"),
+        vec![waiting[0]]
+    );
     assert!(tasks::resolve_not_started(&mut conn, &waiting[..1], TaskStatus::Skipped, now).expect("again").is_empty());
     assert_eq!(tasks::resolve_not_started(&mut conn, &waiting[1..2], TaskStatus::Skipped, now).expect("skip").len(), 1);
     let skipped = tasks::get(&mut conn, waiting[1]).expect("get").expect("row");

@@ -35,10 +35,12 @@ pub(crate) use backend_test;
 /// The PostgreSQL server tests use.
 #[cfg(feature = "postgres")]
 pub fn postgres_url() -> String {
-    std::env::var("CLOACINA_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("CLOACINA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A directory under `target/` for test database files.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub fn scratch_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-dbs");
     std::fs::create_dir_all(&dir).expect("create target/test-dbs");

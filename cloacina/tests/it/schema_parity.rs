@@ -26,8 +26,7 @@ fn declared_columns() -> BTreeMap<&'static str, Vec<String>> {
             map
         }};
     }
-    columns!(contexts, pipeline_executions, task_executions, task_execution_metadata, recovery_events, workflow_registry,
-        workflow_packages, cron_schedules, cron_executions)
+    cloacina::for_each_table!(columns)
 }
 
 #[derive(QueryableByName, Debug, PartialEq)]
@@ -40,6 +39,7 @@ struct Column {
 
 /// (name, nullable) of every column of `table` as the database has it, in declaration order.
 fn actual_columns(conn: &mut AnyConnection, table: &str, schema: Option<&str>) -> Vec<(String, bool)> {
+    let _ = schema; // only PostgreSQL has schemas
     let rows: Vec<Column> = match conn {
         #[cfg(feature = "postgres")]
         AnyConnection::Postgres(_) => diesel::sql_query(

@@ -59,8 +59,12 @@ backend_test!(nulls_round_trip_as_none, |t| {
         .first(&mut conn)
         .expect("select");
     assert_eq!(row, (None, None, None));
-    let missing: Option<UniversalUuid> =
-        pipeline_executions::table.find(UniversalUuid::new_v4()).select(pipeline_executions::id).first(&mut conn).optional().expect("q");
+    let missing: Option<UniversalUuid> = pipeline_executions::table
+        .find(UniversalUuid::new_v4())
+        .select(pipeline_executions::id)
+        .first(&mut conn)
+        .optional()
+        .expect("q");
     assert_eq!(missing, None);
 });
 

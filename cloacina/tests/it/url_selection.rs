@@ -4,7 +4,9 @@ use cloacina::database::{Backend, Database, DatabaseUrl, Error, ErrorKind};
 
 #[test]
 fn unknown_schemes_name_the_scheme_and_the_supported_ones() {
-    for (url, scheme) in [("mysql://u@h/db", "mysql://"), ("redis://h", "redis://"), ("postgress://h/db", "postgress://")] {
+    for (url, scheme) in
+        [("mysql://u@h/db", "mysql://"), ("redis://h", "redis://"), ("postgress://h/db", "postgress://")]
+    {
         let err = DatabaseUrl::parse(url).expect_err(url);
         assert!(matches!(&err, Error::UnsupportedScheme { scheme: s } if s == scheme), "{url}: {err:?}");
         let msg = err.to_string();
@@ -24,9 +26,18 @@ fn unsupported_scheme_never_shows_a_password() {
 #[cfg(feature = "sqlite")]
 #[test]
 fn sqlite_forms_select_sqlite() {
-    for url in ["sqlite://data/app.db", "sqlite:///var/lib/app.db", "sqlite::memory:", ":memory:", "file:app.db?mode=rwc",
-        "app.db", "./data/app.db", "/abs/path/app.db", "sqlite:app.db", "SQLITE://x.db"]
-    {
+    for url in [
+        "sqlite://data/app.db",
+        "sqlite:///var/lib/app.db",
+        "sqlite::memory:",
+        ":memory:",
+        "file:app.db?mode=rwc",
+        "app.db",
+        "./data/app.db",
+        "/abs/path/app.db",
+        "sqlite:app.db",
+        "SQLITE://x.db",
+    ] {
         let parsed = DatabaseUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
         assert_eq!(parsed.backend(), Backend::Sqlite, "{url}");
     }
@@ -123,7 +134,8 @@ fn refused_postgres_connection_reports_the_cause_without_the_password() {
 fn missing_postgres_database_reports_the_server_message() {
     let base = crate::harness::postgres_url();
     let (server, _) = base.rsplit_once('/').expect("url has a database");
-    let err = Database::connect(&format!("{server}/no_such_db_{}", uuid::Uuid::new_v4().simple())).expect_err("missing db");
+    let err =
+        Database::connect(&format!("{server}/no_such_db_{}", uuid::Uuid::new_v4().simple())).expect_err("missing db");
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
 
