@@ -48,6 +48,8 @@ fn main() {
     let any_ns = ns_per_call(|| {
         lookup!(&mut any, id);
     });
+    // Irrefutable in a SQLite-only build, where `AnyConnection` has one variant.
+    #[allow(irrefutable_let_patterns)]
     let AnyConnection::Sqlite(mut native) =
         cloacina::database::establish(db.url(), &Default::default()).expect("connect")
     else {
