@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use serde_json::Value;
 
+use super::serialize_writes;
 use crate::database::schema::contexts;
 use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
 use crate::models::ContextId;
@@ -20,7 +21,7 @@ struct ContextRow {
 pub fn insert(conn: &mut AnyConnection, value: &Value, now: UniversalTimestamp) -> Result<ContextId> {
     let id = ContextId::new();
     let row = ContextRow { id: id.into(), value: UniversalJson(value.clone()), created_at: now, updated_at: now };
-    diesel::insert_into(contexts::table).values(&row).execute(conn)?;
+    serialize_writes(conn, |conn| diesel::insert_into(contexts::table).values(&row).execute(conn))?;
     Ok(id)
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::write_transaction;
+use super::{serialize_writes, write_transaction};
 use crate::database::connection::on_inner;
 use crate::database::schema::cron_executions as ce;
 use crate::database::{AnyConnection, Result, UniversalTimestamp, UniversalUuid};
@@ -57,11 +57,13 @@ pub fn claim(
         updated_at: now,
     };
     // `ON CONFLICT DO NOTHING` does not compile through `MultiBackend`; the same statement per backend.
-    let inserted = on_inner!(conn, c => diesel::insert_into(ce::table)
+    let inserted = serialize_writes(conn, |conn| {
+        on_inner!(conn, c => diesel::insert_into(ce::table)
         .values(&row)
         .on_conflict((ce::schedule_id, ce::scheduled_time))
         .do_nothing()
-        .execute(c))?;
+        .execute(c))
+    })?;
     Ok((inserted == 1).then_some(id))
 }
 
@@ -73,9 +75,11 @@ pub fn attach_pipeline(
     pipeline: PipelineExecutionId,
     now: UniversalTimestamp,
 ) -> Result<bool> {
-    let n = diesel::update(ce::table.find(UniversalUuid::from(id)).filter(ce::pipeline_execution_id.is_null()))
-        .set((ce::pipeline_execution_id.eq(UniversalUuid::from(pipeline)), ce::updated_at.eq(now)))
-        .execute(conn)?;
+    let n = serialize_writes(conn, |conn| {
+        diesel::update(ce::table.find(UniversalUuid::from(id)).filter(ce::pipeline_execution_id.is_null()))
+            .set((ce::pipeline_execution_id.eq(UniversalUuid::from(pipeline)), ce::updated_at.eq(now)))
+            .execute(conn)
+    })?;
     Ok(n == 1)
 }
 

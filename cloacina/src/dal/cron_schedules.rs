@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::{corrupt, int, time, uint};
+use super::{corrupt, int, serialize_writes, time, uint};
 use crate::database::schema::cron_schedules as cs;
 use crate::database::{AnyConnection, Result, UniversalBool, UniversalJson, UniversalTimestamp, UniversalUuid};
 use crate::models::{CatchupPolicy, CronSchedule, CronScheduleId};
@@ -96,7 +96,7 @@ pub fn insert(conn: &mut AnyConnection, new: &NewSchedule, now: UniversalTimesta
         created_at: now,
         updated_at: now,
     };
-    diesel::insert_into(cs::table).values(&row).execute(conn)?;
+    serialize_writes(conn, |conn| diesel::insert_into(cs::table).values(&row).execute(conn))?;
     Ok(id)
 }
 
@@ -148,15 +148,17 @@ pub fn advance(
     fired: DateTime<Utc>,
     now: UniversalTimestamp,
 ) -> Result<bool> {
-    let n = diesel::update(
-        cs::table.find(UniversalUuid::from(id)).filter(cs::next_run_at.eq(UniversalTimestamp::from(expected))),
-    )
-    .set((
-        cs::next_run_at.eq(next.map(UniversalTimestamp::from)),
-        cs::last_run_at.eq(UniversalTimestamp::from(fired)),
-        cs::updated_at.eq(now),
-    ))
-    .execute(conn)?;
+    let n = serialize_writes(conn, |conn| {
+        diesel::update(
+            cs::table.find(UniversalUuid::from(id)).filter(cs::next_run_at.eq(UniversalTimestamp::from(expected))),
+        )
+        .set((
+            cs::next_run_at.eq(next.map(UniversalTimestamp::from)),
+            cs::last_run_at.eq(UniversalTimestamp::from(fired)),
+            cs::updated_at.eq(now),
+        ))
+        .execute(conn)
+    })?;
     Ok(n == 1)
 }
 
@@ -170,18 +172,20 @@ pub fn set_enabled(
     next_run_at: Option<DateTime<Utc>>,
     now: UniversalTimestamp,
 ) -> Result<bool> {
-    let n = diesel::update(cs::table.find(UniversalUuid::from(id)).filter(cs::enabled.eq(UniversalBool(!enabled))))
-        .set((
-            cs::enabled.eq(UniversalBool(enabled)),
-            cs::next_run_at.eq(next_run_at.map(UniversalTimestamp::from)),
-            cs::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    let n = serialize_writes(conn, |conn| {
+        diesel::update(cs::table.find(UniversalUuid::from(id)).filter(cs::enabled.eq(UniversalBool(!enabled))))
+            .set((
+                cs::enabled.eq(UniversalBool(enabled)),
+                cs::next_run_at.eq(next_run_at.map(UniversalTimestamp::from)),
+                cs::updated_at.eq(now),
+            ))
+            .execute(conn)
+    })?;
     Ok(n == 1)
 }
 
 /// Deletes a schedule and its fire-time history; returns whether it existed.
 pub fn delete(conn: &mut AnyConnection, id: CronScheduleId) -> Result<bool> {
-    let n = diesel::delete(cs::table.find(UniversalUuid::from(id))).execute(conn)?;
+    let n = serialize_writes(conn, |conn| diesel::delete(cs::table.find(UniversalUuid::from(id))).execute(conn))?;
     Ok(n == 1)
 }

@@ -19,7 +19,7 @@ pub mod task_executions;
 pub mod workflow_packages;
 pub mod workflow_registry;
 
-pub use crate::database::connection::write_transaction;
+pub use crate::database::connection::{serialize_writes, write_transaction};
 use crate::database::{Error, UniversalTimestamp};
 
 /// Number of rows in each table of [`TABLES`](crate::database::schema::TABLES), in that order.

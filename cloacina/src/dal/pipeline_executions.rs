@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::{contexts, corrupt, task_executions, time, write_transaction};
+use super::{contexts, corrupt, serialize_writes, task_executions, time, write_transaction};
 use crate::database::connection::MultiBackend;
 use crate::database::schema::pipeline_executions as pe;
 use crate::database::{AnyConnection, Result, UniversalTimestamp, UniversalUuid};
@@ -177,9 +177,11 @@ pub fn transition(
         error_details: error,
         final_context_id: None,
     };
-    let n = diesel::update(pe::table.find(UniversalUuid::from(id)).filter(pe::status.eq(from.as_str())))
-        .set(&change)
-        .execute(conn)?;
+    let n = serialize_writes(conn, |conn| {
+        diesel::update(pe::table.find(UniversalUuid::from(id)).filter(pe::status.eq(from.as_str())))
+            .set(&change)
+            .execute(conn)
+    })?;
     Ok(n == 1)
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::{corrupt, int, recovery_events, time, uint, write_transaction, INSERT_CHUNK};
+use super::{corrupt, int, recovery_events, serialize_writes, time, uint, write_transaction, INSERT_CHUNK};
 use crate::database::connection::on_inner;
 use crate::database::schema::task_executions as te;
 use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
@@ -206,15 +206,17 @@ pub fn renew_leases(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let held: Vec<UniversalUuid> = diesel::update(
-        te::table
-            .filter(te::id.eq_any(uuids(ids)))
-            .filter(te::status.eq(TaskStatus::Running.as_str()))
-            .filter(te::claimed_by.eq(runner)),
-    )
-    .set((te::lease_expires_at.eq(until), te::updated_at.eq(now)))
-    .returning(te::id)
-    .get_results(conn)?;
+    let held: Vec<UniversalUuid> = serialize_writes(conn, |conn| {
+        diesel::update(
+            te::table
+                .filter(te::id.eq_any(uuids(ids)))
+                .filter(te::status.eq(TaskStatus::Running.as_str()))
+                .filter(te::claimed_by.eq(runner)),
+        )
+        .set((te::lease_expires_at.eq(until), te::updated_at.eq(now)))
+        .returning(te::id)
+        .get_results(conn)
+    })?;
     Ok(held.into_iter().map(TaskExecutionId::from).collect())
 }
 
@@ -267,15 +269,17 @@ pub fn fail(
     error: &str,
     now: UniversalTimestamp,
 ) -> Result<bool> {
-    let n = diesel::update(claimed!(id, runner))
-        .set((
-            te::status.eq(TaskStatus::Failed.as_str()),
-            te::completed_at.eq(now),
-            te::lease_expires_at.eq(None::<UniversalTimestamp>),
-            te::error_details.eq(error),
-            te::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    let n = serialize_writes(conn, |conn| {
+        diesel::update(claimed!(id, runner))
+            .set((
+                te::status.eq(TaskStatus::Failed.as_str()),
+                te::completed_at.eq(now),
+                te::lease_expires_at.eq(None::<UniversalTimestamp>),
+                te::error_details.eq(error),
+                te::updated_at.eq(now),
+            ))
+            .execute(conn)
+    })?;
     Ok(n == 1)
 }
 
@@ -290,17 +294,19 @@ pub fn schedule_retry(
     retry_at: UniversalTimestamp,
     now: UniversalTimestamp,
 ) -> Result<bool> {
-    let n = diesel::update(claimed!(id, runner))
-        .set((
-            te::status.eq(TaskStatus::Ready.as_str()),
-            te::attempt.eq(te::attempt + 1),
-            te::retry_at.eq(retry_at),
-            te::claimed_by.eq(None::<String>),
-            te::lease_expires_at.eq(None::<UniversalTimestamp>),
-            te::error_details.eq(error),
-            te::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    let n = serialize_writes(conn, |conn| {
+        diesel::update(claimed!(id, runner))
+            .set((
+                te::status.eq(TaskStatus::Ready.as_str()),
+                te::attempt.eq(te::attempt + 1),
+                te::retry_at.eq(retry_at),
+                te::claimed_by.eq(None::<String>),
+                te::lease_expires_at.eq(None::<UniversalTimestamp>),
+                te::error_details.eq(error),
+                te::updated_at.eq(now),
+            ))
+            .execute(conn)
+    })?;
     Ok(n == 1)
 }
 
@@ -308,14 +314,16 @@ pub fn schedule_retry(
 /// claim. Used by a graceful shutdown for tasks it claimed but will not run.
 #[must_use = "the claim may have been lost"]
 pub fn release(conn: &mut AnyConnection, id: TaskExecutionId, runner: &str, now: UniversalTimestamp) -> Result<bool> {
-    let n = diesel::update(claimed!(id, runner))
-        .set((
-            te::status.eq(TaskStatus::Ready.as_str()),
-            te::claimed_by.eq(None::<String>),
-            te::lease_expires_at.eq(None::<UniversalTimestamp>),
-            te::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    let n = serialize_writes(conn, |conn| {
+        diesel::update(claimed!(id, runner))
+            .set((
+                te::status.eq(TaskStatus::Ready.as_str()),
+                te::claimed_by.eq(None::<String>),
+                te::lease_expires_at.eq(None::<UniversalTimestamp>),
+                te::updated_at.eq(now),
+            ))
+            .execute(conn)
+    })?;
     Ok(n == 1)
 }
 
@@ -330,12 +338,14 @@ pub fn resolve_not_started(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let moved: Vec<UniversalUuid> = diesel::update(
-        te::table.filter(te::id.eq_any(uuids(ids))).filter(te::status.eq(TaskStatus::NotStarted.as_str())),
-    )
-    .set((te::status.eq(to.as_str()), te::completed_at.eq(to.is_terminal().then_some(now)), te::updated_at.eq(now)))
-    .returning(te::id)
-    .get_results(conn)?;
+    let moved: Vec<UniversalUuid> = serialize_writes(conn, |conn| {
+        diesel::update(
+            te::table.filter(te::id.eq_any(uuids(ids))).filter(te::status.eq(TaskStatus::NotStarted.as_str())),
+        )
+        .set((te::status.eq(to.as_str()), te::completed_at.eq(to.is_terminal().then_some(now)), te::updated_at.eq(now)))
+        .returning(te::id)
+        .get_results(conn)
+    })?;
     Ok(moved.into_iter().map(TaskExecutionId::from).collect())
 }
 
@@ -345,13 +355,15 @@ pub fn cancel_unstarted(
     pipeline: PipelineExecutionId,
     now: UniversalTimestamp,
 ) -> Result<usize> {
-    let n = diesel::update(
-        te::table
-            .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
-            .filter(te::status.eq_any([TaskStatus::NotStarted.as_str(), TaskStatus::Ready.as_str()])),
-    )
-    .set((te::status.eq(TaskStatus::Cancelled.as_str()), te::completed_at.eq(now), te::updated_at.eq(now)))
-    .execute(conn)?;
+    let n = serialize_writes(conn, |conn| {
+        diesel::update(
+            te::table
+                .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
+                .filter(te::status.eq_any([TaskStatus::NotStarted.as_str(), TaskStatus::Ready.as_str()])),
+        )
+        .set((te::status.eq(TaskStatus::Cancelled.as_str()), te::completed_at.eq(now), te::updated_at.eq(now)))
+        .execute(conn)
+    })?;
     Ok(n)
 }
 

@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::serialize_writes;
 use crate::database::schema::workflow_packages as wp;
 use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
 use crate::models::{WorkflowPackage, WorkflowPackageId};
@@ -68,7 +69,7 @@ pub fn insert(conn: &mut AnyConnection, new: NewPackage, now: UniversalTimestamp
         created_at: now,
         updated_at: now,
     };
-    diesel::insert_into(wp::table).values(&row).execute(conn)?;
+    serialize_writes(conn, |conn| diesel::insert_into(wp::table).values(&row).execute(conn))?;
     Ok(id)
 }
 
@@ -93,7 +94,8 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<(String, String, String)>> {
 
 /// Deletes the package `name` at `version`; returns whether it existed.
 pub fn delete(conn: &mut AnyConnection, name: &str, version: &str) -> Result<bool> {
-    let n =
-        diesel::delete(wp::table.filter(wp::package_name.eq(name)).filter(wp::version.eq(version))).execute(conn)?;
+    let n = serialize_writes(conn, |conn| {
+        diesel::delete(wp::table.filter(wp::package_name.eq(name)).filter(wp::version.eq(version))).execute(conn)
+    })?;
     Ok(n == 1)
 }

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use serde_json::Value;
 
+use super::serialize_writes;
 use crate::database::connection::on_inner;
 use crate::database::schema::workflow_registry as wr;
 use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
@@ -54,12 +55,14 @@ pub fn record_seen(
         updated_at: now,
     };
     // `ON CONFLICT` does not compile through `MultiBackend`; the same statement per backend.
-    on_inner!(conn, c => diesel::insert_into(wr::table)
+    serialize_writes(conn, |conn| {
+        on_inner!(conn, c => diesel::insert_into(wr::table)
         .values(&row)
         .on_conflict((wr::workflow_name, wr::version))
         .do_update()
         .set((wr::last_seen_at.eq(now), wr::updated_at.eq(now)))
-        .execute(c))?;
+        .execute(c))
+    })?;
     get(conn, name, version)?.ok_or(diesel::result::Error::NotFound.into())
 }
 

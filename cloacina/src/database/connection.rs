@@ -168,9 +168,9 @@ fn with_connect_timeout(url: &str, timeout: Duration) -> String {
 /// Runs `f` in a transaction that holds the write lock from its first statement.
 ///
 /// SQLite: `BEGIN IMMEDIATE`, so a transaction that reads and then writes never fails with
-/// "database is locked" on the lock upgrade (a deferred `BEGIN` does, under concurrent writers).
-/// PostgreSQL: a plain `BEGIN`; row locks and conditional updates do the rest.
-/// Nested inside another transaction, it becomes a savepoint.
+/// "database is locked" on the lock upgrade (a deferred `BEGIN` does, under concurrent writers),
+/// inside [`serialize_writes`]. PostgreSQL: a plain `BEGIN`; row locks and conditional updates do
+/// the rest. Nested inside another transaction, it becomes a savepoint.
 pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> std::result::Result<T, E>
 where
     F: FnOnce(&mut AnyConnection) -> std::result::Result<T, E>,
@@ -180,22 +180,82 @@ where
     if Tm::transaction_manager_status_mut(conn).transaction_depth()?.is_some() {
         return conn.transaction(f);
     }
-    match conn {
-        #[cfg(feature = "postgres")]
-        AnyConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
-        #[cfg(feature = "sqlite")]
-        AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-    }
-    match f(conn) {
-        Ok(value) => {
-            Tm::commit_transaction(conn)?;
-            Ok(value)
+    serialize_writes(conn, |conn| {
+        match conn {
+            #[cfg(feature = "postgres")]
+            AnyConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+            #[cfg(feature = "sqlite")]
+            AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
         }
-        Err(user_error) => match Tm::rollback_transaction(conn) {
-            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
-            Err(rollback_error) => Err(rollback_error.into()),
-        },
+        match f(conn) {
+            Ok(value) => {
+                Tm::commit_transaction(conn)?;
+                Ok(value)
+            }
+            Err(user_error) => match Tm::rollback_transaction(conn) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
+                Err(rollback_error) => Err(rollback_error.into()),
+            },
+        }
+    })
+}
+
+/// Runs the write `f`; on SQLite, first waits in this process's queue of writers to the same file.
+///
+/// SQLite admits one writer at a time, and a writer that finds the file locked sleeps and retries
+/// inside `busy_timeout`; under heavy contention a writer can lose every retry and fail with
+/// "database is locked". Queueing the writers of one process on a mutex per file removes that race
+/// (they wait without a deadline); only writers in *other* processes still meet the busy timeout.
+/// On PostgreSQL, `f` runs as is: writers proceed in parallel.
+///
+/// Never check out a second pooled connection to write while inside `f`: the queue is held.
+// In a SQLite-only build `AnyConnection` has one variant, so the `if let` below is irrefutable.
+#[allow(irrefutable_let_patterns)]
+pub fn serialize_writes<T, E, F>(conn: &mut AnyConnection, f: F) -> std::result::Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> std::result::Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    #[cfg(feature = "sqlite")]
+    if let AnyConnection::Sqlite(c) = conn {
+        type Tm = <diesel::SqliteConnection as Connection>::TransactionManager;
+        // Inside a transaction this thread already holds the queue (re-locking would deadlock).
+        if Tm::transaction_manager_status_mut(c).transaction_depth()?.is_none() {
+            let queue = sqlite_writer_queue(c)?;
+            let _turn = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            return f(conn);
+        }
     }
+    f(conn)
+}
+
+/// The writer queue of the file behind `conn` (shared by every connection of this process to it).
+#[cfg(feature = "sqlite")]
+fn sqlite_writer_queue(
+    conn: &mut diesel::SqliteConnection,
+) -> diesel::QueryResult<std::sync::Arc<std::sync::Mutex<()>>> {
+    use diesel::RunQueryDsl;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+
+    #[derive(diesel::QueryableByName)]
+    struct MainFile {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        file: String,
+    }
+    static QUEUES: OnceLock<Mutex<HashMap<String, Weak<Mutex<()>>>>> = OnceLock::new();
+
+    // In-memory databases report "": they have one pooled connection, so sharing a key is harmless.
+    let main: MainFile =
+        diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'").get_result(conn)?;
+    let mut queues = QUEUES.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(queue) = queues.get(&main.file).and_then(Weak::upgrade) {
+        return Ok(queue);
+    }
+    queues.retain(|_, q| q.strong_count() > 0);
+    let queue = Arc::new(Mutex::new(()));
+    queues.insert(main.file, Arc::downgrade(&queue));
+    Ok(queue)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub mod universal_types;
 mod url;
 
 pub use backend::{Backend, BackendFeature};
-pub use connection::{establish, write_transaction, AnyConnection, ConnectOptions};
+pub use connection::{establish, serialize_writes, write_transaction, AnyConnection, ConnectOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use pool::{Database, DatabaseConfig, PooledConnection};
 pub use universal_types::{UniversalBool, UniversalJson, UniversalTimestamp, UniversalUuid};

@@ -1,4 +1,5 @@
-//! Eight threads claiming 10,000 tasks: every task claimed exactly once, no "database is locked".
+//! Eight threads claiming 10,000 tasks, renewing their leases and completing every task: every
+//! task claimed and completed exactly once, no "database is locked".
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -14,7 +15,7 @@ const BATCH: u32 = 16;
 
 backend_test!(eight_claimers_take_every_task_exactly_once, |t| {
     let now = UniversalTimestamp::now();
-    pipelines::create(&mut t.conn(), &pipeline("load", TASKS, 0), now).expect("create");
+    let pipeline = pipelines::create(&mut t.conn(), &pipeline("load", TASKS, 0), now).expect("create");
     let per_thread: Vec<Vec<_>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
             .map(|i| {
@@ -30,7 +31,20 @@ backend_test!(eight_claimers_take_every_task_exactly_once, |t| {
                             return mine;
                         }
                         assert!(got.iter().all(|t| t.claimed_by.as_deref() == Some(runner.as_str())));
-                        mine.extend(got.into_iter().map(|t| t.id));
+                        let ids: Vec<_> = got.iter().map(|t| t.id).collect();
+                        let mut held =
+                            tasks::renew_leases(&mut conn, &runner, &ids, now.plus(Duration::from_secs(120)), now)
+                                .unwrap_or_else(|e| panic!("{runner}: renew failed: {e}"));
+                        held.sort();
+                        let mut expected = ids.clone();
+                        expected.sort();
+                        assert_eq!(held, expected, "{runner} lost a claim nobody else could take");
+                        for id in ids {
+                            let done = tasks::complete(&mut conn, id, &runner, &serde_json::json!({"by": runner}), now)
+                                .unwrap_or_else(|e| panic!("{runner}: complete failed: {e}"));
+                            assert!(done, "{runner} could not complete its own claim");
+                            mine.push(id);
+                        }
                     }
                 })
             })
@@ -41,4 +55,7 @@ backend_test!(eight_claimers_take_every_task_exactly_once, |t| {
     let unique: HashSet<_> = per_thread.iter().flatten().collect();
     assert_eq!(total, TASKS, "claims per thread: {:?}", per_thread.iter().map(Vec::len).collect::<Vec<_>>());
     assert_eq!(unique.len(), TASKS, "a task was claimed twice");
+    let mut conn = t.conn();
+    let outputs = cloacina::dal::task_execution_metadata::outputs_for_pipeline(&mut conn, pipeline).expect("outputs");
+    assert_eq!(outputs.len(), TASKS, "one output per task");
 });
