@@ -6,13 +6,22 @@
 //! (`postgres://…`, for many runners on many hosts).
 //!
 //! This crate currently provides the persistence foundation: [`database`] (URL → backend,
-//! [`database::AnyConnection`], schema, migrations, pool) and [`dal`] (one module per table).
+//! [`database::AnyConnection`], schema, migrations, pool) and [`dal`] (one module per table), and
+//! the pure authoring model the engine will run: [`Context`], [`TaskError`], [`retry`],
+//! [`task::TriggerRule`] and [`workflow`] (graph validation and versioning).
 
+pub mod context;
 pub mod dal;
 pub mod database;
 pub mod models;
+pub mod retry;
+pub mod task;
+pub mod workflow;
 
+pub use context::Context;
 pub use database::{Backend, BackendFeature, Database, DatabaseConfig};
+pub use models::TaskStatus;
+pub use task::TaskError;
 
 /// The README's example must compile (it is built as a doctest, not run).
 #[cfg(doctest)]
