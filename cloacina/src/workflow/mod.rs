@@ -1,6 +1,6 @@
-//! Workflow structure: a validated DAG of task specifications, its deterministic order and its
-//! structural version. Pure: no database and no task code (the engine pairs a [`WorkflowSpec`]
-//! with the task functions).
+//! Workflows: [`WorkflowSpec`], a validated DAG of task specifications with its deterministic order
+//! and structural version, and [`Workflow`], the spec paired with each task's code. Pure: no
+//! database.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -10,6 +10,10 @@ use sha2::{Digest, Sha256};
 
 use crate::retry::RetryPolicy;
 use crate::task::TriggerRule;
+
+mod definition;
+
+pub use definition::{Task, TaskFuture, Workflow, WorkflowBuilder};
 
 /// Why a workflow definition was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

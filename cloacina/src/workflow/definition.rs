@@ -1,0 +1,139 @@
+//! [`Workflow`]: a validated [`WorkflowSpec`] paired with the code of each task, and its builder.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{Error, TaskSpec, WorkflowSpec};
+use crate::{Context, TaskError};
+
+/// The future a task returns: its output context, or why it failed.
+pub type TaskFuture = Pin<Box<dyn Future<Output = Result<Context<Value>, TaskError>> + Send + 'static>>;
+
+/// The code of one task: takes its input context, returns its output context.
+pub trait Task: Send + Sync + 'static {
+    /// Runs one attempt.
+    fn run(&self, context: Context<Value>) -> TaskFuture;
+}
+
+impl<F, Fut> Task for F
+where
+    F: Fn(Context<Value>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Context<Value>, TaskError>> + Send + 'static,
+{
+    fn run(&self, context: Context<Value>) -> TaskFuture {
+        Box::pin(self(context))
+    }
+}
+
+/// A runnable workflow: structure plus task code. Cheap to clone.
+#[derive(Clone)]
+pub struct Workflow {
+    spec: Arc<WorkflowSpec>,
+    code: Arc<HashMap<String, Arc<dyn Task>>>,
+}
+
+impl fmt::Debug for Workflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Workflow").field("name", &self.spec.name()).field("version", &self.spec.version()).finish()
+    }
+}
+
+impl Workflow {
+    /// Starts a builder for a workflow called `name`.
+    pub fn builder(name: impl Into<String>) -> WorkflowBuilder {
+        WorkflowBuilder { name: name.into(), description: None, tasks: Vec::new() }
+    }
+
+    /// The validated structure.
+    pub fn spec(&self) -> &WorkflowSpec {
+        &self.spec
+    }
+
+    /// Workflow name.
+    pub fn name(&self) -> &str {
+        self.spec.name()
+    }
+
+    /// Structural version.
+    pub fn version(&self) -> &str {
+        self.spec.version()
+    }
+
+    /// The code of task `id`.
+    pub fn task_code(&self, id: &str) -> Option<Arc<dyn Task>> {
+        self.code.get(id).cloned()
+    }
+}
+
+/// Assembles a [`Workflow`] at run time; [`WorkflowBuilder::build`] validates it.
+pub struct WorkflowBuilder {
+    name: String,
+    description: Option<String>,
+    tasks: Vec<(TaskSpec, Arc<dyn Task>)>,
+}
+
+impl WorkflowBuilder {
+    /// Sets the description.
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = Some(text.into());
+        self
+    }
+
+    /// Adds a task with its full specification.
+    pub fn task(mut self, spec: TaskSpec, code: impl Task) -> Self {
+        self.tasks.push((spec, Arc::new(code)));
+        self
+    }
+
+    /// Adds a task with default settings (default trigger rule, no retries, runner timeout).
+    pub fn simple_task(self, id: &str, dependencies: &[&str], code: impl Task) -> Self {
+        self.task(TaskSpec::new(id, dependencies), code)
+    }
+
+    /// Validates the graph (duplicates, unknown dependencies, cycles) and builds the workflow.
+    pub fn build(self) -> Result<Workflow, Error> {
+        let (specs, code): (Vec<TaskSpec>, Vec<Arc<dyn Task>>) = self.tasks.into_iter().unzip();
+        let ids: Vec<String> = specs.iter().map(|t| t.id.clone()).collect();
+        let spec = WorkflowSpec::new(self.name, self.description, specs)?;
+        Ok(Workflow { spec: Arc::new(spec), code: Arc::new(ids.into_iter().zip(code).collect()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_runs_task_code() {
+        let wf = Workflow::builder("w")
+            .description("demo")
+            .simple_task("a", &[], |mut ctx: Context<Value>| async move {
+                ctx.insert("a", serde_json::json!(1))?;
+                Ok(ctx)
+            })
+            .simple_task("b", &["a"], |ctx: Context<Value>| async move { Ok(ctx) })
+            .build()
+            .expect("valid");
+        assert_eq!(wf.spec().description(), Some("demo"));
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+        let code = wf.task_code("a").expect("code");
+        let out = rt.block_on(code.run(Context::new())).expect("runs");
+        assert_eq!(out.get("a"), Some(&serde_json::json!(1)));
+        assert!(wf.task_code("zzz").is_none());
+    }
+
+    #[test]
+    fn invalid_graphs_do_not_build() {
+        let err = Workflow::builder("w")
+            .simple_task("a", &["b"], |c: Context<Value>| async move { Ok(c) })
+            .simple_task("b", &["a"], |c: Context<Value>| async move { Ok(c) })
+            .build()
+            .expect_err("cycle");
+        assert!(matches!(err, Error::Cycle { .. }));
+    }
+}
