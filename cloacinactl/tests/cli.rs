@@ -38,12 +38,13 @@ fn migrate_then_status(url: &str, schema: Option<&str>) {
     assert!(before.status.success(), "{}", stderr(&before));
     let before: serde_json::Value = serde_json::from_str(&stdout(&before)).unwrap();
     assert_eq!(before["applied"].as_array().unwrap().len(), 0);
-    assert_eq!(before["pending"].as_array().unwrap().len(), 1);
+    let pending = before["pending"].as_array().unwrap().len();
+    assert!(pending >= 1);
     assert!(before["rows"].is_null());
 
     let migrated = cloacinactl(&with(&["db", "migrate"]), Some(url));
     assert!(migrated.status.success(), "{}", stderr(&migrated));
-    assert!(stdout(&migrated).contains("applied 1 migration(s)"), "{}", stdout(&migrated));
+    assert!(stdout(&migrated).contains(&format!("applied {pending} migration(s)")), "{}", stdout(&migrated));
     let again = cloacinactl(&with(&["db", "migrate"]), Some(url));
     assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
 
@@ -55,7 +56,7 @@ fn migrate_then_status(url: &str, schema: Option<&str>) {
 
     let table = cloacinactl(&with(&["db", "status"]), Some(url));
     let text = stdout(&table);
-    assert!(text.contains("1 applied, 0 pending") && text.contains("pipeline_executions"), "{text}");
+    assert!(text.contains(&format!("{pending} applied, 0 pending")) && text.contains("pipeline_executions"), "{text}");
 }
 
 #[cfg(feature = "sqlite")]

@@ -62,3 +62,21 @@ pub fn outputs_for_pipeline(conn: &mut AnyConnection, pipeline: PipelineExecutio
         .load(conn)?;
     Ok(rows.into_iter().map(|(name, v)| (name, v.0)).collect())
 }
+
+/// The output context of each named completed task of a pipeline, as `(task_name, context)`.
+pub fn outputs_of(
+    conn: &mut AnyConnection,
+    pipeline: PipelineExecutionId,
+    names: &[String],
+) -> Result<Vec<(String, Value)>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, UniversalJson)> = tem::table
+        .inner_join(contexts::table)
+        .filter(tem::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
+        .filter(tem::task_name.eq_any(names))
+        .select((tem::task_name, contexts::value))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(name, v)| (name, v.0)).collect())
+}

@@ -190,3 +190,25 @@ backend_test!(not_started_tasks_resolve_once_and_cancel, |t| {
     assert_eq!(tasks::cancel_unstarted(&mut conn, p, now).expect("cancel"), 3);
     assert!(claim(&mut conn, "r1", 10, now).is_empty());
 });
+
+backend_test!(lookups_by_name_and_unfinished_checks, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    let p = pipelines::create(&mut conn, &pipeline("w", 2, 1), now).expect("create");
+    let names: Vec<String> = ["task_00000", "task_00002", "ghost"].iter().map(|s| (*s).to_owned()).collect();
+    let mut statuses = tasks::statuses_of(&mut conn, p, &names).expect("statuses");
+    statuses.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(statuses, vec![("task_00000".into(), TaskStatus::Ready), ("task_00002".into(), TaskStatus::NotStarted)]);
+    assert_eq!(tasks::ids_of(&mut conn, p, &names).expect("ids").len(), 2);
+    assert!(tasks::has_unfinished(&mut conn, p).expect("unfinished"));
+    assert!(!tasks::any_failed(&mut conn, p).expect("failed"));
+    let got = claim(&mut conn, "r1", 2, now);
+    assert!(tasks::complete(&mut conn, got[0].id, "r1", &json!({"a": 1}), now).expect("complete"));
+    assert!(tasks::fail(&mut conn, got[1].id, "r1", "x", now).expect("fail"));
+    let outputs =
+        metadata::outputs_of(&mut conn, p, &[got[0].task_name.clone(), got[1].task_name.clone()]).expect("out");
+    assert_eq!(outputs, vec![(got[0].task_name.clone(), json!({"a": 1}))]);
+    assert!(tasks::any_failed(&mut conn, p).expect("failed"));
+    assert_eq!(tasks::cancel_unstarted(&mut conn, p, now).expect("cancel"), 1);
+    assert!(!tasks::has_unfinished(&mut conn, p).expect("finished"));
+});
