@@ -13,13 +13,19 @@
 pub mod context;
 pub mod dal;
 pub mod database;
+mod error;
+pub mod executor;
 pub mod models;
+mod recovery;
 pub mod retry;
+pub mod runner;
+mod scheduler;
 pub mod task;
 pub mod workflow;
 
 pub use context::Context;
 pub use database::{Backend, BackendFeature, Database, DatabaseConfig};
+pub use error::{Error, ErrorKind};
 pub use models::TaskStatus;
 pub use task::TaskError;
 

@@ -10,6 +10,7 @@ mod dal_cron;
 mod dal_pipelines;
 mod dal_registry;
 mod dal_tasks;
+mod engine;
 mod migrations;
 mod schema_parity;
 mod universal_types;

@@ -1,0 +1,52 @@
+//! `cloacina::Error`: errors of the runtime API (runner, executor), classified by [`Error::kind`].
+
+use crate::models::PipelineExecutionId;
+
+/// An error from the runner API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database layer failed.
+    #[error(transparent)]
+    Database(#[from] crate::database::Error),
+    /// A workflow definition was rejected.
+    #[error(transparent)]
+    Workflow(#[from] crate::workflow::Error),
+    /// A context could not be built or read.
+    #[error(transparent)]
+    Context(#[from] crate::context::Error),
+    /// No workflow of that name is registered with this runner.
+    #[error("no workflow named `{0}` is registered with this runner")]
+    UnknownWorkflow(String),
+    /// No pipeline execution has that id.
+    #[error("no pipeline execution {0}")]
+    ExecutionNotFound(PipelineExecutionId),
+    /// The runner is shutting down or has shut down.
+    #[error("the runner is shut down")]
+    ShutDown,
+}
+
+/// Broad classes of [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Bad input from the caller (unknown workflow or execution, invalid definition).
+    InvalidInput,
+    /// The database is unreachable or busy: retrying may succeed.
+    Unavailable,
+    /// Anything else.
+    Other,
+}
+
+impl Error {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Database(e) if e.is_retryable() => ErrorKind::Unavailable,
+            Error::UnknownWorkflow(_) | Error::ExecutionNotFound(_) | Error::Workflow(_) | Error::Context(_) => {
+                ErrorKind::InvalidInput
+            }
+            _ => ErrorKind::Other,
+        }
+    }
+}

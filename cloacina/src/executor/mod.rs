@@ -1,0 +1,310 @@
+//! The executor: claims Ready tasks in batches, runs each with a timeout while the heartbeat renews
+//! its lease, and records the outcome fenced on the claim. Also the public result types.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::dal::{pipeline_executions as pipelines, task_execution_metadata as outputs, task_executions as tasks};
+use crate::database::{Database, UniversalTimestamp};
+use crate::models::{PipelineExecutionId, TaskExecution, TaskStatus};
+use crate::runner::Engine;
+use crate::{Context, Error, TaskError};
+
+/// A pipeline's status, as seen by callers of the runner.
+pub use crate::models::PipelineStatus as WorkflowStatus;
+
+/// The outcome of one task of a finished pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskResult {
+    /// Task id.
+    pub task_name: String,
+    /// Final status.
+    pub status: TaskStatus,
+    /// Attempts made (0 for a task that never ran).
+    pub attempts: u32,
+    /// The last error, if any.
+    pub error_message: Option<String>,
+    /// Time from the start of the last attempt to the end, if it ran.
+    pub duration: Option<Duration>,
+}
+
+/// The outcome of a pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionResult {
+    /// The pipeline's id.
+    pub execution_id: PipelineExecutionId,
+    /// Workflow name.
+    pub workflow_name: String,
+    /// Terminal status.
+    pub status: WorkflowStatus,
+    /// The final context (empty unless the pipeline completed).
+    pub final_context: Context<Value>,
+    /// One entry per task, in creation order.
+    pub task_results: Vec<TaskResult>,
+    /// Why the pipeline failed, if it did.
+    pub error_message: Option<String>,
+    /// Time from creation to the terminal status.
+    pub duration: Duration,
+}
+
+/// Running workflows and looking at their executions.
+pub trait WorkflowExecutor {
+    /// Starts `workflow` with `context` and waits for a terminal state.
+    fn execute(
+        &self,
+        workflow: &str,
+        context: Context<Value>,
+    ) -> impl std::future::Future<Output = Result<ExecutionResult, Error>> + Send;
+
+    /// The current status of a pipeline.
+    fn get_execution_status(
+        &self,
+        id: PipelineExecutionId,
+    ) -> impl std::future::Future<Output = Result<WorkflowStatus, Error>> + Send;
+
+    /// Cancels a pipeline; returns whether this call cancelled it.
+    fn cancel(&self, id: PipelineExecutionId) -> impl std::future::Future<Output = Result<bool, Error>> + Send;
+}
+
+fn elapsed(from: Option<chrono::DateTime<chrono::Utc>>, to: Option<chrono::DateTime<chrono::Utc>>) -> Option<Duration> {
+    Some((to? - from?).to_std().unwrap_or_default())
+}
+
+/// The full result of pipeline `id` if it is terminal, `None` while it is not.
+pub(crate) async fn result_if_terminal(
+    db: &Database,
+    id: PipelineExecutionId,
+) -> Result<Option<ExecutionResult>, Error> {
+    let found = db
+        .run(move |c| {
+            let Some(p) = pipelines::get(c, id)? else { return Ok(None) };
+            if !p.status.is_terminal() {
+                return Ok(Some((p, Vec::new(), None)));
+            }
+            let rows = tasks::list_for_pipeline(c, id)?;
+            let fin = match p.final_context_id {
+                Some(ctx) => crate::dal::contexts::get(c, ctx)?,
+                None => None,
+            };
+            Ok(Some((p, rows, fin)))
+        })
+        .await?;
+    let (p, rows, fin) = found.ok_or(Error::ExecutionNotFound(id))?;
+    if !p.status.is_terminal() {
+        return Ok(None);
+    }
+    let task_results = rows
+        .iter()
+        .map(|t| TaskResult {
+            task_name: t.task_name.clone(),
+            status: t.status,
+            attempts: if t.started_at.is_some() { t.attempt } else { 0 },
+            error_message: t.error_details.clone(),
+            duration: elapsed(t.started_at, t.completed_at),
+        })
+        .collect();
+    Ok(Some(ExecutionResult {
+        execution_id: id,
+        workflow_name: p.workflow_name,
+        status: p.status,
+        final_context: fin.map(Context::from_json).transpose()?.unwrap_or_default(),
+        task_results,
+        error_message: p.error_details,
+        duration: elapsed(Some(p.created_at), p.completed_at).unwrap_or_default(),
+    }))
+}
+
+/// Claims work while there are free slots; sleeps until woken or the poll interval passes.
+pub(crate) async fn run_claim_loop(engine: Arc<Engine>) {
+    let slots = Arc::new(Semaphore::new(engine.config.max_concurrent_tasks.max(1)));
+    let mut shutdown = engine.shutdown.subscribe();
+    loop {
+        if engine.is_shutting_down() {
+            return;
+        }
+        let free = slots.available_permits();
+        let mut full_batch = false;
+        if free > 0 {
+            let want = u32::try_from(free).unwrap_or(u32::MAX).min(engine.config.claim_batch_size.max(1));
+            let (runner, lease) = (engine.runner_name.clone(), engine.config.lease_duration);
+            match engine.db.run(move |c| tasks::claim_ready(c, &runner, want, lease, UniversalTimestamp::now())).await {
+                Ok(claimed) => {
+                    full_batch = claimed.len() == want as usize;
+                    for task in claimed {
+                        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                        engine.held().insert(task.id);
+                        let engine = engine.clone();
+                        tokio::spawn(async move {
+                            run_task(&engine, task).await;
+                            drop(permit);
+                            engine.work_available.notify_one();
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming tasks failed; retrying after the poll interval");
+                }
+            }
+        }
+        if full_batch && slots.available_permits() > 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = engine.work_available.notified() => {}
+            _ = tokio::time::sleep(engine.config.poll_interval) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Renews the leases of every task this runner holds, in one statement per interval.
+pub(crate) async fn run_heartbeat(engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(engine.config.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ids: Vec<_> = engine.held().iter().copied().collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let (runner, lease) = (engine.runner_name.clone(), engine.config.lease_duration);
+        let sent = ids.clone();
+        let renewed = engine
+            .db
+            .run(move |c| {
+                let now = UniversalTimestamp::now();
+                tasks::renew_leases(c, &runner, &sent, now.plus(lease), now)
+            })
+            .await;
+        match renewed {
+            Ok(held) if held.len() < ids.len() => {
+                tracing::warn!(
+                    lost = ids.len() - held.len(),
+                    "some claims were lost (recovered elsewhere); their results will be discarded"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+        }
+    }
+}
+
+/// Runs one claimed task and records its outcome.
+async fn run_task(engine: &Arc<Engine>, task: TaskExecution) {
+    if let Err(e) = run_task_inner(engine, &task).await {
+        tracing::error!(task = %task.task_name, id = %task.id, error = %e, "recording a task outcome failed; recovery will retry it when the lease expires");
+    }
+    engine.held().remove(&task.id);
+}
+
+async fn run_task_inner(engine: &Arc<Engine>, task: &TaskExecution) -> Result<(), Error> {
+    let (id, pipeline, runner) = (task.id, task.pipeline_execution_id, engine.runner_name.clone());
+    let p = engine.db.run(move |c| pipelines::get(c, pipeline)).await?.ok_or(Error::ExecutionNotFound(pipeline))?;
+    let Some(workflow) = engine.workflows.get(&p.workflow_name) else {
+        // Not ours to run: give it back without spending an attempt.
+        engine.db.run(move |c| tasks::release(c, id, &runner, UniversalTimestamp::now())).await?;
+        return Ok(());
+    };
+    let spec = workflow.spec().task(&task.task_name).cloned();
+    let code = workflow.task_code(&task.task_name);
+    let (Some(spec), Some(code)) = (spec, code) else {
+        let msg = format!("task `{}` is not part of workflow `{}` in this runner", task.task_name, p.workflow_name);
+        engine.db.run(move |c| tasks::fail(c, id, &runner, &msg, UniversalTimestamp::now())).await?;
+        return crate::scheduler::after_outcome(engine, pipeline, &task.task_name).await;
+    };
+    if p.status == WorkflowStatus::Pending {
+        let _ = engine
+            .db
+            .run(move |c| {
+                pipelines::transition(
+                    c,
+                    pipeline,
+                    WorkflowStatus::Pending,
+                    WorkflowStatus::Running,
+                    None,
+                    UniversalTimestamp::now(),
+                )
+            })
+            .await?;
+    }
+    let input = input_context(&engine.db, pipeline, p.context_id, &spec.dependencies).await?;
+    let timeout = spec.timeout.unwrap_or(engine.config.default_task_timeout);
+    // A task of its own, so a panic in user code fails this task instead of the runner.
+    let attempt = tokio::spawn(async move { tokio::time::timeout(timeout, code.run(input)).await });
+    let outcome = match attempt.await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(TaskError::Timeout(timeout)),
+        Err(join) => Err(TaskError::fatal(format!("task panicked: {join}"))),
+    };
+    match outcome {
+        Ok(output) => {
+            let out = output.to_json();
+            let won = engine.db.run(move |c| tasks::complete(c, id, &runner, &out, UniversalTimestamp::now())).await?;
+            if won {
+                crate::scheduler::after_outcome(engine, pipeline, &task.task_name).await?;
+            }
+        }
+        Err(e) if e.is_retryable() && spec.retry.allows_retry_after(task.attempt) => {
+            let delay = spec.retry.delay_after(task.attempt, jitter_sample());
+            let msg = e.to_string();
+            let won = engine
+                .db
+                .run(move |c| {
+                    let now = UniversalTimestamp::now();
+                    tasks::schedule_retry(c, id, &runner, &msg, now.plus(delay), now)
+                })
+                .await?;
+            if won {
+                // Wake the claim loop when the retry comes due, not at the next poll.
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    engine.work_available.notify_one();
+                });
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let won = engine.db.run(move |c| tasks::fail(c, id, &runner, &msg, UniversalTimestamp::now())).await?;
+            if won {
+                crate::scheduler::after_outcome(engine, pipeline, &task.task_name).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Input of a task: the pipeline input, then each dependency's output in declared order (later wins).
+pub(crate) async fn input_context(
+    db: &Database,
+    pipeline: PipelineExecutionId,
+    input_id: Option<crate::models::ContextId>,
+    dependencies: &[String],
+) -> Result<Context<Value>, Error> {
+    let deps = dependencies.to_vec();
+    let (input, outs) = db
+        .run(move |c| {
+            let input = match input_id {
+                Some(id) => crate::dal::contexts::get(c, id)?,
+                None => None,
+            };
+            Ok((input, outputs::outputs_of(c, pipeline, &deps)?))
+        })
+        .await?;
+    let mut ctx = Context::from_json(input.unwrap_or(Value::Null))?;
+    for dep in dependencies {
+        if let Some((_, out)) = outs.iter().find(|(name, _)| name == dep) {
+            ctx.merge(&Context::from_json(out.clone())?);
+        }
+    }
+    Ok(ctx)
+}
+
+/// A number in `[0, 1)` for retry jitter (from a fresh random UUID: no RNG dependency).
+fn jitter_sample() -> f64 {
+    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
+    bits as f64 / (1u64 << 53) as f64
+}

@@ -1,0 +1,371 @@
+//! [`DefaultRunner`]: builds the database pool and the services (executor, heartbeat, recovery),
+//! and offers the public API to start, watch and cancel pipelines.
+//!
+//! Shape: Config ([`DefaultRunnerConfig`]) → services each with its own loop → the runner as
+//! handle, with a shutdown signal. All services share one [`Engine`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::dal::pipeline_executions::{self as pipelines, NewPipeline, PipelineFilter};
+use crate::dal::task_executions::{self as tasks, NewTask};
+use crate::database::{Database, DatabaseConfig, UniversalTimestamp};
+use crate::executor::{ExecutionResult, WorkflowExecutor};
+use crate::models::{PipelineExecution, PipelineExecutionId, PipelineStatus, TaskExecutionId};
+use crate::workflow::Workflow;
+use crate::{Context, Error};
+
+/// Runner settings. `Default` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct DefaultRunnerConfig {
+    /// Tasks this runner runs at once (default 16).
+    pub max_concurrent_tasks: usize,
+    /// Most tasks claimed in one statement (default 32).
+    pub claim_batch_size: u32,
+    /// How long a claim lasts without renewal (default 30 s).
+    pub lease_duration: Duration,
+    /// How often held leases are renewed (default 10 s; keep it well under the lease).
+    pub heartbeat_interval: Duration,
+    /// How often expired leases are looked for (default 5 s).
+    pub recovery_interval: Duration,
+    /// Timeout of a task attempt whose task sets none (default 5 min).
+    pub default_task_timeout: Duration,
+    /// How often to look for work created by other processes (default 250 ms). Work created or
+    /// finished in this process wakes the runner at once.
+    pub poll_interval: Duration,
+    /// How long `shutdown` lets running tasks finish (default 30 s).
+    pub shutdown_timeout: Duration,
+    /// Database pool size (default 10).
+    pub pool_size: u32,
+    /// PostgreSQL schema for this runner's tables (a tenant); `None` for the default.
+    pub schema: Option<String>,
+    /// Name recorded as `claimed_by` (default: host name, process id and a random suffix).
+    pub runner_name: Option<String>,
+}
+
+impl Default for DefaultRunnerConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_tasks: 16,
+            claim_batch_size: 32,
+            lease_duration: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            recovery_interval: Duration::from_secs(5),
+            default_task_timeout: Duration::from_secs(300),
+            poll_interval: Duration::from_millis(250),
+            shutdown_timeout: Duration::from_secs(30),
+            pool_size: 10,
+            schema: None,
+            runner_name: None,
+        }
+    }
+}
+
+/// State shared by the runner's services.
+pub(crate) struct Engine {
+    pub(crate) db: Database,
+    pub(crate) config: DefaultRunnerConfig,
+    pub(crate) runner_name: String,
+    pub(crate) workflows: HashMap<String, Workflow>,
+    /// Wakes the executor: work was created, a slot freed, a retry came due.
+    pub(crate) work_available: Notify,
+    /// Tasks this runner holds claims on (renewed by the heartbeat).
+    pub(crate) held: Mutex<HashSet<TaskExecutionId>>,
+    /// Waiters for a pipeline's terminal state, woken by the scheduler when it finalises one.
+    waiters: Mutex<HashMap<PipelineExecutionId, Arc<Notify>>>,
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+impl Engine {
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    pub(crate) fn held(&self) -> std::sync::MutexGuard<'_, HashSet<TaskExecutionId>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn waiter(&self, id: PipelineExecutionId) -> Arc<Notify> {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        waiters.entry(id).or_default().clone()
+    }
+
+    /// Wakes everyone waiting for `id` in this process.
+    pub(crate) fn pipeline_finished(&self, id: PipelineExecutionId) {
+        let waiter = self.waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        if let Some(w) = waiter {
+            w.notify_waiters();
+        }
+    }
+}
+
+/// The runner: embeds the engine in your process. Create it with [`DefaultRunner::new`],
+/// [`DefaultRunner::with_config`] or [`DefaultRunner::builder`]; stop it with [`DefaultRunner::shutdown`].
+pub struct DefaultRunner {
+    engine: Arc<Engine>,
+    services: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Assembles a [`DefaultRunner`].
+pub struct DefaultRunnerBuilder {
+    url: String,
+    config: DefaultRunnerConfig,
+    workflows: Vec<Workflow>,
+}
+
+impl DefaultRunnerBuilder {
+    /// Replaces the configuration.
+    pub fn config(mut self, config: DefaultRunnerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Keeps the tables in a PostgreSQL schema (a tenant).
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.config.schema = Some(schema.into());
+        self
+    }
+
+    /// Registers a workflow with this runner.
+    pub fn workflow(mut self, workflow: Workflow) -> Self {
+        self.workflows.push(workflow);
+        self
+    }
+
+    /// Connects (migrating the database), records the workflows in `workflow_registry` and starts
+    /// the services.
+    pub async fn build(self) -> Result<DefaultRunner, Error> {
+        let DefaultRunnerBuilder { url, config, workflows } = self;
+        let db_config =
+            DatabaseConfig { pool_size: config.pool_size, schema: config.schema.clone(), ..Default::default() };
+        let db = tokio::task::spawn_blocking(move || Database::connect_with(&url, db_config))
+            .await
+            .map_err(|e| crate::database::Error::Task(e.to_string()))??;
+        let mut by_name = HashMap::new();
+        for wf in workflows {
+            let (name, version, graph) = (wf.name().to_owned(), wf.version().to_owned(), wf.spec().graph_json());
+            db.run(move |c| {
+                crate::dal::workflow_registry::record_seen(c, &name, &version, &graph, UniversalTimestamp::now())
+            })
+            .await?;
+            by_name.insert(wf.name().to_owned(), wf);
+        }
+        let runner_name = config.runner_name.clone().unwrap_or_else(default_runner_name);
+        let (shutdown, _) = watch::channel(false);
+        let engine = Arc::new(Engine {
+            db,
+            config,
+            runner_name,
+            workflows: by_name,
+            work_available: Notify::new(),
+            held: Mutex::default(),
+            waiters: Mutex::default(),
+            shutdown,
+        });
+        let services = vec![
+            tokio::spawn(crate::executor::run_claim_loop(engine.clone())),
+            tokio::spawn(crate::executor::run_heartbeat(engine.clone())),
+            tokio::spawn(crate::recovery::run(engine.clone())),
+        ];
+        tracing::info!(runner = %engine.runner_name, database = %engine.db.url(), "runner started");
+        Ok(DefaultRunner { engine, services: Mutex::new(services) })
+    }
+}
+
+fn default_runner_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "host".to_owned());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..8])
+}
+
+impl DefaultRunner {
+    /// A builder for `url` with the default configuration and no workflows.
+    pub fn builder(url: impl Into<String>) -> DefaultRunnerBuilder {
+        DefaultRunnerBuilder { url: url.into(), config: DefaultRunnerConfig::default(), workflows: Vec::new() }
+    }
+
+    /// A runner on `url` with the default configuration and the given workflows.
+    pub async fn new(url: &str, workflows: Vec<Workflow>) -> Result<Self, Error> {
+        Self::with_config(url, DefaultRunnerConfig::default(), workflows).await
+    }
+
+    /// A runner on `url` with `config` and the given workflows.
+    pub async fn with_config(url: &str, config: DefaultRunnerConfig, workflows: Vec<Workflow>) -> Result<Self, Error> {
+        workflows.into_iter().fold(Self::builder(url).config(config), DefaultRunnerBuilder::workflow).build().await
+    }
+
+    /// The name this runner claims tasks under.
+    pub fn runner_name(&self) -> &str {
+        &self.engine.runner_name
+    }
+
+    /// The database this runner uses.
+    pub fn database(&self) -> &Database {
+        &self.engine.db
+    }
+
+    /// Starts a pipeline of `workflow` with `context` and returns a handle at once.
+    pub async fn execute_async(&self, workflow: &str, context: Context<Value>) -> Result<ExecutionHandle, Error> {
+        if self.engine.is_shutting_down() {
+            return Err(Error::ShutDown);
+        }
+        let wf = self.engine.workflows.get(workflow).ok_or_else(|| Error::UnknownWorkflow(workflow.to_owned()))?;
+        let input = context.to_json();
+        // Roots run at once when their rule holds on the input; others wait for the scheduler.
+        let no_outcomes = crate::task::TaskOutcomes::new();
+        let new = NewPipeline {
+            workflow_name: wf.name().to_owned(),
+            workflow_version: wf.version().to_owned(),
+            input,
+            tasks: wf
+                .spec()
+                .tasks()
+                .iter()
+                .map(|t| NewTask {
+                    name: t.id.clone(),
+                    max_attempts: t.retry.max_attempts,
+                    ready: t.dependencies.is_empty() && t.trigger_rule.evaluate(&[], &no_outcomes, &context),
+                    trigger_rules: serde_json::to_value(&t.trigger_rule).unwrap_or(Value::Null),
+                    configuration: serde_json::json!({ "retry": t.retry, "timeout": t.timeout }),
+                })
+                .collect(),
+        };
+        let skipped_roots: Vec<String> = new
+            .tasks
+            .iter()
+            .zip(wf.spec().tasks())
+            .filter(|(n, t)| !n.ready && t.dependencies.is_empty())
+            .map(|(n, _)| n.name.clone())
+            .collect();
+        let id = self.engine.db.run(move |c| pipelines::create(c, &new, UniversalTimestamp::now())).await?;
+        if !skipped_roots.is_empty() {
+            crate::scheduler::skip_roots(&self.engine, id, wf, skipped_roots).await?;
+        }
+        self.engine.work_available.notify_one();
+        Ok(ExecutionHandle { engine: self.engine.clone(), id })
+    }
+
+    /// Pipelines matching `filter`, newest first.
+    pub async fn list_executions(&self, filter: PipelineFilter) -> Result<Vec<PipelineExecution>, Error> {
+        Ok(self.engine.db.run(move |c| pipelines::list(c, &filter)).await?)
+    }
+
+    /// Stops claiming, lets running tasks finish up to the shutdown timeout, then stops the
+    /// services. Tasks still running at the deadline keep their claim until it expires, and
+    /// recovery (here or in another runner) hands them on.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let _ = self.engine.shutdown.send(true);
+        self.engine.work_available.notify_one();
+        let deadline = tokio::time::Instant::now() + self.engine.config.shutdown_timeout;
+        while !self.engine.held().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let services: Vec<_> = std::mem::take(&mut *self.services.lock().unwrap_or_else(PoisonError::into_inner));
+        for s in services {
+            s.abort();
+        }
+        tracing::info!(runner = %self.engine.runner_name, "runner stopped");
+        Ok(())
+    }
+}
+
+impl Drop for DefaultRunner {
+    fn drop(&mut self) {
+        let _ = self.engine.shutdown.send(true);
+        for s in self.services.get_mut().unwrap_or_else(PoisonError::into_inner).drain(..) {
+            s.abort();
+        }
+    }
+}
+
+impl WorkflowExecutor for DefaultRunner {
+    async fn execute(&self, workflow: &str, context: Context<Value>) -> Result<ExecutionResult, Error> {
+        self.execute_async(workflow, context).await?.wait_for_completion().await
+    }
+
+    async fn get_execution_status(&self, id: PipelineExecutionId) -> Result<PipelineStatus, Error> {
+        let p = self.engine.db.run(move |c| pipelines::get(c, id)).await?;
+        Ok(p.ok_or(Error::ExecutionNotFound(id))?.status)
+    }
+
+    async fn cancel(&self, id: PipelineExecutionId) -> Result<bool, Error> {
+        cancel(&self.engine, id).await
+    }
+}
+
+async fn cancel(engine: &Arc<Engine>, id: PipelineExecutionId) -> Result<bool, Error> {
+    let cancelled = engine
+        .db
+        .run(move |c| {
+            crate::database::write_transaction(c, |c| {
+                let now = UniversalTimestamp::now();
+                let from_pending =
+                    pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Cancelled, None, now)?;
+                let won = from_pending
+                    || pipelines::transition(c, id, PipelineStatus::Running, PipelineStatus::Cancelled, None, now)?;
+                if won {
+                    tasks::cancel_unstarted(c, id, now)?;
+                }
+                Ok(won)
+            })
+        })
+        .await?;
+    if cancelled {
+        engine.pipeline_finished(id);
+    }
+    Ok(cancelled)
+}
+
+/// A started pipeline.
+pub struct ExecutionHandle {
+    engine: Arc<Engine>,
+    id: PipelineExecutionId,
+}
+
+impl ExecutionHandle {
+    /// The pipeline's id.
+    pub fn execution_id(&self) -> PipelineExecutionId {
+        self.id
+    }
+
+    /// The pipeline's current status.
+    pub async fn status(&self) -> Result<PipelineStatus, Error> {
+        let id = self.id;
+        let p = self.engine.db.run(move |c| pipelines::get(c, id)).await?;
+        Ok(p.ok_or(Error::ExecutionNotFound(id))?.status)
+    }
+
+    /// Cancels the pipeline: tasks not yet started never run. Returns whether this call cancelled it.
+    pub async fn cancel(&self) -> Result<bool, Error> {
+        cancel(&self.engine, self.id).await
+    }
+
+    /// Waits for a terminal status and returns the result. Woken at once when this process
+    /// finishes the pipeline; polls for pipelines finished by other processes.
+    pub async fn wait_for_completion(self) -> Result<ExecutionResult, Error> {
+        let id = self.id;
+        loop {
+            let notified = self.engine.waiter(id);
+            let wake = notified.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            if let Some(result) = crate::executor::result_if_terminal(&self.engine.db, id).await? {
+                return Ok(result);
+            }
+            tokio::select! {
+                _ = wake => {}
+                _ = tokio::time::sleep(self.engine.config.poll_interval) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The scheduler: after a task reaches a terminal status, decides its dependents (Ready or Skipped
+//! by their trigger rules, cascading skips), then finalises the pipeline when nothing is left.
+//!
+//! Only the finished task's dependents and their dependencies are read, so the cost per task
+//! stays flat as pipelines grow. Every decision is a conditional update from `NotStarted`, so two
+//! runners deciding the same task cannot both win.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::dal::{pipeline_executions as pipelines, task_execution_metadata as outputs, task_executions as tasks};
+use crate::database::UniversalTimestamp;
+use crate::models::{PipelineExecution, PipelineExecutionId, PipelineStatus, TaskStatus};
+use crate::runner::Engine;
+use crate::task::TriggerRule;
+use crate::workflow::Workflow;
+use crate::{Context, Error};
+
+/// Reacts to `finished` of `pipeline` reaching a terminal status.
+pub(crate) async fn after_outcome(
+    engine: &Arc<Engine>,
+    pipeline: PipelineExecutionId,
+    finished: &str,
+) -> Result<(), Error> {
+    let Some((p, wf)) = load(engine, pipeline).await? else { return Ok(()) };
+    let frontier = wf.spec().dependents(finished).map(|t| t.id.clone()).collect();
+    resolve(engine, &p, &wf, frontier).await?;
+    finalize(engine, &p, &wf).await
+}
+
+/// Resolves root tasks whose trigger rule did not hold on the input (they start `NotStarted`).
+pub(crate) async fn skip_roots(
+    engine: &Arc<Engine>,
+    pipeline: PipelineExecutionId,
+    wf: &Workflow,
+    roots: Vec<String>,
+) -> Result<(), Error> {
+    let p = engine.db.run(move |c| pipelines::get(c, pipeline)).await?.ok_or(Error::ExecutionNotFound(pipeline))?;
+    resolve(engine, &p, wf, roots).await?;
+    finalize(engine, &p, wf).await
+}
+
+async fn load(
+    engine: &Arc<Engine>,
+    pipeline: PipelineExecutionId,
+) -> Result<Option<(PipelineExecution, Workflow)>, Error> {
+    let p = engine.db.run(move |c| pipelines::get(c, pipeline)).await?.ok_or(Error::ExecutionNotFound(pipeline))?;
+    Ok(engine.workflows.get(&p.workflow_name).cloned().map(|wf| (p, wf)))
+}
+
+fn uses_context(rule: &TriggerRule) -> bool {
+    match rule {
+        TriggerRule::ContextValue { .. } => true,
+        TriggerRule::All { rules } | TriggerRule::Any { rules } | TriggerRule::None { rules } => {
+            rules.iter().any(uses_context)
+        }
+        _ => false,
+    }
+}
+
+/// Decides every `NotStarted` task in `frontier` whose dependencies are all terminal, and the
+/// dependents of those it skips, until nothing more can be decided.
+async fn resolve(
+    engine: &Arc<Engine>,
+    p: &PipelineExecution,
+    wf: &Workflow,
+    mut frontier: Vec<String>,
+) -> Result<(), Error> {
+    let spec = wf.spec();
+    while !frontier.is_empty() {
+        frontier.sort();
+        frontier.dedup();
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for name in &frontier {
+            let Some(t) = spec.task(name) else { continue };
+            names.insert(t.id.clone());
+            names.extend(t.dependencies.iter().cloned());
+            names.extend(t.trigger_rule.referenced_tasks().into_iter().map(str::to_owned));
+        }
+        let (pid, wanted) = (p.id, names.into_iter().collect::<Vec<_>>());
+        let statuses: HashMap<String, TaskStatus> =
+            engine.db.run(move |c| tasks::statuses_of(c, pid, &wanted)).await?.into_iter().collect();
+        let (mut ready, mut skipped) = (Vec::new(), Vec::new());
+        for name in &frontier {
+            let Some(t) = spec.task(name) else { continue };
+            let decidable = statuses.get(name) == Some(&TaskStatus::NotStarted)
+                && t.dependencies.iter().all(|d| statuses.get(d).is_some_and(|s| s.is_terminal()));
+            if !decidable {
+                continue;
+            }
+            let ctx = if uses_context(&t.trigger_rule) {
+                crate::executor::input_context(&engine.db, p.id, p.context_id, &t.dependencies).await?
+            } else {
+                Context::new()
+            };
+            if t.trigger_rule.evaluate(&t.dependencies, &statuses, &ctx) {
+                ready.push(name.clone());
+            } else {
+                skipped.push(name.clone());
+            }
+        }
+        let pid = p.id;
+        let (ready_n, skipped_names) = engine
+            .db
+            .run(move |c| {
+                let now = UniversalTimestamp::now();
+                let all: Vec<String> = ready.iter().chain(&skipped).cloned().collect();
+                let ids: HashMap<String, _> = tasks::ids_of(c, pid, &all)?.into_iter().collect();
+                let pick = |names: &[String]| names.iter().filter_map(|n| ids.get(n).copied()).collect::<Vec<_>>();
+                let moved_ready = tasks::resolve_not_started(c, &pick(&ready), TaskStatus::Ready, now)?;
+                let moved_skipped = tasks::resolve_not_started(c, &pick(&skipped), TaskStatus::Skipped, now)?;
+                let skipped_names: Vec<String> =
+                    skipped.into_iter().filter(|n| ids.get(n).is_some_and(|id| moved_skipped.contains(id))).collect();
+                Ok((moved_ready.len(), skipped_names))
+            })
+            .await?;
+        if ready_n > 0 {
+            engine.work_available.notify_one();
+        }
+        frontier = skipped_names.iter().flat_map(|n| spec.dependents(n).map(|t| t.id.clone())).collect();
+    }
+    Ok(())
+}
+
+/// Moves the pipeline to `Completed` (with its final context) or `Failed` once no task is left
+/// unfinished. Safe to call from several runners: the transition is conditional.
+async fn finalize(engine: &Arc<Engine>, p: &PipelineExecution, wf: &Workflow) -> Result<(), Error> {
+    let (id, input_id) = (p.id, p.context_id);
+    let order: Vec<String> = wf.spec().tasks().iter().map(|t| t.id.clone()).collect();
+    let finished = engine
+        .db
+        .run(move |c| {
+            if tasks::has_unfinished(c, id)? {
+                return Ok(false);
+            }
+            let now = UniversalTimestamp::now();
+            // A pipeline whose roots were all skipped never left Pending.
+            let _ = pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Running, None, now)?;
+            if tasks::any_failed(c, id)? {
+                let _ = pipelines::transition(
+                    c,
+                    id,
+                    PipelineStatus::Running,
+                    PipelineStatus::Failed,
+                    Some("a task failed"),
+                    now,
+                )?;
+                return Ok(true);
+            }
+            // Final context: the input, then every completed task's output in topological order.
+            let mut fin = match input_id {
+                Some(ctx) => crate::dal::contexts::get(c, ctx)?.unwrap_or(serde_json::Value::Null),
+                None => serde_json::Value::Null,
+            };
+            let outs: HashMap<String, serde_json::Value> = outputs::outputs_for_pipeline(c, id)?.into_iter().collect();
+            for name in &order {
+                if let (Some(serde_json::Value::Object(out)), serde_json::Value::Object(acc)) =
+                    (outs.get(name), &mut fin)
+                {
+                    acc.extend(out.clone());
+                } else if let (Some(out @ serde_json::Value::Object(_)), serde_json::Value::Null) =
+                    (outs.get(name), &fin)
+                {
+                    fin = out.clone();
+                }
+            }
+            let _ = pipelines::complete(c, id, &fin, now)?;
+            Ok(true)
+        })
+        .await?;
+    if finished {
+        engine.pipeline_finished(id);
+    }
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! The engine end to end on both backends: DAG execution, context merge order, retries,
+//! failures and skips, trigger rules, timeouts, cancellation, and retries surviving a restart.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use cloacina::executor::{WorkflowExecutor, WorkflowStatus};
+use cloacina::retry::{Backoff, RetryPolicy};
+use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
+use cloacina::task::{TriggerRule, ValueOperator};
+use cloacina::workflow::{TaskSpec, Workflow};
+use cloacina::{Context, TaskError, TaskStatus};
+
+/// Runs an async engine test once per backend, on a fresh database.
+macro_rules! engine_test {
+    ($name:ident, |$t:ident| $body:block) => {
+        crate::harness::backend_test!($name, |$t| {
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            rt.block_on(async move { $body });
+        });
+    };
+}
+
+fn config(t: &crate::harness::TestDb) -> DefaultRunnerConfig {
+    DefaultRunnerConfig {
+        schema: t.db.schema().map(str::to_owned),
+        poll_interval: Duration::from_millis(50),
+        pool_size: 4,
+        ..Default::default()
+    }
+}
+
+async fn runner(t: &crate::harness::TestDb, workflows: Vec<Workflow>) -> DefaultRunner {
+    DefaultRunner::with_config(&t.url, config(t), workflows).await.expect("runner")
+}
+
+/// A task that records its name and the keys it saw.
+fn mark(
+    name: &'static str,
+) -> impl Fn(Context<Value>) -> std::future::Ready<Result<Context<Value>, TaskError>> + Send + Sync {
+    move |mut ctx: Context<Value>| {
+        let seen: Vec<String> = ctx.keys().map(str::to_owned).collect();
+        ctx.insert_or_update("last", json!(name));
+        ctx.insert_or_update(format!("seen_by_{name}"), json!(seen));
+        std::future::ready(Ok(ctx))
+    }
+}
+
+fn diamond() -> Workflow {
+    Workflow::builder("diamond")
+        .simple_task("extract", &[], mark("extract"))
+        .simple_task("left", &["extract"], mark("left"))
+        .simple_task("right", &["extract"], mark("right"))
+        .simple_task("join", &["left", "right"], mark("join"))
+        .build()
+        .expect("diamond")
+}
+
+engine_test!(a_diamond_completes_with_a_deterministic_context, |t| {
+    let runner = runner(&t, vec![diamond()]).await;
+    let mut input = Context::new();
+    input.insert("input", json!(1)).expect("insert");
+    let first = runner.execute("diamond", input.clone()).await.expect("execute");
+    assert_eq!(first.status, WorkflowStatus::Completed);
+    assert_eq!(first.task_results.len(), 4);
+    assert!(first.task_results.iter().all(|r| r.status == TaskStatus::Completed && r.attempts == 1));
+    // join's dependencies are [left, right]: right's output merges last, so `last` is "right"
+    // in join's input; join then overwrites it.
+    assert_eq!(first.final_context.get("last"), Some(&json!("join")));
+    assert_eq!(first.final_context.get("input"), Some(&json!(1)));
+    let seen_by_join = first.final_context.get("seen_by_join").cloned();
+    for _ in 0..3 {
+        let again = runner.execute("diamond", input.clone()).await.expect("execute");
+        assert_eq!(again.final_context, first.final_context, "the same run gives the same final context");
+    }
+    assert!(seen_by_join.is_some_and(|v| v.as_array().is_some_and(|a| a.contains(&json!("seen_by_left")))));
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(later_dependencies_win_the_merge, |t| {
+    let set = |v: &'static str| {
+        move |mut ctx: Context<Value>| async move {
+            ctx.insert_or_update("k", json!(v));
+            Ok(ctx)
+        }
+    };
+    let wf = Workflow::builder("merge")
+        .simple_task("a", &[], set("a"))
+        .simple_task("b", &[], set("b"))
+        .simple_task("ab", &["a", "b"], |ctx: Context<Value>| async move { Ok(ctx) })
+        .simple_task("ba", &["b", "a"], |mut ctx: Context<Value>| async move {
+            let k = ctx.get("k").cloned().unwrap_or_default();
+            ctx.insert_or_update("ba_saw", k);
+            Ok(ctx)
+        })
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let result = runner.execute("merge", Context::new()).await.expect("execute");
+    assert_eq!(result.final_context.get("ba_saw"), Some(&json!("a")), "`a` is declared last for `ba`");
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(a_fatal_failure_skips_dependents_and_fails_the_pipeline, |t| {
+    let wf = Workflow::builder("failing")
+        .simple_task("boom", &[], |_ctx: Context<Value>| async move { Err(TaskError::fatal("bad input")) })
+        .simple_task("after", &["boom"], mark("after"))
+        .simple_task("after_after", &["after"], mark("after_after"))
+        .task(
+            TaskSpec {
+                trigger_rule: TriggerRule::TaskFailed { task: "boom".into() },
+                ..TaskSpec::new("cleanup", &["boom"])
+            },
+            mark("cleanup"),
+        )
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let result = runner.execute("failing", Context::new()).await.expect("execute");
+    assert_eq!(result.status, WorkflowStatus::Failed);
+    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.status);
+    assert_eq!(status("boom"), Some(TaskStatus::Failed));
+    assert_eq!(status("after"), Some(TaskStatus::Skipped));
+    assert_eq!(status("after_after"), Some(TaskStatus::Skipped), "skips propagate");
+    assert_eq!(status("cleanup"), Some(TaskStatus::Completed), "task_failed rule runs the cleanup");
+    let boom = result.task_results.iter().find(|r| r.task_name == "boom").expect("boom");
+    assert_eq!(boom.error_message.as_deref(), Some("bad input"));
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(a_retryable_error_is_retried_with_backoff, |t| {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let retry = RetryPolicy {
+        max_attempts: 3,
+        backoff: Backoff::Fixed,
+        initial_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(50),
+        jitter: false,
+    };
+    let wf = Workflow::builder("flaky")
+        .task(TaskSpec { retry, ..TaskSpec::new("flaky", &[]) }, move |mut ctx: Context<Value>| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if n < 3 {
+                    return Err(TaskError::retryable(format!("try {n}")));
+                }
+                ctx.insert("tries", json!(n))?;
+                Ok(ctx)
+            }
+        })
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let result = runner.execute("flaky", Context::new()).await.expect("execute");
+    assert_eq!(result.status, WorkflowStatus::Completed);
+    assert_eq!(result.task_results[0].attempts, 3);
+    assert_eq!(result.final_context.get("tries"), Some(&json!(3)));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(timeouts_fail_a_task_once_attempts_are_spent, |t| {
+    let wf = Workflow::builder("slow")
+        .task(
+            TaskSpec { timeout: Some(Duration::from_millis(50)), ..TaskSpec::new("slow", &[]) },
+            |ctx: Context<Value>| async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(ctx)
+            },
+        )
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let result = runner.execute("slow", Context::new()).await.expect("execute");
+    assert_eq!(result.status, WorkflowStatus::Failed);
+    assert!(result.task_results[0].error_message.as_deref().is_some_and(|m| m.contains("timed out")));
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(context_rules_choose_a_branch, |t| {
+    let when = |op, value: Value| TriggerRule::ContextValue { key: "size".into(), op, value };
+    let wf = Workflow::builder("branch")
+        .simple_task("measure", &[], |mut ctx: Context<Value>| async move {
+            ctx.insert("size", json!(10))?;
+            Ok(ctx)
+        })
+        .task(
+            TaskSpec { trigger_rule: when(ValueOperator::GreaterThan, json!(5)), ..TaskSpec::new("big", &["measure"]) },
+            mark("big"),
+        )
+        .task(
+            TaskSpec { trigger_rule: when(ValueOperator::LessThan, json!(5)), ..TaskSpec::new("small", &["measure"]) },
+            mark("small"),
+        )
+        .task(
+            TaskSpec { trigger_rule: TriggerRule::Always, ..TaskSpec::new("report", &["big", "small"]) },
+            mark("report"),
+        )
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let result = runner.execute("branch", Context::new()).await.expect("execute");
+    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.status);
+    assert_eq!(
+        (status("big"), status("small"), status("report")),
+        (Some(TaskStatus::Completed), Some(TaskStatus::Skipped), Some(TaskStatus::Completed))
+    );
+    assert_eq!(result.status, WorkflowStatus::Completed);
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(cancel_stops_tasks_that_have_not_started, |t| {
+    let wf = Workflow::builder("long")
+        .simple_task("first", &[], |ctx: Context<Value>| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(ctx)
+        })
+        .simple_task("second", &["first"], mark("second"))
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let handle = runner.execute_async("long", Context::new()).await.expect("start");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(handle.cancel().await.expect("cancel"));
+    assert!(!handle.cancel().await.expect("cancel twice"));
+    let result = handle.wait_for_completion().await.expect("wait");
+    assert_eq!(result.status, WorkflowStatus::Cancelled);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let id = result.execution_id;
+    let rows =
+        runner.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await.expect("rows");
+    assert_eq!(rows.iter().find(|r| r.task_name == "second").map(|r| r.status), Some(TaskStatus::Cancelled));
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(unknown_workflows_are_refused, |t| {
+    let runner = runner(&t, vec![diamond()]).await;
+    let err = runner.execute("nope", Context::new()).await.expect_err("unknown");
+    assert!(matches!(err, cloacina::Error::UnknownWorkflow(ref n) if n == "nope"), "{err}");
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(a_waiting_retry_survives_a_restart_of_every_runner, |t| {
+    let calls = Arc::new(AtomicU32::new(0));
+    let make = |calls: Arc<AtomicU32>| {
+        let retry = RetryPolicy {
+            max_attempts: 2,
+            backoff: Backoff::Fixed,
+            initial_delay: Duration::from_millis(700),
+            max_delay: Duration::from_millis(700),
+            jitter: false,
+        };
+        Workflow::builder("restart")
+            .task(TaskSpec { retry, ..TaskSpec::new("once_flaky", &[]) }, move |ctx: Context<Value>| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        Err(TaskError::retryable("first try fails"))
+                    } else {
+                        Ok(ctx)
+                    }
+                }
+            })
+            .build()
+            .expect("wf")
+    };
+    let first = runner(&t, vec![make(calls.clone())]).await;
+    let handle = first.execute_async("restart", Context::new()).await.expect("start");
+    let id = handle.execution_id();
+    // Wait until the first attempt failed and the retry is waiting.
+    let mut waiting = None;
+    for _ in 0..100 {
+        let rows = first
+            .database()
+            .run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id))
+            .await
+            .expect("rows");
+        if rows[0].status == TaskStatus::Ready && rows[0].attempt == 2 {
+            waiting = Some(rows[0].clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let waiting = waiting.expect("the retry is a Ready row");
+    assert!(waiting.retry_at.is_some_and(|at| at > chrono::Utc::now()), "retry_at is in the future");
+    first.shutdown().await.expect("shutdown");
+    drop(first);
+    let second = runner(&t, vec![make(calls.clone())]).await;
+    let result = second.database().clone();
+    let done = loop {
+        if let Some(p) = result.run(move |c| cloacina::dal::pipeline_executions::get(c, id)).await.expect("get") {
+            if p.status.is_terminal() {
+                break p;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done.status, WorkflowStatus::Completed);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    second.shutdown().await.expect("shutdown");
+});
