@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use crate::dal::{pipeline_executions as pipelines, task_execution_metadata as outputs, task_executions as tasks};
 use crate::database::{Database, UniversalTimestamp};
 use crate::models::{PipelineExecutionId, TaskExecution, TaskStatus};
-use crate::runner::Engine;
+use crate::runner::{Engine, PipelineInfo};
 use crate::{Context, Error, TaskError};
 
 /// A pipeline's status, as seen by callers of the runner.
@@ -202,8 +202,8 @@ async fn run_task(engine: &Arc<Engine>, task: TaskExecution) {
 
 async fn run_task_inner(engine: &Arc<Engine>, task: &TaskExecution) -> Result<(), Error> {
     let (id, pipeline, runner) = (task.id, task.pipeline_execution_id, engine.runner_name.clone());
-    let p = engine.db.run(move |c| pipelines::get(c, pipeline)).await?.ok_or(Error::ExecutionNotFound(pipeline))?;
-    let Some(workflow) = engine.workflows.get(&p.workflow_name) else {
+    let info = engine.pipeline_info(pipeline).await?;
+    let Some(workflow) = &info.workflow else {
         // Not ours to run: give it back without spending an attempt.
         engine.db.run(move |c| tasks::release(c, id, &runner, UniversalTimestamp::now())).await?;
         return Ok(());
@@ -211,26 +211,11 @@ async fn run_task_inner(engine: &Arc<Engine>, task: &TaskExecution) -> Result<()
     let spec = workflow.spec().task(&task.task_name).cloned();
     let code = workflow.task_code(&task.task_name);
     let (Some(spec), Some(code)) = (spec, code) else {
-        let msg = format!("task `{}` is not part of workflow `{}` in this runner", task.task_name, p.workflow_name);
+        let msg = format!("task `{}` is not part of workflow `{}` in this runner", task.task_name, info.workflow_name);
         engine.db.run(move |c| tasks::fail(c, id, &runner, &msg, UniversalTimestamp::now())).await?;
-        return crate::scheduler::after_outcome(engine, pipeline, &task.task_name).await;
+        return crate::scheduler::after_outcome(engine, &info, &task.task_name).await;
     };
-    if p.status == WorkflowStatus::Pending {
-        let _ = engine
-            .db
-            .run(move |c| {
-                pipelines::transition(
-                    c,
-                    pipeline,
-                    WorkflowStatus::Pending,
-                    WorkflowStatus::Running,
-                    None,
-                    UniversalTimestamp::now(),
-                )
-            })
-            .await?;
-    }
-    let input = input_context(&engine.db, pipeline, p.context_id, &spec.dependencies).await?;
+    let input = input_context(&engine.db, &info, &spec.dependencies).await?;
     let timeout = spec.timeout.unwrap_or(engine.config.default_task_timeout);
     // A task of its own, so a panic in user code fails this task instead of the runner.
     let attempt = tokio::spawn(async move { tokio::time::timeout(timeout, code.run(input)).await });
@@ -244,7 +229,7 @@ async fn run_task_inner(engine: &Arc<Engine>, task: &TaskExecution) -> Result<()
             let out = output.to_json();
             let won = engine.db.run(move |c| tasks::complete(c, id, &runner, &out, UniversalTimestamp::now())).await?;
             if won {
-                crate::scheduler::after_outcome(engine, pipeline, &task.task_name).await?;
+                crate::scheduler::after_outcome(engine, &info, &task.task_name).await?;
             }
         }
         Err(e) if e.is_retryable() && spec.retry.allows_retry_after(task.attempt) => {
@@ -270,7 +255,7 @@ async fn run_task_inner(engine: &Arc<Engine>, task: &TaskExecution) -> Result<()
             let msg = e.to_string();
             let won = engine.db.run(move |c| tasks::fail(c, id, &runner, &msg, UniversalTimestamp::now())).await?;
             if won {
-                crate::scheduler::after_outcome(engine, pipeline, &task.task_name).await?;
+                crate::scheduler::after_outcome(engine, &info, &task.task_name).await?;
             }
         }
     }
@@ -280,21 +265,15 @@ async fn run_task_inner(engine: &Arc<Engine>, task: &TaskExecution) -> Result<()
 /// Input of a task: the pipeline input, then each dependency's output in declared order (later wins).
 pub(crate) async fn input_context(
     db: &Database,
-    pipeline: PipelineExecutionId,
-    input_id: Option<crate::models::ContextId>,
+    info: &PipelineInfo,
     dependencies: &[String],
 ) -> Result<Context<Value>, Error> {
-    let deps = dependencies.to_vec();
-    let (input, outs) = db
-        .run(move |c| {
-            let input = match input_id {
-                Some(id) => crate::dal::contexts::get(c, id)?,
-                None => None,
-            };
-            Ok((input, outputs::outputs_of(c, pipeline, &deps)?))
-        })
-        .await?;
-    let mut ctx = Context::from_json(input.unwrap_or(Value::Null))?;
+    let mut ctx = info.input.clone();
+    if dependencies.is_empty() {
+        return Ok(ctx);
+    }
+    let (pipeline, deps) = (info.id, dependencies.to_vec());
+    let outs = db.run(move |c| outputs::outputs_of(c, pipeline, &deps)).await?;
     for dep in dependencies {
         if let Some((_, out)) = outs.iter().find(|(name, _)| name == dep) {
             ctx.merge(&Context::from_json(out.clone())?);

@@ -34,7 +34,8 @@ async fn pass(engine: &Arc<Engine>) -> Result<(), crate::Error> {
         if r.new_status == TaskStatus::Failed {
             let id = r.task_execution_id;
             if let Some(t) = engine.db.run(move |c| tasks::get(c, id)).await? {
-                crate::scheduler::after_outcome(engine, r.pipeline_execution_id, &t.task_name).await?;
+                let info = engine.pipeline_info(r.pipeline_execution_id).await?;
+                crate::scheduler::after_outcome(engine, &info, &t.task_name).await?;
             }
         } else {
             engine.work_available.notify_one();

@@ -78,6 +78,9 @@ pub(crate) struct Engine {
     pub(crate) held: Mutex<HashSet<TaskExecutionId>>,
     /// Waiters for a pipeline's terminal state, woken by the scheduler when it finalises one.
     waiters: Mutex<HashMap<PipelineExecutionId, Arc<Notify>>>,
+    /// What every task of an active pipeline needs and never changes (workflow, input context):
+    /// read once per pipeline instead of once per task. Dropped when the pipeline finishes.
+    pipelines: Mutex<HashMap<PipelineExecutionId, Arc<PipelineInfo>>>,
     pub(crate) shutdown: watch::Sender<bool>,
 }
 
@@ -95,13 +98,63 @@ impl Engine {
         waiters.entry(id).or_default().clone()
     }
 
+    /// The unchanging facts of pipeline `id`, from the cache or the database. The first time a
+    /// runner sees a pipeline it also moves it from `Pending` to `Running` (conditionally).
+    pub(crate) async fn pipeline_info(&self, id: PipelineExecutionId) -> Result<Arc<PipelineInfo>, Error> {
+        if let Some(info) = self.pipelines.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
+            return Ok(info.clone());
+        }
+        let (p, input) = self
+            .db
+            .run(move |c| {
+                let Some(p) = pipelines::get(c, id)? else { return Ok(None) };
+                let input = match p.context_id {
+                    Some(ctx) => crate::dal::contexts::get(c, ctx)?,
+                    None => None,
+                };
+                if p.status == PipelineStatus::Pending {
+                    let now = UniversalTimestamp::now();
+                    let _ = pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Running, None, now)?;
+                }
+                Ok(Some((p, input)))
+            })
+            .await?
+            .ok_or(Error::ExecutionNotFound(id))?;
+        let info = Arc::new(PipelineInfo {
+            id,
+            workflow: self.workflows.get(&p.workflow_name).cloned(),
+            workflow_name: p.workflow_name,
+            input: Context::from_json(input.unwrap_or(Value::Null))?,
+        });
+        let mut cache = self.pipelines.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= PIPELINE_CACHE_LIMIT {
+            cache.clear(); // entries of pipelines finished by other runners are never removed otherwise
+        }
+        cache.insert(id, info.clone());
+        Ok(info)
+    }
+
     /// Wakes everyone waiting for `id` in this process.
     pub(crate) fn pipeline_finished(&self, id: PipelineExecutionId) {
+        self.pipelines.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         let waiter = self.waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         if let Some(w) = waiter {
             w.notify_waiters();
         }
     }
+}
+
+/// Most pipelines whose facts are cached at once.
+const PIPELINE_CACHE_LIMIT: usize = 10_000;
+
+/// The facts of a pipeline that never change while it runs.
+pub(crate) struct PipelineInfo {
+    pub(crate) id: PipelineExecutionId,
+    pub(crate) workflow_name: String,
+    /// The workflow, if this runner has it.
+    pub(crate) workflow: Option<Workflow>,
+    /// The pipeline's input context.
+    pub(crate) input: Context<Value>,
 }
 
 /// The runner: embeds the engine in your process. Create it with [`DefaultRunner::new`],
@@ -165,6 +218,7 @@ impl DefaultRunnerBuilder {
             work_available: Notify::new(),
             held: Mutex::default(),
             waiters: Mutex::default(),
+            pipelines: Mutex::default(),
             shutdown,
         });
         let services = vec![
@@ -249,7 +303,7 @@ impl DefaultRunner {
             .collect();
         let id = self.engine.db.run(move |c| pipelines::create(c, &new, UniversalTimestamp::now())).await?;
         if !skipped_roots.is_empty() {
-            crate::scheduler::skip_roots(&self.engine, id, wf, skipped_roots).await?;
+            crate::scheduler::skip_roots(&self.engine, id, skipped_roots).await?;
         }
         self.engine.work_available.notify_one();
         Ok(ExecutionHandle { engine: self.engine.clone(), id })

@@ -10,42 +10,30 @@ use std::sync::Arc;
 
 use crate::dal::{pipeline_executions as pipelines, task_execution_metadata as outputs, task_executions as tasks};
 use crate::database::UniversalTimestamp;
-use crate::models::{PipelineExecution, PipelineExecutionId, PipelineStatus, TaskStatus};
-use crate::runner::Engine;
+use crate::models::{PipelineExecutionId, PipelineStatus, TaskStatus};
+use crate::runner::{Engine, PipelineInfo};
 use crate::task::TriggerRule;
 use crate::workflow::Workflow;
 use crate::{Context, Error};
 
-/// Reacts to `finished` of `pipeline` reaching a terminal status.
-pub(crate) async fn after_outcome(
-    engine: &Arc<Engine>,
-    pipeline: PipelineExecutionId,
-    finished: &str,
-) -> Result<(), Error> {
-    let Some((p, wf)) = load(engine, pipeline).await? else { return Ok(()) };
+/// Reacts to `finished` of the pipeline reaching a terminal status.
+pub(crate) async fn after_outcome(engine: &Arc<Engine>, info: &PipelineInfo, finished: &str) -> Result<(), Error> {
+    let Some(wf) = &info.workflow else { return Ok(()) };
     let frontier = wf.spec().dependents(finished).map(|t| t.id.clone()).collect();
-    resolve(engine, &p, &wf, frontier).await?;
-    finalize(engine, &p, &wf).await
+    resolve(engine, info, wf, frontier).await?;
+    finalize(engine, info, wf).await
 }
 
 /// Resolves root tasks whose trigger rule did not hold on the input (they start `NotStarted`).
 pub(crate) async fn skip_roots(
     engine: &Arc<Engine>,
     pipeline: PipelineExecutionId,
-    wf: &Workflow,
     roots: Vec<String>,
 ) -> Result<(), Error> {
-    let p = engine.db.run(move |c| pipelines::get(c, pipeline)).await?.ok_or(Error::ExecutionNotFound(pipeline))?;
-    resolve(engine, &p, wf, roots).await?;
-    finalize(engine, &p, wf).await
-}
-
-async fn load(
-    engine: &Arc<Engine>,
-    pipeline: PipelineExecutionId,
-) -> Result<Option<(PipelineExecution, Workflow)>, Error> {
-    let p = engine.db.run(move |c| pipelines::get(c, pipeline)).await?.ok_or(Error::ExecutionNotFound(pipeline))?;
-    Ok(engine.workflows.get(&p.workflow_name).cloned().map(|wf| (p, wf)))
+    let info = engine.pipeline_info(pipeline).await?;
+    let Some(wf) = &info.workflow else { return Ok(()) };
+    resolve(engine, &info, wf, roots).await?;
+    finalize(engine, &info, wf).await
 }
 
 fn uses_context(rule: &TriggerRule) -> bool {
@@ -62,7 +50,7 @@ fn uses_context(rule: &TriggerRule) -> bool {
 /// dependents of those it skips, until nothing more can be decided.
 async fn resolve(
     engine: &Arc<Engine>,
-    p: &PipelineExecution,
+    p: &PipelineInfo,
     wf: &Workflow,
     mut frontier: Vec<String>,
 ) -> Result<(), Error> {
@@ -89,7 +77,7 @@ async fn resolve(
                 continue;
             }
             let ctx = if uses_context(&t.trigger_rule) {
-                crate::executor::input_context(&engine.db, p.id, p.context_id, &t.dependencies).await?
+                crate::executor::input_context(&engine.db, p, &t.dependencies).await?
             } else {
                 Context::new()
             };
@@ -124,8 +112,8 @@ async fn resolve(
 
 /// Moves the pipeline to `Completed` (with its final context) or `Failed` once no task is left
 /// unfinished. Safe to call from several runners: the transition is conditional.
-async fn finalize(engine: &Arc<Engine>, p: &PipelineExecution, wf: &Workflow) -> Result<(), Error> {
-    let (id, input_id) = (p.id, p.context_id);
+async fn finalize(engine: &Arc<Engine>, p: &PipelineInfo, wf: &Workflow) -> Result<(), Error> {
+    let (id, input) = (p.id, p.input.to_json());
     let order: Vec<String> = wf.spec().tasks().iter().map(|t| t.id.clone()).collect();
     let finished = engine
         .db
@@ -148,20 +136,13 @@ async fn finalize(engine: &Arc<Engine>, p: &PipelineExecution, wf: &Workflow) ->
                 return Ok(true);
             }
             // Final context: the input, then every completed task's output in topological order.
-            let mut fin = match input_id {
-                Some(ctx) => crate::dal::contexts::get(c, ctx)?.unwrap_or(serde_json::Value::Null),
-                None => serde_json::Value::Null,
-            };
+            let mut fin = input;
             let outs: HashMap<String, serde_json::Value> = outputs::outputs_for_pipeline(c, id)?.into_iter().collect();
             for name in &order {
                 if let (Some(serde_json::Value::Object(out)), serde_json::Value::Object(acc)) =
                     (outs.get(name), &mut fin)
                 {
                     acc.extend(out.clone());
-                } else if let (Some(out @ serde_json::Value::Object(_)), serde_json::Value::Null) =
-                    (outs.get(name), &fin)
-                {
-                    fin = out.clone();
                 }
             }
             let _ = pipelines::complete(c, id, &fin, now)?;

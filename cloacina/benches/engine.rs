@@ -1,0 +1,136 @@
+//! Engine throughput and latency: no-op tasks burned down wide (independent) and chained
+//! (each depends on the previous), and `execute()` latency of a one-task workflow.
+//!
+//! `cargo bench -p cloacina --bench engine` (PostgreSQL from `CLOACINA_TEST_POSTGRES_URL`).
+
+use std::time::{Duration, Instant};
+
+use cloacina::executor::{WorkflowExecutor, WorkflowStatus};
+use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
+use cloacina::workflow::Workflow;
+use cloacina::Context;
+use serde_json::Value;
+
+const WIDE: usize = 2_000;
+const CHAIN: usize = 300;
+const LATENCY_RUNS: usize = 200;
+const RUNS: usize = 3;
+const CONCURRENCY: usize = 16;
+
+fn noop(ctx: Context<Value>) -> std::future::Ready<Result<Context<Value>, cloacina::TaskError>> {
+    std::future::ready(Ok(ctx))
+}
+
+fn wide() -> Workflow {
+    let names: Vec<String> = (0..WIDE).map(|i| format!("t{i}")).collect();
+    names.iter().fold(Workflow::builder("wide"), |b, n| b.simple_task(n, &[], noop)).build().expect("wide")
+}
+
+fn chain() -> Workflow {
+    let names: Vec<String> = (0..CHAIN).map(|i| format!("t{i}")).collect();
+    let mut b = Workflow::builder("chain").simple_task(&names[0], &[], noop);
+    for w in names.windows(2) {
+        b = b.simple_task(&w[1], &[w[0].as_str()], noop);
+    }
+    b.build().expect("chain")
+}
+
+fn one() -> Workflow {
+    Workflow::builder("one").simple_task("only", &[], noop).build().expect("one")
+}
+
+struct Target {
+    url: String,
+    schema: Option<String>,
+    cleanup: Box<dyn FnOnce()>,
+}
+
+fn target(backend: &str) -> Target {
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    if backend == "sqlite" {
+        let path = std::env::temp_dir().join(format!("{name}.db"));
+        let url = format!("sqlite://{}", path.display());
+        return Target {
+            url,
+            schema: None,
+            cleanup: Box::new(move || {
+                for s in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{s}", path.display()));
+                }
+            }),
+        };
+    }
+    let url = std::env::var("CLOACINA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let drop_url = url.clone();
+    let schema = name.clone();
+    Target {
+        url,
+        schema: Some(name),
+        cleanup: Box::new(move || {
+            use diesel::connection::SimpleConnection;
+            let parsed = cloacina::database::DatabaseUrl::parse(&drop_url).expect("url");
+            if let Ok(mut c) = cloacina::database::establish(&parsed, &Default::default()) {
+                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+            }
+        }),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn bench(backend: &str) {
+    let t = target(backend);
+    let config = DefaultRunnerConfig {
+        max_concurrent_tasks: CONCURRENCY,
+        schema: t.schema.clone(),
+        pool_size: 8,
+        ..Default::default()
+    };
+    let runner = DefaultRunner::with_config(&t.url, config, vec![wide(), chain(), one()]).await.expect("runner");
+    for (name, tasks) in [("wide", WIDE), ("chain", CHAIN)] {
+        let mut rates = Vec::new();
+        for _ in 0..RUNS {
+            let start = Instant::now();
+            let result = runner.execute(name, Context::new()).await.expect("execute");
+            assert_eq!(result.status, WorkflowStatus::Completed);
+            rates.push(tasks as f64 / start.elapsed().as_secs_f64());
+        }
+        println!(
+            "{backend:<9} {name:<6} {tasks:>6} tasks  concurrency {CONCURRENCY:>3}  {:>8.0} tasks/s (median of {RUNS})",
+            median(rates)
+        );
+    }
+    let mut latencies = Vec::with_capacity(LATENCY_RUNS);
+    for _ in 0..LATENCY_RUNS {
+        let start = Instant::now();
+        let result = runner.execute("one", Context::new()).await.expect("execute");
+        assert_eq!(result.status, WorkflowStatus::Completed);
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    println!(
+        "{backend:<9} execute() of a 1-task workflow, {LATENCY_RUNS} runs: p50 {:.2} ms, p95 {:.2} ms",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.95).as_secs_f64() * 1e3
+    );
+    runner.shutdown().await.expect("shutdown");
+    drop(runner);
+    (t.cleanup)();
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("engine benchmark: no-op tasks, release build, {cores} cores");
+    for backend in cloacina::Backend::ALL.iter().filter(|b| b.is_compiled()) {
+        bench(backend.name()).await;
+    }
+}
