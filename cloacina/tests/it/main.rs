@@ -6,6 +6,7 @@
 mod harness;
 
 mod concurrency;
+mod crash;
 mod dal_cron;
 mod dal_pipelines;
 mod dal_registry;
