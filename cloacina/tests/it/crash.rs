@@ -2,8 +2,6 @@
 //! (attempt + 1) or fails it when its attempts are spent, writes a `recovery_events` row, and the
 //! pipeline reaches a terminal state. The child is this test binary re-executed in worker mode.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -67,37 +65,16 @@ fn worker_process_entry_point() {
 }
 
 fn spawn_worker(t: &crate::harness::TestDb, attempts: u32) -> (std::process::Child, PipelineExecutionId) {
-    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args(["--exact", "crash::worker_process_entry_point", "--nocapture", "--test-threads=1"])
-        .env(WORKER_ENV, &t.url)
-        .env("CLOACINA_TEST_WORKER_ATTEMPTS", attempts.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    let attempts = attempts.to_string();
+    let mut env = vec![(WORKER_ENV, t.url.as_str()), ("CLOACINA_TEST_WORKER_ATTEMPTS", attempts.as_str())];
     if let Some(schema) = t.db.schema() {
-        cmd.env("CLOACINA_TEST_WORKER_SCHEMA", schema);
+        env.push(("CLOACINA_TEST_WORKER_SCHEMA", schema));
     }
-    let mut child = cmd.spawn().expect("spawn worker");
-    // libtest prints "test … ... " without a newline first, so look for the marker anywhere.
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let id = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.split("PIPELINE ").nth(1).map(|id| id.trim().to_owned()));
-        let _ = tx.send(id);
-    });
-    let id = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Some(id)) => id,
-        other => {
-            let _ = child.kill();
-            panic!("the worker did not report its pipeline: {other:?}");
-        }
-    };
+    let (child, id) = crate::harness::spawn_self("crash::worker_process_entry_point", &env, "PIPELINE");
     (child, id.parse().expect("pipeline id"))
 }
 
-fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = probe() {

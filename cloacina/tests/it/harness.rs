@@ -132,3 +132,33 @@ pub fn exec(conn: &mut AnyConnection, sql: &str) {
     use diesel::connection::SimpleConnection;
     conn.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
+
+/// Re-executes this test binary running only `test` (a worker entry point), with `env`, and
+/// returns the child and the text after the first `marker ` it prints (within 60 s).
+pub fn spawn_self(test: &str, env: &[(&str, &str)], marker: &str) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn worker");
+    // libtest prints "test … ... " without a newline first, so look for the marker anywhere.
+    let stdout = child.stdout.take().expect("stdout");
+    let needle = format!("{marker} ");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let found = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split(needle.as_str()).nth(1).map(|v| v.trim().to_owned()));
+        let _ = tx.send(found);
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(Some(value)) => (child, value),
+        other => {
+            let _ = child.kill();
+            panic!("worker `{test}` did not print `{marker}`: {other:?}");
+        }
+    }
+}

@@ -13,6 +13,7 @@ mod dal_registry;
 mod dal_tasks;
 mod engine;
 mod migrations;
+mod multiprocess;
 mod schema_parity;
 mod universal_types;
 mod url_selection;
