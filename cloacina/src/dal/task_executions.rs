@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{corrupt, int, recovery_events, serialize_writes, time, uint, write_transaction, INSERT_CHUNK};
 use crate::database::connection::on_inner;
-use crate::database::schema::task_executions as te;
+use crate::database::schema::{pipeline_executions as pe, task_executions as te};
 use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
 use crate::models::{PipelineExecutionId, TaskExecution, TaskExecutionId, TaskStatus};
 
@@ -140,9 +140,15 @@ pub fn list_for_pipeline(conn: &mut AnyConnection, pipeline: PipelineExecutionId
     to_records(rows)
 }
 
+/// Ids of paused pipelines, whose tasks are not claimed.
+fn paused_pipelines(
+) -> diesel::dsl::Select<diesel::dsl::Filter<pe::table, diesel::dsl::Eq<pe::status, &'static str>>, pe::id> {
+    pe::table.filter(pe::status.eq(crate::models::PipelineStatus::Paused.as_str())).select(pe::id)
+}
+
 /// Claims up to `limit` claimable tasks for `runner`, oldest first, with a lease of `lease`.
 ///
-/// Claimable: `Ready` and `retry_at` unset or not after `now`. Each claimed row becomes `Running`
+/// Claimable: `Ready`, `retry_at` unset or not after `now`, and the pipeline not paused. Each claimed row becomes `Running`
 /// with `claimed_by = runner`. Two runners never claim the same row: on PostgreSQL the candidate
 /// rows are locked with `FOR UPDATE SKIP LOCKED` (concurrent claimers take different rows), on
 /// SQLite the transaction holds the write lock from its start (`BEGIN IMMEDIATE`); the update is
@@ -163,6 +169,7 @@ pub fn claim_ready(
                 te::table
                     .filter(te::status.eq(TaskStatus::Ready.as_str()))
                     .filter(te::retry_at.is_null().or(te::retry_at.le(now)))
+                    .filter(diesel::dsl::not(te::pipeline_execution_id.eq_any(paused_pipelines())))
                     .order((te::created_at.asc(), te::id.asc()))
                     .limit(i64::from(limit))
                     .select(te::id)

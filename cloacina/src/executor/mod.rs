@@ -67,6 +67,13 @@ pub trait WorkflowExecutor {
 
     /// Cancels a pipeline; returns whether this call cancelled it.
     fn cancel(&self, id: PipelineExecutionId) -> impl std::future::Future<Output = Result<bool, Error>> + Send;
+
+    /// Pauses a pipeline: running tasks finish, no further task is claimed until it is resumed.
+    /// Returns whether this call paused it.
+    fn pause(&self, id: PipelineExecutionId) -> impl std::future::Future<Output = Result<bool, Error>> + Send;
+
+    /// Resumes a paused pipeline; returns whether this call resumed it.
+    fn resume(&self, id: PipelineExecutionId) -> impl std::future::Future<Output = Result<bool, Error>> + Send;
 }
 
 fn elapsed(from: Option<chrono::DateTime<chrono::Utc>>, to: Option<chrono::DateTime<chrono::Utc>>) -> Option<Duration> {

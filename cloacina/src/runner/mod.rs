@@ -355,6 +355,41 @@ impl WorkflowExecutor for DefaultRunner {
     async fn cancel(&self, id: PipelineExecutionId) -> Result<bool, Error> {
         cancel(&self.engine, id).await
     }
+
+    async fn pause(&self, id: PipelineExecutionId) -> Result<bool, Error> {
+        Ok(self
+            .engine
+            .db
+            .run(move |c| {
+                let now = UniversalTimestamp::now();
+                Ok(pipelines::transition(c, id, PipelineStatus::Running, PipelineStatus::Paused, None, now)?
+                    || pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Paused, None, now)?)
+            })
+            .await?)
+    }
+
+    async fn resume(&self, id: PipelineExecutionId) -> Result<bool, Error> {
+        let resumed = self
+            .engine
+            .db
+            .run(move |c| {
+                pipelines::transition(
+                    c,
+                    id,
+                    PipelineStatus::Paused,
+                    PipelineStatus::Running,
+                    None,
+                    UniversalTimestamp::now(),
+                )
+            })
+            .await?;
+        if resumed {
+            // Everything may have finished while it was paused.
+            crate::scheduler::finalize_if_done(&self.engine, id).await?;
+            self.engine.work_available.notify_one();
+        }
+        Ok(resumed)
+    }
 }
 
 async fn cancel(engine: &Arc<Engine>, id: PipelineExecutionId) -> Result<bool, Error> {

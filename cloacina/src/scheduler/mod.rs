@@ -24,6 +24,13 @@ pub(crate) async fn after_outcome(engine: &Arc<Engine>, info: &PipelineInfo, fin
     finalize(engine, info, wf).await
 }
 
+/// Finalises pipeline `id` if none of its tasks is left unfinished (after a resume).
+pub(crate) async fn finalize_if_done(engine: &Arc<Engine>, id: PipelineExecutionId) -> Result<(), Error> {
+    let info = engine.pipeline_info(id).await?;
+    let Some(wf) = &info.workflow else { return Ok(()) };
+    finalize(engine, &info, wf).await
+}
+
 /// Resolves root tasks whose trigger rule did not hold on the input (they start `NotStarted`).
 pub(crate) async fn skip_roots(
     engine: &Arc<Engine>,

@@ -304,3 +304,31 @@ engine_test!(a_waiting_retry_survives_a_restart_of_every_runner, |t| {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     second.shutdown().await.expect("shutdown");
 });
+
+engine_test!(a_paused_pipeline_claims_nothing_until_resumed, |t| {
+    let wf = Workflow::builder("pausable")
+        .simple_task("first", &[], |ctx: Context<Value>| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(ctx)
+        })
+        .simple_task("second", &["first"], mark("second"))
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let handle = runner.execute_async("pausable", Context::new()).await.expect("start");
+    let id = handle.execution_id();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(runner.pause(id).await.expect("pause"));
+    assert!(!runner.pause(id).await.expect("pause twice"));
+    // `first` finishes while paused; `second` becomes Ready but is not claimed.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let rows =
+        runner.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await.expect("rows");
+    let status = |n: &str| rows.iter().find(|r| r.task_name == n).map(|r| r.status);
+    assert_eq!((status("first"), status("second")), (Some(TaskStatus::Completed), Some(TaskStatus::Ready)));
+    assert_eq!(runner.get_execution_status(id).await.expect("status"), WorkflowStatus::Paused);
+    assert!(runner.resume(id).await.expect("resume"));
+    let result = handle.wait_for_completion().await.expect("wait");
+    assert_eq!(result.status, WorkflowStatus::Completed);
+    runner.shutdown().await.expect("shutdown");
+});
