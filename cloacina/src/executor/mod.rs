@@ -146,7 +146,7 @@ pub(crate) async fn run_claim_loop(engine: Arc<Engine>) {
                     full_batch = claimed.len() == want as usize;
                     for task in claimed {
                         let Ok(permit) = slots.clone().acquire_owned().await else { return };
-                        engine.held().insert(task.id);
+                        engine.held().insert(task.id, task.pipeline_execution_id);
                         let engine = engine.clone();
                         tokio::spawn(async move {
                             run_task(&engine, task).await;
@@ -177,7 +177,7 @@ pub(crate) async fn run_heartbeat(engine: Arc<Engine>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let ids: Vec<_> = engine.held().iter().copied().collect();
+        let ids: Vec<_> = engine.held().keys().copied().collect();
         if ids.is_empty() {
             continue;
         }
@@ -224,7 +224,8 @@ async fn run_task_inner(engine: &Arc<Engine>, task: &TaskExecution) -> Result<()
     let (Some(spec), Some(code)) = (spec, code) else {
         let msg = format!("task `{}` is not part of workflow `{}` in this runner", task.task_name, info.workflow_name);
         engine.db.run(move |c| tasks::fail(c, id, &runner, &msg, UniversalTimestamp::now())).await?;
-        return crate::scheduler::after_outcome(engine, &info, &task.task_name).await;
+        let last = engine.release_and_is_last(id);
+        return crate::scheduler::after_outcome(engine, &info, &task.task_name, last).await;
     };
     let input = input_context(&engine.db, &info, &spec.dependencies).await?;
     let timeout = spec.timeout.unwrap_or(engine.config.default_task_timeout);
@@ -240,7 +241,8 @@ async fn run_task_inner(engine: &Arc<Engine>, task: &TaskExecution) -> Result<()
             let out = output.to_json();
             let won = engine.db.run(move |c| tasks::complete(c, id, &runner, &out, UniversalTimestamp::now())).await?;
             if won {
-                crate::scheduler::after_outcome(engine, &info, &task.task_name).await?;
+                let last = engine.release_and_is_last(id);
+                crate::scheduler::after_outcome(engine, &info, &task.task_name, last).await?;
             }
         }
         Err(e) if e.is_retryable() && spec.retry.allows_retry_after(task.attempt) => {
@@ -266,7 +268,8 @@ async fn run_task_inner(engine: &Arc<Engine>, task: &TaskExecution) -> Result<()
             let msg = e.to_string();
             let won = engine.db.run(move |c| tasks::fail(c, id, &runner, &msg, UniversalTimestamp::now())).await?;
             if won {
-                crate::scheduler::after_outcome(engine, &info, &task.task_name).await?;
+                let last = engine.release_and_is_last(id);
+                crate::scheduler::after_outcome(engine, &info, &task.task_name, last).await?;
             }
         }
     }

@@ -35,7 +35,7 @@ async fn pass(engine: &Arc<Engine>) -> Result<(), crate::Error> {
             let id = r.task_execution_id;
             if let Some(t) = engine.db.run(move |c| tasks::get(c, id)).await? {
                 let info = engine.pipeline_info(r.pipeline_execution_id).await?;
-                crate::scheduler::after_outcome(engine, &info, &t.task_name).await?;
+                crate::scheduler::after_outcome(engine, &info, &t.task_name, true).await?;
             }
         } else {
             engine.work_available.notify_one();

@@ -4,7 +4,7 @@
 //! Shape: Config ([`DefaultRunnerConfig`]) → services each with its own loop → the runner as
 //! handle, with a shutdown signal. All services share one [`Engine`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -74,8 +74,8 @@ pub(crate) struct Engine {
     pub(crate) workflows: HashMap<String, Workflow>,
     /// Wakes the executor: work was created, a slot freed, a retry came due.
     pub(crate) work_available: Notify,
-    /// Tasks this runner holds claims on (renewed by the heartbeat).
-    pub(crate) held: Mutex<HashSet<TaskExecutionId>>,
+    /// Tasks this runner holds claims on, with their pipeline (leases renewed by the heartbeat).
+    pub(crate) held: Mutex<HashMap<TaskExecutionId, PipelineExecutionId>>,
     /// Waiters for a pipeline's terminal state, woken by the scheduler when it finalises one.
     waiters: Mutex<HashMap<PipelineExecutionId, Arc<Notify>>>,
     /// What every task of an active pipeline needs and never changes (workflow, input context):
@@ -89,8 +89,20 @@ impl Engine {
         *self.shutdown.borrow()
     }
 
-    pub(crate) fn held(&self) -> std::sync::MutexGuard<'_, HashSet<TaskExecutionId>> {
+    pub(crate) fn held(&self) -> std::sync::MutexGuard<'_, HashMap<TaskExecutionId, PipelineExecutionId>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drops `task` from the held set and tells whether it was this runner's last in-flight task
+    /// of its pipeline. Removal and answer happen under one lock, so of two tasks of a pipeline
+    /// finishing together exactly the later one answers true: only it needs to check whether the
+    /// pipeline is finished (any task still running will do the check when it ends).
+    pub(crate) fn release_and_is_last(&self, task: TaskExecutionId) -> bool {
+        let mut held = self.held();
+        match held.remove(&task) {
+            Some(pipeline) => !held.values().any(|p| *p == pipeline),
+            None => true,
+        }
     }
 
     fn waiter(&self, id: PipelineExecutionId) -> Arc<Notify> {

@@ -17,11 +17,23 @@ use crate::workflow::Workflow;
 use crate::{Context, Error};
 
 /// Reacts to `finished` of the pipeline reaching a terminal status.
-pub(crate) async fn after_outcome(engine: &Arc<Engine>, info: &PipelineInfo, finished: &str) -> Result<(), Error> {
+///
+/// `maybe_last` is false when the caller knows another task of the pipeline is still running in
+/// this runner (that task will check for the end); the pipeline cannot have finished then, nor
+/// when this call just made a task Ready, so the finish check is skipped in both cases.
+pub(crate) async fn after_outcome(
+    engine: &Arc<Engine>,
+    info: &PipelineInfo,
+    finished: &str,
+    maybe_last: bool,
+) -> Result<(), Error> {
     let Some(wf) = &info.workflow else { return Ok(()) };
     let frontier = wf.spec().dependents(finished).map(|t| t.id.clone()).collect();
-    resolve(engine, info, wf, frontier).await?;
-    finalize(engine, info, wf).await
+    let made_ready = resolve(engine, info, wf, frontier).await?;
+    if maybe_last && made_ready == 0 {
+        finalize(engine, info, wf).await?;
+    }
+    Ok(())
 }
 
 /// Finalises pipeline `id` if none of its tasks is left unfinished (after a resume).
@@ -54,14 +66,15 @@ fn uses_context(rule: &TriggerRule) -> bool {
 }
 
 /// Decides every `NotStarted` task in `frontier` whose dependencies are all terminal, and the
-/// dependents of those it skips, until nothing more can be decided.
+/// dependents of those it skips, until nothing more can be decided. Returns how many it made Ready.
 async fn resolve(
     engine: &Arc<Engine>,
     p: &PipelineInfo,
     wf: &Workflow,
     mut frontier: Vec<String>,
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     let spec = wf.spec();
+    let mut made_ready = 0;
     while !frontier.is_empty() {
         frontier.sort();
         frontier.dedup();
@@ -110,11 +123,12 @@ async fn resolve(
             })
             .await?;
         if ready_n > 0 {
+            made_ready += ready_n;
             engine.work_available.notify_one();
         }
         frontier = skipped_names.iter().flat_map(|n| spec.dependents(n).map(|t| t.id.clone())).collect();
     }
-    Ok(())
+    Ok(made_ready)
 }
 
 /// Moves the pipeline to `Completed` (with its final context) or `Failed` once no task is left
