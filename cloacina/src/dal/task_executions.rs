@@ -490,61 +490,37 @@ pub fn expire_leases(conn: &mut AnyConnection, now: UniversalTimestamp, limit: u
     })
 }
 
-/// Status of each named task of a pipeline (names that do not exist are absent).
-pub fn statuses_of(
+/// Id and status of each named task of a pipeline (names that do not exist are absent).
+pub fn by_name(
     conn: &mut AnyConnection,
     pipeline: PipelineExecutionId,
     names: &[String],
-) -> Result<Vec<(String, TaskStatus)>> {
+) -> Result<Vec<(String, TaskExecutionId, TaskStatus)>> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(String, String)> = te::table
+    let rows: Vec<(String, UniversalUuid, String)> = te::table
         .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
         .filter(te::task_name.eq_any(names))
-        .select((te::task_name, te::status))
+        .select((te::task_name, te::id, te::status))
         .load(conn)?;
     rows.into_iter()
-        .map(|(name, status)| Ok((name, status.parse().map_err(|e| corrupt("task_executions", e))?)))
+        .map(|(name, id, status)| Ok((name, id.into(), status.parse().map_err(|e| corrupt("task_executions", e))?)))
         .collect()
 }
 
-/// Ids of the named tasks of a pipeline, by name.
-pub fn ids_of(
-    conn: &mut AnyConnection,
-    pipeline: PipelineExecutionId,
-    names: &[String],
-) -> Result<Vec<(String, TaskExecutionId)>> {
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows: Vec<(String, UniversalUuid)> = te::table
+/// True when some task of the pipeline is in one of `statuses` (one index seek per status).
+pub fn any_in_status(conn: &mut AnyConnection, pipeline: PipelineExecutionId, statuses: &[TaskStatus]) -> Result<bool> {
+    let found: Option<UniversalUuid> = te::table
         .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
-        .filter(te::task_name.eq_any(names))
-        .select((te::task_name, te::id))
-        .load(conn)?;
-    Ok(rows.into_iter().map(|(name, id)| (name, id.into())).collect())
+        .filter(te::status.eq_any(statuses.iter().map(|s| s.as_str())))
+        .select(te::id)
+        .first(conn)
+        .optional()?;
+    Ok(found.is_some())
 }
 
-/// True while the pipeline has a task that is not terminal (one index seek per status).
+/// True while the pipeline has a task that is not terminal.
 pub fn has_unfinished(conn: &mut AnyConnection, pipeline: PipelineExecutionId) -> Result<bool> {
-    let unfinished = [TaskStatus::NotStarted.as_str(), TaskStatus::Ready.as_str(), TaskStatus::Running.as_str()];
-    let found: Option<UniversalUuid> = te::table
-        .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
-        .filter(te::status.eq_any(unfinished))
-        .select(te::id)
-        .first(conn)
-        .optional()?;
-    Ok(found.is_some())
-}
-
-/// True when some task of the pipeline ended `Failed`.
-pub fn any_failed(conn: &mut AnyConnection, pipeline: PipelineExecutionId) -> Result<bool> {
-    let found: Option<UniversalUuid> = te::table
-        .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
-        .filter(te::status.eq(TaskStatus::Failed.as_str()))
-        .select(te::id)
-        .first(conn)
-        .optional()?;
-    Ok(found.is_some())
+    any_in_status(conn, pipeline, &[TaskStatus::NotStarted, TaskStatus::Ready, TaskStatus::Running])
 }

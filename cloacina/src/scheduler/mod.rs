@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::dal::{pipeline_executions as pipelines, task_execution_metadata as outputs, task_executions as tasks};
 use crate::database::UniversalTimestamp;
-use crate::models::{PipelineExecutionId, PipelineStatus, TaskStatus};
+use crate::models::{PipelineExecutionId, PipelineStatus, TaskExecutionId, TaskStatus};
 use crate::runner::{Engine, PipelineInfo};
 use crate::task::TriggerRule;
 use crate::workflow::Workflow;
@@ -86,8 +86,9 @@ async fn resolve(
             names.extend(t.trigger_rule.referenced_tasks().into_iter().map(str::to_owned));
         }
         let (pid, wanted) = (p.id, names.into_iter().collect::<Vec<_>>());
-        let statuses: HashMap<String, TaskStatus> =
-            engine.db.run(move |c| tasks::statuses_of(c, pid, &wanted)).await?.into_iter().collect();
+        let rows = engine.db.run(move |c| tasks::by_name(c, pid, &wanted)).await?;
+        let ids: HashMap<String, TaskExecutionId> = rows.iter().map(|(n, id, _)| (n.clone(), *id)).collect();
+        let statuses: HashMap<String, TaskStatus> = rows.into_iter().map(|(n, _, s)| (n, s)).collect();
         let (mut ready, mut skipped) = (Vec::new(), Vec::new());
         for name in &frontier {
             let Some(t) = spec.task(name) else { continue };
@@ -107,21 +108,18 @@ async fn resolve(
                 skipped.push(name.clone());
             }
         }
-        let pid = p.id;
-        let (ready_n, skipped_names) = engine
+        let pick = |names: &[String]| names.iter().filter_map(|n| ids.get(n).copied()).collect::<Vec<_>>();
+        let (ready_ids, skipped_ids) = (pick(&ready), pick(&skipped));
+        let (ready_n, moved_skipped) = engine
             .db
             .run(move |c| {
                 let now = UniversalTimestamp::now();
-                let all: Vec<String> = ready.iter().chain(&skipped).cloned().collect();
-                let ids: HashMap<String, _> = tasks::ids_of(c, pid, &all)?.into_iter().collect();
-                let pick = |names: &[String]| names.iter().filter_map(|n| ids.get(n).copied()).collect::<Vec<_>>();
-                let moved_ready = tasks::resolve_not_started(c, &pick(&ready), TaskStatus::Ready, now)?;
-                let moved_skipped = tasks::resolve_not_started(c, &pick(&skipped), TaskStatus::Skipped, now)?;
-                let skipped_names: Vec<String> =
-                    skipped.into_iter().filter(|n| ids.get(n).is_some_and(|id| moved_skipped.contains(id))).collect();
-                Ok((moved_ready.len(), skipped_names))
+                let moved_ready = tasks::resolve_not_started(c, &ready_ids, TaskStatus::Ready, now)?;
+                Ok((moved_ready.len(), tasks::resolve_not_started(c, &skipped_ids, TaskStatus::Skipped, now)?))
             })
             .await?;
+        let skipped_names: Vec<&String> =
+            skipped.iter().filter(|n| ids.get(*n).is_some_and(|id| moved_skipped.contains(id))).collect();
         if ready_n > 0 {
             made_ready += ready_n;
             engine.work_available.notify_one();
@@ -145,7 +143,7 @@ async fn finalize(engine: &Arc<Engine>, p: &PipelineInfo, wf: &Workflow) -> Resu
             let now = UniversalTimestamp::now();
             // A pipeline whose roots were all skipped never left Pending.
             let _ = pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Running, None, now)?;
-            if tasks::any_failed(c, id)? {
+            if tasks::any_in_status(c, id, &[TaskStatus::Failed])? {
                 let _ = pipelines::transition(
                     c,
                     id,

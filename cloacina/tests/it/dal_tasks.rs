@@ -196,19 +196,19 @@ backend_test!(lookups_by_name_and_unfinished_checks, |t| {
     let now = UniversalTimestamp::now();
     let p = pipelines::create(&mut conn, &pipeline("w", 2, 1), now).expect("create");
     let names: Vec<String> = ["task_00000", "task_00002", "ghost"].iter().map(|s| (*s).to_owned()).collect();
-    let mut statuses = tasks::statuses_of(&mut conn, p, &names).expect("statuses");
-    statuses.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(statuses, vec![("task_00000".into(), TaskStatus::Ready), ("task_00002".into(), TaskStatus::NotStarted)]);
-    assert_eq!(tasks::ids_of(&mut conn, p, &names).expect("ids").len(), 2);
+    let mut found = tasks::by_name(&mut conn, p, &names).expect("by name");
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let statuses: Vec<_> = found.iter().map(|(n, _, s)| (n.as_str(), *s)).collect();
+    assert_eq!(statuses, vec![("task_00000", TaskStatus::Ready), ("task_00002", TaskStatus::NotStarted)]);
     assert!(tasks::has_unfinished(&mut conn, p).expect("unfinished"));
-    assert!(!tasks::any_failed(&mut conn, p).expect("failed"));
+    assert!(!tasks::any_in_status(&mut conn, p, &[TaskStatus::Failed]).expect("failed"));
     let got = claim(&mut conn, "r1", 2, now);
     assert!(tasks::complete(&mut conn, got[0].id, "r1", &json!({"a": 1}), now).expect("complete"));
     assert!(tasks::fail(&mut conn, got[1].id, "r1", "x", now).expect("fail"));
     let outputs =
         metadata::outputs_of(&mut conn, p, &[got[0].task_name.clone(), got[1].task_name.clone()]).expect("out");
     assert_eq!(outputs, vec![(got[0].task_name.clone(), json!({"a": 1}))]);
-    assert!(tasks::any_failed(&mut conn, p).expect("failed"));
+    assert!(tasks::any_in_status(&mut conn, p, &[TaskStatus::Failed]).expect("failed"));
     assert_eq!(tasks::cancel_unstarted(&mut conn, p, now).expect("cancel"), 1);
     assert!(!tasks::has_unfinished(&mut conn, p).expect("finished"));
 });
