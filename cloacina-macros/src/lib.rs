@@ -1,4 +1,427 @@
-//! Procedural macros for Cloacina's authoring model (`#[task]`, `#[workflow]`).
+//! Procedural macros for Cloacina's authoring model: `#[workflow]` on a module of `#[task]`
+//! functions.
 //!
-//! FIXME: the macros arrive with the workflow engine; until then this crate is an empty placeholder
-//! so the workspace layout is stable.
+//! `#[workflow]` does the work: it reads every `#[task(...)]` function of its module, checks
+//! each signature and the whole graph at compile time (duplicate ids, unknown dependencies or
+//! rule references, cycles), and generates `workflow()` plus a registration the runner picks up.
+//! Every error points at the offending token. `#[task]` outside a workflow only checks the
+//! signature.
+
+use std::collections::{HashMap, HashSet};
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Error, Expr, ExprLit, Item, ItemFn, ItemMod, Lit, LitStr, MetaNameValue, Token};
+
+type Args = Punctuated<MetaNameValue, Token![,]>;
+
+/// Marks an async function as a task. Only meaningful inside a `#[workflow]` module, which reads
+/// its arguments; on its own it checks the signature and leaves the function unchanged.
+#[proc_macro_attribute]
+pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func = syn::parse_macro_input!(item as ItemFn);
+    let checked = Args::parse_terminated.parse(args).and_then(|_| check_signature(&func));
+    match checked {
+        Ok(()) => quote!(#func).into(),
+        Err(e) => {
+            let err = e.to_compile_error();
+            quote!(#err #func).into()
+        }
+    }
+}
+
+/// Turns a module of `#[task]` functions into a workflow: `workflow()` builds it and the
+/// workflow registers itself, so every runner in the binary knows it.
+#[proc_macro_attribute]
+pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    let module = syn::parse_macro_input!(item as ItemMod);
+    match expand_workflow(args.into(), module.clone()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => {
+            // Keep the module so the one real error is not buried under follow-on errors about a
+            // module that vanished; drop `#[task]` only where it would repeat a signature error.
+            let err = e.to_compile_error();
+            let mut module = module;
+            if let Some((_, items)) = module.content.as_mut() {
+                for item in items.iter_mut() {
+                    if let Item::Fn(func) = item {
+                        if check_signature(func).is_err() {
+                            func.attrs.retain(|a| !is_task_attr(a));
+                        }
+                    }
+                }
+            }
+            quote!(#err #module).into()
+        }
+    }
+}
+
+/// One task as read from its attribute.
+struct TaskDef {
+    id: String,
+    id_span: Span,
+    fn_ident: syn::Ident,
+    deps: Vec<LitStr>,
+    rule: TokenStream2,
+    rule_refs: Vec<LitStr>,
+    retry: TokenStream2,
+    timeout: TokenStream2,
+}
+
+fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<TokenStream2> {
+    let args = Args::parse_terminated.parse2(args)?;
+    let mut name = None;
+    let mut description = None;
+    for arg in &args {
+        match key(arg)?.as_str() {
+            "name" => name = Some(lit_str(&arg.value)?),
+            "description" => description = Some(lit_str(&arg.value)?),
+            other => {
+                return Err(Error::new(
+                    arg.path.span(),
+                    format!("unknown workflow argument `{other}`; expected `name` or `description`"),
+                ))
+            }
+        }
+    }
+    let mod_span = module.ident.span();
+    let name = name.map_or_else(|| module.ident.to_string(), |n| n.value());
+    let Some((_, items)) = module.content.as_mut() else {
+        return Err(Error::new(mod_span, "#[workflow] needs an inline module: `mod name { … }`"));
+    };
+
+    let mut tasks = Vec::new();
+    for item in items.iter_mut() {
+        let Item::Fn(func) = item else { continue };
+        // The attribute stays: `#[task]` then expands to the function unchanged (its signature
+        // was just checked), and the user's `use cloacina::task` counts as used.
+        let Some(attr) = func.attrs.iter().find(|a| is_task_attr(a)).cloned() else { continue };
+        check_signature(func)?;
+        tasks.push(read_task(&attr, func)?);
+    }
+    if tasks.is_empty() {
+        return Err(Error::new(mod_span, format!("workflow `{name}` has no #[task] functions")));
+    }
+    check_graph(&tasks)?;
+
+    let description = description.map_or_else(|| quote!(), |d| quote!(.description(#d)));
+    let steps = tasks.iter().map(|t| {
+        let (id, f, rule, retry, timeout) = (&t.id, &t.fn_ident, &t.rule, &t.retry, &t.timeout);
+        let deps = &t.deps;
+        quote! {
+            .task(
+                ::cloacina::workflow::TaskSpec {
+                    id: ::std::string::String::from(#id),
+                    dependencies: ::std::vec![#(::std::string::String::from(#deps)),*],
+                    trigger_rule: #rule,
+                    retry: #retry,
+                    timeout: #timeout,
+                },
+                |mut ctx: ::cloacina::Context<::cloacina::__private::serde_json::Value>| async move {
+                    #f(&mut ctx).await.map(|()| ctx)
+                },
+            )
+        }
+    });
+    items.push(syn::parse_quote! {
+        /// Builds this workflow (generated by `#[workflow]`; the graph was checked at compile time).
+        pub fn workflow() -> ::cloacina::workflow::Workflow {
+            ::cloacina::workflow::Workflow::builder(#name)
+                #description
+                #(#steps)*
+                .build()
+                .expect("the workflow graph was validated at compile time")
+        }
+    });
+    items.push(syn::parse_quote! {
+        ::cloacina::__private::inventory::submit! {
+            ::cloacina::workflow::Registration(workflow)
+        }
+    });
+    Ok(quote!(#module))
+}
+
+fn is_task_attr(attr: &syn::Attribute) -> bool {
+    attr.path().segments.last().is_some_and(|s| s.ident == "task")
+}
+
+fn key(arg: &MetaNameValue) -> syn::Result<String> {
+    arg.path.get_ident().map(ToString::to_string).ok_or_else(|| Error::new(arg.path.span(), "expected a plain name"))
+}
+
+fn lit_str(expr: &Expr) -> syn::Result<LitStr> {
+    match expr {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(s.clone()),
+        other => Err(Error::new(other.span(), "expected a string literal")),
+    }
+}
+
+fn lit_u64(expr: &Expr) -> syn::Result<u64> {
+    match expr {
+        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse(),
+        other => Err(Error::new(other.span(), "expected an integer literal")),
+    }
+}
+
+fn lit_bool(expr: &Expr) -> syn::Result<bool> {
+    match expr {
+        Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => Ok(b.value),
+        other => Err(Error::new(other.span(), "expected `true` or `false`")),
+    }
+}
+
+/// `async fn name(ctx: &mut Context<…>) -> Result<(), TaskError>`.
+fn check_signature(func: &ItemFn) -> syn::Result<()> {
+    let sig = &func.sig;
+    let expected = "a task must be `async fn name(context: &mut Context<serde_json::Value>) -> Result<(), TaskError>`";
+    if sig.asyncness.is_none() {
+        return Err(Error::new(sig.fn_token.span(), format!("{expected}: this function is not async")));
+    }
+    let mut inputs = sig.inputs.iter();
+    let first = inputs.next();
+    let is_mut_ref = matches!(first, Some(syn::FnArg::Typed(p)) if matches!(&*p.ty, syn::Type::Reference(r) if r.mutability.is_some()));
+    if !is_mut_ref || inputs.next().is_some() {
+        let span = first.map_or(sig.ident.span(), Spanned::span);
+        return Err(Error::new(span, format!("{expected}: it takes exactly one `&mut Context<…>` argument")));
+    }
+    let returns_result = matches!(&sig.output, syn::ReturnType::Type(_, ty)
+        if matches!(&**ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Result")));
+    if !returns_result {
+        return Err(Error::new(sig.output.span(), format!("{expected}: it must return `Result<(), TaskError>`")));
+    }
+    Ok(())
+}
+
+fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
+    let args = match &attr.meta {
+        syn::Meta::Path(_) => Args::new(),
+        syn::Meta::List(list) => Args::parse_terminated.parse2(list.tokens.clone())?,
+        syn::Meta::NameValue(nv) => return Err(Error::new(nv.span(), "use #[task(...)]")),
+    };
+    let fn_ident = func.sig.ident.clone();
+    let mut def = TaskDef {
+        id: fn_ident.to_string(),
+        id_span: fn_ident.span(),
+        fn_ident,
+        deps: Vec::new(),
+        rule: quote!(::cloacina::task::TriggerRule::AllDependenciesCompleted),
+        rule_refs: Vec::new(),
+        retry: TokenStream2::new(),
+        timeout: quote!(::std::option::Option::None),
+    };
+    let (mut attempts, mut backoff, mut delay, mut max_delay, mut jitter) = (1u64, None, 1_000u64, 60_000u64, true);
+    for arg in &args {
+        match key(arg)?.as_str() {
+            "id" => {
+                let id = lit_str(&arg.value)?;
+                if id.value().trim().is_empty() {
+                    return Err(Error::new(id.span(), "a task id must not be empty"));
+                }
+                def.id = id.value();
+                def.id_span = id.span();
+            }
+            "dependencies" => match &arg.value {
+                Expr::Array(array) => def.deps = array.elems.iter().map(lit_str).collect::<syn::Result<_>>()?,
+                other => return Err(Error::new(other.span(), "expected `dependencies = [\"task\", …]`")),
+            },
+            "retry_attempts" => attempts = lit_u64(&arg.value)?.max(1),
+            "retry_backoff" => {
+                let b = lit_str(&arg.value)?;
+                backoff = Some(match b.value().as_str() {
+                    "fixed" => quote!(::cloacina::retry::Backoff::Fixed),
+                    "linear" => quote!(::cloacina::retry::Backoff::Linear),
+                    "exponential" => quote!(::cloacina::retry::Backoff::Exponential),
+                    _ => return Err(Error::new(b.span(), "expected \"fixed\", \"linear\" or \"exponential\"")),
+                });
+            }
+            "retry_delay_ms" => delay = lit_u64(&arg.value)?,
+            "retry_max_delay_ms" => max_delay = lit_u64(&arg.value)?,
+            "retry_jitter" => jitter = lit_bool(&arg.value)?,
+            "timeout_ms" => {
+                let ms = lit_u64(&arg.value)?;
+                def.timeout = quote!(::std::option::Option::Some(::std::time::Duration::from_millis(#ms)));
+            }
+            "trigger_rules" => def.rule = rule(&arg.value, &mut def.rule_refs)?,
+            other => {
+                return Err(Error::new(
+                    arg.path.span(),
+                    format!(
+                        "unknown task argument `{other}`; expected id, dependencies, retry_attempts, retry_backoff, \
+                         retry_delay_ms, retry_max_delay_ms, retry_jitter, timeout_ms or trigger_rules"
+                    ),
+                ))
+            }
+        }
+    }
+    let attempts = u32::try_from(attempts).map_err(|_| Error::new(attr.span(), "retry_attempts is too large"))?;
+    let backoff = backoff.unwrap_or_else(|| quote!(::cloacina::retry::Backoff::Exponential));
+    def.retry = quote! {
+        ::cloacina::retry::RetryPolicy {
+            max_attempts: #attempts,
+            backoff: #backoff,
+            initial_delay: ::std::time::Duration::from_millis(#delay),
+            max_delay: ::std::time::Duration::from_millis(#max_delay),
+            jitter: #jitter,
+        }
+    };
+    Ok(def)
+}
+
+/// Translates the trigger-rule mini-language into a `TriggerRule` expression, collecting the task
+/// names it refers to (checked against the workflow).
+fn rule(expr: &Expr, refs: &mut Vec<LitStr>) -> syn::Result<TokenStream2> {
+    let span = expr.span();
+    let (name, args): (String, Vec<&Expr>) = match expr {
+        Expr::Path(p) if p.path.get_ident().is_some() => (p.path.segments[0].ident.to_string(), Vec::new()),
+        Expr::Call(call) => match &*call.func {
+            Expr::Path(p) if p.path.get_ident().is_some() => {
+                (p.path.segments[0].ident.to_string(), call.args.iter().collect())
+            }
+            other => return Err(Error::new(other.span(), "expected a rule name")),
+        },
+        other => return Err(Error::new(other.span(), "expected a trigger rule such as `all(task_success(\"a\"))`")),
+    };
+    let rules =
+        |refs: &mut Vec<LitStr>| -> syn::Result<Vec<TokenStream2>> { args.iter().map(|a| rule(a, refs)).collect() };
+    Ok(match name.as_str() {
+        "always" => quote_spanned!(span=> ::cloacina::task::TriggerRule::Always),
+        "all" => {
+            let r = rules(refs)?;
+            quote_spanned!(span=> ::cloacina::task::TriggerRule::All { rules: ::std::vec![#(#r),*] })
+        }
+        "any" => {
+            let r = rules(refs)?;
+            quote_spanned!(span=> ::cloacina::task::TriggerRule::Any { rules: ::std::vec![#(#r),*] })
+        }
+        "none" => {
+            let r = rules(refs)?;
+            quote_spanned!(span=> ::cloacina::task::TriggerRule::None { rules: ::std::vec![#(#r),*] })
+        }
+        "task_success" | "task_failed" | "task_skipped" => {
+            let [arg] = args.as_slice() else {
+                return Err(Error::new(span, format!("`{name}` takes one task id")));
+            };
+            let task = lit_str(arg)?;
+            refs.push(task.clone());
+            let variant = match name.as_str() {
+                "task_success" => quote!(TaskSuccess),
+                "task_failed" => quote!(TaskFailed),
+                _ => quote!(TaskSkipped),
+            };
+            quote_spanned!(span=> ::cloacina::task::TriggerRule::#variant { task: ::std::string::String::from(#task) })
+        }
+        "context_value" => {
+            let (key, op, value) = match args.as_slice() {
+                [k, op] => (lit_str(k)?, *op, None),
+                [k, op, v] => (lit_str(k)?, *op, Some(*v)),
+                _ => return Err(Error::new(span, "`context_value` takes (\"key\", operator[, value])")),
+            };
+            let op_name = match op {
+                Expr::Path(p) => p.path.get_ident().map(ToString::to_string).unwrap_or_default(),
+                _ => String::new(),
+            };
+            let variant = match op_name.as_str() {
+                "equals" => quote!(Equals),
+                "not_equals" => quote!(NotEquals),
+                "greater_than" => quote!(GreaterThan),
+                "less_than" => quote!(LessThan),
+                "contains" => quote!(Contains),
+                "exists" => quote!(Exists),
+                "not_exists" => quote!(NotExists),
+                _ => return Err(Error::new(
+                    op.span(),
+                    "expected an operator: equals, not_equals, greater_than, less_than, contains, exists, not_exists",
+                )),
+            };
+            let needs_value = !matches!(op_name.as_str(), "exists" | "not_exists");
+            let value = match (value, needs_value) {
+                (Some(v), true) => quote!(::cloacina::__private::serde_json::json!(#v)),
+                (None, false) => quote!(::cloacina::__private::serde_json::Value::Null),
+                (None, true) => return Err(Error::new(span, format!("`{op_name}` needs a value to compare with"))),
+                (Some(v), false) => return Err(Error::new(v.span(), format!("`{op_name}` takes no value"))),
+            };
+            quote_spanned! {span=>
+                ::cloacina::task::TriggerRule::ContextValue {
+                    key: ::std::string::String::from(#key),
+                    op: ::cloacina::task::ValueOperator::#variant,
+                    value: #value,
+                }
+            }
+        }
+        other => {
+            return Err(Error::new(
+                span,
+                format!(
+                    "unknown trigger rule `{other}`; expected always, all, any, none, task_success, task_failed, \
+                     task_skipped or context_value"
+                ),
+            ))
+        }
+    })
+}
+
+/// Duplicate ids, unknown dependencies or rule references, and cycles, each reported at its source.
+fn check_graph(tasks: &[TaskDef]) -> syn::Result<()> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    for t in tasks {
+        if !seen.insert(&t.id) {
+            return Err(Error::new(t.id_span, format!("duplicate task id `{}`", t.id)));
+        }
+    }
+    for t in tasks {
+        for r in t.deps.iter().chain(&t.rule_refs) {
+            if !seen.contains(r.value().as_str()) {
+                return Err(Error::new(r.span(), format!("task `{}` refers to unknown task `{}`", t.id, r.value())));
+            }
+        }
+    }
+    let index: HashMap<&str, usize> = tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    let mut state = vec![0u8; tasks.len()];
+    for start in 0..tasks.len() {
+        let mut path = Vec::new();
+        if let Some(cycle) = visit(start, tasks, &index, &mut state, &mut path) {
+            let names: Vec<&str> = cycle.iter().map(|&i| tasks[i].id.as_str()).collect();
+            let at = &tasks[cycle[0]];
+            let span = at.deps.first().map_or(at.id_span, LitStr::span);
+            return Err(Error::new(span, format!("dependency cycle: {}", names.join(" -> "))));
+        }
+    }
+    Ok(())
+}
+
+fn visit(
+    node: usize,
+    tasks: &[TaskDef],
+    index: &HashMap<&str, usize>,
+    state: &mut [u8],
+    path: &mut Vec<usize>,
+) -> Option<Vec<usize>> {
+    match state[node] {
+        2 => return None,
+        1 => {
+            let from = path.iter().position(|&n| n == node).unwrap_or(0);
+            let mut cycle = path[from..].to_vec();
+            cycle.push(node);
+            cycle.reverse(); // edges point at dependencies; print in run order
+            return Some(cycle);
+        }
+        _ => {}
+    }
+    state[node] = 1;
+    path.push(node);
+    for dep in &tasks[node].deps {
+        if let Some(&d) = index.get(dep.value().as_str()) {
+            if let Some(cycle) = visit(d, tasks, index, state, path) {
+                return Some(cycle);
+            }
+        }
+    }
+    path.pop();
+    state[node] = 2;
+    None
+}

@@ -94,7 +94,14 @@ async fn bench(backend: &str) {
         pool_size: 8,
         ..Default::default()
     };
-    let runner = DefaultRunner::with_config(&t.url, config, vec![wide(), chain(), one()]).await.expect("runner");
+    let runner = DefaultRunner::builder(t.url.clone())
+        .config(config)
+        .workflow(wide())
+        .workflow(chain())
+        .workflow(one())
+        .build()
+        .await
+        .expect("runner");
     for (name, tasks) in [("wide", WIDE), ("chain", CHAIN)] {
         let mut rates = Vec::new();
         for _ in 0..RUNS {

@@ -55,7 +55,8 @@ fn orders_report() -> Result<Workflow, cloacina::workflow::Error> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://cloacina-quickstart.db".to_owned());
-    let runner = DefaultRunner::with_config(&url, DefaultRunnerConfig::default(), vec![orders_report()?]).await?;
+    let runner =
+        DefaultRunner::builder(url).config(DefaultRunnerConfig::default()).workflow(orders_report()?).build().await?;
     println!("runner {} on {}", runner.runner_name(), runner.database().url());
     let mut input = Context::new();
     input.insert("requested_by", json!("quickstart"))?;

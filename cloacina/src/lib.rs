@@ -23,11 +23,19 @@ mod scheduler;
 pub mod task;
 pub mod workflow;
 
+pub use cloacina_macros::{task, workflow};
 pub use context::Context;
 pub use database::{Backend, BackendFeature, Database, DatabaseConfig};
 pub use error::{Error, ErrorKind};
 pub use models::TaskStatus;
 pub use task::TaskError;
+
+/// Paths used by code that `#[workflow]` generates; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use serde_json;
+}
 
 /// The README's example must compile (it is built as a doctest, not run).
 #[cfg(doctest)]

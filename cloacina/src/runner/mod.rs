@@ -196,7 +196,8 @@ impl DefaultRunnerBuilder {
         self
     }
 
-    /// Registers a workflow with this runner.
+    /// Registers a workflow with this runner (in addition to those `#[workflow]` registered;
+    /// one with the same name replaces the registered one).
     pub fn workflow(mut self, workflow: Workflow) -> Self {
         self.workflows.push(workflow);
         self
@@ -212,7 +213,7 @@ impl DefaultRunnerBuilder {
             .await
             .map_err(|e| crate::database::Error::Task(e.to_string()))??;
         let mut by_name = HashMap::new();
-        for wf in workflows {
+        for wf in crate::workflow::registered().into_iter().chain(workflows) {
             let (name, version, graph) = (wf.name().to_owned(), wf.version().to_owned(), wf.spec().graph_json());
             db.run(move |c| {
                 crate::dal::workflow_registry::record_seen(c, &name, &version, &graph, UniversalTimestamp::now())
@@ -260,14 +261,15 @@ impl DefaultRunner {
         DefaultRunnerBuilder { url: url.into(), config: DefaultRunnerConfig::default(), workflows: Vec::new() }
     }
 
-    /// A runner on `url` with the default configuration and the given workflows.
-    pub async fn new(url: &str, workflows: Vec<Workflow>) -> Result<Self, Error> {
-        Self::with_config(url, DefaultRunnerConfig::default(), workflows).await
+    /// A runner on `url` with the default configuration and every `#[workflow]` of the binary.
+    pub async fn new(url: &str) -> Result<Self, Error> {
+        Self::with_config(url, DefaultRunnerConfig::default()).await
     }
 
-    /// A runner on `url` with `config` and the given workflows.
-    pub async fn with_config(url: &str, config: DefaultRunnerConfig, workflows: Vec<Workflow>) -> Result<Self, Error> {
-        workflows.into_iter().fold(Self::builder(url).config(config), DefaultRunnerBuilder::workflow).build().await
+    /// A runner on `url` with `config` and every `#[workflow]` of the binary. Add workflows built
+    /// at run time with [`DefaultRunner::builder`].
+    pub async fn with_config(url: &str, config: DefaultRunnerConfig) -> Result<Self, Error> {
+        Self::builder(url).config(config).build().await
     }
 
     /// The name this runner claims tasks under.

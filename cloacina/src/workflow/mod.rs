@@ -15,6 +15,19 @@ mod definition;
 
 pub use definition::{Task, TaskFuture, Workflow, WorkflowBuilder};
 
+/// A workflow that registers itself when linked: `#[workflow]` submits one per module.
+/// Runners include every registered workflow (see [`registered`]).
+pub struct Registration(pub fn() -> Workflow);
+
+inventory::collect!(Registration);
+
+/// Every workflow registered in this binary by `#[workflow]`, sorted by name.
+pub fn registered() -> Vec<Workflow> {
+    let mut all: Vec<Workflow> = inventory::iter::<Registration>.into_iter().map(|r| (r.0)()).collect();
+    all.sort_by(|a, b| a.name().cmp(b.name()));
+    all
+}
+
 /// Why a workflow definition was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

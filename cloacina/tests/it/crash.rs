@@ -55,7 +55,10 @@ fn worker_process_entry_point() {
     let attempts: u32 = std::env::var("CLOACINA_TEST_WORKER_ATTEMPTS").ok().and_then(|a| a.parse().ok()).unwrap_or(2);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
-        let runner = DefaultRunner::with_config(&url, fast_recovery(schema, "doomed-worker"), vec![crashy(attempts)])
+        let runner = DefaultRunner::builder(url.clone())
+            .config(fast_recovery(schema, "doomed-worker"))
+            .workflow(crashy(attempts))
+            .build()
             .await
             .expect("worker runner");
         let handle = runner.execute_async(&format!("crashy_{attempts}"), Context::new()).await.expect("start");
@@ -99,7 +102,10 @@ fn crash_and_recover(t: &crate::harness::TestDb, attempts: u32) -> (PipelineStat
     let schema = t.db.schema().map(str::to_owned);
     let url = t.url.clone();
     let runner = rt.block_on(async move {
-        DefaultRunner::with_config(&url, fast_recovery(schema, "rescuer"), vec![crashy(attempts)])
+        DefaultRunner::builder(url.clone())
+            .config(fast_recovery(schema, "rescuer"))
+            .workflow(crashy(attempts))
+            .build()
             .await
             .expect("rescuer")
     });

@@ -35,7 +35,12 @@ fn config(t: &crate::harness::TestDb) -> DefaultRunnerConfig {
 }
 
 async fn runner(t: &crate::harness::TestDb, workflows: Vec<Workflow>) -> DefaultRunner {
-    DefaultRunner::with_config(&t.url, config(t), workflows).await.expect("runner")
+    workflows
+        .into_iter()
+        .fold(DefaultRunner::builder(t.url.clone()).config(config(t)), |b, w| b.workflow(w))
+        .build()
+        .await
+        .expect("runner")
 }
 
 /// A task that records its name and the keys it saw.

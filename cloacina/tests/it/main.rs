@@ -12,6 +12,7 @@ mod dal_pipelines;
 mod dal_registry;
 mod dal_tasks;
 mod engine;
+mod macros;
 mod migrations;
 mod multiprocess;
 mod schema_parity;

@@ -59,7 +59,8 @@ fn burn_worker_entry_point() {
             pool_size: 6,
             ..Default::default()
         };
-        let runner = DefaultRunner::with_config(&url, config, vec![burn(Some(log.into()))]).await.expect("runner");
+        let runner =
+            DefaultRunner::builder(url).config(config).workflow(burn(Some(log.into()))).build().await.expect("runner");
         let mut input = Context::new();
         input.insert("run", Value::from(run)).expect("input");
         let handle = runner.execute_async("burn", input).await.expect("start");

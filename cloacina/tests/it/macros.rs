@@ -1,0 +1,107 @@
+//! Workflows written with `#[workflow]` / `#[task]`: they register themselves, and their
+//! attributes (ids, dependencies, retries, timeouts, trigger rules) reach the engine.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cloacina::executor::{WorkflowExecutor, WorkflowStatus};
+use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
+use cloacina::{task, workflow, Context, TaskError, TaskStatus};
+
+/// Runs (by their `run` input) whose `transform` already failed once: tests run in parallel.
+static FAILED_ONCE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+#[workflow(name = "macro_etl", description = "Extract, transform, load")]
+pub mod etl {
+    use super::*;
+
+    #[task(id = "extract", dependencies = [])]
+    pub async fn extract(context: &mut Context<serde_json::Value>) -> Result<(), TaskError> {
+        context.insert("rows", serde_json::json!(3))?;
+        Ok(())
+    }
+
+    /// No `id`: the function name is the id.
+    #[task(dependencies = ["extract"], retry_attempts = 3, retry_backoff = "fixed", retry_delay_ms = 10, retry_jitter = false)]
+    pub async fn transform(context: &mut Context<serde_json::Value>) -> Result<(), TaskError> {
+        let run: String = context.get_as("run")?.unwrap_or_default();
+        let first = FAILED_ONCE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert_with(HashSet::new)
+            .insert(run);
+        if first {
+            return Err(TaskError::retryable("first attempt fails"));
+        }
+        let rows: i64 = context.get_as("rows")?.unwrap_or_default();
+        context.insert("doubled", serde_json::json!(rows * 2))?;
+        Ok(())
+    }
+
+    #[task(id = "load", dependencies = ["transform"], timeout_ms = 5_000)]
+    pub async fn load(context: &mut Context<serde_json::Value>) -> Result<(), TaskError> {
+        context.insert("loaded", serde_json::json!(true))?;
+        Ok(())
+    }
+
+    #[task(
+        id = "big_batch_alert",
+        dependencies = ["transform"],
+        trigger_rules = all(task_success("transform"), context_value("doubled", greater_than, 100))
+    )]
+    pub async fn big_batch_alert(context: &mut Context<serde_json::Value>) -> Result<(), TaskError> {
+        context.insert("alerted", serde_json::json!(true))?;
+        Ok(())
+    }
+
+    #[task(id = "report", dependencies = ["load", "big_batch_alert"], trigger_rules = any(task_success("load"), always))]
+    pub async fn report(_context: &mut Context<serde_json::Value>) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_macro_builds_the_declared_graph() {
+    let wf = etl::workflow();
+    assert_eq!(wf.name(), "macro_etl");
+    assert_eq!(wf.spec().description(), Some("Extract, transform, load"));
+    let transform = wf.spec().task("transform").expect("fn name is the id");
+    assert_eq!(transform.dependencies, ["extract"]);
+    assert_eq!(transform.retry.max_attempts, 3);
+    assert_eq!(wf.spec().task("load").and_then(|t| t.timeout), Some(Duration::from_millis(5_000)));
+    assert!(cloacina::workflow::registered().iter().any(|w| w.name() == "macro_etl"), "it registered itself");
+}
+
+crate::harness::backend_test!(a_macro_workflow_runs_on_the_engine, |t| {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        let config = DefaultRunnerConfig {
+            schema: t.db.schema().map(str::to_owned),
+            poll_interval: Duration::from_millis(50),
+            ..Default::default()
+        };
+        // No workflow passed in: `#[workflow]` registered it.
+        let runner = DefaultRunner::with_config(&t.url, config).await.expect("runner");
+        let mut input = Context::new();
+        input.insert("run", serde_json::json!(uuid::Uuid::new_v4().to_string())).expect("input");
+        let result = runner.execute("macro_etl", input).await.expect("execute");
+        assert_eq!(result.status, WorkflowStatus::Completed);
+        assert_eq!(result.final_context.get("rows"), Some(&serde_json::json!(3)));
+        assert_eq!(result.final_context.get("doubled"), Some(&serde_json::json!(6)));
+        let task = |n: &str| result.task_results.iter().find(|r| r.task_name == n).cloned().expect("task");
+        assert_eq!(task("transform").attempts, 2, "retried once");
+        assert_eq!(task("big_batch_alert").status, TaskStatus::Skipped, "6 is not > 100");
+        assert_eq!(task("report").status, TaskStatus::Completed);
+        runner.shutdown().await.expect("shutdown");
+    });
+});
+
+/// Cycles, unknown dependencies, duplicate ids and wrong signatures are compile errors that
+/// point at the offending token (expected messages in `tests/ui/*.stderr`). Run once, with both
+/// backends compiled in: trybuild builds its own copy of the dependencies.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[test]
+fn bad_workflows_do_not_compile() {
+    trybuild::TestCases::new().compile_fail(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui/*.rs"));
+}
