@@ -52,6 +52,19 @@ pub struct ExecutionResult {
 
 /// Running workflows and looking at their executions.
 pub trait WorkflowExecutor {
+    /// Starts `workflow` with `context` and returns a handle at once.
+    fn execute_async(
+        &self,
+        workflow: &str,
+        context: Context<Value>,
+    ) -> impl std::future::Future<Output = Result<crate::runner::ExecutionHandle, Error>> + Send;
+
+    /// Pipelines matching `filter`, newest first.
+    fn list_executions(
+        &self,
+        filter: crate::dal::pipeline_executions::PipelineFilter,
+    ) -> impl std::future::Future<Output = Result<Vec<crate::models::PipelineExecution>, Error>> + Send;
+
     /// Starts `workflow` with `context` and waits for a terminal state.
     fn execute(
         &self,

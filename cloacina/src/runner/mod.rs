@@ -282,8 +282,55 @@ impl DefaultRunner {
         &self.engine.db
     }
 
+    /// Stops claiming, lets running tasks finish up to the shutdown timeout, releases the claims
+    /// of tasks still running then (another runner may take them at once), and stops the services.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let _ = self.engine.shutdown.send(true);
+        self.engine.work_available.notify_one();
+        let deadline = tokio::time::Instant::now() + self.engine.config.shutdown_timeout;
+        while !self.engine.held().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Tasks still running at the deadline are given back (no attempt spent) so another runner
+        // can take them at once; if one finishes anyway, its completion is refused by the fence.
+        let still_held: Vec<TaskExecutionId> = self.engine.held().keys().copied().collect();
+        if !still_held.is_empty() {
+            let runner = self.engine.runner_name.clone();
+            let released = self
+                .engine
+                .db
+                .run(move |c| {
+                    let now = UniversalTimestamp::now();
+                    let mut n = 0;
+                    for id in still_held {
+                        n += usize::from(tasks::release(c, id, &runner, now)?);
+                    }
+                    Ok(n)
+                })
+                .await?;
+            tracing::warn!(released, "shutdown deadline reached; released tasks still running");
+        }
+        let services: Vec<_> = std::mem::take(&mut *self.services.lock().unwrap_or_else(PoisonError::into_inner));
+        for s in services {
+            s.abort();
+        }
+        tracing::info!(runner = %self.engine.runner_name, "runner stopped");
+        Ok(())
+    }
+}
+
+impl Drop for DefaultRunner {
+    fn drop(&mut self) {
+        let _ = self.engine.shutdown.send(true);
+        for s in self.services.get_mut().unwrap_or_else(PoisonError::into_inner).drain(..) {
+            s.abort();
+        }
+    }
+}
+
+impl WorkflowExecutor for DefaultRunner {
     /// Starts a pipeline of `workflow` with `context` and returns a handle at once.
-    pub async fn execute_async(&self, workflow: &str, context: Context<Value>) -> Result<ExecutionHandle, Error> {
+    async fn execute_async(&self, workflow: &str, context: Context<Value>) -> Result<ExecutionHandle, Error> {
         if self.engine.is_shutting_down() {
             return Err(Error::ShutDown);
         }
@@ -324,39 +371,10 @@ impl DefaultRunner {
     }
 
     /// Pipelines matching `filter`, newest first.
-    pub async fn list_executions(&self, filter: PipelineFilter) -> Result<Vec<PipelineExecution>, Error> {
+    async fn list_executions(&self, filter: PipelineFilter) -> Result<Vec<PipelineExecution>, Error> {
         Ok(self.engine.db.run(move |c| pipelines::list(c, &filter)).await?)
     }
 
-    /// Stops claiming, lets running tasks finish up to the shutdown timeout, then stops the
-    /// services. Tasks still running at the deadline keep their claim until it expires, and
-    /// recovery (here or in another runner) hands them on.
-    pub async fn shutdown(&self) -> Result<(), Error> {
-        let _ = self.engine.shutdown.send(true);
-        self.engine.work_available.notify_one();
-        let deadline = tokio::time::Instant::now() + self.engine.config.shutdown_timeout;
-        while !self.engine.held().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let services: Vec<_> = std::mem::take(&mut *self.services.lock().unwrap_or_else(PoisonError::into_inner));
-        for s in services {
-            s.abort();
-        }
-        tracing::info!(runner = %self.engine.runner_name, "runner stopped");
-        Ok(())
-    }
-}
-
-impl Drop for DefaultRunner {
-    fn drop(&mut self) {
-        let _ = self.engine.shutdown.send(true);
-        for s in self.services.get_mut().unwrap_or_else(PoisonError::into_inner).drain(..) {
-            s.abort();
-        }
-    }
-}
-
-impl WorkflowExecutor for DefaultRunner {
     async fn execute(&self, workflow: &str, context: Context<Value>) -> Result<ExecutionResult, Error> {
         self.execute_async(workflow, context).await?.wait_for_completion().await
     }

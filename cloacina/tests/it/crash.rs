@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use cloacina::dal::{pipeline_executions as pipelines, recovery_events, task_executions as tasks};
+use cloacina::executor::WorkflowExecutor;
 use cloacina::models::{PipelineExecutionId, PipelineStatus, TaskStatus};
 use cloacina::retry::RetryPolicy;
 use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};

@@ -337,3 +337,46 @@ engine_test!(a_paused_pipeline_claims_nothing_until_resumed, |t| {
     assert_eq!(result.status, WorkflowStatus::Completed);
     runner.shutdown().await.expect("shutdown");
 });
+
+engine_test!(shutdown_releases_tasks_still_running_at_its_deadline, |t| {
+    let wf = || {
+        Workflow::builder("stubborn")
+            .simple_task("slow", &[], |ctx: Context<Value>| async move {
+                tokio::time::sleep(Duration::from_millis(2_000)).await;
+                Ok(ctx)
+            })
+            .build()
+            .expect("wf")
+    };
+    let config = DefaultRunnerConfig { shutdown_timeout: Duration::from_millis(100), ..config(&t) };
+    let first =
+        DefaultRunner::builder(t.url.clone()).config(config.clone()).workflow(wf()).build().await.expect("first");
+    let handle = first.execute_async("stubborn", Context::new()).await.expect("start");
+    let id = handle.execution_id();
+    tokio::time::sleep(Duration::from_millis(200)).await; // the task is running now
+    first.shutdown().await.expect("shutdown");
+    let rows =
+        first.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await.expect("rows");
+    assert_eq!(
+        (rows[0].status, rows[0].attempt, rows[0].claimed_by.clone()),
+        (TaskStatus::Ready, 1, None),
+        "released, no attempt spent"
+    );
+    drop(first);
+    let second = DefaultRunner::builder(t.url.clone()).config(config).workflow(wf()).build().await.expect("second");
+    let result = handle_for(&second, id).await;
+    assert_eq!(result, WorkflowStatus::Completed);
+    second.shutdown().await.expect("shutdown");
+});
+
+/// Polls until pipeline `id` is terminal (it was started by another runner).
+async fn handle_for(runner: &DefaultRunner, id: cloacina::models::PipelineExecutionId) -> WorkflowStatus {
+    for _ in 0..200 {
+        let status = runner.get_execution_status(id).await.expect("status");
+        if status.is_terminal() {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("pipeline {id} did not finish");
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use cloacina::dal::pipeline_executions as pipelines;
+use cloacina::executor::WorkflowExecutor;
 use cloacina::models::{PipelineExecutionId, PipelineStatus};
 use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
 use cloacina::workflow::Workflow;
