@@ -12,6 +12,8 @@ use cloacina::Context;
 use serde_json::Value;
 
 const WIDE: usize = 2_000;
+const WIDE_BIG: usize = 10_000;
+const MANY_PIPELINES: usize = 500;
 const CHAIN: usize = 300;
 const LATENCY_RUNS: usize = 200;
 const RUNS: usize = 3;
@@ -21,9 +23,20 @@ fn noop(ctx: Context<Value>) -> std::future::Ready<Result<Context<Value>, cloaci
     std::future::ready(Ok(ctx))
 }
 
-fn wide() -> Workflow {
-    let names: Vec<String> = (0..WIDE).map(|i| format!("t{i}")).collect();
-    names.iter().fold(Workflow::builder("wide"), |b, n| b.simple_task(n, &[], noop)).build().expect("wide")
+fn wide(name: &str, tasks: usize) -> Workflow {
+    let names: Vec<String> = (0..tasks).map(|i| format!("t{i}")).collect();
+    names.iter().fold(Workflow::builder(name), |b, n| b.simple_task(n, &[], noop)).build().expect("wide")
+}
+
+/// A small diamond, for many concurrent pipelines.
+fn diamond() -> Workflow {
+    Workflow::builder("diamond")
+        .simple_task("a", &[], noop)
+        .simple_task("b", &["a"], noop)
+        .simple_task("c", &["a"], noop)
+        .simple_task("d", &["b", "c"], noop)
+        .build()
+        .expect("diamond")
 }
 
 fn chain() -> Workflow {
@@ -96,13 +109,15 @@ async fn bench(backend: &str) {
     };
     let runner = DefaultRunner::builder(t.url.clone())
         .config(config)
-        .workflow(wide())
+        .workflow(wide("wide", WIDE))
+        .workflow(wide("wide_big", WIDE_BIG))
+        .workflow(diamond())
         .workflow(chain())
         .workflow(one())
         .build()
         .await
         .expect("runner");
-    for (name, tasks) in [("wide", WIDE), ("chain", CHAIN)] {
+    for (name, tasks) in [("wide", WIDE), ("wide_big", WIDE_BIG), ("chain", CHAIN)] {
         let mut rates = Vec::new();
         for _ in 0..RUNS {
             let start = Instant::now();
@@ -115,6 +130,22 @@ async fn bench(backend: &str) {
             median(rates)
         );
     }
+    let mut rates = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        let mut handles = Vec::with_capacity(MANY_PIPELINES);
+        for _ in 0..MANY_PIPELINES {
+            handles.push(runner.execute_async("diamond", Context::new()).await.expect("start"));
+        }
+        for h in handles {
+            assert_eq!(h.wait_for_completion().await.expect("wait").status, WorkflowStatus::Completed);
+        }
+        rates.push((MANY_PIPELINES * 4) as f64 / start.elapsed().as_secs_f64());
+    }
+    println!(
+        "{backend:<9} {MANY_PIPELINES} concurrent 4-task pipelines  {:>8.0} tasks/s (median of {RUNS}, creation included)",
+        median(rates)
+    );
     let mut latencies = Vec::with_capacity(LATENCY_RUNS);
     for _ in 0..LATENCY_RUNS {
         let start = Instant::now();

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{contexts, corrupt, serialize_writes, task_executions, time, write_transaction};
 use crate::database::connection::MultiBackend;
 use crate::database::schema::pipeline_executions as pe;
-use crate::database::{AnyConnection, Result, UniversalTimestamp, UniversalUuid};
+use crate::database::{AnyConnection, BackendFeature, Result, UniversalTimestamp, UniversalUuid};
 use crate::models::{ContextId, PipelineExecution, PipelineExecutionId, PipelineStatus};
 
 #[derive(Insertable, Queryable, Selectable)]
@@ -64,6 +64,25 @@ pub struct NewPipeline {
 /// The pipeline starts `Pending`; tasks start `Ready` when [`task_executions::NewTask::ready`] is
 /// set (no dependencies), `NotStarted` otherwise.
 pub fn create(conn: &mut AnyConnection, new: &NewPipeline, now: UniversalTimestamp) -> Result<PipelineExecutionId> {
+    let id = insert_pipeline(conn, new, now)?;
+    // Thousands of new Ready rows at once leave the planner's statistics stale, and with stale
+    // statistics PostgreSQL claims by sorting every Ready row (cost grows with the pipeline)
+    // instead of reading the claim index (cost per claim flat). Refresh them now.
+    if new.tasks.len() >= ANALYZE_AFTER_TASKS && conn.backend().supports(BackendFeature::PlannerStatistics) {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute("ANALYZE task_executions")?;
+    }
+    Ok(id)
+}
+
+/// Pipelines with at least this many tasks refresh the planner's statistics when created.
+const ANALYZE_AFTER_TASKS: usize = 1_000;
+
+fn insert_pipeline(
+    conn: &mut AnyConnection,
+    new: &NewPipeline,
+    now: UniversalTimestamp,
+) -> Result<PipelineExecutionId> {
     write_transaction(conn, |conn| {
         let id = PipelineExecutionId::new();
         let context_id = contexts::insert(conn, &new.input, now)?;

@@ -37,6 +37,10 @@ pub enum BackendFeature {
     ConcurrentWriters,
     /// A database that lives only in memory for the life of the process.
     InMemory,
+    /// The query planner chooses plans from table statistics, which must be refreshed after bulk
+    /// inserts (PostgreSQL `ANALYZE`); with stale statistics it can pick a plan whose cost grows
+    /// with the table. SQLite's planner uses its indexes without statistics.
+    PlannerStatistics,
 }
 
 impl Backend {
@@ -70,13 +74,13 @@ impl Backend {
         match self {
             Backend::Postgres => match feature {
                 SkipLocked | ListenNotify | AdvisoryLocks | NativeUuid | Schemas | MultiHostWriters
-                | ConcurrentWriters => true,
+                | ConcurrentWriters | PlannerStatistics => true,
                 InMemory => false,
             },
             Backend::Sqlite => match feature {
                 InMemory => true,
                 SkipLocked | ListenNotify | AdvisoryLocks | NativeUuid | Schemas | MultiHostWriters
-                | ConcurrentWriters => false,
+                | ConcurrentWriters | PlannerStatistics => false,
             },
         }
     }

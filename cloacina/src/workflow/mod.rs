@@ -104,6 +104,10 @@ pub struct WorkflowSpec {
     description: Option<String>,
     /// Tasks in a deterministic topological order (declared order among independent tasks).
     tasks: Vec<TaskSpec>,
+    /// Position in `tasks` of each task id.
+    index: HashMap<String, usize>,
+    /// Positions in `tasks` of each task's dependents, in topological order.
+    dependents: Vec<Vec<usize>>,
     version: String,
 }
 
@@ -139,7 +143,14 @@ impl WorkflowSpec {
         }
         let tasks = topological_order(tasks);
         let version = structural_version(&name, &tasks);
-        Ok(Self { name, description, tasks, version })
+        let index: HashMap<String, usize> = tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        let mut dependents = vec![Vec::new(); tasks.len()];
+        for (i, t) in tasks.iter().enumerate() {
+            for d in &t.dependencies {
+                dependents[index[d]].push(i);
+            }
+        }
+        Ok(Self { name, description, tasks, index, dependents, version })
     }
 
     /// Workflow name.
@@ -157,15 +168,14 @@ impl WorkflowSpec {
         &self.tasks
     }
 
-    /// The task with this id.
+    /// The task with this id (a hash lookup: the scheduler calls it per task outcome).
     pub fn task(&self, id: &str) -> Option<&TaskSpec> {
-        self.tasks.iter().find(|t| t.id == id)
+        self.index.get(id).map(|&i| &self.tasks[i])
     }
 
-    /// Tasks that list `id` as a dependency, in topological order.
+    /// Tasks that list `id` as a dependency, in topological order (precomputed adjacency).
     pub fn dependents(&self, id: &str) -> impl Iterator<Item = &TaskSpec> + '_ {
-        let id = id.to_owned();
-        self.tasks.iter().filter(move |t| t.dependencies.contains(&id))
+        self.index.get(id).into_iter().flat_map(move |&i| self.dependents[i].iter().map(move |&d| &self.tasks[d]))
     }
 
     /// Structural version: a SHA-256 over task ids, dependencies, rules, retry and timeout

@@ -1,0 +1,1 @@
+ALTER TABLE task_executions RESET (autovacuum_analyze_scale_factor, autovacuum_vacuum_scale_factor);
