@@ -5,10 +5,11 @@
 //! at run time by its URL: SQLite (`sqlite://app.db`, the embedded default) or PostgreSQL
 //! (`postgres://…`, for many runners on many hosts).
 //!
-//! This crate currently provides the persistence foundation: [`database`] (URL → backend,
-//! [`database::AnyConnection`], schema, migrations, pool) and [`dal`] (one module per table), and
-//! the pure authoring model the engine will run: [`Context`], [`TaskError`], [`retry`],
-//! [`task::TriggerRule`] and [`workflow`] (graph validation and versioning).
+//! Start with [`runner::DefaultRunner`] and the [`workflow`] / [`task`] macros (see the README's
+//! example). Underneath: the engine ([`executor`], scheduler, recovery), the authoring model
+//! ([`Context`], [`TaskError`], [`retry`], [`task::TriggerRule`], [`workflow`]), and the
+//! persistence foundation: [`database`] (URL → backend, [`database::AnyConnection`], schema,
+//! migrations, pool) and [`dal`] (one module per table).
 
 pub mod context;
 pub mod dal;
