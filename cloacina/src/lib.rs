@@ -5,9 +5,9 @@
 //! at run time by its URL: SQLite (`sqlite://app.db`, the embedded default) or PostgreSQL
 //! (`postgres://…`, for many runners on many hosts).
 //!
-//! Start with [`runner::DefaultRunner`] and the [`workflow`] / [`task`] macros (see the README's
+//! Start with [`runner::DefaultRunner`] and the [`workflow`](macro@workflow) / [`task`](macro@task) macros (see the README's
 //! example). Underneath: the engine ([`executor`], scheduler, recovery), the authoring model
-//! ([`Context`], [`TaskError`], [`retry`], [`task::TriggerRule`], [`workflow`]), and the
+//! ([`Context`], [`TaskError`], [`retry`], [`task::TriggerRule`], [`workflow`](mod@workflow)), and the
 //! persistence foundation: [`database`] (URL → backend, [`database::AnyConnection`], schema,
 //! migrations, pool) and [`dal`] (one module per table).
 

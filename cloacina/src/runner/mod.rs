@@ -2,7 +2,7 @@
 //! and offers the public API to start, watch and cancel pipelines.
 //!
 //! Shape: Config ([`DefaultRunnerConfig`]) → services each with its own loop → the runner as
-//! handle, with a shutdown signal. All services share one [`Engine`].
+//! handle, with a shutdown signal. All services share one `Engine`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
