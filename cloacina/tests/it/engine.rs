@@ -279,7 +279,7 @@ engine_test!(a_waiting_retry_survives_a_restart_of_every_runner, |t| {
     let id = handle.execution_id();
     // Wait until the first attempt failed and the retry is waiting.
     let mut waiting = None;
-    for _ in 0..100 {
+    for _ in 0..500 {
         let rows = first
             .database()
             .run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id))
@@ -322,15 +322,19 @@ engine_test!(a_paused_pipeline_claims_nothing_until_resumed, |t| {
     let runner = runner(&t, vec![wf]).await;
     let handle = runner.execute_async("pausable", Context::new()).await.expect("start");
     let id = handle.execution_id();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let rows_of = || async {
+        runner.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await.expect("rows")
+    };
+    let status_of =
+        |rows: &[cloacina::models::TaskExecution], n: &str| rows.iter().find(|r| r.task_name == n).map(|r| r.status);
+    // Pause while `first` runs (it sleeps 300 ms), then wait for it to finish: states, not sleeps.
+    wait_for(|| async { status_of(&rows_of().await, "first") == Some(TaskStatus::Running) }).await;
     assert!(runner.pause(id).await.expect("pause"));
     assert!(!runner.pause(id).await.expect("pause twice"));
-    // `first` finishes while paused; `second` becomes Ready but is not claimed.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let rows =
-        runner.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await.expect("rows");
-    let status = |n: &str| rows.iter().find(|r| r.task_name == n).map(|r| r.status);
-    assert_eq!((status("first"), status("second")), (Some(TaskStatus::Completed), Some(TaskStatus::Ready)));
+    wait_for(|| async { status_of(&rows_of().await, "first") == Some(TaskStatus::Completed) }).await;
+    // `second` became Ready but is not claimed while the pipeline is paused.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_of(&rows_of().await, "second"), Some(TaskStatus::Ready));
     assert_eq!(runner.get_execution_status(id).await.expect("status"), WorkflowStatus::Paused);
     assert!(runner.resume(id).await.expect("resume"));
     let result = handle.wait_for_completion().await.expect("wait");
@@ -379,4 +383,19 @@ async fn handle_for(runner: &DefaultRunner, id: cloacina::models::PipelineExecut
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("pipeline {id} did not finish");
+}
+
+/// Polls `probe` every 20 ms until it holds (fails the test after 20 s).
+async fn wait_for<F, Fut>(mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..1_000 {
+        if probe().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition not reached within 20 s");
 }
