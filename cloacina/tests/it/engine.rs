@@ -55,6 +55,18 @@ fn mark(
     }
 }
 
+/// `first` (sleeps 300 ms), then `second`: room to cancel or pause in between.
+fn first_then_second(name: &str) -> Workflow {
+    Workflow::builder(name)
+        .simple_task("first", &[], |ctx: Context<Value>| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(ctx)
+        })
+        .simple_task("second", &["first"], mark("second"))
+        .build()
+        .expect("wf")
+}
+
 fn diamond() -> Workflow {
     Workflow::builder("diamond")
         .simple_task("extract", &[], mark("extract"))
@@ -220,14 +232,7 @@ engine_test!(context_rules_choose_a_branch, |t| {
 });
 
 engine_test!(cancel_stops_tasks_that_have_not_started, |t| {
-    let wf = Workflow::builder("long")
-        .simple_task("first", &[], |ctx: Context<Value>| async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            Ok(ctx)
-        })
-        .simple_task("second", &["first"], mark("second"))
-        .build()
-        .expect("wf");
+    let wf = first_then_second("long");
     let runner = runner(&t, vec![wf]).await;
     let handle = runner.execute_async("long", Context::new()).await.expect("start");
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -296,29 +301,13 @@ engine_test!(a_waiting_retry_survives_a_restart_of_every_runner, |t| {
     first.shutdown().await.expect("shutdown");
     drop(first);
     let second = runner(&t, vec![make(calls.clone())]).await;
-    let result = second.database().clone();
-    let done = loop {
-        if let Some(p) = result.run(move |c| cloacina::dal::pipeline_executions::get(c, id)).await.expect("get") {
-            if p.status.is_terminal() {
-                break p;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(done.status, WorkflowStatus::Completed);
+    assert_eq!(handle_for(&second, id).await, WorkflowStatus::Completed);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     second.shutdown().await.expect("shutdown");
 });
 
 engine_test!(a_paused_pipeline_claims_nothing_until_resumed, |t| {
-    let wf = Workflow::builder("pausable")
-        .simple_task("first", &[], |ctx: Context<Value>| async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            Ok(ctx)
-        })
-        .simple_task("second", &["first"], mark("second"))
-        .build()
-        .expect("wf");
+    let wf = first_then_second("pausable");
     let runner = runner(&t, vec![wf]).await;
     let handle = runner.execute_async("pausable", Context::new()).await.expect("start");
     let id = handle.execution_id();
@@ -368,8 +357,7 @@ engine_test!(shutdown_releases_tasks_still_running_at_its_deadline, |t| {
     );
     drop(first);
     let second = DefaultRunner::builder(t.url.clone()).config(config).workflow(wf()).build().await.expect("second");
-    let result = handle_for(&second, id).await;
-    assert_eq!(result, WorkflowStatus::Completed);
+    assert_eq!(handle_for(&second, id).await, WorkflowStatus::Completed);
     second.shutdown().await.expect("shutdown");
 });
 
