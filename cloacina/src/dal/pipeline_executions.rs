@@ -196,9 +196,41 @@ pub fn transition(
         error_details: error,
         final_context_id: None,
     };
+    apply_if_status(conn, id, &[from], &change)
+}
+
+/// Moves the pipeline to `to` if its status is any of `from`, in one conditional statement (so
+/// no concurrent transition can slip between two attempts). For pause and cancel, which apply
+/// from several statuses; it stamps `completed_at` for a terminal `to`, never `started_at`.
+#[must_use = "the transition may not have happened"]
+pub fn transition_from_any(
+    conn: &mut AnyConnection,
+    id: PipelineExecutionId,
+    from: &[PipelineStatus],
+    to: PipelineStatus,
+    now: UniversalTimestamp,
+) -> Result<bool> {
+    let change = PipelineChange {
+        status: to.as_str(),
+        updated_at: now,
+        started_at: None,
+        completed_at: to.is_terminal().then_some(now),
+        error_details: None,
+        final_context_id: None,
+    };
+    apply_if_status(conn, id, from, &change)
+}
+
+fn apply_if_status(
+    conn: &mut AnyConnection,
+    id: PipelineExecutionId,
+    from: &[PipelineStatus],
+    change: &PipelineChange<'_>,
+) -> Result<bool> {
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     let n = serialize_writes(conn, |conn| {
-        diesel::update(pe::table.find(UniversalUuid::from(id)).filter(pe::status.eq(from.as_str())))
-            .set(&change)
+        diesel::update(pe::table.find(UniversalUuid::from(id)).filter(pe::status.eq_any(from)))
+            .set(change)
             .execute(conn)
     })?;
     Ok(n == 1)

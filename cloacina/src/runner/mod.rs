@@ -394,8 +394,8 @@ impl WorkflowExecutor for DefaultRunner {
             .db
             .run(move |c| {
                 let now = UniversalTimestamp::now();
-                Ok(pipelines::transition(c, id, PipelineStatus::Running, PipelineStatus::Paused, None, now)?
-                    || pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Paused, None, now)?)
+                let pausable = [PipelineStatus::Pending, PipelineStatus::Running];
+                pipelines::transition_from_any(c, id, &pausable, PipelineStatus::Paused, now)
             })
             .await?)
     }
@@ -430,10 +430,9 @@ async fn cancel(engine: &Arc<Engine>, id: PipelineExecutionId) -> Result<bool, E
         .run(move |c| {
             crate::database::write_transaction(c, |c| {
                 let now = UniversalTimestamp::now();
-                let from_pending =
-                    pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Cancelled, None, now)?;
-                let won = from_pending
-                    || pipelines::transition(c, id, PipelineStatus::Running, PipelineStatus::Cancelled, None, now)?;
+                // One conditional statement: no concurrent Pending → Running can slip in between.
+                let cancellable = [PipelineStatus::Pending, PipelineStatus::Running, PipelineStatus::Paused];
+                let won = pipelines::transition_from_any(c, id, &cancellable, PipelineStatus::Cancelled, now)?;
                 if won {
                     tasks::cancel_unstarted(c, id, now)?;
                 }

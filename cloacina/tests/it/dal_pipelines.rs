@@ -135,3 +135,18 @@ backend_test!(transitions_are_conditional_on_the_prior_status, |t| {
     .expect("fail"));
     assert_eq!(pipelines::get(&mut conn, other).expect("get").expect("row").error_details.as_deref(), Some("boom"));
 });
+
+backend_test!(a_transition_from_any_of_several_statuses_is_one_conditional_update, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    let id = pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    let pausable = [PipelineStatus::Pending, PipelineStatus::Running];
+    assert!(pipelines::transition_from_any(&mut conn, id, &pausable, PipelineStatus::Paused, now).expect("pause"));
+    assert!(!pipelines::transition_from_any(&mut conn, id, &pausable, PipelineStatus::Paused, now).expect("again"));
+    let p = pipelines::get(&mut conn, id).expect("get").expect("row");
+    assert_eq!((p.status, p.started_at, p.completed_at), (PipelineStatus::Paused, None, None));
+    let all = [PipelineStatus::Pending, PipelineStatus::Running, PipelineStatus::Paused];
+    assert!(pipelines::transition_from_any(&mut conn, id, &all, PipelineStatus::Cancelled, now).expect("cancel"));
+    let p = pipelines::get(&mut conn, id).expect("get").expect("row");
+    assert_eq!((p.status, p.completed_at), (PipelineStatus::Cancelled, Some(now.as_datetime())));
+});
