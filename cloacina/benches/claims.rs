@@ -69,17 +69,25 @@ fn one_run(backend: &str, workers: usize) -> f64 {
             .collect(),
     };
     pipelines::create(&mut db.get().expect("conn"), &new, now).expect("create");
+    let versions = vec![new.workflow_version.clone()];
     let start = Instant::now();
     let claimed: Vec<Vec<_>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let db = &db;
+                let (db, versions) = (&db, &versions);
                 s.spawn(move || {
                     let mut mine = Vec::new();
                     let mut conn = db.get().expect("conn");
                     loop {
-                        let got = tasks::claim_ready(&mut conn, &format!("w{w}"), BATCH, Duration::from_secs(60), now)
-                            .expect("claim");
+                        let got = tasks::claim_ready(
+                            &mut conn,
+                            &format!("w{w}"),
+                            versions,
+                            BATCH,
+                            Duration::from_secs(60),
+                            now,
+                        )
+                        .expect("claim");
                         if got.is_empty() {
                             return mine;
                         }

@@ -11,6 +11,7 @@
 //! persistence foundation: [`database`] (URL → backend, [`database::AnyConnection`], schema,
 //! migrations, pool) and [`dal`] (one module per table).
 
+pub mod admin;
 pub mod context;
 pub mod dal;
 pub mod database;

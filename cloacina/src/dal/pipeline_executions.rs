@@ -236,6 +236,22 @@ fn apply_if_status(
     Ok(n == 1)
 }
 
+/// Cancels a pipeline that is Pending, Running or Paused, and cancels its tasks that have not
+/// started, in one transaction. Tasks already running finish, but nothing new starts. Returns
+/// whether this call cancelled it (false when it had already finished or was cancelled).
+#[must_use = "the pipeline may already have finished"]
+pub fn cancel(conn: &mut AnyConnection, id: PipelineExecutionId, now: UniversalTimestamp) -> Result<bool> {
+    write_transaction(conn, |conn| {
+        // One conditional statement: no concurrent Pending → Running can slip in between.
+        let cancellable = [PipelineStatus::Pending, PipelineStatus::Running, PipelineStatus::Paused];
+        let won = transition_from_any(conn, id, &cancellable, PipelineStatus::Cancelled, now)?;
+        if won {
+            super::task_executions::cancel_unstarted(conn, id, now)?;
+        }
+        Ok(won)
+    })
+}
+
 /// Marks a `Running` pipeline `Completed` and stores its final context, in one transaction.
 #[must_use = "the transition may not have happened"]
 pub fn complete(

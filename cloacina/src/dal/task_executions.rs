@@ -12,7 +12,7 @@ use super::{corrupt, int, recovery_events, serialize_writes, time, uint, write_t
 use crate::database::connection::on_inner;
 use crate::database::schema::{pipeline_executions as pe, task_executions as te};
 use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
-use crate::models::{PipelineExecutionId, TaskExecution, TaskExecutionId, TaskStatus};
+use crate::models::{PipelineExecutionId, PipelineStatus, TaskExecution, TaskExecutionId, TaskStatus};
 
 #[derive(Insertable, Queryable, Selectable)]
 #[diesel(table_name = te)]
@@ -140,15 +140,26 @@ pub fn list_for_pipeline(conn: &mut AnyConnection, pipeline: PipelineExecutionId
     to_records(rows)
 }
 
-/// Ids of paused pipelines, whose tasks are not claimed.
-fn paused_pipelines(
-) -> diesel::dsl::Select<diesel::dsl::Filter<pe::table, diesel::dsl::Eq<pe::status, &'static str>>, pe::id> {
-    pe::table.filter(pe::status.eq(crate::models::PipelineStatus::Paused.as_str())).select(pe::id)
+/// Ids of the pipelines whose tasks may be claimed by a runner that has `versions`: pipelines not
+/// paused (nor finished) that started with one of those workflow versions. A pipeline of a version
+/// no runner has waits, untouched, instead of running tasks of a different definition.
+fn claimable_pipelines(versions: &[String]) -> ClaimablePipelines<'_> {
+    const ACTIVE: [&str; 2] = [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str()];
+    pe::table.filter(pe::status.eq_any(ACTIVE)).filter(pe::workflow_version.eq_any(versions)).select(pe::id)
 }
+
+type ClaimablePipelines<'a> = diesel::dsl::Select<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<pe::table, diesel::dsl::EqAny<pe::status, [&'static str; 2]>>,
+        diesel::dsl::EqAny<pe::workflow_version, &'a [String]>,
+    >,
+    pe::id,
+>;
 
 /// Claims up to `limit` claimable tasks for `runner`, oldest first, with a lease of `lease`.
 ///
-/// Claimable: `Ready`, `retry_at` unset or not after `now`, and the pipeline not paused. Each claimed row becomes `Running`
+/// Claimable: `Ready`, `retry_at` unset or not after `now`, and the pipeline active (not paused)
+/// and started with one of `versions` (the workflow versions the runner has). Each claimed row becomes `Running`
 /// with `claimed_by = runner`. Two runners never claim the same row: on PostgreSQL the candidate
 /// rows are locked with `FOR UPDATE SKIP LOCKED` (concurrent claimers take different rows), on
 /// SQLite the transaction holds the write lock from its start (`BEGIN IMMEDIATE`); the update is
@@ -156,11 +167,12 @@ fn paused_pipelines(
 pub fn claim_ready(
     conn: &mut AnyConnection,
     runner: &str,
+    versions: &[String],
     limit: u32,
     lease: Duration,
     now: UniversalTimestamp,
 ) -> Result<Vec<TaskExecution>> {
-    if limit == 0 {
+    if limit == 0 || versions.is_empty() {
         return Ok(Vec::new());
     }
     write_transaction(conn, |conn| {
@@ -169,7 +181,7 @@ pub fn claim_ready(
                 te::table
                     .filter(te::status.eq(TaskStatus::Ready.as_str()))
                     .filter(te::retry_at.is_null().or(te::retry_at.le(now)))
-                    .filter(diesel::dsl::not(te::pipeline_execution_id.eq_any(paused_pipelines())))
+                    .filter(te::pipeline_execution_id.eq_any(claimable_pipelines(versions)))
                     .order((te::created_at.asc(), te::id.asc()))
                     .limit(i64::from(limit))
                     .select(te::id)

@@ -35,6 +35,13 @@ impl From<RegistryRow> for RegisteredWorkflow {
     }
 }
 
+/// How often a running runner refreshes `last_seen_at` of the workflows it has.
+pub const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A registry entry counts as live (some runner has that version now) while its `last_seen_at`
+/// is this recent: four refresh intervals, so one slow refresh does not make a version look gone.
+pub const LIVE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Records that a runner knows `name` at `version`: inserts it on first sight, otherwise only
 /// moves `last_seen_at`. Safe when several runners register at once (one upsert statement).
 pub fn record_seen(
@@ -64,6 +71,16 @@ pub fn record_seen(
         .execute(c))
     })?;
     get(conn, name, version)?.ok_or(diesel::result::Error::NotFound.into())
+}
+
+/// Moves `last_seen_at` of every listed version to `now`: a running runner's periodic "I still
+/// have these". Versions are content hashes that include the workflow name, so they identify rows.
+pub fn touch(conn: &mut AnyConnection, versions: &[String], now: UniversalTimestamp) -> Result<usize> {
+    Ok(serialize_writes(conn, |conn| {
+        diesel::update(wr::table.filter(wr::version.eq_any(versions)))
+            .set((wr::last_seen_at.eq(now), wr::updated_at.eq(now)))
+            .execute(conn)
+    })?)
 }
 
 /// The registry entry for `name` at `version`, if any.

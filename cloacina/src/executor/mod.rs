@@ -153,8 +153,11 @@ pub(crate) async fn run_claim_loop(engine: Arc<Engine>) {
         let mut full_batch = false;
         if free >= refill_at || free == capacity {
             let want = u32::try_from(free).unwrap_or(u32::MAX).min(engine.config.claim_batch_size.max(1));
-            let (runner, lease) = (engine.runner_name.clone(), engine.config.lease_duration);
-            match engine.db.run(move |c| tasks::claim_ready(c, &runner, want, lease, UniversalTimestamp::now())).await {
+            let (runner, lease, versions) =
+                (engine.runner_name.clone(), engine.config.lease_duration, engine.versions.clone());
+            let claim =
+                move |c: &mut _| tasks::claim_ready(c, &runner, &versions, want, lease, UniversalTimestamp::now());
+            match engine.db.run(claim).await {
                 Ok(claimed) => {
                     full_batch = claimed.len() == want as usize;
                     for task in claimed {
@@ -228,7 +231,8 @@ async fn run_task_inner(engine: &Arc<Engine>, task: &TaskExecution) -> Result<()
     let (id, pipeline, runner) = (task.id, task.pipeline_execution_id, engine.runner_name.clone());
     let info = engine.pipeline_info(pipeline).await?;
     let Some(workflow) = &info.workflow else {
-        // Not ours to run: give it back without spending an attempt.
+        // The claim only takes versions this runner has, so this is a row edited by hand: give it
+        // back without spending an attempt.
         engine.db.run(move |c| tasks::release(c, id, &runner, UniversalTimestamp::now())).await?;
         return Ok(());
     };

@@ -22,14 +22,14 @@ macro_rules! status_enum {
             pub const ALL: &'static [$name] = &[$($name::$variant),*];
 
             /// The stored text form (the variant name).
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => stringify!($variant),)*
                 }
             }
 
             /// True when nothing further will happen to this row.
-            pub fn is_terminal(self) -> bool {
+            pub const fn is_terminal(self) -> bool {
                 matches!(self, $($name::$term)|*)
             }
         }

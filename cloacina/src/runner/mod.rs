@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::admin::RunDetails;
 use crate::dal::pipeline_executions::{self as pipelines, NewPipeline, PipelineFilter};
 use crate::dal::task_executions::{self as tasks, NewTask};
 use crate::database::{Database, DatabaseConfig, UniversalTimestamp};
@@ -72,6 +73,8 @@ pub(crate) struct Engine {
     pub(crate) config: DefaultRunnerConfig,
     pub(crate) runner_name: String,
     pub(crate) workflows: HashMap<String, Workflow>,
+    /// The structural version of each workflow in `workflows`: the claim takes only their tasks.
+    pub(crate) versions: Arc<Vec<String>>,
     /// Wakes the executor: work was created, a slot freed, a retry came due.
     pub(crate) work_available: Notify,
     /// Tasks this runner holds claims on, with their pipeline (leases renewed by the heartbeat).
@@ -134,7 +137,7 @@ impl Engine {
             .ok_or(Error::ExecutionNotFound(id))?;
         let info = Arc::new(PipelineInfo {
             id,
-            workflow: self.workflows.get(&p.workflow_name).cloned(),
+            workflow: self.workflows.get(&p.workflow_name).filter(|w| w.version() == p.workflow_version).cloned(),
             workflow_name: p.workflow_name,
             input: Context::from_json(input.unwrap_or(Value::Null))?,
         });
@@ -227,6 +230,7 @@ impl DefaultRunnerBuilder {
             db,
             config,
             runner_name,
+            versions: Arc::new(by_name.values().map(|w| w.version().to_owned()).collect()),
             workflows: by_name,
             work_available: Notify::new(),
             held: Mutex::default(),
@@ -238,9 +242,27 @@ impl DefaultRunnerBuilder {
             tokio::spawn(crate::executor::run_claim_loop(engine.clone())),
             tokio::spawn(crate::executor::run_heartbeat(engine.clone())),
             tokio::spawn(crate::recovery::run(engine.clone())),
+            tokio::spawn(refresh_registry(engine.clone())),
         ];
         tracing::info!(runner = %engine.runner_name, database = %engine.db.url(), "runner started");
         Ok(DefaultRunner { engine, services: Mutex::new(services) })
+    }
+}
+
+/// Keeps this runner's workflow versions live in `workflow_registry`, so pipelines of those
+/// versions are not reported as waiting for a runner.
+async fn refresh_registry(engine: Arc<Engine>) {
+    let period = crate::dal::workflow_registry::REFRESH_INTERVAL;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let versions = engine.versions.clone();
+        let touched =
+            engine.db.run(move |c| crate::dal::workflow_registry::touch(c, &versions, UniversalTimestamp::now())).await;
+        if let Err(e) = touched {
+            tracing::warn!(error = %e, "refreshing the workflow registry failed");
+        }
     }
 }
 
@@ -270,6 +292,20 @@ impl DefaultRunner {
     /// at run time with [`DefaultRunner::builder`].
     pub async fn with_config(url: &str, config: DefaultRunnerConfig) -> Result<Self, Error> {
         Self::builder(url).config(config).build().await
+    }
+
+    /// A runner on `url` whose tables live in the PostgreSQL schema `schema` (a tenant), created
+    /// and migrated on first use. Tenants on one database never see each other's runs. SQLite has
+    /// no schemas (use one file per tenant): asking for one there is an error.
+    pub async fn with_schema(url: &str, schema: &str) -> Result<Self, Error> {
+        Self::builder(url).schema(schema).build().await
+    }
+
+    /// Everything about one run: tasks, attempts, errors, recovery events, and, while no live
+    /// runner has its workflow version, that it is waiting for one.
+    pub async fn execution_details(&self, id: PipelineExecutionId) -> Result<RunDetails, Error> {
+        let details = self.engine.db.run(move |c| crate::admin::run_details(c, id, chrono::Utc::now())).await?;
+        details.ok_or(Error::ExecutionNotFound(id))
     }
 
     /// The name this runner claims tasks under.
@@ -425,21 +461,7 @@ impl WorkflowExecutor for DefaultRunner {
 }
 
 async fn cancel(engine: &Arc<Engine>, id: PipelineExecutionId) -> Result<bool, Error> {
-    let cancelled = engine
-        .db
-        .run(move |c| {
-            crate::database::write_transaction(c, |c| {
-                let now = UniversalTimestamp::now();
-                // One conditional statement: no concurrent Pending → Running can slip in between.
-                let cancellable = [PipelineStatus::Pending, PipelineStatus::Running, PipelineStatus::Paused];
-                let won = pipelines::transition_from_any(c, id, &cancellable, PipelineStatus::Cancelled, now)?;
-                if won {
-                    tasks::cancel_unstarted(c, id, now)?;
-                }
-                Ok(won)
-            })
-        })
-        .await?;
+    let cancelled = engine.db.run(move |c| pipelines::cancel(c, id, UniversalTimestamp::now())).await?;
     if cancelled {
         engine.pipeline_finished(id);
     }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::dal_pipelines::pipeline;
+use crate::dal_pipelines::{pipeline, versions};
 use crate::harness::backend_test;
 use cloacina::dal::{pipeline_executions as pipelines, task_executions as tasks};
 use cloacina::database::UniversalTimestamp;
@@ -25,8 +25,9 @@ backend_test!(eight_claimers_take_every_task_exactly_once, |t| {
                     let mut mine = Vec::new();
                     loop {
                         let mut conn = db.get().expect("conn");
-                        let got = tasks::claim_ready(&mut conn, &runner, BATCH, Duration::from_secs(60), now)
-                            .unwrap_or_else(|e| panic!("{runner}: claim failed: {e}"));
+                        let got =
+                            tasks::claim_ready(&mut conn, &runner, &versions(), BATCH, Duration::from_secs(60), now)
+                                .unwrap_or_else(|e| panic!("{runner}: claim failed: {e}"));
                         if got.is_empty() {
                             return mine;
                         }

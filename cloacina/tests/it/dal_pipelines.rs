@@ -9,6 +9,11 @@ use cloacina::dal::task_executions::{self as tasks, NewTask};
 use cloacina::database::UniversalTimestamp;
 use cloacina::models::{PipelineStatus, TaskStatus};
 
+/// The workflow version of [`pipeline`]'s pipelines: what a claim must ask for to take their tasks.
+pub fn versions() -> Vec<String> {
+    vec!["v1".to_owned()]
+}
+
 /// A pipeline of `ready` root tasks and `waiting` tasks that wait for dependencies.
 pub fn pipeline(workflow: &str, ready: usize, waiting: usize) -> NewPipeline {
     let task = |i: usize, ready: bool| NewTask {

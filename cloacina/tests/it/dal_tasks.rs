@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::dal_pipelines::pipeline;
+use crate::dal_pipelines::{pipeline, versions};
 use crate::harness::backend_test;
 use cloacina::dal::task_executions::{self as tasks, RecoveredTask};
 use cloacina::dal::{pipeline_executions as pipelines, recovery_events, task_execution_metadata as metadata};
 use cloacina::database::UniversalTimestamp;
-use cloacina::models::{TaskExecution, TaskStatus};
+use cloacina::models::{PipelineStatus, TaskExecution, TaskStatus};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -24,7 +24,7 @@ fn claim(
     n: u32,
     now: UniversalTimestamp,
 ) -> Vec<TaskExecution> {
-    tasks::claim_ready(conn, runner, n, LEASE, now).expect("claim")
+    tasks::claim_ready(conn, runner, &versions(), n, LEASE, now).expect("claim")
 }
 
 backend_test!(claim_takes_ready_tasks_oldest_first_up_to_the_limit, |t| {
@@ -51,6 +51,29 @@ backend_test!(claim_takes_ready_tasks_oldest_first_up_to_the_limit, |t| {
     assert_eq!(rest.iter().map(|t| t.pipeline_execution_id).collect::<Vec<_>>(), vec![newer]);
     assert!(claim(&mut conn, "r2", 10, later).is_empty());
     assert!(claim(&mut conn, "r2", 0, later).is_empty());
+});
+
+backend_test!(claim_takes_only_the_versions_asked_for_and_skips_paused_pipelines, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    let mut newer_definition = pipeline("w", 2, 0);
+    newer_definition.workflow_version = "v2".to_owned();
+    let v2 = pipelines::create(&mut conn, &newer_definition, now).expect("create v2");
+    let v1 = pipelines::create(&mut conn, &pipeline("w", 2, 0), now).expect("create v1");
+    let paused = pipelines::create(&mut conn, &pipeline("w", 2, 0), now).expect("create paused");
+    assert!(pipelines::transition(&mut conn, paused, PipelineStatus::Pending, PipelineStatus::Paused, None, now)
+        .expect("pause"));
+    // A runner with only v1 takes v1's tasks, never v2's (they wait for a runner that has v2).
+    let got = claim(&mut conn, "old-runner", 10, now);
+    assert_eq!(got.iter().map(|t| t.pipeline_execution_id).collect::<Vec<_>>(), vec![v1, v1]);
+    assert!(tasks::claim_ready(&mut conn, "nobody", &[], 10, LEASE, now).expect("claim").is_empty());
+    let v2_runner = vec!["v2".to_owned(), "v1".to_owned()];
+    let got = tasks::claim_ready(&mut conn, "new-runner", &v2_runner, 10, LEASE, now).expect("claim");
+    assert_eq!(got.iter().map(|t| t.pipeline_execution_id).collect::<Vec<_>>(), vec![v2, v2]);
+    // The paused pipeline's tasks are taken once it runs again.
+    assert!(pipelines::transition(&mut conn, paused, PipelineStatus::Paused, PipelineStatus::Running, None, now)
+        .expect("resume"));
+    assert_eq!(claim(&mut conn, "old-runner", 10, now).len(), 2);
 });
 
 backend_test!(completion_is_fenced_on_the_claim_and_atomic, |t| {

@@ -24,8 +24,9 @@ macro_rules! engine_test {
         });
     };
 }
+pub(crate) use engine_test;
 
-fn config(t: &crate::harness::TestDb) -> DefaultRunnerConfig {
+pub(crate) fn config(t: &crate::harness::TestDb) -> DefaultRunnerConfig {
     DefaultRunnerConfig {
         schema: t.db.schema().map(str::to_owned),
         poll_interval: Duration::from_millis(50),
@@ -34,7 +35,7 @@ fn config(t: &crate::harness::TestDb) -> DefaultRunnerConfig {
     }
 }
 
-async fn runner(t: &crate::harness::TestDb, workflows: Vec<Workflow>) -> DefaultRunner {
+pub(crate) async fn runner(t: &crate::harness::TestDb, workflows: Vec<Workflow>) -> DefaultRunner {
     workflows
         .into_iter()
         .fold(DefaultRunner::builder(t.url.clone()).config(config(t)), |b, w| b.workflow(w))
@@ -56,7 +57,7 @@ fn mark(
 }
 
 /// `first` (sleeps 300 ms), then `second`: room to cancel or pause in between.
-fn first_then_second(name: &str) -> Workflow {
+pub(crate) fn first_then_second(name: &str) -> Workflow {
     Workflow::builder(name)
         .simple_task("first", &[], |ctx: Context<Value>| async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -374,7 +375,7 @@ async fn handle_for(runner: &DefaultRunner, id: cloacina::models::PipelineExecut
 }
 
 /// Polls `probe` every 20 ms until it holds (fails the test after 20 s).
-async fn wait_for<F, Fut>(mut probe: F)
+pub(crate) async fn wait_for<F, Fut>(mut probe: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -162,3 +162,18 @@ pub fn spawn_self(test: &str, env: &[(&str, &str)], marker: &str) -> (std::proce
         }
     }
 }
+
+/// Drops a PostgreSQL schema when it goes out of scope (for tests that create schemas themselves).
+#[cfg(feature = "postgres")]
+pub struct DropSchema(pub String);
+
+#[cfg(feature = "postgres")]
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        use diesel::connection::SimpleConnection;
+        let url = cloacina::database::DatabaseUrl::parse(&postgres_url()).expect("url");
+        if let Ok(mut conn) = cloacina::database::establish(&url, &Default::default()) {
+            let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0));
+        }
+    }
+}

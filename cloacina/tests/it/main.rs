@@ -16,5 +16,7 @@ mod macros;
 mod migrations;
 mod multiprocess;
 mod schema_parity;
+mod tenants;
 mod universal_types;
 mod url_selection;
+mod versioning;
