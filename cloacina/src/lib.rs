@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod context;
+pub mod cron;
 pub mod dal;
 pub mod database;
 mod error;

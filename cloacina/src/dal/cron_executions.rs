@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::pipeline_executions::{self as pipelines, NewPipeline};
 use super::{serialize_writes, write_transaction};
 use crate::database::connection::on_inner;
-use crate::database::schema::cron_executions as ce;
-use crate::database::{AnyConnection, Result, UniversalTimestamp, UniversalUuid};
+use crate::database::schema::{cron_executions as ce, cron_schedules as cs};
+use crate::database::{AnyConnection, Error, Result, UniversalTimestamp, UniversalUuid};
 use crate::models::{CronExecution, CronExecutionId, CronScheduleId, PipelineExecutionId};
 
 #[derive(Insertable, Queryable, Selectable)]
@@ -67,35 +68,58 @@ pub fn claim(
     Ok((inserted == 1).then_some(id))
 }
 
-/// Links a claimed fire time to the pipeline it started; only the first link counts.
-#[must_use = "the fire time may already be linked"]
-pub fn attach_pipeline(
+/// Creates the pipeline of claimed fire time `id` and links the two, in one transaction, only if
+/// `runner` still holds the claim and no pipeline is linked yet. Returns the new pipeline, or
+/// `None` (nothing written) when the claim was taken over meanwhile: a runner that stalled past
+/// the orphan timeout cannot start a second pipeline for the same fire time.
+pub fn start_pipeline(
     conn: &mut AnyConnection,
     id: CronExecutionId,
-    pipeline: PipelineExecutionId,
+    runner: &str,
+    new: &NewPipeline,
     now: UniversalTimestamp,
-) -> Result<bool> {
-    let n = serialize_writes(conn, |conn| {
-        diesel::update(ce::table.find(UniversalUuid::from(id)).filter(ce::pipeline_execution_id.is_null()))
-            .set((ce::pipeline_execution_id.eq(UniversalUuid::from(pipeline)), ce::updated_at.eq(now)))
-            .execute(conn)
-    })?;
-    Ok(n == 1)
+) -> Result<Option<PipelineExecutionId>> {
+    let started = write_transaction(conn, |conn| {
+        let pipeline = pipelines::create(conn, new, now)?;
+        let linked = diesel::update(
+            ce::table
+                .find(UniversalUuid::from(id))
+                .filter(ce::pipeline_execution_id.is_null())
+                .filter(ce::claimed_by.eq(runner)),
+        )
+        .set((ce::pipeline_execution_id.eq(UniversalUuid::from(pipeline)), ce::updated_at.eq(now)))
+        .execute(conn)?;
+        if linked == 1 {
+            Ok(pipeline)
+        } else {
+            Err(Error::Query(diesel::result::Error::RollbackTransaction))
+        }
+    });
+    match started {
+        Ok(pipeline) => Ok(Some(pipeline)),
+        Err(Error::Query(diesel::result::Error::RollbackTransaction)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
-/// Takes over up to `limit` fire times that were claimed before `claimed_before` but never got a
-/// pipeline (their claimant died in between), re-claiming them for `runner`. Each takeover is
-/// conditional on the row still being orphaned, so two runners never take the same one.
+/// Takes over up to `limit` fire times of schedules of `workflows` that were claimed before
+/// `claimed_before` but never got a pipeline (their claimant died in between), re-claiming them
+/// for `runner`. Each takeover is conditional on the row still being orphaned, so two runners
+/// never take the same one.
 pub fn reclaim_orphaned(
     conn: &mut AnyConnection,
     runner: &str,
+    workflows: &[String],
     claimed_before: UniversalTimestamp,
     now: UniversalTimestamp,
     limit: u32,
 ) -> Result<Vec<CronExecution>> {
     write_transaction(conn, |conn| {
-        let orphaned =
-            || ce::table.filter(ce::pipeline_execution_id.is_null()).filter(ce::claimed_at.lt(claimed_before));
+        let orphaned = || {
+            ce::table.filter(ce::pipeline_execution_id.is_null()).filter(ce::claimed_at.lt(claimed_before)).filter(
+                ce::schedule_id.eq_any(cs::table.filter(cs::workflow_name.eq_any(workflows.to_vec())).select(cs::id)),
+            )
+        };
         let ids: Vec<UniversalUuid> =
             orphaned().order(ce::claimed_at.asc()).limit(i64::from(limit)).select(ce::id).load(conn)?;
         if ids.is_empty() {

@@ -118,10 +118,16 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<CronSchedule>> {
     rows.into_iter().map(CronSchedule::try_from).collect()
 }
 
-/// Enabled schedules whose next fire time is at or before `now`, earliest first.
-pub fn due(conn: &mut AnyConnection, now: UniversalTimestamp, limit: u32) -> Result<Vec<CronSchedule>> {
+/// Enabled schedules of `workflows` whose next fire time is at or before `now`, earliest first.
+pub fn due(
+    conn: &mut AnyConnection,
+    workflows: &[String],
+    now: UniversalTimestamp,
+    limit: u32,
+) -> Result<Vec<CronSchedule>> {
     let rows: Vec<ScheduleRow> = cs::table
         .filter(cs::enabled.eq(UniversalBool(true)))
+        .filter(cs::workflow_name.eq_any(workflows))
         .filter(cs::next_run_at.le(now))
         .order(cs::next_run_at.asc())
         .limit(i64::from(limit))
@@ -130,11 +136,43 @@ pub fn due(conn: &mut AnyConnection, now: UniversalTimestamp, limit: u32) -> Res
     rows.into_iter().map(CronSchedule::try_from).collect()
 }
 
-/// The earliest next fire time of any enabled schedule: how long the cron service may sleep.
-pub fn next_due_time(conn: &mut AnyConnection) -> Result<Option<DateTime<Utc>>> {
-    let t: Option<UniversalTimestamp> =
-        cs::table.filter(cs::enabled.eq(UniversalBool(true))).select(diesel::dsl::min(cs::next_run_at)).first(conn)?;
+/// The earliest next fire time of any enabled schedule of `workflows`: how long the cron service
+/// may sleep.
+pub fn next_due_time(conn: &mut AnyConnection, workflows: &[String]) -> Result<Option<DateTime<Utc>>> {
+    let t: Option<UniversalTimestamp> = cs::table
+        .filter(cs::enabled.eq(UniversalBool(true)))
+        .filter(cs::workflow_name.eq_any(workflows))
+        .select(diesel::dsl::min(cs::next_run_at))
+        .first(conn)?;
     Ok(time(t))
+}
+
+/// Replaces every setting of schedule `id` with `new` (the cron layer has validated it and computed
+/// its `next_run_at`); returns whether the schedule exists. Its fire-time history is kept.
+pub fn replace(
+    conn: &mut AnyConnection,
+    id: CronScheduleId,
+    new: &NewSchedule,
+    now: UniversalTimestamp,
+) -> Result<bool> {
+    let n = serialize_writes(conn, |conn| {
+        diesel::update(cs::table.find(UniversalUuid::from(id)))
+            .set((
+                cs::workflow_name.eq(&new.workflow_name),
+                cs::cron_expression.eq(&new.cron_expression),
+                cs::timezone.eq(&new.timezone),
+                cs::context.eq(UniversalJson(new.context.clone())),
+                cs::enabled.eq(UniversalBool(new.enabled)),
+                cs::catchup_policy.eq(new.catchup_policy.as_str()),
+                cs::max_catchup.eq(int(new.max_catchup)),
+                cs::start_at.eq(new.start_at.map(UniversalTimestamp::from)),
+                cs::end_at.eq(new.end_at.map(UniversalTimestamp::from)),
+                cs::next_run_at.eq(new.next_run_at.map(UniversalTimestamp::from)),
+                cs::updated_at.eq(now),
+            ))
+            .execute(conn)
+    })?;
+    Ok(n == 1)
 }
 
 /// Moves `next_run_at` from `expected` to `next` (and `last_run_at` to `fired`) if no other runner

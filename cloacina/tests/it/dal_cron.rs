@@ -27,25 +27,29 @@ fn schedule(next: UniversalTimestamp, enabled: bool) -> NewSchedule {
     }
 }
 
+fn etl() -> Vec<String> {
+    vec!["etl".to_owned()]
+}
+
 backend_test!(due_schedules_and_compare_and_set_advance, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
     let due = schedules::insert(&mut conn, &schedule(now, true), now).expect("due");
     schedules::insert(&mut conn, &schedule(now.plus(Duration::from_secs(300)), true), now).expect("later");
     schedules::insert(&mut conn, &schedule(now, false), now).expect("paused");
-    let found = schedules::due(&mut conn, now, 10).expect("due");
+    let found = schedules::due(&mut conn, &etl(), now, 10).expect("due");
     assert_eq!(found.iter().map(|s| s.id).collect::<Vec<_>>(), vec![due]);
     assert_eq!(
         (found[0].catchup_policy, found[0].timezone.as_str(), found[0].enabled),
         (CatchupPolicy::RunOnce, "Europe/Berlin", true)
     );
-    assert_eq!(schedules::next_due_time(&mut conn).expect("next"), Some(now.as_datetime()));
+    assert_eq!(schedules::next_due_time(&mut conn, &etl()).expect("next"), Some(now.as_datetime()));
     let next = now.plus(Duration::from_secs(300)).as_datetime();
     assert!(schedules::advance(&mut conn, due, now.as_datetime(), Some(next), now.as_datetime(), now).expect("advance"));
     assert!(
         !schedules::advance(&mut conn, due, now.as_datetime(), Some(next), now.as_datetime(), now).expect("lost race")
     );
-    assert!(schedules::due(&mut conn, now, 10).expect("due").is_empty());
+    assert!(schedules::due(&mut conn, &etl(), now, 10).expect("due").is_empty());
     let s = schedules::get(&mut conn, due).expect("get").expect("row");
     assert_eq!((s.next_run_at, s.last_run_at), (Some(next), Some(now.as_datetime())));
 });
@@ -56,7 +60,7 @@ backend_test!(pause_resume_and_delete, |t| {
     let id = schedules::insert(&mut conn, &schedule(now, true), now).expect("insert");
     assert!(schedules::set_enabled(&mut conn, id, false, None, now).expect("pause"));
     assert!(!schedules::set_enabled(&mut conn, id, false, None, now).expect("pause twice"));
-    assert!(schedules::due(&mut conn, now, 10).expect("due").is_empty());
+    assert!(schedules::due(&mut conn, &etl(), now, 10).expect("due").is_empty());
     assert!(schedules::set_enabled(&mut conn, id, true, Some(now.as_datetime()), now).expect("resume"));
     assert_eq!(schedules::list(&mut conn).expect("list").len(), 1);
     assert!(schedules::delete(&mut conn, id).expect("delete"));
@@ -71,17 +75,25 @@ backend_test!(a_fire_time_is_claimed_once_and_orphans_are_taken_over, |t| {
     let won = fires::claim(&mut conn, id, fire, "r1", now).expect("claim").expect("first claim wins");
     assert_eq!(fires::claim(&mut conn, id, fire, "r2", now).expect("claim"), None, "second claim loses");
     // r1 died before creating the pipeline: after the grace period r2 takes the fire time over.
-    assert!(fires::reclaim_orphaned(&mut conn, "r2", now, now, 10).expect("too early").is_empty());
+    assert!(fires::reclaim_orphaned(&mut conn, "r2", &etl(), now, now, 10).expect("too early").is_empty());
     let later = now.plus(Duration::from_secs(120));
-    let taken =
-        fires::reclaim_orphaned(&mut conn, "r2", now.plus(Duration::from_secs(60)), later, 10).expect("reclaim");
+    let taken = fires::reclaim_orphaned(&mut conn, "r2", &etl(), now.plus(Duration::from_secs(60)), later, 10)
+        .expect("reclaim");
     assert_eq!(taken.iter().map(|f| (f.id, f.claimed_by.as_str())).collect::<Vec<_>>(), vec![(won, "r2")]);
-    assert!(fires::reclaim_orphaned(&mut conn, "r3", now.plus(Duration::from_secs(60)), later, 10)
+    assert!(fires::reclaim_orphaned(&mut conn, "r3", &etl(), now.plus(Duration::from_secs(60)), later, 10)
         .expect("again")
         .is_empty());
-    let p = pipelines::create(&mut conn, &pipeline("etl", 1, 0), later).expect("pipeline");
-    assert!(fires::attach_pipeline(&mut conn, won, p, later).expect("attach"));
-    assert!(!fires::attach_pipeline(&mut conn, won, p, later).expect("attach twice"));
+    // Runners without the schedule's workflow never take its orphans.
+    let much_later = later.plus(Duration::from_secs(600));
+    let other = vec!["other".to_owned()];
+    assert!(fires::reclaim_orphaned(&mut conn, "r4", &other, much_later, much_later, 10).expect("other").is_empty());
+    // The stalled first claimant can no longer start a pipeline; the new one can, exactly once.
+    let new = pipeline("etl", 1, 0);
+    assert_eq!(fires::start_pipeline(&mut conn, won, "r1", &new, later).expect("stale claimant"), None);
+    let p = fires::start_pipeline(&mut conn, won, "r2", &new, later).expect("start").expect("linked");
+    assert_eq!(fires::start_pipeline(&mut conn, won, "r2", &new, later).expect("twice"), None);
+    let all = pipelines::list(&mut conn, &Default::default()).expect("list");
+    assert_eq!(all.iter().map(|p| p.id).collect::<Vec<_>>(), vec![p], "refused starts leave no pipeline behind");
     let history = fires::list_for_schedule(&mut conn, id, 10).expect("history");
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].pipeline_execution_id, Some(p));
