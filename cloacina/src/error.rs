@@ -21,6 +21,12 @@ pub enum Error {
     /// No pipeline execution has that id.
     #[error("no pipeline execution {0}")]
     ExecutionNotFound(PipelineExecutionId),
+    /// A cron schedule's settings were rejected (expression, time zone, bounds).
+    #[error(transparent)]
+    Schedule(#[from] crate::cron::ScheduleError),
+    /// No cron schedule has that id.
+    #[error("no cron schedule {0}")]
+    ScheduleNotFound(crate::models::CronScheduleId),
     /// The runner is shutting down or has shut down.
     #[error("the runner is shut down")]
     ShutDown,
@@ -30,7 +36,7 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// Bad input from the caller (unknown workflow or execution, invalid definition).
+    /// Bad input from the caller (unknown workflow, execution or schedule, invalid definition or schedule).
     InvalidInput,
     /// The database is unreachable or busy: retrying may succeed.
     Unavailable,
@@ -43,9 +49,12 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Database(e) if e.is_retryable() => ErrorKind::Unavailable,
-            Error::UnknownWorkflow(_) | Error::ExecutionNotFound(_) | Error::Workflow(_) | Error::Context(_) => {
-                ErrorKind::InvalidInput
-            }
+            Error::UnknownWorkflow(_)
+            | Error::ExecutionNotFound(_)
+            | Error::Workflow(_)
+            | Error::Context(_)
+            | Error::Schedule(_)
+            | Error::ScheduleNotFound(_) => ErrorKind::InvalidInput,
             _ => ErrorKind::Other,
         }
     }

@@ -175,15 +175,16 @@ pub fn replace(
     Ok(n == 1)
 }
 
-/// Moves `next_run_at` from `expected` to `next` (and `last_run_at` to `fired`) if no other runner
-/// moved it first: a compare-and-set on the fire time. Returns whether this call moved it.
+/// Moves `next_run_at` from `expected` to `next` (and sets `last_run_at`, the latest fire time
+/// run) if no other runner moved it first: a compare-and-set on the fire time. Returns whether
+/// this call moved it.
 #[must_use = "another runner may have advanced the schedule"]
 pub fn advance(
     conn: &mut AnyConnection,
     id: CronScheduleId,
     expected: DateTime<Utc>,
     next: Option<DateTime<Utc>>,
-    fired: DateTime<Utc>,
+    last_run_at: Option<DateTime<Utc>>,
     now: UniversalTimestamp,
 ) -> Result<bool> {
     let n = serialize_writes(conn, |conn| {
@@ -192,7 +193,7 @@ pub fn advance(
         )
         .set((
             cs::next_run_at.eq(next.map(UniversalTimestamp::from)),
-            cs::last_run_at.eq(UniversalTimestamp::from(fired)),
+            cs::last_run_at.eq(last_run_at.map(UniversalTimestamp::from)),
             cs::updated_at.eq(now),
         ))
         .execute(conn)

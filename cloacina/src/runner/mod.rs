@@ -13,10 +13,12 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::admin::RunDetails;
+use crate::cron::{Clock, ScheduleConfig, SystemClock};
 use crate::dal::pipeline_executions::{self as pipelines, NewPipeline, PipelineFilter};
 use crate::dal::task_executions::{self as tasks, NewTask};
 use crate::database::{Database, DatabaseConfig, UniversalTimestamp};
 use crate::executor::{ExecutionResult, WorkflowExecutor};
+use crate::models::{CronExecution, CronSchedule, CronScheduleId};
 use crate::models::{PipelineExecution, PipelineExecutionId, PipelineStatus, TaskExecutionId};
 use crate::workflow::Workflow;
 use crate::{Context, Error};
@@ -47,6 +49,15 @@ pub struct DefaultRunnerConfig {
     pub schema: Option<String>,
     /// Name recorded as `claimed_by` (default: host name, process id and a random suffix).
     pub runner_name: Option<String>,
+    /// Run the cron service (default true). Every runner may run it: the database makes each fire
+    /// time start one pipeline.
+    pub enable_cron: bool,
+    /// A cron fire time handled within this long is on time; older ones were missed and follow
+    /// the schedule's catch-up policy (default 60 s).
+    pub cron_late_threshold: Duration,
+    /// Longest sleep of the cron service (default 30 s), so it sees schedules changed by other
+    /// processes. Changes made through this runner wake it at once.
+    pub cron_recheck_interval: Duration,
 }
 
 impl Default for DefaultRunnerConfig {
@@ -63,6 +74,9 @@ impl Default for DefaultRunnerConfig {
             pool_size: 10,
             schema: None,
             runner_name: None,
+            enable_cron: true,
+            cron_late_threshold: Duration::from_secs(60),
+            cron_recheck_interval: Duration::from_secs(30),
         }
     }
 }
@@ -75,6 +89,12 @@ pub(crate) struct Engine {
     pub(crate) workflows: HashMap<String, Workflow>,
     /// The structural version of each workflow in `workflows`: the claim takes only their tasks.
     pub(crate) versions: Arc<Vec<String>>,
+    /// The names in `workflows`: the cron service handles only their schedules.
+    pub(crate) workflow_names: Arc<Vec<String>>,
+    /// What the cron service reads as "now".
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Wakes the cron service: a schedule was created or changed through this runner.
+    pub(crate) schedules_changed: Notify,
     /// Wakes the executor: work was created, a slot freed, a retry came due.
     pub(crate) work_available: Notify,
     /// Tasks this runner holds claims on, with their pipeline (leases renewed by the heartbeat).
@@ -149,6 +169,52 @@ impl Engine {
         Ok(info)
     }
 
+    /// The rows of a new pipeline of `wf` with input `context`, and its root tasks whose trigger
+    /// rule fails on that input (they are skipped once the rows exist).
+    pub(crate) fn plan_pipeline(&self, wf: &Workflow, context: &Context<Value>) -> (NewPipeline, Vec<String>) {
+        let no_outcomes = crate::task::TaskOutcomes::new();
+        let mut skipped_roots = Vec::new();
+        let tasks = wf
+            .spec()
+            .tasks()
+            .iter()
+            .map(|t| {
+                let root = t.dependencies.is_empty();
+                let ready = root && t.trigger_rule.evaluate(&[], &no_outcomes, context);
+                if root && !ready {
+                    skipped_roots.push(t.id.clone());
+                }
+                NewTask {
+                    name: t.id.clone(),
+                    max_attempts: t.retry.max_attempts,
+                    ready,
+                    trigger_rules: serde_json::to_value(&t.trigger_rule).unwrap_or(Value::Null),
+                    configuration: serde_json::json!({ "retry": t.retry, "timeout": t.timeout }),
+                }
+            })
+            .collect();
+        let new = NewPipeline {
+            workflow_name: wf.name().to_owned(),
+            workflow_version: wf.version().to_owned(),
+            input: context.to_json(),
+            tasks,
+        };
+        (new, skipped_roots)
+    }
+
+    /// After a new pipeline's rows are written: skips its failing roots and wakes the claim loop.
+    pub(crate) async fn pipeline_created(
+        self: &Arc<Self>,
+        id: PipelineExecutionId,
+        skipped_roots: Vec<String>,
+    ) -> Result<(), Error> {
+        if !skipped_roots.is_empty() {
+            crate::scheduler::skip_roots(self, id, skipped_roots).await?;
+        }
+        self.work_available.notify_one();
+        Ok(())
+    }
+
     /// Wakes everyone waiting for `id` in this process.
     pub(crate) fn pipeline_finished(&self, id: PipelineExecutionId) {
         self.pipelines.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
@@ -184,6 +250,7 @@ pub struct DefaultRunnerBuilder {
     url: String,
     config: DefaultRunnerConfig,
     workflows: Vec<Workflow>,
+    clock: Arc<dyn Clock>,
 }
 
 impl DefaultRunnerBuilder {
@@ -206,10 +273,17 @@ impl DefaultRunnerBuilder {
         self
     }
 
+    /// Sets the clock the cron service reads (default: the system clock). A
+    /// [`ManualClock`](crate::cron::ManualClock) makes schedules testable without waiting.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Connects (migrating the database), records the workflows in `workflow_registry` and starts
     /// the services.
     pub async fn build(self) -> Result<DefaultRunner, Error> {
-        let DefaultRunnerBuilder { url, config, workflows } = self;
+        let DefaultRunnerBuilder { url, config, workflows, clock } = self;
         let db_config =
             DatabaseConfig { pool_size: config.pool_size, schema: config.schema.clone(), ..Default::default() };
         let db = tokio::task::spawn_blocking(move || Database::connect_with(&url, db_config))
@@ -231,19 +305,25 @@ impl DefaultRunnerBuilder {
             config,
             runner_name,
             versions: Arc::new(by_name.values().map(|w| w.version().to_owned()).collect()),
+            workflow_names: Arc::new(by_name.keys().cloned().collect()),
             workflows: by_name,
+            clock,
+            schedules_changed: Notify::new(),
             work_available: Notify::new(),
             held: Mutex::default(),
             waiters: Mutex::default(),
             pipelines: Mutex::default(),
             shutdown,
         });
-        let services = vec![
+        let mut services = vec![
             tokio::spawn(crate::executor::run_claim_loop(engine.clone())),
             tokio::spawn(crate::executor::run_heartbeat(engine.clone())),
             tokio::spawn(crate::recovery::run(engine.clone())),
             tokio::spawn(refresh_registry(engine.clone())),
         ];
+        if engine.config.enable_cron {
+            services.push(tokio::spawn(crate::cron::service::run(engine.clone())));
+        }
         tracing::info!(runner = %engine.runner_name, database = %engine.db.url(), "runner started");
         Ok(DefaultRunner { engine, services: Mutex::new(services) })
     }
@@ -280,7 +360,12 @@ fn default_runner_name() -> String {
 impl DefaultRunner {
     /// A builder for `url` with the default configuration and no workflows.
     pub fn builder(url: impl Into<String>) -> DefaultRunnerBuilder {
-        DefaultRunnerBuilder { url: url.into(), config: DefaultRunnerConfig::default(), workflows: Vec::new() }
+        DefaultRunnerBuilder {
+            url: url.into(),
+            config: DefaultRunnerConfig::default(),
+            workflows: Vec::new(),
+            clock: Arc::new(SystemClock),
+        }
     }
 
     /// A runner on `url` with the default configuration and every `#[workflow]` of the binary.
@@ -306,6 +391,97 @@ impl DefaultRunner {
     pub async fn execution_details(&self, id: PipelineExecutionId) -> Result<RunDetails, Error> {
         let details = self.engine.db.run(move |c| crate::admin::run_details(c, id, chrono::Utc::now())).await?;
         details.ok_or(Error::ExecutionNotFound(id))
+    }
+
+    /// Creates a cron schedule. The expression, time zone and bounds are checked now (a clear
+    /// error, nothing stored, when they are wrong), and the workflow must be one this runner has.
+    pub async fn create_schedule(&self, config: ScheduleConfig) -> Result<CronSchedule, Error> {
+        if !self.engine.workflows.contains_key(&config.workflow) {
+            return Err(Error::UnknownWorkflow(config.workflow));
+        }
+        let new = config.to_new_schedule(self.engine.clock.now())?;
+        let now = UniversalTimestamp::from(self.engine.clock.now());
+        let schedule = self
+            .engine
+            .db
+            .run(move |c| {
+                let id = crate::dal::cron_schedules::insert(c, &new, now)?;
+                crate::dal::cron_schedules::get(c, id)
+            })
+            .await?
+            .ok_or(crate::database::Error::Query(diesel::result::Error::NotFound))?;
+        self.engine.schedules_changed.notify_one();
+        Ok(schedule)
+    }
+
+    /// Every schedule, oldest first.
+    pub async fn list_schedules(&self) -> Result<Vec<CronSchedule>, Error> {
+        Ok(self.engine.db.run(crate::dal::cron_schedules::list).await?)
+    }
+
+    /// The schedule with this id.
+    pub async fn get_schedule(&self, id: CronScheduleId) -> Result<CronSchedule, Error> {
+        self.schedule_op(move |c, _| crate::cron::get(c, id)).await
+    }
+
+    /// Replaces a schedule's settings (checked as in [`DefaultRunner::create_schedule`]); its next
+    /// fire time is recomputed from now.
+    pub async fn update_schedule(&self, id: CronScheduleId, config: ScheduleConfig) -> Result<CronSchedule, Error> {
+        if !self.engine.workflows.contains_key(&config.workflow) {
+            return Err(Error::UnknownWorkflow(config.workflow));
+        }
+        self.schedule_op(move |c, now| crate::cron::update(c, id, &config, now)).await
+    }
+
+    /// Pauses a schedule; returns whether it was running.
+    pub async fn pause_schedule(&self, id: CronScheduleId) -> Result<bool, Error> {
+        self.schedule_op(move |c, now| crate::cron::pause(c, id, now)).await
+    }
+
+    /// Resumes a paused schedule from now (times passed while paused are not run); returns
+    /// whether it was paused.
+    pub async fn resume_schedule(&self, id: CronScheduleId) -> Result<bool, Error> {
+        self.schedule_op(move |c, now| crate::cron::resume(c, id, now)).await
+    }
+
+    /// Deletes a schedule and its fire-time history; returns whether it existed.
+    pub async fn delete_schedule(&self, id: CronScheduleId) -> Result<bool, Error> {
+        self.schedule_op(move |c, _| crate::cron::delete(c, id)).await
+    }
+
+    /// The next `n` fire times of a schedule.
+    pub async fn next_fire_times(
+        &self,
+        id: CronScheduleId,
+        n: usize,
+    ) -> Result<Vec<chrono::DateTime<chrono::Utc>>, Error> {
+        self.schedule_op(move |c, now| crate::cron::upcoming(&crate::cron::get(c, id)?, n, now)).await
+    }
+
+    /// The fire times a schedule has claimed, newest first, with the pipeline each started.
+    pub async fn schedule_history(&self, id: CronScheduleId, limit: u32) -> Result<Vec<CronExecution>, Error> {
+        Ok(self.engine.db.run(move |c| crate::dal::cron_executions::list_for_schedule(c, id, limit)).await?)
+    }
+
+    /// Runs a schedule operation on a pooled connection at the cron clock's "now", then wakes the
+    /// cron service.
+    async fn schedule_op<T, F>(&self, op: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut crate::database::AnyConnection, chrono::DateTime<chrono::Utc>) -> Result<T, Error>
+            + Send
+            + 'static,
+    {
+        let now = self.engine.clock.now();
+        let db = self.engine.db.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut conn = db.get()?;
+            op(&mut conn, now)
+        })
+        .await
+        .map_err(|e| crate::database::Error::Task(e.to_string()))??;
+        self.engine.schedules_changed.notify_one();
+        Ok(out)
     }
 
     /// The name this runner claims tasks under.
@@ -371,38 +547,9 @@ impl WorkflowExecutor for DefaultRunner {
             return Err(Error::ShutDown);
         }
         let wf = self.engine.workflows.get(workflow).ok_or_else(|| Error::UnknownWorkflow(workflow.to_owned()))?;
-        let input = context.to_json();
-        // Roots run at once when their rule holds on the input; others wait for the scheduler.
-        let no_outcomes = crate::task::TaskOutcomes::new();
-        let new = NewPipeline {
-            workflow_name: wf.name().to_owned(),
-            workflow_version: wf.version().to_owned(),
-            input,
-            tasks: wf
-                .spec()
-                .tasks()
-                .iter()
-                .map(|t| NewTask {
-                    name: t.id.clone(),
-                    max_attempts: t.retry.max_attempts,
-                    ready: t.dependencies.is_empty() && t.trigger_rule.evaluate(&[], &no_outcomes, &context),
-                    trigger_rules: serde_json::to_value(&t.trigger_rule).unwrap_or(Value::Null),
-                    configuration: serde_json::json!({ "retry": t.retry, "timeout": t.timeout }),
-                })
-                .collect(),
-        };
-        let skipped_roots: Vec<String> = new
-            .tasks
-            .iter()
-            .zip(wf.spec().tasks())
-            .filter(|(n, t)| !n.ready && t.dependencies.is_empty())
-            .map(|(n, _)| n.name.clone())
-            .collect();
+        let (new, skipped_roots) = self.engine.plan_pipeline(wf, &context);
         let id = self.engine.db.run(move |c| pipelines::create(c, &new, UniversalTimestamp::now())).await?;
-        if !skipped_roots.is_empty() {
-            crate::scheduler::skip_roots(&self.engine, id, skipped_roots).await?;
-        }
-        self.engine.work_available.notify_one();
+        self.engine.pipeline_created(id, skipped_roots).await?;
         Ok(ExecutionHandle { engine: self.engine.clone(), id })
     }
 

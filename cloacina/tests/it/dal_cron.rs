@@ -45,10 +45,10 @@ backend_test!(due_schedules_and_compare_and_set_advance, |t| {
     );
     assert_eq!(schedules::next_due_time(&mut conn, &etl()).expect("next"), Some(now.as_datetime()));
     let next = now.plus(Duration::from_secs(300)).as_datetime();
-    assert!(schedules::advance(&mut conn, due, now.as_datetime(), Some(next), now.as_datetime(), now).expect("advance"));
-    assert!(
-        !schedules::advance(&mut conn, due, now.as_datetime(), Some(next), now.as_datetime(), now).expect("lost race")
-    );
+    assert!(schedules::advance(&mut conn, due, now.as_datetime(), Some(next), Some(now.as_datetime()), now)
+        .expect("advance"));
+    assert!(!schedules::advance(&mut conn, due, now.as_datetime(), Some(next), Some(now.as_datetime()), now)
+        .expect("lost race"));
     assert!(schedules::due(&mut conn, &etl(), now, 10).expect("due").is_empty());
     let s = schedules::get(&mut conn, due).expect("get").expect("row");
     assert_eq!((s.next_run_at, s.last_run_at), (Some(next), Some(now.as_datetime())));

@@ -7,6 +7,7 @@ mod harness;
 
 mod concurrency;
 mod crash;
+mod cron;
 mod dal_cron;
 mod dal_pipelines;
 mod dal_registry;

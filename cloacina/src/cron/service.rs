@@ -1,0 +1,284 @@
+//! The cron service: every runner runs one. It sleeps until the earliest next fire time of the
+//! schedules whose workflow it has (or until a schedule changes in this process, the clock jumps,
+//! or `cron_recheck_interval` passes, for changes made elsewhere), then, per due schedule:
+//!
+//! 1. plans the fire times to run from the catch-up policy ([`plan`]);
+//! 2. claims each one: a row in `cron_executions`, whose unique key (schedule, fire time) lets
+//!    exactly one runner win, whatever the timing;
+//! 3. creates the winner's pipeline and links it to the fire time in one transaction, fenced on
+//!    the claim ([`cron_executions::start_pipeline`]);
+//! 4. moves the schedule's `next_run_at` with a compare-and-set (one runner moves it).
+//!
+//! A runner that dies between 2 and 3 leaves a claimed fire time with no pipeline. After
+//! `lease_duration`, any runner that has the workflow takes it over and starts it
+//! ([`cron_executions::reclaim_orphaned`]). A runner that dies between 3 and 4 leaves
+//! `next_run_at` behind. The next runner re-plans the same fire times, loses every claim, and
+//! moves it on.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{Bounds, CronExpression};
+use crate::dal::{cron_executions, cron_schedules};
+use crate::database::UniversalTimestamp;
+use crate::models::{CatchupPolicy, CronExecutionId, CronSchedule};
+use crate::runner::Engine;
+use crate::{Context, Error};
+
+/// Schedules and orphaned fire times handled per pass.
+const BATCH: u32 = 100;
+
+/// Most past fire times one pass enumerates per schedule; older ones are dropped (logged).
+const MAX_ENUMERATED: usize = 100_000;
+
+/// The fire times to run for one due schedule, and where it goes next.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Plan {
+    /// Fire times to start, oldest first.
+    pub(crate) run: Vec<DateTime<Utc>>,
+    /// Missed fire times the policy does not run.
+    pub(crate) dropped: usize,
+    /// The first fire time after `now` (`None` once the schedule has ended).
+    pub(crate) next: Option<DateTime<Utc>>,
+}
+
+/// Plans a due schedule whose first unhandled fire time is `first`: times within `late` of
+/// `now` are on time and run; older ones follow `policy`.
+pub(crate) fn plan(
+    expression: &CronExpression,
+    bounds: Bounds,
+    policy: CatchupPolicy,
+    max_catchup: u32,
+    first: DateTime<Utc>,
+    now: DateTime<Utc>,
+    late: Duration,
+) -> Plan {
+    let late_before = now - chrono::Duration::from_std(late).unwrap_or_default();
+    let keep = usize::try_from(max_catchup.max(1)).unwrap_or(usize::MAX);
+    let (mut missed, mut on_time, mut dropped) = (VecDeque::new(), Vec::new(), 0usize);
+    let mut cursor = Some(first);
+    let mut seen = 0;
+    while let Some(t) = cursor.filter(|t| *t <= now) {
+        seen += 1;
+        if t < late_before {
+            missed.push_back(t);
+            if missed.len() > keep {
+                missed.pop_front();
+                dropped += 1;
+            }
+        } else {
+            on_time.push(t);
+        }
+        cursor = if seen < MAX_ENUMERATED {
+            bounds.next_fire(expression, t)
+        } else {
+            tracing::warn!(
+                expression = expression.as_str(),
+                "more than {MAX_ENUMERATED} missed fire times; older ones dropped"
+            );
+            bounds.next_fire(expression, now)
+        };
+    }
+    let run = match policy {
+        CatchupPolicy::Skip => {
+            dropped += missed.len();
+            on_time
+        }
+        CatchupPolicy::RunOnce => {
+            dropped += missed.len().saturating_sub(1);
+            missed.back().copied().into_iter().chain(on_time).collect()
+        }
+        CatchupPolicy::RunAll => missed.into_iter().chain(on_time).collect(),
+    };
+    Plan { run, dropped, next: cursor }
+}
+
+/// The service loop.
+pub(crate) async fn run(engine: Arc<Engine>) {
+    let recheck = engine.config.cron_recheck_interval;
+    let mut shutdown = engine.shutdown.subscribe();
+    let mut clock_changes = engine.clock.changes();
+    loop {
+        if engine.is_shutting_down() {
+            return;
+        }
+        let wait = match pass(&engine).await {
+            Ok(Some(next)) => (next - engine.clock.now()).to_std().unwrap_or(Duration::ZERO).min(recheck),
+            Ok(None) => recheck,
+            Err(e) => {
+                tracing::warn!(error = %e, "cron pass failed; retrying");
+                recheck.min(Duration::from_secs(5))
+            }
+        };
+        let clock_jumped = async {
+            match clock_changes.as_mut() {
+                Some(rx) => {
+                    let _ = rx.changed().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = engine.schedules_changed.notified() => {}
+            _ = clock_jumped => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// One pass: orphaned fire times, then due schedules. Returns the earliest next fire time.
+pub(crate) async fn pass(engine: &Arc<Engine>) -> Result<Option<DateTime<Utc>>, Error> {
+    let now = engine.clock.now();
+    let names = engine.workflow_names.clone();
+    let (runner, orphaned_after) = (engine.runner_name.clone(), engine.config.lease_duration);
+    let orphans = engine
+        .db
+        .run(move |c| {
+            let before = UniversalTimestamp::from(now).minus(orphaned_after);
+            let taken = cron_executions::reclaim_orphaned(c, &runner, &names, before, now.into(), BATCH)?;
+            let mut found = Vec::with_capacity(taken.len());
+            for fire in taken {
+                if let Some(s) = cron_schedules::get(c, fire.schedule_id)? {
+                    found.push((fire, s));
+                }
+            }
+            Ok(found)
+        })
+        .await?;
+    for (fire, schedule) in orphans {
+        tracing::warn!(schedule = %schedule.id, fire_time = %fire.scheduled_time, "re-firing a fire time whose runner died before starting it");
+        start(engine, &schedule, fire.id, fire.scheduled_time).await?;
+    }
+    let names = engine.workflow_names.clone();
+    let due = engine.db.run(move |c| cron_schedules::due(c, &names, now.into(), BATCH)).await?;
+    for schedule in due {
+        handle_due(engine, schedule, now).await?;
+    }
+    let names = engine.workflow_names.clone();
+    Ok(engine.db.run(move |c| cron_schedules::next_due_time(c, &names)).await?)
+}
+
+async fn handle_due(engine: &Arc<Engine>, s: CronSchedule, now: DateTime<Utc>) -> Result<(), Error> {
+    let Some(expected) = s.next_run_at else { return Ok(()) };
+    let (plan, last) = match CronExpression::parse(&s.cron_expression, &s.timezone) {
+        Ok(expression) => {
+            let late = engine.config.cron_late_threshold;
+            let plan = plan(&expression, Bounds::of(&s), s.catchup_policy, s.max_catchup, expected, now, late);
+            let last = plan.run.last().copied().or(s.last_run_at);
+            (plan, last)
+        }
+        Err(e) => {
+            // Only a row edited by hand gets here (the API validates): stop it instead of spinning.
+            tracing::error!(schedule = %s.id, error = %e, "stored cron schedule is invalid; it is stopped until updated");
+            (Plan { run: Vec::new(), dropped: 0, next: None }, s.last_run_at)
+        }
+    };
+    if plan.dropped > 0 {
+        tracing::info!(schedule = %s.id, dropped = plan.dropped, policy = s.catchup_policy.as_str(), "missed fire times not run");
+    }
+    for &fire_time in &plan.run {
+        let (id, runner) = (s.id, engine.runner_name.clone());
+        let claimed = engine.db.run(move |c| cron_executions::claim(c, id, fire_time, &runner, now.into())).await?;
+        if let Some(claim) = claimed {
+            start(engine, &s, claim, fire_time).await?;
+        }
+    }
+    let (id, next) = (s.id, plan.next);
+    let moved = engine
+        .db
+        .run(move |c| cron_schedules::advance(c, id, expected, next, last, UniversalTimestamp::from(now)))
+        .await?;
+    if !moved {
+        tracing::debug!(schedule = %s.id, "another runner advanced the schedule first");
+    }
+    Ok(())
+}
+
+/// Starts the pipeline of a fire time this runner has claimed.
+async fn start(
+    engine: &Arc<Engine>,
+    s: &CronSchedule,
+    claim: CronExecutionId,
+    fire_time: DateTime<Utc>,
+) -> Result<(), Error> {
+    let wf = engine.workflows.get(&s.workflow_name).ok_or_else(|| Error::UnknownWorkflow(s.workflow_name.clone()))?;
+    let (new, skipped_roots) = engine.plan_pipeline(wf, &Context::from_json(s.context.clone())?);
+    let runner = engine.runner_name.clone();
+    let started = engine
+        .db
+        .run(move |c| cron_executions::start_pipeline(c, claim, &runner, &new, UniversalTimestamp::now()))
+        .await?;
+    match started {
+        Some(pipeline) => {
+            tracing::info!(schedule = %s.id, workflow = %s.workflow_name, %fire_time, %pipeline, "cron fired");
+            engine.pipeline_created(pipeline, skipped_roots).await
+        }
+        None => {
+            tracing::warn!(schedule = %s.id, %fire_time, "lost the fire time to another runner before starting it");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    }
+
+    fn hourly_plan(policy: CatchupPolicy, max: u32, first: &str, now: &str) -> Plan {
+        let expression = CronExpression::parse("0 * * * *", "UTC").expect("parse");
+        let bounds = Bounds { start_at: None, end_at: None };
+        plan(&expression, bounds, policy, max, utc(first), utc(now), Duration::from_secs(60))
+    }
+
+    #[test]
+    fn an_on_time_fire_runs_under_every_policy() {
+        for policy in [CatchupPolicy::Skip, CatchupPolicy::RunOnce, CatchupPolicy::RunAll] {
+            let p = hourly_plan(policy, 10, "2026-01-01T10:00:00Z", "2026-01-01T10:00:02Z");
+            assert_eq!(p.run, vec![utc("2026-01-01T10:00:00Z")], "{policy:?}");
+            assert_eq!((p.dropped, p.next), (0, Some(utc("2026-01-01T11:00:00Z"))));
+        }
+    }
+
+    #[test]
+    fn missed_fires_follow_the_policy() {
+        // Down from 10:00 to 15:30: 10:00 … 15:00 were missed (six fire times).
+        let (first, now) = ("2026-01-01T10:00:00Z", "2026-01-01T15:30:00Z");
+        let skip = hourly_plan(CatchupPolicy::Skip, 10, first, now);
+        assert_eq!((skip.run.len(), skip.dropped), (0, 6));
+        assert_eq!(skip.next, Some(utc("2026-01-01T16:00:00Z")));
+        let once = hourly_plan(CatchupPolicy::RunOnce, 10, first, now);
+        assert_eq!((once.run, once.dropped), (vec![utc("2026-01-01T15:00:00Z")], 5));
+        let all = hourly_plan(CatchupPolicy::RunAll, 10, first, now);
+        assert_eq!(all.run.len(), 6);
+        assert_eq!(all.run[0], utc("2026-01-01T10:00:00Z"));
+        let capped = hourly_plan(CatchupPolicy::RunAll, 2, first, now);
+        assert_eq!((capped.run, capped.dropped), (vec![utc("2026-01-01T14:00:00Z"), utc("2026-01-01T15:00:00Z")], 4));
+    }
+
+    #[test]
+    fn bounds_limit_the_fire_times() {
+        let expression = CronExpression::parse("0 * * * *", "UTC").expect("parse");
+        let bounds = Bounds { start_at: Some(utc("2026-01-01T12:00:00Z")), end_at: Some(utc("2026-01-01T13:00:00Z")) };
+        assert_eq!(bounds.next_fire(&expression, utc("2026-01-01T09:30:00Z")), Some(utc("2026-01-01T12:00:00Z")));
+        assert_eq!(bounds.next_fire(&expression, utc("2026-01-01T12:00:00Z")), Some(utc("2026-01-01T13:00:00Z")));
+        assert_eq!(bounds.next_fire(&expression, utc("2026-01-01T13:00:00Z")), None);
+        let p = plan(
+            &expression,
+            bounds,
+            CatchupPolicy::RunAll,
+            10,
+            utc("2026-01-01T12:00:00Z"),
+            utc("2026-01-02T00:00:00Z"),
+            Duration::from_secs(60),
+        );
+        assert_eq!((p.run.len(), p.next), (2, None), "the schedule ends after 13:00");
+    }
+}
