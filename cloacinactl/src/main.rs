@@ -1,4 +1,4 @@
-//! `cloacinactl`: the operator CLI for Cloacina databases. Thin: parses arguments and hands each
+//! `cloacinactl`: the operator CLI for Cloacina databases, runs, schedules and the workflow registry. Thin: parses arguments and hands each
 //! command to its module under `commands/`.
 
 mod commands;
@@ -28,6 +28,15 @@ enum Command {
     /// Database schema management.
     #[command(subcommand)]
     Db(commands::db::DbCommand),
+    /// Workflow runs (pipeline executions).
+    #[command(subcommand)]
+    Runs(commands::runs::RunsCommand),
+    /// Cron schedules.
+    #[command(subcommand)]
+    Schedules(commands::schedules::SchedulesCommand),
+    /// The workflow registry.
+    #[command(subcommand)]
+    Workflows(commands::workflows::WorkflowsCommand),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +44,9 @@ fn main() -> ExitCode {
     let target = commands::Target { url: cli.database_url, schema: cli.schema };
     let result = match cli.command {
         Command::Db(cmd) => commands::db::run(&target, cmd),
+        Command::Runs(cmd) => commands::runs::run(&target, cmd),
+        Command::Schedules(cmd) => commands::schedules::run(&target, cmd),
+        Command::Workflows(cmd) => commands::workflows::run(&target, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

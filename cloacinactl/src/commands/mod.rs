@@ -1,6 +1,10 @@
 //! One module per command group; shared connection handling.
 
 pub(crate) mod db;
+mod output;
+pub(crate) mod runs;
+pub(crate) mod schedules;
+pub(crate) mod workflows;
 
 use anyhow::Context as _;
 use cloacina::database::{establish, AnyConnection, ConnectOptions, DatabaseUrl};
@@ -24,5 +28,30 @@ impl Target {
         let options = ConnectOptions { schema: self.schema.clone(), ..Default::default() };
         let conn = establish(&url, &options)?;
         Ok((url, conn))
+    }
+
+    /// A connection to a database that is fully migrated; otherwise an error saying what to run
+    /// (these commands never migrate: that is `db migrate`'s job).
+    pub(crate) fn connect_migrated(&self) -> anyhow::Result<AnyConnection> {
+        let (url, mut conn) = self.connect()?;
+        let status = cloacina::database::migrate::status(&mut conn)?;
+        if status.applied.is_empty() {
+            anyhow::bail!(
+                "{url} holds no Cloacina tables{}: start a runner or run `cloacinactl db migrate`",
+                self.in_schema()
+            );
+        }
+        if !status.pending.is_empty() {
+            anyhow::bail!(
+                "{url}{} has {} pending migration(s): run `cloacinactl db migrate`",
+                self.in_schema(),
+                status.pending.len()
+            );
+        }
+        Ok(conn)
+    }
+
+    fn in_schema(&self) -> String {
+        self.schema.as_ref().map(|s| format!(" (schema `{s}`)")).unwrap_or_default()
     }
 }

@@ -1,0 +1,231 @@
+//! `cloacinactl runs|schedules|workflows` against databases a real runner has written, on
+//! SQLite and on a PostgreSQL schema.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+use cloacina::cron::ScheduleConfig;
+use cloacina::dal::pipeline_executions::{self as pipelines, NewPipeline};
+use cloacina::dal::task_executions::NewTask;
+use cloacina::executor::WorkflowExecutor;
+use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
+use cloacina::workflow::Workflow;
+use cloacina::{Context, TaskError};
+use serde_json::{json, Value};
+
+struct Db {
+    url: String,
+    schema: Option<String>,
+}
+
+impl Db {
+    fn ctl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloacinactl"));
+        cmd.args(args).env("DATABASE_URL", &self.url).env_remove("CLOACINA_SCHEMA");
+        if let Some(s) = &self.schema {
+            cmd.args(["--schema", s]);
+        }
+        cmd.output().expect("run cloacinactl")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// Runs a command that must fail with `expected` on the first line of stderr (our errors are
+    /// one line; clap adds a usage hint after its own).
+    fn fails(&self, args: &[&str], expected: &str) {
+        let out = self.ctl(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(err.lines().next().unwrap_or_default().contains(expected), "{args:?}: {err}");
+    }
+}
+
+struct Written {
+    completed: String,
+    failed: String,
+    waiting: String,
+    schedule: String,
+}
+
+/// A runner writes a completed run, a failed run, a schedule; a run of a version no runner has waits.
+fn write_with_a_runner(db: &Db) -> Written {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let ok = Workflow::builder("cli_ok")
+            .simple_task("extract", &[], |ctx: Context<Value>| async move { Ok(ctx) })
+            .simple_task("load", &["extract"], |ctx: Context<Value>| async move { Ok(ctx) })
+            .build()
+            .unwrap();
+        let failing = Workflow::builder("cli_fail")
+            .simple_task("boom", &[], |_: Context<Value>| async move { Err(TaskError::fatal("disk full")) })
+            .build()
+            .unwrap();
+        let config = DefaultRunnerConfig { schema: db.schema.clone(), ..Default::default() };
+        let runner = DefaultRunner::builder(db.url.as_str())
+            .config(config)
+            .workflow(ok)
+            .workflow(failing)
+            .build()
+            .await
+            .unwrap();
+        let completed = runner.execute("cli_ok", Context::new()).await.unwrap().execution_id;
+        let failed = runner.execute("cli_fail", Context::new()).await.unwrap().execution_id;
+        let schedule = ScheduleConfig::new("cli_ok", "0 3 * * *").timezone("Europe/Berlin");
+        let schedule = runner.create_schedule(schedule).await.unwrap().id;
+        let waiting = runner
+            .database()
+            .run(|c| {
+                let task = NewTask {
+                    name: "extract".into(),
+                    max_attempts: 1,
+                    ready: true,
+                    trigger_rules: json!({"type": "always"}),
+                    configuration: json!({}),
+                };
+                let new = NewPipeline {
+                    workflow_name: "cli_ok".into(),
+                    workflow_version: "0123456789abcdef".into(),
+                    input: json!({}),
+                    tasks: vec![task],
+                };
+                pipelines::create(c, &new, cloacina::database::UniversalTimestamp::now())
+            })
+            .await
+            .unwrap();
+        runner.shutdown().await.unwrap();
+        Written {
+            completed: completed.to_string(),
+            failed: failed.to_string(),
+            waiting: waiting.to_string(),
+            schedule: schedule.to_string(),
+        }
+    })
+}
+
+fn operate(db: &Db) {
+    db.fails(&["runs", "list"], "holds no Cloacina tables");
+    let w = write_with_a_runner(db);
+
+    // runs list: filters, pagination, JSON and the table.
+    let all = db.json(&["runs", "list", "--json"]);
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    let failed = db.json(&["runs", "list", "--status", "failed", "--json"]);
+    assert_eq!(failed[0]["run"]["id"], w.failed.as_str());
+    assert_eq!(failed.as_array().unwrap().len(), 1);
+    assert_eq!(db.json(&["runs", "list", "--workflow", "cli_ok", "--json"]).as_array().unwrap().len(), 2);
+    assert_eq!(db.json(&["runs", "list", "--since", "1h", "--json"]).as_array().unwrap().len(), 3);
+    assert_eq!(db.json(&["runs", "list", "--since", "2099-01-01", "--json"]).as_array().unwrap().len(), 0);
+    let page2 = db.json(&["runs", "list", "--limit", "2", "--offset", "2", "--json"]);
+    assert_eq!(page2.as_array().unwrap().len(), 1);
+    assert_eq!(page2[0]["run"]["id"], w.completed.as_str(), "oldest last");
+    let waiting: Vec<_> = all.as_array().unwrap().iter().filter(|r| !r["waiting"].is_null()).collect();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0]["run"]["id"], w.waiting.as_str());
+    let table = db.ok(&["runs", "list"]);
+    assert!(
+        table.starts_with("ID") && table.contains("cli_fail") && table.contains("Pending (waiting for version)"),
+        "{table}"
+    );
+    assert!(db.ok(&["runs", "list", "--limit", "1"]).contains("--offset 1"));
+    db.fails(&["runs", "list", "--status", "exploded"], "unknown status `exploded`");
+    db.fails(&["runs", "list", "--since", "yesterday"], "invalid --since `yesterday`");
+
+    // runs show: tasks, attempts, errors; why a run waits.
+    let shown = db.json(&["runs", "show", &w.failed, "--json"]);
+    assert_eq!(shown["pipeline"]["status"], "Failed");
+    assert_eq!(shown["tasks"][0]["task_name"], "boom");
+    assert_eq!(shown["tasks"][0]["attempt"], 1);
+    assert!(shown["tasks"][0]["error_details"].as_str().unwrap().contains("disk full"));
+    let text = db.ok(&["runs", "show", &w.failed]);
+    assert!(text.contains("status     Failed") && text.contains("disk full") && text.contains("ATTEMPT"), "{text}");
+    let text = db.ok(&["runs", "show", &w.waiting]);
+    assert!(text.contains("waiting for a runner with version 0123456789abcdef of workflow `cli_ok`"), "{text}");
+    db.fails(&["runs", "show", "not-a-uuid"], "invalid run id `not-a-uuid`");
+    db.fails(&["runs", "show", "00000000-0000-0000-0000-000000000000"], "no run 00000000");
+
+    // runs cancel.
+    assert!(db.ok(&["runs", "cancel", &w.waiting]).contains("cancelled run"));
+    db.fails(&["runs", "cancel", &w.waiting], "is already Cancelled; nothing to cancel");
+    db.fails(&["runs", "cancel", &w.completed], "is already Completed");
+    assert_eq!(db.json(&["runs", "show", &w.waiting, "--json"])["tasks"][0]["status"], "Cancelled");
+
+    // schedules.
+    let list = db.json(&["schedules", "list", "--json"]);
+    assert_eq!(list[0]["id"], w.schedule.as_str());
+    let show = db.json(&["schedules", "show", &w.schedule, "--count", "3", "--json"]);
+    assert_eq!(show["upcoming"].as_array().unwrap().len(), 3);
+    assert!(show["upcoming"][0].as_str().unwrap().contains("T02:00:00Z"), "03:00 Berlin in winter: {show}");
+    let text = db.ok(&["schedules", "show", &w.schedule]);
+    assert!(text.contains("0 3 * * * (Europe/Berlin)") && text.contains("next fire times"), "{text}");
+    assert!(db.ok(&["schedules", "pause", &w.schedule]).contains("paused schedule"));
+    assert!(db.ok(&["schedules", "pause", &w.schedule]).contains("already paused"));
+    assert!(db.ok(&["schedules", "list"]).contains("paused"));
+    assert_eq!(db.json(&["schedules", "show", &w.schedule, "--json"])["schedule"]["enabled"], false);
+    assert!(db.ok(&["schedules", "resume", &w.schedule]).contains("resumed schedule"));
+    assert!(db.ok(&["schedules", "list"]).contains("active"));
+    assert!(db.ok(&["schedules", "delete", &w.schedule]).contains("deleted schedule"));
+    db.fails(&["schedules", "delete", &w.schedule], "no cron schedule");
+    db.fails(&["schedules", "pause", &w.schedule], "no cron schedule");
+    db.fails(&["schedules", "show", "x"], "invalid schedule id `x`");
+
+    // workflows.
+    let wfs = db.json(&["workflows", "list", "--json"]);
+    let names: Vec<&str> =
+        wfs.as_array().unwrap().iter().map(|w| w["workflow"]["workflow_name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"cli_ok") && names.contains(&"cli_fail"), "{names:?}");
+    assert!(wfs
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|w| w["live"] == true && w["workflow"]["version"].as_str().unwrap().len() == 16));
+    let table = db.ok(&["workflows", "list"]);
+    assert!(table.starts_with("WORKFLOW") && table.contains("cli_ok"), "{table}");
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn operate_runs_schedules_and_workflows_on_sqlite() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-dbs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.canonicalize().unwrap().join(format!("operate_{}.db", uuid_like()));
+    operate(&Db { url: format!("sqlite://{}", path.display()), schema: None });
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn operate_runs_schedules_and_workflows_on_a_postgres_schema() {
+    let url = std::env::var("CLOACINA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let schema = format!("operate_{}", uuid_like());
+    let db = Db { url: url.clone(), schema: Some(schema.clone()) };
+    // The schema does not exist yet: the CLI says so instead of creating it.
+    let result = std::panic::catch_unwind(|| operate(&db));
+    let parsed = cloacina::database::DatabaseUrl::parse(&url).unwrap();
+    let mut conn = cloacina::database::establish(&parsed, &Default::default()).unwrap();
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut conn,
+        &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+    )
+    .unwrap();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}_{nanos}", std::process::id())
+}
