@@ -79,9 +79,9 @@ mod tests {
 
     #[test]
     fn since_accepts_times_dates_and_ages() {
-        assert_eq!(parse_since("2026-11-24T10:00:00Z").unwrap().to_rfc3339(), "2026-11-24T10:00:00+00:00");
-        assert_eq!(parse_since("2026-11-24").unwrap().to_rfc3339(), "2026-11-24T00:00:00+00:00");
-        let age = Utc::now() - parse_since("2h").unwrap();
+        assert_eq!(parse_since("2026-11-24T10:00:00Z").expect("rfc3339").to_rfc3339(), "2026-11-24T10:00:00+00:00");
+        assert_eq!(parse_since("2026-11-24").expect("date").to_rfc3339(), "2026-11-24T00:00:00+00:00");
+        let age = Utc::now() - parse_since("2h").expect("age");
         assert!((age.num_seconds() - 7200).abs() < 5);
         for bad in ["", "h", "2w", "yesterday", "-"] {
             assert!(parse_since(bad).is_err(), "{bad}");
