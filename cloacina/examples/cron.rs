@@ -30,9 +30,8 @@ mod heartbeat_report {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://cloacina-cron.db".to_owned());
     let runner = DefaultRunner::new(&url).await?;
-    let schedule = ScheduleConfig::new("heartbeat_report", "*/2 * * * * *")
-        .timezone("Europe/Berlin")
-        .catchup(CatchupPolicy::Skip);
+    let schedule =
+        ScheduleConfig::new("heartbeat_report", "*/2 * * * * *").timezone("Europe/Berlin").catchup(CatchupPolicy::Skip);
     let schedule = runner.create_schedule(schedule).await?;
     println!("schedule {} ({} in {})", schedule.id, schedule.cron_expression, schedule.timezone);
     for t in runner.next_fire_times(schedule.id, 3).await? {
