@@ -6,7 +6,8 @@
 //! (`postgres://…`, for many runners on many hosts).
 //!
 //! Start with [`runner::DefaultRunner`] and the [`workflow`](macro@workflow) / [`task`](macro@task) macros (see the README's
-//! example). Underneath: the engine ([`executor`], scheduler, recovery), the authoring model
+//! example); cron schedules are in [`cron`], and read-only views of runs shared with `cloacinactl`
+//! in [`admin`]. Underneath: the engine ([`executor`], scheduler, recovery), the authoring model
 //! ([`Context`], [`TaskError`], [`retry`], [`task::TriggerRule`], [`workflow`](mod@workflow)), and the
 //! persistence foundation: [`database`] (URL → backend, [`database::AnyConnection`], schema,
 //! migrations, pool) and [`dal`] (one module per table).

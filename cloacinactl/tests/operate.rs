@@ -139,6 +139,7 @@ fn operate(db: &Db) {
     assert!(db.ok(&["runs", "list", "--limit", "1"]).contains("--offset 1"));
     db.fails(&["runs", "list", "--status", "exploded"], "unknown status `exploded`");
     db.fails(&["runs", "list", "--since", "yesterday"], "invalid --since `yesterday`");
+    db.fails(&["runs", "list", "--limit", "0"], "invalid value '0' for '--limit");
 
     // runs show: tasks, attempts, errors; why a run waits.
     let shown = db.json(&["runs", "show", &w.failed, "--json"]);
@@ -177,6 +178,7 @@ fn operate(db: &Db) {
     db.fails(&["schedules", "delete", &w.schedule], "no cron schedule");
     db.fails(&["schedules", "pause", &w.schedule], "no cron schedule");
     db.fails(&["schedules", "show", "x"], "invalid schedule id `x`");
+    db.fails(&["schedules", "show", &w.schedule, "--count", "4000000000"], "invalid value '4000000000'");
 
     // workflows.
     let wfs = db.json(&["workflows", "list", "--json"]);

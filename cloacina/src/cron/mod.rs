@@ -202,9 +202,13 @@ pub fn update(
     get(conn, id)
 }
 
-/// The next `n` fire times of a schedule, from its stored next fire time (for a paused
-/// schedule: from `now`, as if resumed). Fewer when the schedule ends first.
+/// Most fire times [`upcoming`] returns, whatever is asked.
+pub const MAX_UPCOMING: usize = 1_000;
+
+/// The next `n` fire times of a schedule (at most [`MAX_UPCOMING`]), from its stored next fire
+/// time (for a paused schedule: from `now`, as if resumed). Fewer when the schedule ends first.
 pub fn upcoming(schedule: &CronSchedule, n: usize, now: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>, Error> {
+    let n = n.min(MAX_UPCOMING);
     let expression = CronExpression::parse(&schedule.cron_expression, &schedule.timezone)?;
     let bounds = Bounds::of(schedule);
     let mut next = if schedule.enabled { schedule.next_run_at } else { bounds.next_fire(&expression, now) };

@@ -22,8 +22,8 @@ pub(crate) enum RunsCommand {
         /// Only runs created since: an RFC 3339 time, a date, or an age like 30m, 2h, 7d.
         #[arg(long, value_parser = output::parse_since)]
         since: Option<chrono::DateTime<chrono::Utc>>,
-        /// Page size.
-        #[arg(long, default_value_t = 50)]
+        /// Page size (1 to 10000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
         /// Runs to skip (for the next page: the previous offset plus the limit).
         #[arg(long, default_value_t = 0)]

@@ -21,8 +21,8 @@ pub(crate) enum SchedulesCommand {
     Show {
         /// The schedule's id.
         id: String,
-        /// How many upcoming and recent fire times to show.
-        #[arg(long, default_value_t = 5)]
+        /// How many upcoming and recent fire times to show (1 to 1000).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
         count: u32,
         /// Print JSON instead of text.
         #[arg(long)]
