@@ -2,6 +2,8 @@
 //! (each depends on the previous), and `execute()` latency of a one-task workflow.
 //!
 //! `cargo bench -p cloacina --bench engine` (PostgreSQL from `CLOACINA_TEST_POSTGRES_URL`).
+//! `CLOACINA_BENCH_BACKEND=postgres|sqlite` runs one backend; `CLOACINA_BENCH_ONLY=latency`
+//! runs only the latency part.
 
 use std::time::{Duration, Instant};
 
@@ -119,7 +121,10 @@ async fn bench(backend: &str) {
         .build()
         .await
         .expect("runner");
-    for (name, tasks) in [("wide", WIDE), ("wide_big", WIDE_BIG), ("chain", CHAIN)] {
+    let only_latency = std::env::var("CLOACINA_BENCH_ONLY").is_ok_and(|v| v == "latency");
+    let throughput: &[(&str, usize)] =
+        if only_latency { &[] } else { &[("wide", WIDE), ("wide_big", WIDE_BIG), ("chain", CHAIN)] };
+    for &(name, tasks) in throughput {
         let mut rates = Vec::new();
         for _ in 0..RUNS {
             let start = Instant::now();
@@ -132,7 +137,8 @@ async fn bench(backend: &str) {
             median(rates)
         );
     }
-    for pipelines in MANY_PIPELINES {
+    for pipelines in if only_latency { &[][..] } else { &MANY_PIPELINES[..] } {
+        let pipelines = *pipelines;
         let mut rates = Vec::new();
         for _ in 0..RUNS {
             let start = Instant::now();
@@ -172,7 +178,11 @@ async fn bench(backend: &str) {
 async fn main() {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("engine benchmark: no-op tasks, release build, {cores} cores");
+    let only = std::env::var("CLOACINA_BENCH_BACKEND").ok();
     for backend in cloacina::Backend::ALL.iter().filter(|b| b.is_compiled()) {
+        if only.as_deref().is_some_and(|o| o != backend.name()) {
+            continue;
+        }
         bench(backend.name()).await;
     }
 }
