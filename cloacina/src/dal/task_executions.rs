@@ -140,22 +140,6 @@ pub fn list_for_pipeline(conn: &mut AnyConnection, pipeline: PipelineExecutionId
     to_records(rows)
 }
 
-/// Ids of the pipelines whose tasks may be claimed by a runner that has `versions`: pipelines not
-/// paused (nor finished) that started with one of those workflow versions. A pipeline of a version
-/// no runner has waits, untouched, instead of running tasks of a different definition.
-fn claimable_pipelines(versions: &[String]) -> ClaimablePipelines<'_> {
-    const ACTIVE: [&str; 2] = [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str()];
-    pe::table.filter(pe::status.eq_any(ACTIVE)).filter(pe::workflow_version.eq_any(versions)).select(pe::id)
-}
-
-type ClaimablePipelines<'a> = diesel::dsl::Select<
-    diesel::dsl::Filter<
-        diesel::dsl::Filter<pe::table, diesel::dsl::EqAny<pe::status, [&'static str; 2]>>,
-        diesel::dsl::EqAny<pe::workflow_version, &'a [String]>,
-    >,
-    pe::id,
->;
-
 /// Claims up to `limit` claimable tasks for `runner`, oldest first, with a lease of `lease`.
 ///
 /// Claimable: `Ready`, `retry_at` unset or not after `now`, and the pipeline active (not paused)
@@ -175,13 +159,24 @@ pub fn claim_ready(
     if limit == 0 || versions.is_empty() {
         return Ok(Vec::new());
     }
+    const ACTIVE: [&str; 2] = [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str()];
     write_transaction(conn, |conn| {
+        // The pipeline test is a correlated EXISTS (one primary-key probe per candidate row), not
+        // `IN (active pipelines)`: both planners then walk the Ready index in claim order and stop
+        // after `limit` rows, whatever the number of active pipelines. (SQLite without statistics
+        // turned the IN form into a (pipeline, status) index lookup plus a sort of every Ready
+        // row of those pipelines per claim, which made a 10,000-task pipeline quadratic.)
         macro_rules! candidates {
             () => {
                 te::table
                     .filter(te::status.eq(TaskStatus::Ready.as_str()))
                     .filter(te::retry_at.is_null().or(te::retry_at.le(now)))
-                    .filter(te::pipeline_execution_id.eq_any(claimable_pipelines(versions)))
+                    .filter(diesel::dsl::exists(
+                        pe::table
+                            .filter(pe::id.eq(te::pipeline_execution_id))
+                            .filter(pe::status.eq_any(ACTIVE))
+                            .filter(pe::workflow_version.eq_any(versions)),
+                    ))
                     .order((te::created_at.asc(), te::id.asc()))
                     .limit(i64::from(limit))
                     .select(te::id)
