@@ -7,7 +7,8 @@ use serde_json::Value;
 use super::{contexts, corrupt, serialize_writes, task_executions, time, write_transaction};
 use crate::database::connection::MultiBackend;
 use crate::database::schema::pipeline_executions as pe;
-use crate::database::{AnyConnection, BackendFeature, Result, UniversalTimestamp, UniversalUuid};
+use crate::database::universal_types::DbTimestamp;
+use crate::database::{AnyConnection, BackendFeature, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
 use crate::models::{ContextId, PipelineExecution, PipelineExecutionId, PipelineStatus};
 
 #[derive(Insertable, Queryable, Selectable)]
@@ -114,6 +115,15 @@ pub fn get(conn: &mut AnyConnection, id: PipelineExecutionId) -> Result<Option<P
         .optional()?
         .map(PipelineExecution::try_from)
         .transpose()
+}
+
+/// The pipeline with this id and its input context, in one query.
+pub fn get_with_input(conn: &mut AnyConnection, id: PipelineExecutionId) -> Result<Option<(PipelineExecution, Value)>> {
+    use crate::database::schema::contexts as ctx;
+    let input = ctx::table.filter(ctx::id.nullable().eq(pe::context_id)).select(ctx::value).single_value();
+    let row: Option<(PipelineRow, Option<UniversalJson>)> =
+        pe::table.find(UniversalUuid::from(id)).select((PipelineRow::as_select(), input)).first(conn).optional()?;
+    row.map(|(p, input)| Ok((PipelineExecution::try_from(p)?, input.map_or(Value::Null, |v| v.0)))).transpose()
 }
 
 /// Which pipelines [`list`] returns: all filters are optional and combine with AND.
@@ -252,16 +262,80 @@ pub fn cancel(conn: &mut AnyConnection, id: PipelineExecutionId, now: UniversalT
     })
 }
 
-/// Marks a `Running` pipeline `Completed` and stores its final context, in one transaction.
-#[must_use = "the transition may not have happened"]
-pub fn complete(
+/// How a pipeline ends: [`finish`] stores it.
+#[derive(Debug, Clone, Copy)]
+pub enum PipelineEnd<'a> {
+    /// Every task ended without failing; the final context is stored with the status.
+    Completed {
+        /// The final context.
+        final_context: &'a Value,
+    },
+    /// A task failed.
+    Failed {
+        /// Why, recorded as `error_details`.
+        error: &'a str,
+    },
+}
+
+diesel::define_sql_function! {
+    /// SQL `COALESCE` of two nullable timestamps.
+    fn coalesce(x: diesel::sql_types::Nullable<DbTimestamp>, y: diesel::sql_types::Nullable<DbTimestamp>) -> diesel::sql_types::Nullable<DbTimestamp>;
+}
+
+/// Ends a `Pending` or `Running` pipeline as `end` says, with its final context for a completed
+/// one, atomically; returns whether this call ended it (false: it had already ended, or was
+/// paused or cancelled). A pipeline that ends without ever running (every root skipped) gets
+/// `started_at` too.
+///
+/// PostgreSQL does a completion in one statement (the conditional update feeds the context
+/// insert); SQLite runs the same writes in one `BEGIN IMMEDIATE` transaction.
+#[must_use = "the pipeline may already have ended"]
+#[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
+pub fn finish(
     conn: &mut AnyConnection,
     id: PipelineExecutionId,
-    final_context: &Value,
+    end: PipelineEnd<'_>,
     now: UniversalTimestamp,
 ) -> Result<bool> {
+    const ENDABLE: [&str; 2] = [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str()];
+    let (status, error) = match end {
+        PipelineEnd::Completed { .. } => (PipelineStatus::Completed, None),
+        PipelineEnd::Failed { error } => (PipelineStatus::Failed, Some(error)),
+    };
+    let update = || {
+        diesel::update(pe::table.find(UniversalUuid::from(id)).filter(pe::status.eq_any(ENDABLE))).set((
+            pe::status.eq(status.as_str()),
+            pe::started_at.eq(coalesce(pe::started_at, Some(now))),
+            pe::completed_at.eq(now),
+            pe::updated_at.eq(now),
+            pe::error_details.eq(error),
+        ))
+    };
+    let PipelineEnd::Completed { final_context } = end else {
+        return Ok(serialize_writes(conn, |conn| update().execute(conn))? == 1);
+    };
+    #[cfg(feature = "postgres")]
+    if let AnyConnection::Postgres(c) = conn {
+        use crate::database::universal_types::{DbJson, DbUuid};
+        let n = diesel::sql_query(
+            "WITH won AS ( \
+                 UPDATE pipeline_executions \
+                    SET status = 'Completed', started_at = COALESCE(started_at, $2), completed_at = $2, \
+                        updated_at = $2, error_details = NULL, final_context_id = $3 \
+                  WHERE id = $1 AND status IN ('Pending', 'Running') \
+              RETURNING id \
+             ) \
+             INSERT INTO contexts (id, value, created_at, updated_at) SELECT $3, $4, $2, $2 FROM won",
+        )
+        .bind::<DbUuid, _>(UniversalUuid::from(id))
+        .bind::<DbTimestamp, _>(now)
+        .bind::<DbUuid, _>(UniversalUuid::new_v4())
+        .bind::<DbJson, _>(UniversalJson(final_context.clone()))
+        .execute(c)?;
+        return Ok(n == 1);
+    }
     write_transaction(conn, |conn| {
-        if !transition(conn, id, PipelineStatus::Running, PipelineStatus::Completed, None, now)? {
+        if update().execute(conn)? == 0 {
             return Ok(false);
         }
         let context_id = contexts::insert(conn, final_context, now)?;

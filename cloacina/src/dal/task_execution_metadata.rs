@@ -85,14 +85,16 @@ pub fn outputs_of(
 /// pipelines, which one 10,000-task pipeline inflates to hundreds; for a 4-task pipeline it then
 /// hashed the whole `contexts` table (measured: 15–25 ms per call once it held 27k rows, against
 /// well under 0.1 ms for the per-row lookup). A scalar subquery is always one index probe per row.
-fn output_value() -> diesel::dsl::SingleValue<
+fn output_value() -> OutputValue {
+    contexts::table.filter(contexts::id.nullable().eq(tem::context_id)).select(contexts::value).single_value()
+}
+
+type OutputValue = diesel::dsl::SingleValue<
     diesel::dsl::Select<
         diesel::dsl::Filter<contexts::table, diesel::dsl::Eq<diesel::dsl::Nullable<contexts::id>, tem::context_id>>,
         contexts::value,
     >,
-> {
-    contexts::table.filter(contexts::id.nullable().eq(tem::context_id)).select(contexts::value).single_value()
-}
+>;
 
 fn with_outputs(rows: Vec<(String, Option<UniversalJson>)>) -> Vec<(String, Value)> {
     rows.into_iter().filter_map(|(name, v)| Some((name, v?.0))).collect()

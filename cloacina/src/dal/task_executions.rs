@@ -140,6 +140,63 @@ pub fn list_for_pipeline(conn: &mut AnyConnection, pipeline: PipelineExecutionId
     to_records(rows)
 }
 
+/// How one task of a pipeline ended (or stands), with its output: what a pipeline's result reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskOutcome {
+    /// Task id within the workflow.
+    pub task_name: String,
+    /// Current status.
+    pub status: TaskStatus,
+    /// Current attempt number (1-based).
+    pub attempt: u32,
+    /// When the last attempt started.
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it reached a terminal status.
+    pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The last error.
+    pub error_details: Option<String>,
+    /// The output context of a completed task.
+    pub output: Option<Value>,
+}
+
+/// Every task of a pipeline with its output, in creation order, in one query (the output is a
+/// per-row primary-key lookup, as in [`super::task_execution_metadata::outputs_for_pipeline`]).
+pub fn outcomes(conn: &mut AnyConnection, pipeline: PipelineExecutionId) -> Result<Vec<TaskOutcome>> {
+    use crate::database::schema::{contexts, task_execution_metadata as tem};
+    type Row = (
+        String,
+        String,
+        i32,
+        Option<UniversalTimestamp>,
+        Option<UniversalTimestamp>,
+        Option<String>,
+        Option<UniversalJson>,
+    );
+    let output = tem::table
+        .inner_join(contexts::table)
+        .filter(tem::task_execution_id.eq(te::id))
+        .select(contexts::value)
+        .single_value();
+    let rows: Vec<Row> = te::table
+        .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
+        .order((te::created_at.asc(), te::task_name.asc()))
+        .select((te::task_name, te::status, te::attempt, te::started_at, te::completed_at, te::error_details, output))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(task_name, status, attempt, started_at, completed_at, error_details, output)| {
+            Ok(TaskOutcome {
+                task_name,
+                status: status.parse().map_err(|e| corrupt("task_executions", e))?,
+                attempt: uint(attempt),
+                started_at: time(started_at),
+                completed_at: time(completed_at),
+                error_details,
+                output: output.map(|v| v.0),
+            })
+        })
+        .collect()
+}
+
 /// Claims up to `limit` claimable tasks for `runner`, oldest first, with a lease of `lease`.
 ///
 /// Claimable: `Ready`, `retry_at` unset or not after `now`, and the pipeline active (not paused)

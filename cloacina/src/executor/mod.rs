@@ -89,8 +89,22 @@ pub trait WorkflowExecutor {
     fn resume(&self, id: PipelineExecutionId) -> impl std::future::Future<Output = Result<bool, Error>> + Send;
 }
 
-fn elapsed(from: Option<chrono::DateTime<chrono::Utc>>, to: Option<chrono::DateTime<chrono::Utc>>) -> Option<Duration> {
+pub(crate) fn elapsed(
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<Duration> {
     Some((to? - from?).to_std().unwrap_or_default())
+}
+
+/// One entry of [`ExecutionResult::task_results`].
+pub(crate) fn task_result(t: &tasks::TaskOutcome) -> TaskResult {
+    TaskResult {
+        task_name: t.task_name.clone(),
+        status: t.status,
+        attempts: if t.started_at.is_some() { t.attempt } else { 0 },
+        error_message: t.error_details.clone(),
+        duration: elapsed(t.started_at, t.completed_at),
+    }
 }
 
 /// The full result of pipeline `id` if it is terminal, `None` while it is not.
@@ -104,7 +118,7 @@ pub(crate) async fn result_if_terminal(
             if !p.status.is_terminal() {
                 return Ok(Some((p, Vec::new(), None)));
             }
-            let rows = tasks::list_for_pipeline(c, id)?;
+            let rows = tasks::outcomes(c, id)?;
             let fin = match p.final_context_id {
                 Some(ctx) => crate::dal::contexts::get(c, ctx)?,
                 None => None,
@@ -116,22 +130,12 @@ pub(crate) async fn result_if_terminal(
     if !p.status.is_terminal() {
         return Ok(None);
     }
-    let task_results = rows
-        .iter()
-        .map(|t| TaskResult {
-            task_name: t.task_name.clone(),
-            status: t.status,
-            attempts: if t.started_at.is_some() { t.attempt } else { 0 },
-            error_message: t.error_details.clone(),
-            duration: elapsed(t.started_at, t.completed_at),
-        })
-        .collect();
     Ok(Some(ExecutionResult {
         execution_id: id,
         workflow_name: p.workflow_name,
         status: p.status,
         final_context: fin.map(Context::from_json).transpose()?.unwrap_or_default(),
-        task_results,
+        task_results: rows.iter().map(task_result).collect(),
         error_message: p.error_details,
         duration: elapsed(Some(p.created_at), p.completed_at).unwrap_or_default(),
     }))

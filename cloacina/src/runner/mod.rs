@@ -99,8 +99,9 @@ pub(crate) struct Engine {
     pub(crate) work_available: Notify,
     /// Tasks this runner holds claims on, with their pipeline (leases renewed by the heartbeat).
     pub(crate) held: Mutex<HashMap<TaskExecutionId, PipelineExecutionId>>,
-    /// Waiters for a pipeline's terminal state, woken by the scheduler when it finalises one.
-    waiters: Mutex<HashMap<PipelineExecutionId, Arc<Notify>>>,
+    /// Waiters for a pipeline's end, told by the scheduler when it ends one (with the result)
+    /// or by a cancel (without).
+    waiters: Mutex<HashMap<PipelineExecutionId, watch::Sender<Ending>>>,
     /// What every task of an active pipeline needs and never changes (workflow, input context):
     /// read once per pipeline instead of once per task. Dropped when the pipeline finishes.
     pipelines: Mutex<HashMap<PipelineExecutionId, Arc<PipelineInfo>>>,
@@ -128,9 +129,9 @@ impl Engine {
         }
     }
 
-    fn waiter(&self, id: PipelineExecutionId) -> Arc<Notify> {
+    fn waiter(&self, id: PipelineExecutionId) -> watch::Receiver<Ending> {
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        waiters.entry(id).or_default().clone()
+        waiters.entry(id).or_insert_with(|| watch::channel(Ending::Running).0).subscribe()
     }
 
     /// The unchanging facts of pipeline `id`, from the cache or the database. The first time a
@@ -142,11 +143,7 @@ impl Engine {
         let (p, input) = self
             .db
             .run(move |c| {
-                let Some(p) = pipelines::get(c, id)? else { return Ok(None) };
-                let input = match p.context_id {
-                    Some(ctx) => crate::dal::contexts::get(c, ctx)?,
-                    None => None,
-                };
+                let Some((p, input)) = pipelines::get_with_input(c, id)? else { return Ok(None) };
                 if p.status == PipelineStatus::Pending {
                     let now = UniversalTimestamp::now();
                     let _ = pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Running, None, now)?;
@@ -159,7 +156,8 @@ impl Engine {
             id,
             workflow: self.workflows.get(&p.workflow_name).filter(|w| w.version() == p.workflow_version).cloned(),
             workflow_name: p.workflow_name,
-            input: Context::from_json(input.unwrap_or(Value::Null))?,
+            created_at: p.created_at,
+            input: Context::from_json(input)?,
         });
         let mut cache = self.pipelines.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= PIPELINE_CACHE_LIMIT {
@@ -215,14 +213,32 @@ impl Engine {
         Ok(())
     }
 
-    /// Wakes everyone waiting for `id` in this process.
-    pub(crate) fn pipeline_finished(&self, id: PipelineExecutionId) {
+    /// Drops the waiter entry of `id` once nobody listens (it ended in another process).
+    fn forget_waiter(&self, id: PipelineExecutionId) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        if waiters.get(&id).is_some_and(|w| w.receiver_count() == 0) {
+            waiters.remove(&id);
+        }
+    }
+
+    /// Wakes everyone waiting for `id` in this process, handing them `result` when the caller
+    /// has it (they read it from the database otherwise).
+    pub(crate) fn pipeline_finished(&self, id: PipelineExecutionId, result: Option<ExecutionResult>) {
         self.pipelines.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         let waiter = self.waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         if let Some(w) = waiter {
-            w.notify_waiters();
+            w.send_replace(Ending::Ended(result.map(Arc::new)));
         }
     }
+}
+
+/// What a waiter for a pipeline hears.
+#[derive(Clone)]
+pub(crate) enum Ending {
+    /// Not ended (as far as this process knows).
+    Running,
+    /// Ended; with the result when the process that ended it is this one.
+    Ended(Option<Arc<ExecutionResult>>),
 }
 
 /// Most pipelines whose facts are cached at once.
@@ -234,6 +250,8 @@ pub(crate) struct PipelineInfo {
     pub(crate) workflow_name: String,
     /// The workflow, if this runner has it.
     pub(crate) workflow: Option<Workflow>,
+    /// When the pipeline was created (a result's duration starts there).
+    pub(crate) created_at: chrono::DateTime<chrono::Utc>,
     /// The pipeline's input context.
     pub(crate) input: Context<Value>,
 }
@@ -484,6 +502,16 @@ impl DefaultRunner {
         Ok(out)
     }
 
+    /// A handle on an existing pipeline (started by another call, a cron schedule or another
+    /// process), to wait for it, look at its status or cancel it.
+    pub async fn attach(&self, id: PipelineExecutionId) -> Result<ExecutionHandle, Error> {
+        let exists = self.engine.db.run(move |c| pipelines::get(c, id)).await?.is_some();
+        if !exists {
+            return Err(Error::ExecutionNotFound(id));
+        }
+        Ok(ExecutionHandle { engine: self.engine.clone(), id })
+    }
+
     /// The name this runner claims tasks under.
     pub fn runner_name(&self) -> &str {
         &self.engine.runner_name
@@ -610,7 +638,7 @@ impl WorkflowExecutor for DefaultRunner {
 async fn cancel(engine: &Arc<Engine>, id: PipelineExecutionId) -> Result<bool, Error> {
     let cancelled = engine.db.run(move |c| pipelines::cancel(c, id, UniversalTimestamp::now())).await?;
     if cancelled {
-        engine.pipeline_finished(id);
+        engine.pipeline_finished(id, None);
     }
     Ok(cancelled)
 }
@@ -639,20 +667,26 @@ impl ExecutionHandle {
         cancel(&self.engine, self.id).await
     }
 
-    /// Waits for a terminal status and returns the result. Woken at once when this process
-    /// finishes the pipeline; polls for pipelines finished by other processes.
+    /// Waits for a terminal status and returns the result. When this process ends the pipeline
+    /// the result is handed over at once; pipelines ended by other processes are polled for.
     pub async fn wait_for_completion(self) -> Result<ExecutionResult, Error> {
         let id = self.id;
         loop {
-            let notified = self.engine.waiter(id);
-            let wake = notified.notified();
-            tokio::pin!(wake);
-            wake.as_mut().enable();
+            // Subscribe before looking, so an end between the look and the wait is not missed.
+            let mut ending = self.engine.waiter(id);
             if let Some(result) = crate::executor::result_if_terminal(&self.engine.db, id).await? {
+                drop(ending);
+                self.engine.forget_waiter(id);
                 return Ok(result);
             }
             tokio::select! {
-                _ = wake => {}
+                heard = ending.wait_for(|e| matches!(e, Ending::Ended(_))) => {
+                    if let Ok(e) = heard {
+                        if let Ending::Ended(Some(result)) = &*e {
+                            return Ok(ExecutionResult::clone(result));
+                        }
+                    }
+                }
                 _ = tokio::time::sleep(self.engine.config.poll_interval) => {}
             }
         }

@@ -8,8 +8,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::dal::{pipeline_executions as pipelines, task_execution_metadata as outputs, task_executions as tasks};
+use crate::dal::pipeline_executions::{self as pipelines, PipelineEnd};
+use crate::dal::task_executions as tasks;
 use crate::database::UniversalTimestamp;
+use crate::executor::ExecutionResult;
 use crate::models::{PipelineExecutionId, PipelineStatus, TaskExecutionId, TaskStatus};
 use crate::runner::{Engine, PipelineInfo};
 use crate::task::TriggerRule;
@@ -129,47 +131,58 @@ async fn resolve(
     Ok(made_ready)
 }
 
-/// Moves the pipeline to `Completed` (with its final context) or `Failed` once no task is left
-/// unfinished. Safe to call from several runners: the transition is conditional.
+/// Ends the pipeline, `Completed` with its final context or `Failed`, once no task is left
+/// unfinished, and hands the result to waiters in this process (no re-read). Safe to call from
+/// several runners: the end is conditional, and only the caller that made it reports it.
 async fn finalize(engine: &Arc<Engine>, p: &PipelineInfo, wf: &Workflow) -> Result<(), Error> {
-    let (id, input) = (p.id, p.input.to_json());
+    let (id, input, created_at) = (p.id, p.input.to_json(), p.created_at);
     let order: Vec<String> = wf.spec().tasks().iter().map(|t| t.id.clone()).collect();
-    let finished = engine
+    let ended = engine
         .db
         .run(move |c| {
             if tasks::has_unfinished(c, id)? {
-                return Ok(false);
+                return Ok(None);
             }
-            let now = UniversalTimestamp::now();
-            // A pipeline whose roots were all skipped never left Pending.
-            let _ = pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Running, None, now)?;
-            if tasks::any_in_status(c, id, &[TaskStatus::Failed])? {
-                let _ = pipelines::transition(
-                    c,
-                    id,
-                    PipelineStatus::Running,
-                    PipelineStatus::Failed,
-                    Some("a task failed"),
-                    now,
-                )?;
-                return Ok(true);
-            }
+            let outcomes = tasks::outcomes(c, id)?;
+            let error = outcomes
+                .iter()
+                .find(|t| t.status == TaskStatus::Failed)
+                .map(|t| format!("task `{}` failed", t.task_name));
             // Final context: the input, then every completed task's output in topological order.
-            let mut fin = input;
-            let outs: HashMap<String, serde_json::Value> = outputs::outputs_for_pipeline(c, id)?.into_iter().collect();
-            for name in &order {
-                if let (Some(serde_json::Value::Object(out)), serde_json::Value::Object(acc)) =
-                    (outs.get(name), &mut fin)
-                {
-                    acc.extend(out.clone());
+            let mut fin = serde_json::Value::Object(Default::default());
+            if error.is_none() {
+                fin = input;
+                let outs: HashMap<&str, &serde_json::Value> =
+                    outcomes.iter().filter_map(|t| Some((t.task_name.as_str(), t.output.as_ref()?))).collect();
+                for name in &order {
+                    if let (Some(serde_json::Value::Object(out)), serde_json::Value::Object(acc)) =
+                        (outs.get(name.as_str()), &mut fin)
+                    {
+                        acc.extend(out.clone());
+                    }
                 }
             }
-            let _ = pipelines::complete(c, id, &fin, now)?;
-            Ok(true)
+            let now = UniversalTimestamp::now();
+            let end = match &error {
+                Some(error) => PipelineEnd::Failed { error },
+                None => PipelineEnd::Completed { final_context: &fin },
+            };
+            if !pipelines::finish(c, id, end, now)? {
+                return Ok(None);
+            }
+            Ok(Some((error, fin, outcomes, now)))
         })
         .await?;
-    if finished {
-        engine.pipeline_finished(id);
-    }
+    let Some((error, fin, outcomes, now)) = ended else { return Ok(()) };
+    let result = ExecutionResult {
+        execution_id: id,
+        workflow_name: p.workflow_name.clone(),
+        status: if error.is_some() { PipelineStatus::Failed } else { PipelineStatus::Completed },
+        final_context: Context::from_json(fin)?,
+        task_results: outcomes.iter().map(crate::executor::task_result).collect(),
+        error_message: error,
+        duration: crate::executor::elapsed(Some(created_at), Some(now.as_datetime())).unwrap_or_default(),
+    };
+    engine.pipeline_finished(id, Some(result));
     Ok(())
 }

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::harness::backend_test;
 use cloacina::dal::contexts;
-use cloacina::dal::pipeline_executions::{self as pipelines, NewPipeline, PipelineFilter};
+use cloacina::dal::pipeline_executions::{self as pipelines, NewPipeline, PipelineEnd, PipelineFilter};
 use cloacina::dal::task_executions::{self as tasks, NewTask};
 use cloacina::database::UniversalTimestamp;
 use cloacina::models::{PipelineStatus, TaskStatus};
@@ -120,13 +120,16 @@ backend_test!(transitions_are_conditional_on_the_prior_status, |t| {
         .expect("wrong from"));
     let p = pipelines::get(&mut conn, id).expect("get").expect("exists");
     assert_eq!((p.status, p.started_at, p.completed_at), (PipelineStatus::Running, Some(now.as_datetime()), None));
-    assert!(pipelines::complete(&mut conn, id, &json!({"done": true}), now).expect("complete"));
-    assert!(!pipelines::complete(&mut conn, id, &json!({"again": true}), now).expect("complete twice"));
+    let done = json!({"done": true});
+    assert!(pipelines::finish(&mut conn, id, PipelineEnd::Completed { final_context: &done }, now).expect("finish"));
+    let again = json!({"again": true});
+    assert!(!pipelines::finish(&mut conn, id, PipelineEnd::Completed { final_context: &again }, now).expect("twice"));
+    assert!(!pipelines::finish(&mut conn, id, PipelineEnd::Failed { error: "late" }, now).expect("ended"));
     let p = pipelines::get(&mut conn, id).expect("get").expect("exists");
     assert_eq!(p.status, PipelineStatus::Completed);
-    assert_eq!(p.completed_at, Some(now.as_datetime()));
+    assert_eq!((p.completed_at, p.error_details), (Some(now.as_datetime()), None));
     let fin = contexts::get(&mut conn, p.final_context_id.expect("final context")).expect("ctx");
-    assert_eq!(fin, Some(json!({"done": true})));
+    assert_eq!(fin, Some(done), "the losing finishes stored nothing");
     // A failed transition records its error.
     let other = pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
     assert!(pipelines::transition(
@@ -154,4 +157,37 @@ backend_test!(a_transition_from_any_of_several_statuses_is_one_conditional_updat
     assert!(pipelines::transition_from_any(&mut conn, id, &all, PipelineStatus::Cancelled, now).expect("cancel"));
     let p = pipelines::get(&mut conn, id).expect("get").expect("row");
     assert_eq!((p.status, p.completed_at), (PipelineStatus::Cancelled, Some(now.as_datetime())));
+});
+
+backend_test!(finish_ends_a_pipeline_from_pending_or_running_only, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    // Every root skipped: the pipeline ends without having run, and gets started_at too.
+    let never_ran = pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    assert!(
+        pipelines::finish(&mut conn, never_ran, PipelineEnd::Failed { error: "task `x` failed" }, now).expect("finish")
+    );
+    let p = pipelines::get(&mut conn, never_ran).expect("get").expect("row");
+    assert_eq!(
+        (p.status, p.started_at, p.completed_at, p.final_context_id, p.error_details.as_deref()),
+        (PipelineStatus::Failed, Some(now.as_datetime()), Some(now.as_datetime()), None, Some("task `x` failed"))
+    );
+    // A paused pipeline is not ended behind the user's back; a running one keeps its started_at.
+    let paused = pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    let earlier = UniversalTimestamp::from(now.as_datetime() - chrono::Duration::seconds(5));
+    assert!(pipelines::transition(&mut conn, paused, PipelineStatus::Pending, PipelineStatus::Running, None, earlier)
+        .expect("start"));
+    assert!(pipelines::transition(&mut conn, paused, PipelineStatus::Running, PipelineStatus::Paused, None, now)
+        .expect("pause"));
+    let fin = json!({});
+    assert!(!pipelines::finish(&mut conn, paused, PipelineEnd::Completed { final_context: &fin }, now).expect("paused"));
+    assert!(pipelines::transition(&mut conn, paused, PipelineStatus::Paused, PipelineStatus::Running, None, now)
+        .expect("resume"));
+    assert!(pipelines::finish(&mut conn, paused, PipelineEnd::Completed { final_context: &fin }, now).expect("end"));
+    let p = pipelines::get(&mut conn, paused).expect("get").expect("row");
+    assert_eq!((p.status, p.started_at), (PipelineStatus::Completed, Some(earlier.as_datetime())));
+    // One query for a pipeline and its input.
+    let (p, input) = pipelines::get_with_input(&mut conn, paused).expect("get").expect("row");
+    assert_eq!((p.id, input), (paused, json!({"input": "w"})));
+    assert!(pipelines::get_with_input(&mut conn, cloacina::models::PipelineExecutionId::new()).expect("get").is_none());
 });

@@ -93,6 +93,10 @@ backend_test!(completion_is_fenced_on_the_claim_and_atomic, |t| {
     assert_eq!(metadata::output_of(&mut conn, task.id).expect("meta"), Some(json!({"x": 2})));
     let outputs = metadata::outputs_for_pipeline(&mut conn, task.pipeline_execution_id).expect("outputs");
     assert_eq!(outputs, vec![("task_00000".to_owned(), json!({"x": 2}))]);
+    let outcomes = tasks::outcomes(&mut conn, task.pipeline_execution_id).expect("outcomes");
+    let got: Vec<_> = outcomes.iter().map(|o| (o.task_name.as_str(), o.status, o.attempt, o.output.clone())).collect();
+    assert_eq!(got, vec![("task_00000", TaskStatus::Completed, 1, Some(json!({"x": 2})))]);
+    assert_eq!((outcomes[0].started_at, outcomes[0].completed_at), (Some(now.as_datetime()), Some(now.as_datetime())));
 });
 
 backend_test!(failure_and_release_are_fenced_on_the_claim, |t| {

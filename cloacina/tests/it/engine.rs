@@ -96,6 +96,11 @@ engine_test!(a_diamond_completes_with_a_deterministic_context, |t| {
         assert_eq!(again.final_context, first.final_context, "the same run gives the same final context");
     }
     assert!(seen_by_join.is_some_and(|v| v.as_array().is_some_and(|a| a.contains(&json!("seen_by_left")))));
+    // The result handed over in process equals the one read back from the database.
+    let stored = runner.attach(first.execution_id).await.expect("attach").wait_for_completion().await;
+    assert_eq!(stored.expect("stored"), first);
+    let unknown = runner.attach(cloacina::models::PipelineExecutionId::new()).await;
+    assert!(matches!(unknown, Err(cloacina::Error::ExecutionNotFound(_))));
     runner.shutdown().await.expect("shutdown");
 });
 
@@ -147,6 +152,11 @@ engine_test!(a_fatal_failure_skips_dependents_and_fails_the_pipeline, |t| {
     assert_eq!(status("cleanup"), Some(TaskStatus::Completed), "task_failed rule runs the cleanup");
     let boom = result.task_results.iter().find(|r| r.task_name == "boom").expect("boom");
     assert_eq!(boom.error_message.as_deref(), Some("bad input"));
+    assert_eq!(result.error_message.as_deref(), Some("task `boom` failed"));
+    assert!(result.final_context.is_empty(), "a failed pipeline has no final context");
+    // The result handed over in process equals the one read back from the database.
+    let stored = runner.attach(result.execution_id).await.expect("attach").wait_for_completion().await;
+    assert_eq!(stored.expect("stored"), result);
     runner.shutdown().await.expect("shutdown");
 });
 
