@@ -303,13 +303,8 @@ macro_rules! claimed {
 
 /// Records success: the task becomes `Completed`, and its output context and metadata row are
 /// stored, all atomically and only if `runner` still holds the claim.
-/// Returns false (and writes nothing) when the claim was lost.
-///
-/// The hottest write of the engine. PostgreSQL does it in one statement (a data-modifying CTE:
-/// the fenced update feeds both inserts), saving four round trips; SQLite has no data-modifying
-/// CTEs and does the same three writes in one `BEGIN IMMEDIATE` transaction.
+/// Returns false (and writes nothing) when the claim was lost. [`complete_all`] for one task.
 #[must_use = "the claim may have been lost"]
-#[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
 pub fn complete(
     conn: &mut AnyConnection,
     id: TaskExecutionId,
@@ -317,50 +312,88 @@ pub fn complete(
     output: &Value,
     now: UniversalTimestamp,
 ) -> Result<bool> {
+    Ok(complete_all(conn, runner, &[(id, output.clone())], now)? == [id])
+}
+
+/// Records success for several tasks at once, each exactly as [`complete`] does and each fenced
+/// on its own claim; returns the ids recorded (a task whose claim was lost is left untouched).
+///
+/// The hottest write of the engine. PostgreSQL does the whole batch in one statement: a
+/// data-modifying CTE in which the fenced update (over the unnested inputs) feeds both inserts.
+/// SQLite has no data-modifying CTEs and does the same writes in one `BEGIN IMMEDIATE`
+/// transaction.
+#[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
+pub fn complete_all(
+    conn: &mut AnyConnection,
+    runner: &str,
+    outputs: &[(TaskExecutionId, Value)],
+    now: UniversalTimestamp,
+) -> Result<Vec<TaskExecutionId>> {
+    if outputs.is_empty() {
+        return Ok(Vec::new());
+    }
     #[cfg(feature = "postgres")]
     if let AnyConnection::Postgres(c) = conn {
         use crate::database::universal_types::{DbJson, DbTimestamp, DbUuid};
-        use diesel::sql_types::Text;
-        let n = diesel::sql_query(
-            "WITH won AS ( \
-                 UPDATE task_executions \
-                    SET status = 'Completed', completed_at = $3, lease_expires_at = NULL, \
-                        error_details = NULL, updated_at = $3 \
-                  WHERE id = $1 AND status = 'Running' AND claimed_by = $2 \
-              RETURNING pipeline_execution_id, task_name \
+        use diesel::sql_types::{Array, Text};
+        #[derive(QueryableByName)]
+        struct Won {
+            #[diesel(sql_type = DbUuid)]
+            task_execution_id: UniversalUuid,
+        }
+        let fresh = || outputs.iter().map(|_| UniversalUuid::new_v4()).collect::<Vec<_>>();
+        let won: Vec<Won> = diesel::sql_query(
+            "WITH input AS ( \
+                 SELECT * FROM unnest($1, $2, $3, $4) AS i (task_id, context_id, metadata_id, output) \
+             ), won AS ( \
+                 UPDATE task_executions t \
+                    SET status = 'Completed', completed_at = $5, lease_expires_at = NULL, \
+                        error_details = NULL, updated_at = $5 \
+                   FROM input \
+                  WHERE t.id = input.task_id AND t.status = 'Running' AND t.claimed_by = $6 \
+              RETURNING t.id, t.pipeline_execution_id, t.task_name, input.context_id, input.metadata_id, \
+                        input.output \
              ), ctx AS ( \
                  INSERT INTO contexts (id, value, created_at, updated_at) \
-                 SELECT $4, $5, $3, $3 FROM won RETURNING id \
+                 SELECT context_id, output, $5, $5 FROM won \
              ) \
              INSERT INTO task_execution_metadata \
                  (id, task_execution_id, pipeline_execution_id, task_name, context_id, created_at, updated_at) \
-             SELECT $6, $1, won.pipeline_execution_id, won.task_name, ctx.id, $3, $3 FROM won, ctx",
+             SELECT metadata_id, id, pipeline_execution_id, task_name, context_id, $5, $5 FROM won \
+             RETURNING task_execution_id",
         )
-        .bind::<DbUuid, _>(UniversalUuid::from(id))
-        .bind::<Text, _>(runner)
+        .bind::<Array<DbUuid>, _>(outputs.iter().map(|(id, _)| UniversalUuid::from(*id)).collect::<Vec<_>>())
+        .bind::<Array<DbUuid>, _>(fresh())
+        .bind::<Array<DbUuid>, _>(fresh())
+        .bind::<Array<DbJson>, _>(outputs.iter().map(|(_, out)| UniversalJson(out.clone())).collect::<Vec<_>>())
         .bind::<DbTimestamp, _>(now)
-        .bind::<DbUuid, _>(UniversalUuid::new_v4())
-        .bind::<DbJson, _>(UniversalJson(output.clone()))
-        .bind::<DbUuid, _>(UniversalUuid::new_v4())
-        .execute(c)?;
-        return Ok(n == 1);
+        .bind::<Text, _>(runner)
+        .load(c)?;
+        let won: std::collections::HashSet<_> =
+            won.into_iter().map(|w| TaskExecutionId::from(w.task_execution_id)).collect();
+        // In input order, so a caller can match them up.
+        return Ok(outputs.iter().map(|(id, _)| *id).filter(|id| won.contains(id)).collect());
     }
     write_transaction(conn, |conn| {
-        let won: Option<(UniversalUuid, String)> = diesel::update(claimed!(id, runner))
-            .set((
-                te::status.eq(TaskStatus::Completed.as_str()),
-                te::completed_at.eq(now),
-                te::lease_expires_at.eq(None::<UniversalTimestamp>),
-                te::error_details.eq(None::<String>),
-                te::updated_at.eq(now),
-            ))
-            .returning((te::pipeline_execution_id, te::task_name))
-            .get_result(conn)
-            .optional()?;
-        let Some((pipeline, task_name)) = won else { return Ok(false) };
-        let context_id = super::contexts::insert(conn, output, now)?;
-        super::task_execution_metadata::insert(conn, id, pipeline.into(), &task_name, Some(context_id), now)?;
-        Ok(true)
+        let mut recorded = Vec::with_capacity(outputs.len());
+        for (id, output) in outputs {
+            let won: Option<(UniversalUuid, String)> = diesel::update(claimed!(*id, runner))
+                .set((
+                    te::status.eq(TaskStatus::Completed.as_str()),
+                    te::completed_at.eq(now),
+                    te::lease_expires_at.eq(None::<UniversalTimestamp>),
+                    te::error_details.eq(None::<String>),
+                    te::updated_at.eq(now),
+                ))
+                .returning((te::pipeline_execution_id, te::task_name))
+                .get_result(conn)
+                .optional()?;
+            let Some((pipeline, task_name)) = won else { continue };
+            let context_id = super::contexts::insert(conn, output, now)?;
+            super::task_execution_metadata::insert(conn, *id, pipeline.into(), &task_name, Some(context_id), now)?;
+            recorded.push(*id);
+        }
+        Ok(recorded)
     })
 }
 

@@ -1,15 +1,16 @@
 //! The executor: claims Ready tasks in batches, runs each with a timeout while the heartbeat renews
 //! its lease, and records the outcome fenced on the claim. Also the public result types.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::dal::{pipeline_executions as pipelines, task_execution_metadata as outputs, task_executions as tasks};
 use crate::database::{Database, UniversalTimestamp};
-use crate::models::{PipelineExecutionId, TaskExecution, TaskStatus};
+use crate::models::{PipelineExecutionId, TaskExecution, TaskExecutionId, TaskStatus};
 use crate::runner::{Engine, PipelineInfo};
 use crate::{Context, Error, TaskError};
 
@@ -191,6 +192,49 @@ pub(crate) async fn run_claim_loop(engine: Arc<Engine>) {
     }
 }
 
+/// A successful attempt waiting to be recorded, and whom to tell whether it was (false: the
+/// claim was lost; a dropped sender: the write failed, recovery will run the task again).
+pub(crate) struct Completion {
+    id: TaskExecutionId,
+    output: Value,
+    recorded: oneshot::Sender<bool>,
+}
+
+/// Most completions recorded in one statement.
+const COMPLETION_BATCH: usize = 64;
+
+/// Records successful attempts in batches, as a group commit: while one batch is being written,
+/// completions that arrive queue up and go together in the next statement. A lone completion is
+/// written at once, so batching adds no latency; under load, one statement and one commit serve
+/// many tasks.
+pub(crate) async fn run_completer(engine: Arc<Engine>, mut queue: mpsc::UnboundedReceiver<Completion>) {
+    while let Some(first) = queue.recv().await {
+        let mut waiting = vec![(first.id, first.recorded)];
+        let mut outputs = vec![(first.id, first.output)];
+        while outputs.len() < COMPLETION_BATCH {
+            let Ok(next) = queue.try_recv() else { break };
+            waiting.push((next.id, next.recorded));
+            outputs.push((next.id, next.output));
+        }
+        let runner = engine.runner_name.clone();
+        let written =
+            engine.db.run(move |c| tasks::complete_all(c, &runner, &outputs, UniversalTimestamp::now())).await;
+        match written {
+            Ok(recorded) => {
+                let recorded: HashSet<TaskExecutionId> = recorded.into_iter().collect();
+                for (id, tell) in waiting {
+                    let _ = tell.send(recorded.contains(&id));
+                }
+            }
+            Err(e) => tracing::error!(
+                tasks = waiting.len(),
+                error = %e,
+                "recording task completions failed; recovery will run those tasks again when their leases expire"
+            ),
+        }
+    }
+}
+
 /// Renews the leases of every task this runner holds, in one statement per interval.
 pub(crate) async fn run_heartbeat(engine: Arc<Engine>) {
     let mut tick = tokio::time::interval(engine.config.heartbeat_interval);
@@ -259,9 +303,11 @@ async fn run_task_inner(engine: &Arc<Engine>, task: &TaskExecution) -> Result<()
     };
     match outcome {
         Ok(output) => {
-            let out = output.to_json();
-            let won = engine.db.run(move |c| tasks::complete(c, id, &runner, &out, UniversalTimestamp::now())).await?;
-            if won {
+            let (recorded, heard) = oneshot::channel();
+            // A send fails only when the runner is gone; the lease then runs out and recovery
+            // runs the task again, as after a crash.
+            let _ = engine.completions.send(Completion { id, output: output.to_json(), recorded });
+            if heard.await == Ok(true) {
                 let last = engine.release_and_is_last(id);
                 crate::scheduler::after_outcome(engine, &info, &task.task_name, last).await?;
             }

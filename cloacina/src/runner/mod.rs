@@ -97,6 +97,8 @@ pub(crate) struct Engine {
     pub(crate) schedules_changed: Notify,
     /// Wakes the executor: work was created, a slot freed, a retry came due.
     pub(crate) work_available: Notify,
+    /// Successful attempts for the completer to record (in batches).
+    pub(crate) completions: tokio::sync::mpsc::UnboundedSender<crate::executor::Completion>,
     /// Tasks this runner holds claims on, with their pipeline (leases renewed by the heartbeat).
     pub(crate) held: Mutex<HashMap<TaskExecutionId, PipelineExecutionId>>,
     /// Waiters for a pipeline's end, told by the scheduler when it ends one (with the result)
@@ -318,6 +320,7 @@ impl DefaultRunnerBuilder {
         }
         let runner_name = config.runner_name.clone().unwrap_or_else(default_runner_name);
         let (shutdown, _) = watch::channel(false);
+        let (completions, completed) = tokio::sync::mpsc::unbounded_channel();
         let engine = Arc::new(Engine {
             db,
             config,
@@ -328,6 +331,7 @@ impl DefaultRunnerBuilder {
             clock,
             schedules_changed: Notify::new(),
             work_available: Notify::new(),
+            completions,
             held: Mutex::default(),
             waiters: Mutex::default(),
             pipelines: Mutex::default(),
@@ -335,6 +339,7 @@ impl DefaultRunnerBuilder {
         });
         let mut services = vec![
             tokio::spawn(crate::executor::run_claim_loop(engine.clone())),
+            tokio::spawn(crate::executor::run_completer(engine.clone(), completed)),
             tokio::spawn(crate::executor::run_heartbeat(engine.clone())),
             tokio::spawn(crate::recovery::run(engine.clone())),
             tokio::spawn(refresh_registry(engine.clone())),

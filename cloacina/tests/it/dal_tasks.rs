@@ -99,6 +99,27 @@ backend_test!(completion_is_fenced_on_the_claim_and_atomic, |t| {
     assert_eq!((outcomes[0].started_at, outcomes[0].completed_at), (Some(now.as_datetime()), Some(now.as_datetime())));
 });
 
+backend_test!(a_batch_of_completions_is_fenced_task_by_task, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    let pipeline_id = pipelines::create(&mut conn, &pipeline("w", 3, 0), now).expect("create");
+    let mine = claim(&mut conn, "r1", 2, now);
+    let theirs = claim(&mut conn, "r2", 1, now).remove(0);
+    let batch =
+        vec![(mine[0].id, json!({"n": 0})), (theirs.id, json!({"stolen": true})), (mine[1].id, json!({"n": 1}))];
+    let recorded = tasks::complete_all(&mut conn, "r1", &batch, now).expect("batch");
+    assert_eq!(recorded, vec![mine[0].id, mine[1].id], "only the claims r1 holds, in input order");
+    assert_eq!(tasks::get(&mut conn, theirs.id).expect("get").expect("row").status, TaskStatus::Running);
+    assert_eq!(metadata::output_of(&mut conn, theirs.id).expect("meta"), None, "a lost claim writes nothing");
+    for (i, task) in mine.iter().enumerate() {
+        assert_eq!(tasks::get(&mut conn, task.id).expect("get").expect("row").status, TaskStatus::Completed);
+        assert_eq!(metadata::output_of(&mut conn, task.id).expect("meta"), Some(json!({"n": i})));
+    }
+    assert!(tasks::complete_all(&mut conn, "r1", &batch, now).expect("again").is_empty(), "each only once");
+    assert!(tasks::complete_all(&mut conn, "r1", &[], now).expect("empty").is_empty());
+    assert_eq!(metadata::outputs_for_pipeline(&mut conn, pipeline_id).expect("outputs").len(), 2);
+});
+
 backend_test!(failure_and_release_are_fenced_on_the_claim, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
