@@ -68,7 +68,8 @@ fn one_run(backend: &str, workers: usize) -> f64 {
             })
             .collect(),
     };
-    pipelines::create(&mut db.get().expect("conn"), &new, now).expect("create");
+    pipelines::create(&mut db.get().expect("conn"), cloacina::models::PipelineExecutionId::new(), &new, now)
+        .expect("create");
     let versions = vec![new.workflow_version.clone()];
     let start = Instant::now();
     let claimed: Vec<Vec<_>> = std::thread::scope(|s| {

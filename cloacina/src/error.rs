@@ -30,13 +30,22 @@ pub enum Error {
     /// The runner is shutting down or has shut down.
     #[error("the runner is shut down")]
     ShutDown,
+    /// A runner setting is outside its documented bounds.
+    #[error("invalid setting `{setting}`: {reason}")]
+    InvalidSetting {
+        /// The setting, as named in [`DefaultRunnerConfig`](crate::runner::DefaultRunnerConfig).
+        setting: &'static str,
+        /// Its value and the bounds it must keep.
+        reason: String,
+    },
 }
 
 /// Broad classes of [`Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// Bad input from the caller (unknown workflow, execution or schedule, invalid definition or schedule).
+    /// Bad input from the caller (unknown workflow, execution or schedule, invalid definition,
+    /// schedule, setting or database URL).
     InvalidInput,
     /// The database is unreachable or busy: retrying may succeed.
     Unavailable,
@@ -54,8 +63,18 @@ impl Error {
             | Error::Workflow(_)
             | Error::Context(_)
             | Error::Schedule(_)
-            | Error::ScheduleNotFound(_) => ErrorKind::InvalidInput,
-            _ => ErrorKind::Other,
+            | Error::ScheduleNotFound(_)
+            | Error::InvalidSetting { .. } => ErrorKind::InvalidInput,
+            Error::Database(e) if e.kind() == crate::database::ErrorKind::Configuration => ErrorKind::InvalidInput,
+            Error::Database(_) | Error::ShutDown => ErrorKind::Other,
         }
+    }
+}
+
+/// A Diesel error met by engine code that runs its own statements (inside a transaction, or an
+/// injected fault) belongs to the database layer.
+impl From<diesel::result::Error> for Error {
+    fn from(e: diesel::result::Error) -> Self {
+        Error::Database(e.into())
     }
 }

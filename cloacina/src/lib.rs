@@ -7,23 +7,32 @@
 //!
 //! Start with [`runner::DefaultRunner`] and the [`workflow`](macro@workflow) / [`task`](macro@task) macros (see the README's
 //! example); cron schedules are in [`cron`], and read-only views of runs shared with `cloacinactl`
-//! in [`admin`]. Underneath: the engine ([`executor`], scheduler, recovery), the authoring model
+//! in [`admin`]. Underneath: the engine (the [`executor`] API over the claim loop, attempts,
+//! completer, heartbeat, scheduler and recovery services), the authoring model
 //! ([`Context`], [`TaskError`], [`retry`], [`task::TriggerRule`], [`workflow`](mod@workflow)), and the
 //! persistence foundation: [`database`] (URL → backend, [`database::AnyConnection`], schema,
 //! migrations, pool) and [`dal`] (one module per table).
 
 pub mod admin;
+mod config;
 pub mod context;
 pub mod cron;
 pub mod dal;
 pub mod database;
+mod engine;
 mod error;
 pub mod executor;
+#[cfg(feature = "failpoints")]
+pub mod faults;
+#[cfg(not(feature = "failpoints"))]
+#[allow(unreachable_pub, dead_code)] // without the feature nothing arms a fault
+mod faults;
 pub mod models;
-mod recovery;
+mod results;
 pub mod retry;
 pub mod runner;
 mod scheduler;
+mod services;
 pub mod task;
 pub mod workflow;
 

@@ -98,7 +98,12 @@ fn write_with_a_runner(db: &Db) -> Written {
                     input: json!({}),
                     tasks: vec![task],
                 };
-                pipelines::create(c, &new, cloacina::database::UniversalTimestamp::now())
+                pipelines::create(
+                    c,
+                    cloacina::models::PipelineExecutionId::new(),
+                    &new,
+                    cloacina::database::UniversalTimestamp::now(),
+                )
             })
             .await
             .unwrap();

@@ -6,7 +6,7 @@
 //! 2. claims each one: a row in `cron_executions`, whose unique key (schedule, fire time) lets
 //!    exactly one runner win, whatever the timing;
 //! 3. creates the winner's pipeline and links it to the fire time in one transaction, fenced on
-//!    the claim ([`cron_executions::start_pipeline`]);
+//!    the claim ([`cron_executions::link_pipeline`]);
 //! 4. moves the schedule's `next_run_at` with a compare-and-set (one runner moves it).
 //!
 //! A runner that dies between 2 and 3 leaves a claimed fire time with no pipeline. After
@@ -23,10 +23,11 @@ use chrono::{DateTime, Utc};
 
 use super::{Bounds, CronExpression};
 use crate::dal::{cron_executions, cron_schedules};
-use crate::database::UniversalTimestamp;
-use crate::models::{CatchupPolicy, CronExecutionId, CronSchedule};
-use crate::runner::Engine;
-use crate::{Context, Error};
+use crate::database::{write_transaction, UniversalTimestamp};
+use crate::engine::Engine;
+use crate::faults::{FaultPoint, FaultTiming};
+use crate::models::{CatchupPolicy, CronExecutionId, CronSchedule, PipelineExecutionId};
+use crate::{scheduler, Context, Error};
 
 /// Schedules and orphaned fire times handled per pass.
 const BATCH: u32 = 100;
@@ -99,10 +100,10 @@ pub(crate) fn plan(
 /// The service loop.
 pub(crate) async fn run(engine: Arc<Engine>) {
     let recheck = engine.config.cron_recheck_interval;
-    let mut shutdown = engine.shutdown.subscribe();
+    let mut stop = engine.stop_services.subscribe();
     let mut clock_changes = engine.clock.changes();
     loop {
-        if engine.is_shutting_down() {
+        if *stop.borrow() {
             return;
         }
         let wait = match pass(&engine).await {
@@ -125,7 +126,7 @@ pub(crate) async fn run(engine: Arc<Engine>) {
             _ = tokio::time::sleep(wait) => {}
             _ = engine.schedules_changed.notified() => {}
             _ = clock_jumped => {}
-            _ = shutdown.changed() => {}
+            _ = stop.wait_for(|s| *s) => {}
         }
     }
 }
@@ -181,8 +182,16 @@ async fn handle_due(engine: &Arc<Engine>, s: CronSchedule, now: DateTime<Utc>) -
         tracing::info!(schedule = %s.id, dropped = plan.dropped, policy = s.catchup_policy.as_str(), "missed fire times not run");
     }
     for &fire_time in &plan.run {
-        let (id, runner) = (s.id, engine.runner_name.clone());
-        let claimed = engine.db.run(move |c| cron_executions::claim(c, id, fire_time, &runner, now.into())).await?;
+        let (id, e) = (s.id, engine.clone());
+        let claimed = engine
+            .db
+            .run_with(move |c| {
+                e.faults.check(FaultPoint::CronClaim, FaultTiming::Before)?;
+                let claimed = cron_executions::claim(c, id, fire_time, &e.runner_name, now.into())?;
+                e.faults.check(FaultPoint::CronClaim, FaultTiming::AfterCommit)?;
+                Ok::<_, Error>(claimed)
+            })
+            .await?;
         if let Some(claim) = claimed {
             start(engine, &s, claim, fire_time).await?;
         }
@@ -198,7 +207,9 @@ async fn handle_due(engine: &Arc<Engine>, s: CronSchedule, now: DateTime<Utc>) -
     Ok(())
 }
 
-/// Starts the pipeline of a fire time this runner has claimed.
+/// Starts the pipeline of a fire time this runner has claimed: creates it and links it to the
+/// fire time in one transaction, fenced on the claim (nothing is written if the claim was taken
+/// over meanwhile).
 async fn start(
     engine: &Arc<Engine>,
     s: &CronSchedule,
@@ -206,16 +217,39 @@ async fn start(
     fire_time: DateTime<Utc>,
 ) -> Result<(), Error> {
     let wf = engine.workflows.get(&s.workflow_name).ok_or_else(|| Error::UnknownWorkflow(s.workflow_name.clone()))?;
-    let (new, skipped_roots) = engine.plan_pipeline(wf, &Context::from_json(s.context.clone())?);
-    let runner = engine.runner_name.clone();
+    let (e, wf, input) = (engine.clone(), wf.clone(), Context::from_json(s.context.clone())?);
+    let pipeline = PipelineExecutionId::new();
     let started = engine
         .db
-        .run(move |c| cron_executions::start_pipeline(c, claim, &runner, &new, UniversalTimestamp::now()))
+        .run_with(move |c| {
+            e.faults.check(FaultPoint::CronStart, FaultTiming::Before)?;
+            let started = write_transaction(c, |c| {
+                let now = UniversalTimestamp::now();
+                let ended = scheduler::create_pipeline(c, &e.faults, pipeline, &wf, &input, now)?;
+                if !cron_executions::link_pipeline(c, claim, &e.runner_name, pipeline, now)? {
+                    return Err(Error::Database(crate::database::Error::Query(
+                        diesel::result::Error::RollbackTransaction,
+                    )));
+                }
+                Ok(ended)
+            });
+            let started = match started {
+                Ok(ended) => Some(ended),
+                Err(Error::Database(crate::database::Error::Query(diesel::result::Error::RollbackTransaction))) => None,
+                Err(other) => return Err(other),
+            };
+            e.faults.check(FaultPoint::CronStart, FaultTiming::AfterCommit)?;
+            Ok(started)
+        })
         .await?;
     match started {
-        Some(pipeline) => {
+        Some(ended) => {
             tracing::info!(schedule = %s.id, workflow = %s.workflow_name, %fire_time, %pipeline, "cron fired");
-            engine.pipeline_created(pipeline, skipped_roots).await
+            if let Some(result) = ended {
+                engine.pipeline_finished(pipeline, Some(result));
+            }
+            engine.work_available.notify_one();
+            Ok(())
         }
         None => {
             tracing::warn!(schedule = %s.id, %fire_time, "lost the fire time to another runner before starting it");

@@ -4,11 +4,10 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::pipeline_executions::{self as pipelines, NewPipeline};
 use super::{serialize_writes, write_transaction};
 use crate::database::connection::on_inner;
 use crate::database::schema::{cron_executions as ce, cron_schedules as cs};
-use crate::database::{AnyConnection, Error, Result, UniversalTimestamp, UniversalUuid};
+use crate::database::{AnyConnection, Result, UniversalTimestamp, UniversalUuid};
 use crate::models::{CronExecution, CronExecutionId, CronScheduleId, PipelineExecutionId};
 
 #[derive(Insertable, Queryable, Selectable)]
@@ -68,38 +67,29 @@ pub fn claim(
     Ok((inserted == 1).then_some(id))
 }
 
-/// Creates the pipeline of claimed fire time `id` and links the two, in one transaction, only if
-/// `runner` still holds the claim and no pipeline is linked yet. Returns the new pipeline, or
-/// `None` (nothing written) when the claim was taken over meanwhile: a runner that stalled past
+/// Links claimed fire time `id` to the pipeline it started, only if `runner` still holds the
+/// claim and no pipeline is linked yet; returns whether it did. The caller creates the pipeline in
+/// the same transaction and rolls both back when this returns false: a runner that stalled past
 /// the orphan timeout cannot start a second pipeline for the same fire time.
-pub fn start_pipeline(
+#[must_use = "the claim may have been taken over"]
+pub fn link_pipeline(
     conn: &mut AnyConnection,
     id: CronExecutionId,
     runner: &str,
-    new: &NewPipeline,
+    pipeline: PipelineExecutionId,
     now: UniversalTimestamp,
-) -> Result<Option<PipelineExecutionId>> {
-    let started = write_transaction(conn, |conn| {
-        let pipeline = pipelines::create(conn, new, now)?;
-        let linked = diesel::update(
+) -> Result<bool> {
+    let linked = serialize_writes(conn, |conn| {
+        diesel::update(
             ce::table
                 .find(UniversalUuid::from(id))
                 .filter(ce::pipeline_execution_id.is_null())
                 .filter(ce::claimed_by.eq(runner)),
         )
         .set((ce::pipeline_execution_id.eq(UniversalUuid::from(pipeline)), ce::updated_at.eq(now)))
-        .execute(conn)?;
-        if linked == 1 {
-            Ok(pipeline)
-        } else {
-            Err(Error::Query(diesel::result::Error::RollbackTransaction))
-        }
-    });
-    match started {
-        Ok(pipeline) => Ok(Some(pipeline)),
-        Err(Error::Query(diesel::result::Error::RollbackTransaction)) => Ok(None),
-        Err(e) => Err(e),
-    }
+        .execute(conn)
+    })?;
+    Ok(linked == 1)
 }
 
 /// Takes over up to `limit` fire times of schedules of `workflows` that were claimed before

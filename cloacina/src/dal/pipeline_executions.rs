@@ -60,12 +60,18 @@ pub struct NewPipeline {
     pub tasks: Vec<task_executions::NewTask>,
 }
 
-/// Creates the pipeline row, its input context and one row per task, in one transaction.
+/// Creates pipeline `id` (chosen by the caller, so a caller that lost the answer of an earlier
+/// try can look it up), its input context and one row per task, in one transaction.
 ///
 /// The pipeline starts `Pending`; tasks start `Ready` when [`task_executions::NewTask::ready`] is
 /// set (no dependencies), `NotStarted` otherwise.
-pub fn create(conn: &mut AnyConnection, new: &NewPipeline, now: UniversalTimestamp) -> Result<PipelineExecutionId> {
-    let id = insert_pipeline(conn, new, now)?;
+pub fn create(
+    conn: &mut AnyConnection,
+    id: PipelineExecutionId,
+    new: &NewPipeline,
+    now: UniversalTimestamp,
+) -> Result<PipelineExecutionId> {
+    insert_pipeline(conn, id, new, now)?;
     // Thousands of new Ready rows at once leave the planner's statistics stale, and with stale
     // statistics PostgreSQL claims by sorting every Ready row (cost grows with the pipeline)
     // instead of reading the claim index (cost per claim flat). Refresh them now.
@@ -81,11 +87,11 @@ const ANALYZE_AFTER_TASKS: usize = 1_000;
 
 fn insert_pipeline(
     conn: &mut AnyConnection,
+    id: PipelineExecutionId,
     new: &NewPipeline,
     now: UniversalTimestamp,
-) -> Result<PipelineExecutionId> {
+) -> Result<()> {
     write_transaction(conn, |conn| {
-        let id = PipelineExecutionId::new();
         let context_id = contexts::insert(conn, &new.input, now)?;
         let row = PipelineRow {
             id: id.into(),
@@ -101,9 +107,68 @@ fn insert_pipeline(
             updated_at: now,
         };
         diesel::insert_into(pe::table).values(&row).execute(conn)?;
-        task_executions::insert_for_pipeline(conn, id, &new.tasks, now)?;
-        Ok(id)
+        task_executions::insert_for_pipeline(conn, id, &new.tasks, now)
     })
+}
+
+/// Locks the listed pipelines' rows, in ascending id order, for the rest of the caller's
+/// transaction, and returns the status of each that exists.
+///
+/// Every transaction that decides what follows a task outcome takes these locks first (the
+/// engine's lock order is pipeline rows, then task rows, each ascending by id), so two runners
+/// recording outcomes of one pipeline take turns: the later one sees what the earlier one wrote,
+/// and a dependent waiting on both is decided by exactly one of them. PostgreSQL:
+/// `FOR NO KEY UPDATE` (it does not block inserts that reference the row). SQLite: the caller's
+/// `BEGIN IMMEDIATE` already excludes every other writer, so this only reads.
+pub fn lock(
+    conn: &mut AnyConnection,
+    ids: &[PipelineExecutionId],
+) -> Result<Vec<(PipelineExecutionId, PipelineStatus)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sorted: Vec<UniversalUuid> = ids.iter().map(|&id| id.into()).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    macro_rules! rows {
+        () => {
+            pe::table.filter(pe::id.eq_any(&sorted)).order(pe::id.asc()).select((pe::id, pe::status))
+        };
+    }
+    let rows: Vec<(UniversalUuid, String)> = match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgres(c) => rows!().for_no_key_update().load(c)?,
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(c) => rows!().load(c)?,
+    };
+    rows.into_iter()
+        .map(|(id, status)| Ok((id.into(), status.parse().map_err(|e| corrupt("pipeline_executions", e))?)))
+        .collect()
+}
+
+/// Up to `limit` active pipelines (Pending or Running) started with one of `versions` in which no
+/// task is Ready or Running: nothing will move them on unless someone decides their remaining
+/// tasks or ends them. The engine records an outcome and its consequences in one transaction, so
+/// it never leaves a pipeline like this; recovery settles any it finds (left by a crash of an
+/// older version, or by a hand edit).
+pub fn quiescent(conn: &mut AnyConnection, versions: &[String], limit: u32) -> Result<Vec<PipelineExecutionId>> {
+    use crate::database::schema::task_executions as te;
+    if versions.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    const ACTIVE: [&str; 2] = [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str()];
+    const MOVING: [&str; 2] = [crate::models::TaskStatus::Ready.as_str(), crate::models::TaskStatus::Running.as_str()];
+    let ids: Vec<UniversalUuid> = pe::table
+        .filter(pe::status.eq_any(ACTIVE))
+        .filter(pe::workflow_version.eq_any(versions))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            te::table.filter(te::pipeline_execution_id.eq(pe::id)).filter(te::status.eq_any(MOVING)),
+        )))
+        .order(pe::created_at.asc())
+        .limit(i64::from(limit))
+        .select(pe::id)
+        .load(conn)?;
+    Ok(ids.into_iter().map(PipelineExecutionId::from).collect())
 }
 
 /// The pipeline with this id, if any.

@@ -8,11 +8,13 @@ use std::time::Duration;
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::{corrupt, int, recovery_events, serialize_writes, time, uint, write_transaction, INSERT_CHUNK};
+use super::{
+    corrupt, int, pipeline_executions, recovery_events, serialize_writes, time, uint, write_transaction, INSERT_CHUNK,
+};
 use crate::database::connection::on_inner;
 use crate::database::schema::{pipeline_executions as pe, task_executions as te};
 use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
-use crate::models::{PipelineExecutionId, PipelineStatus, TaskExecution, TaskExecutionId, TaskStatus};
+use crate::models::{PipelineExecutionId, PipelineStatus, RecoveredTask, TaskExecution, TaskExecutionId, TaskStatus};
 
 #[derive(Insertable, Queryable, Selectable)]
 #[diesel(table_name = te)]
@@ -266,7 +268,9 @@ pub fn claim_ready(
 }
 
 /// Extends the lease of every listed task `runner` still holds to `until`; returns the ids it
-/// still holds (a missing id means the claim was lost: recovery gave the task to someone else).
+/// still holds (a missing id means the claim ended: its outcome was recorded, or recovery gave the
+/// task to someone else). Locks the rows in ascending id order first, as every multi-row change
+/// of this table does, so it cannot deadlock with the recording of outcomes.
 pub fn renew_leases(
     conn: &mut AnyConnection,
     runner: &str,
@@ -277,18 +281,53 @@ pub fn renew_leases(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let held: Vec<UniversalUuid> = serialize_writes(conn, |conn| {
-        diesel::update(
-            te::table
-                .filter(te::id.eq_any(uuids(ids)))
-                .filter(te::status.eq(TaskStatus::Running.as_str()))
-                .filter(te::claimed_by.eq(runner)),
+    let held: Vec<UniversalUuid> = write_transaction(conn, |conn| {
+        lock(conn, ids)?;
+        Ok::<_, crate::database::Error>(
+            diesel::update(
+                te::table
+                    .filter(te::id.eq_any(uuids(ids)))
+                    .filter(te::status.eq(TaskStatus::Running.as_str()))
+                    .filter(te::claimed_by.eq(runner)),
+            )
+            .set((te::lease_expires_at.eq(until), te::updated_at.eq(now)))
+            .returning(te::id)
+            .get_results(conn)?,
         )
-        .set((te::lease_expires_at.eq(until), te::updated_at.eq(now)))
-        .returning(te::id)
-        .get_results(conn)
     })?;
     Ok(held.into_iter().map(TaskExecutionId::from).collect())
+}
+
+/// Locks the listed task rows, in ascending id order, for the rest of the caller's transaction.
+///
+/// Every transaction that changes several task rows takes these locks first (after its pipeline
+/// locks, see [`pipeline_executions::lock`]), so no two of them ever wait on each other in a
+/// circle. PostgreSQL: `SELECT … ORDER BY id FOR UPDATE`. SQLite: a no-op, because the caller's
+/// `BEGIN IMMEDIATE` already excludes every other writer.
+#[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
+pub fn lock(conn: &mut AnyConnection, ids: &[TaskExecutionId]) -> Result<()> {
+    #[cfg(feature = "postgres")]
+    if let AnyConnection::Postgres(c) = conn {
+        let mut sorted = uuids(ids);
+        sorted.sort_unstable();
+        sorted.dedup();
+        let _: Vec<UniversalUuid> =
+            te::table.filter(te::id.eq_any(sorted)).order(te::id.asc()).select(te::id).for_update().load(c)?;
+    }
+    let _ = (conn, ids);
+    Ok(())
+}
+
+/// The tasks `runner` claimed with the claim stamped `at` that are still Running under its name:
+/// what a claim statement took when its answer was lost (the connection dropped after the commit).
+pub fn claimed_at(conn: &mut AnyConnection, runner: &str, at: UniversalTimestamp) -> Result<Vec<TaskExecution>> {
+    let rows = te::table
+        .filter(te::status.eq(TaskStatus::Running.as_str()))
+        .filter(te::claimed_by.eq(runner))
+        .filter(te::started_at.eq(at))
+        .select(TaskRow::as_select())
+        .load(conn)?;
+    to_records(rows)
 }
 
 /// The fence every change of a claimed task goes through: this row, still Running, still ours.
@@ -447,21 +486,44 @@ pub fn schedule_retry(
     Ok(n == 1)
 }
 
-/// Gives a claimed task back without spending an attempt (`Running` → `Ready`), fenced on the
-/// claim. Used by a graceful shutdown for tasks it claimed but will not run.
+/// Gives back a claimed task whose attempt was cut short (a graceful shutdown cancelled it at its
+/// deadline, or the runner could not prepare it): `Running` → `Ready`, fenced on the claim, with a
+/// `recovery_events` row saying why. The attempt number grows, so every execution of a task has
+/// its own number, but the cut-short attempt is not charged: `max_attempts` grows with it.
+/// Returns false (and writes nothing) when the claim was lost.
 #[must_use = "the claim may have been lost"]
-pub fn release(conn: &mut AnyConnection, id: TaskExecutionId, runner: &str, now: UniversalTimestamp) -> Result<bool> {
-    let n = serialize_writes(conn, |conn| {
-        diesel::update(claimed!(id, runner))
+pub fn release(
+    conn: &mut AnyConnection,
+    id: TaskExecutionId,
+    runner: &str,
+    reason: &str,
+    now: UniversalTimestamp,
+) -> Result<bool> {
+    write_transaction(conn, |conn| {
+        let released: Option<(UniversalUuid, i32)> = diesel::update(claimed!(id, runner))
             .set((
                 te::status.eq(TaskStatus::Ready.as_str()),
+                te::attempt.eq(te::attempt + 1),
+                te::max_attempts.eq(te::max_attempts + 1),
                 te::claimed_by.eq(None::<String>),
                 te::lease_expires_at.eq(None::<UniversalTimestamp>),
+                te::error_details.eq(reason),
                 te::updated_at.eq(now),
             ))
-            .execute(conn)
-    })?;
-    Ok(n == 1)
+            .returning((te::pipeline_execution_id, te::attempt))
+            .get_result(conn)
+            .optional()?;
+        let Some((pipeline, attempt)) = released else { return Ok(false) };
+        let task = RecoveredTask {
+            task_execution_id: id,
+            pipeline_execution_id: pipeline.into(),
+            previous_claimant: Some(runner.to_owned()),
+            new_status: TaskStatus::Ready,
+            attempt: uint(attempt),
+        };
+        recovery_events::insert_for_task(conn, recovery_events::TASK_RELEASED, &task, reason, now)?;
+        Ok(true)
+    })
 }
 
 /// Moves the listed tasks from `NotStarted` to `to` (`Ready`, `Skipped` or `Cancelled`); returns
@@ -504,47 +566,43 @@ pub fn cancel_unstarted(
     Ok(n)
 }
 
-/// What recovery did with one task whose lease expired.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecoveredTask {
-    /// The task.
-    pub task_execution_id: TaskExecutionId,
-    /// Its pipeline.
-    pub pipeline_execution_id: PipelineExecutionId,
-    /// The runner that lost it.
-    pub previous_claimant: Option<String>,
-    /// `Ready` (another attempt follows) or `Failed` (attempts spent).
-    pub new_status: TaskStatus,
-    /// The attempt number after the decision.
-    pub attempt: u32,
-}
-
-/// Finds up to `limit` `Running` tasks whose lease expired before `now` and resets each to
-/// `Ready` (attempt + 1) or, when its attempts are spent, to `Failed`, writing one
-/// `recovery_events` row per decision, in one transaction.
+/// Finds up to `limit` `Running` tasks of pipelines started with one of `versions` whose lease
+/// expired before `now`, and resets each to `Ready` (attempt + 1) or, when its attempts are spent,
+/// to `Failed`, writing one `recovery_events` row per decision, in one transaction.
 ///
 /// Each reset is conditional on the row still being `Running`, claimed by the same runner, with
-/// its lease still expired, so a runner that renews in time keeps its task.
-pub fn expire_leases(conn: &mut AnyConnection, now: UniversalTimestamp, limit: u32) -> Result<Vec<RecoveredTask>> {
+/// its lease still expired, so a runner that renews in time keeps its task. The candidates'
+/// pipelines are locked first, then the tasks (the engine's lock order), so the caller can go on
+/// to decide what follows a failed task in the same transaction. Only `versions` are handled: a
+/// task of another version needs a runner that has it, to decide what follows.
+pub fn expire_leases(
+    conn: &mut AnyConnection,
+    versions: &[String],
+    now: UniversalTimestamp,
+    limit: u32,
+) -> Result<Vec<RecoveredTask>> {
+    if versions.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
     write_transaction(conn, |conn| {
-        macro_rules! expired {
-            () => {
-                te::table
-                    .filter(te::status.eq(TaskStatus::Running.as_str()))
-                    .filter(te::lease_expires_at.lt(now))
-                    .order(te::lease_expires_at.asc())
-                    .limit(i64::from(limit))
-                    .select((te::id, te::pipeline_execution_id, te::claimed_by, te::attempt, te::max_attempts))
-            };
-        }
         type Candidate = (UniversalUuid, UniversalUuid, Option<String>, i32, i32);
-        // As in `claim_ready`: Postgres skips rows another recoverer holds.
-        let candidates: Vec<Candidate> = match conn {
-            #[cfg(feature = "postgres")]
-            AnyConnection::Postgres(c) => expired!().for_update().skip_locked().load(c)?,
-            #[cfg(feature = "sqlite")]
-            AnyConnection::Sqlite(c) => expired!().load(c)?,
-        };
+        let candidates: Vec<Candidate> = te::table
+            .filter(te::status.eq(TaskStatus::Running.as_str()))
+            .filter(te::lease_expires_at.lt(now))
+            .filter(diesel::dsl::exists(
+                pe::table.filter(pe::id.eq(te::pipeline_execution_id)).filter(pe::workflow_version.eq_any(versions)),
+            ))
+            .order(te::lease_expires_at.asc())
+            .limit(i64::from(limit))
+            .select((te::id, te::pipeline_execution_id, te::claimed_by, te::attempt, te::max_attempts))
+            .load(conn)?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipelines: Vec<PipelineExecutionId> = candidates.iter().map(|c| c.1.into()).collect();
+        pipeline_executions::lock(conn, &pipelines)?;
+        let ids: Vec<TaskExecutionId> = candidates.iter().map(|c| c.0.into()).collect();
+        lock(conn, &ids)?;
         let mut recovered = Vec::with_capacity(candidates.len());
         for (id, pipeline, claimant, attempt, max_attempts) in candidates {
             let retry = attempt < max_attempts;
@@ -580,7 +638,8 @@ pub fn expire_leases(conn: &mut AnyConnection, now: UniversalTimestamp, limit: u
                 new_status,
                 attempt: uint(new_attempt),
             };
-            recovery_events::insert_for_task(conn, &task, &message, now)?;
+            let kind = if retry { recovery_events::TASK_REQUEUED } else { recovery_events::TASK_FAILED };
+            recovery_events::insert_for_task(conn, kind, &task, &message, now)?;
             recovered.push(task);
         }
         Ok(recovered)

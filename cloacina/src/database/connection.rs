@@ -136,19 +136,19 @@ pub fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<AnyConne
     }
 }
 
-/// Runs one setup PRAGMA, retrying while the file is locked.
+/// Runs one setup PRAGMA, retrying for up to the busy timeout.
 ///
-/// Switching a new file to WAL needs an exclusive lock and can fail with "database is locked"
-/// without going through the busy handler when several processes open the file at once; the
-/// switch is persistent, so retrying until the busy timeout is enough.
+/// Switching a new file to WAL needs an exclusive lock and can fail at once, without going through
+/// the busy handler, when several processes open the file together; the switch is persistent, so
+/// trying again is enough. Diesel gives no error code for that case (SQLITE_BUSY arrives as an
+/// unknown error kind), so every failure is retried until the deadline and the last one reported:
+/// a lasting failure (a read-only file, say) costs at most the busy timeout.
 #[cfg(feature = "sqlite")]
 fn run_pragma(conn: &mut diesel::SqliteConnection, pragma: &str, busy_timeout: Duration) -> diesel::QueryResult<()> {
     let deadline = std::time::Instant::now() + busy_timeout;
     loop {
         match conn.batch_execute(pragma) {
-            Err(e) if e.to_string().contains("database is locked") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             other => return other,
         }
     }

@@ -19,6 +19,13 @@ pub enum Error {
         /// The scheme as written, with its `://` (empty for an empty URL).
         scheme: String,
     },
+    /// The URL has a supported form but cannot be used as written (no file path, a libpq
+    /// keyword/value string). The reason never repeats a password.
+    #[error("invalid database URL: {reason}")]
+    InvalidUrl {
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
     /// The URL selects a backend this binary was built without.
     #[error("the {backend} backend is not compiled into this binary; rebuild with the Cargo feature `{}`", backend.cargo_feature())]
     BackendNotCompiled {
@@ -91,6 +98,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::UnsupportedScheme { .. }
+            | Error::InvalidUrl { .. }
             | Error::BackendNotCompiled { .. }
             | Error::InvalidSchemaName(_)
             | Error::SchemasUnsupported(_) => ErrorKind::Configuration,
@@ -107,15 +115,15 @@ impl Error {
     }
 }
 
-/// Serialization failures, lock timeouts and dropped connections: worth another try.
+/// Serialization failures (SQLSTATE 40001) and lost connections (class 08, or a connection libpq
+/// reports as bad): the same statement may succeed on another try.
+///
+/// Classified by the kinds Diesel derives from the database's error codes, never by message text.
+/// Diesel 2.3 reports other codes, PostgreSQL's deadlock (40P01) and SQLite's `SQLITE_BUSY`
+/// included, as an unknown kind and exposes no code for them; those land in [`ErrorKind::Query`].
+/// The engine still retries its own steps on such errors a bounded number of times, and its lock
+/// order keeps it from deadlocking with itself (see ARCHITECTURE.md).
 fn is_transient(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind as K, Error as E};
-    match e {
-        E::DatabaseError(K::SerializationFailure | K::ClosedConnection, _) => true,
-        E::DatabaseError(_, info) => {
-            let m = info.message();
-            m.contains("database is locked") || m.contains("deadlock detected")
-        }
-        _ => false,
-    }
+    matches!(e, E::DatabaseError(K::SerializationFailure | K::ClosedConnection | K::UnableToSendCommand, _))
 }

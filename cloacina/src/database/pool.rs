@@ -154,6 +154,17 @@ impl Database {
         F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_with(f).await
+    }
+
+    /// [`Database::run`] for work whose errors are not the database layer's own (an engine step
+    /// that also decodes contexts, say): `f`'s error type is kept, and pool failures convert into it.
+    pub async fn run_with<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> std::result::Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| Error::Pool(e.to_string()))?;

@@ -114,10 +114,19 @@ impl UniversalTimestamp {
     }
 }
 
+/// The earliest instant stored: 0001-01-01T00:00:00Z.
+const MIN_STORED: i64 = -62_135_596_800;
+/// The latest instant stored: 9999-12-31T23:59:59.999999Z.
+const MAX_STORED: i64 = 253_402_300_799;
+
 impl From<DateTime<Utc>> for UniversalTimestamp {
-    /// Truncates to microseconds, the precision both backends keep, so values round-trip exactly.
+    /// Truncates to microseconds, the precision both backends keep, so values round-trip exactly,
+    /// and clamps to the years 1 to 9999: outside them SQLite's text form would gain a sign or a
+    /// fifth year digit and no longer sort as time (a lease "for ever" would sort before today).
     fn from(t: DateTime<Utc>) -> Self {
-        Self(t.trunc_subsecs(6))
+        let min = DateTime::from_timestamp(MIN_STORED, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let max = DateTime::from_timestamp(MAX_STORED, 999_999_000).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Self(t.clamp(min, max).trunc_subsecs(6))
     }
 }
 
@@ -318,6 +327,17 @@ mod tests {
         let later: UniversalTimestamp = "2026-01-02T03:04:05.1Z".parse().expect("rfc3339 parses");
         assert!(t.to_sqlite_text() < later.to_sqlite_text());
         assert_eq!(later.to_sqlite_text(), "2026-01-02T03:04:05.100000Z");
+    }
+
+    #[test]
+    fn far_instants_keep_the_fixed_width_form() {
+        let now = UniversalTimestamp::now();
+        let forever = now.plus(std::time::Duration::MAX);
+        assert_eq!(forever.to_sqlite_text(), "9999-12-31T23:59:59.999999Z");
+        assert!(forever.to_sqlite_text() > now.to_sqlite_text(), "sorts after today");
+        let dawn = now.minus(std::time::Duration::MAX);
+        assert_eq!(dawn.to_sqlite_text(), "0001-01-01T00:00:00.000000Z");
+        assert_eq!(dawn.to_sqlite_text().len(), now.to_sqlite_text().len());
     }
 
     #[test]

@@ -218,3 +218,18 @@ pub struct CronExecution {
     /// When it was claimed.
     pub claimed_at: DateTime<Utc>,
 }
+
+/// What recovery (or a cut-short attempt's release) did with one claimed task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredTask {
+    /// The task.
+    pub task_execution_id: TaskExecutionId,
+    /// Its pipeline.
+    pub pipeline_execution_id: PipelineExecutionId,
+    /// The runner that held it.
+    pub previous_claimant: Option<String>,
+    /// `Ready` (another attempt follows) or `Failed` (attempts spent).
+    pub new_status: TaskStatus,
+    /// The attempt number after the decision.
+    pub attempt: u32,
+}

@@ -1,60 +1,140 @@
-//! The scheduler: after a task reaches a terminal status, decides its dependents (Ready or Skipped
-//! by their trigger rules, cascading skips), then finalises the pipeline when nothing is left.
+//! The scheduler: decides what follows from tasks reaching terminal statuses, inside the
+//! transaction that records them, so a crash or a failed statement can never separate an outcome
+//! from its consequences.
 //!
-//! Only the finished task's dependents and their dependencies are read, so the cost per task
-//! stays flat as pipelines grow. Every decision is a conditional update from `NotStarted`, so two
-//! runners deciding the same task cannot both win.
+//! - [`create_pipeline`] writes a new pipeline's rows and decides its roots (a root whose trigger
+//!   rule fails on the input is Skipped, and so on down the graph).
+//! - [`settle`] follows finished tasks: their dependents whose dependencies are now all terminal
+//!   become Ready or Skipped by their trigger rules (skips cascade), and a pipeline with nothing
+//!   left unfinished ends, Completed with its final context or Failed.
+//! - [`settle_all`] does the same for every undecided task of a pipeline (resume, reconcile).
+//!
+//! The callers hold the pipeline's row lock ([`pipelines::lock`]), so two runners settling one
+//! pipeline take turns and the later sees the earlier's writes. Only the finished tasks'
+//! dependents and their dependencies are read, so the cost per outcome stays flat as pipelines
+//! grow. Every decision is a conditional update from `NotStarted`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
-use crate::dal::pipeline_executions::{self as pipelines, PipelineEnd};
-use crate::dal::task_executions as tasks;
-use crate::database::UniversalTimestamp;
-use crate::executor::ExecutionResult;
+use serde_json::Value;
+
+use crate::dal::pipeline_executions::{self as pipelines, NewPipeline, PipelineEnd};
+use crate::dal::task_executions::{self as tasks, NewTask};
+use crate::database::{AnyConnection, UniversalTimestamp};
+use crate::engine::{input_context, PipelineInfo};
+use crate::faults::{FaultPoint, FaultTiming, Faults};
 use crate::models::{PipelineExecutionId, PipelineStatus, TaskExecutionId, TaskStatus};
-use crate::runner::{Engine, PipelineInfo};
+use crate::results::{execution_result, ExecutionResult};
 use crate::task::TriggerRule;
 use crate::workflow::Workflow;
 use crate::{Context, Error};
 
-/// Reacts to `finished` of the pipeline reaching a terminal status.
-///
-/// `maybe_last` is false when the caller knows another task of the pipeline is still running in
-/// this runner (that task will check for the end); the pipeline cannot have finished then, nor
-/// when this call just made a task Ready, so the finish check is skipped in both cases.
-pub(crate) async fn after_outcome(
-    engine: &Arc<Engine>,
-    info: &PipelineInfo,
-    finished: &str,
-    maybe_last: bool,
-) -> Result<(), Error> {
-    let Some(wf) = &info.workflow else { return Ok(()) };
-    let frontier = wf.spec().dependents(finished).map(|t| t.id.clone()).collect();
-    let made_ready = resolve(engine, info, wf, frontier).await?;
-    if maybe_last && made_ready == 0 {
-        finalize(engine, info, wf).await?;
+/// What settling a pipeline did.
+#[derive(Debug, Default)]
+pub(crate) struct Settled {
+    /// Tasks it made Ready.
+    pub(crate) made_ready: usize,
+    /// Tasks it decided (Ready or Skipped).
+    pub(crate) decided: usize,
+    /// The pipeline's result, when this call ended it.
+    pub(crate) ended: Option<ExecutionResult>,
+}
+
+/// Writes pipeline `id` of `wf` with input `input` (the caller's transaction) and decides its
+/// roots: those whose trigger rule holds on the input start Ready, the others are decided at once
+/// (Skipped, with their dependents). Returns the result when that already ends the pipeline
+/// (every task skipped).
+pub(crate) fn create_pipeline(
+    conn: &mut AnyConnection,
+    faults: &Faults,
+    id: PipelineExecutionId,
+    wf: &Workflow,
+    input: &Context<Value>,
+    now: UniversalTimestamp,
+) -> Result<Option<ExecutionResult>, Error> {
+    let no_outcomes = crate::task::TaskOutcomes::new();
+    let mut held_back = Vec::new();
+    let tasks = wf
+        .spec()
+        .tasks()
+        .iter()
+        .map(|t| {
+            let root = t.dependencies.is_empty();
+            let ready = root && t.trigger_rule.evaluate(&[], &no_outcomes, input);
+            if root && !ready {
+                held_back.push(t.id.clone());
+            }
+            NewTask {
+                name: t.id.clone(),
+                max_attempts: t.retry.max_attempts,
+                ready,
+                trigger_rules: serde_json::to_value(&t.trigger_rule).unwrap_or(Value::Null),
+                configuration: serde_json::json!({ "retry": t.retry, "timeout": t.timeout }),
+            }
+        })
+        .collect();
+    let new = NewPipeline {
+        workflow_name: wf.name().to_owned(),
+        workflow_version: wf.version().to_owned(),
+        input: input.to_json(),
+        tasks,
+    };
+    pipelines::create(conn, id, &new, now)?;
+    if held_back.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    let info = PipelineInfo {
+        id,
+        workflow_name: wf.name().to_owned(),
+        workflow: Some(wf.clone()),
+        created_at: now.as_datetime(),
+        input: input.clone(),
+    };
+    let settled = decide(conn, faults, &info, wf, held_back, now)?;
+    Ok(settled.ended)
 }
 
-/// Finalises pipeline `id` if none of its tasks is left unfinished (after a resume).
-pub(crate) async fn finalize_if_done(engine: &Arc<Engine>, id: PipelineExecutionId) -> Result<(), Error> {
-    let info = engine.pipeline_info(id).await?;
-    let Some(wf) = &info.workflow else { return Ok(()) };
-    finalize(engine, &info, wf).await
+/// Follows `finished` tasks of one pipeline (now terminal): decides their dependents and ends the
+/// pipeline when nothing is left. The caller holds the pipeline's lock.
+pub(crate) fn settle(
+    conn: &mut AnyConnection,
+    faults: &Faults,
+    info: &PipelineInfo,
+    finished: &[String],
+    now: UniversalTimestamp,
+) -> Result<Settled, Error> {
+    let Some(wf) = &info.workflow else { return Ok(Settled::default()) };
+    let frontier = finished.iter().flat_map(|f| wf.spec().dependents(f).map(|t| t.id.clone())).collect();
+    decide(conn, faults, info, wf, frontier, now)
 }
 
-/// Resolves root tasks whose trigger rule did not hold on the input (they start `NotStarted`).
-pub(crate) async fn skip_roots(
-    engine: &Arc<Engine>,
-    pipeline: PipelineExecutionId,
-    roots: Vec<String>,
-) -> Result<(), Error> {
-    let info = engine.pipeline_info(pipeline).await?;
-    let Some(wf) = &info.workflow else { return Ok(()) };
-    resolve(engine, &info, wf, roots).await?;
-    finalize(engine, &info, wf).await
+/// Decides every undecided task of the pipeline whose dependencies are terminal, then ends it if
+/// nothing is left. For a resumed pipeline and for one recovery found standing still. The caller
+/// holds the pipeline's lock.
+pub(crate) fn settle_all(
+    conn: &mut AnyConnection,
+    faults: &Faults,
+    info: &PipelineInfo,
+    now: UniversalTimestamp,
+) -> Result<Settled, Error> {
+    let Some(wf) = &info.workflow else { return Ok(Settled::default()) };
+    let frontier = wf.spec().tasks().iter().map(|t| t.id.clone()).collect();
+    decide(conn, faults, info, wf, frontier, now)
+}
+
+/// Decides the `frontier` tasks (and what their skips lead to), then ends the pipeline if nothing
+/// is left to run.
+fn decide(
+    conn: &mut AnyConnection,
+    faults: &Faults,
+    info: &PipelineInfo,
+    wf: &Workflow,
+    frontier: Vec<String>,
+    now: UniversalTimestamp,
+) -> Result<Settled, Error> {
+    let (made_ready, decided) = resolve(conn, faults, info, wf, frontier, now)?;
+    let ended = if made_ready == 0 { finish_if_done(conn, faults, info, wf, now)? } else { None };
+    Ok(Settled { made_ready, decided, ended })
 }
 
 fn uses_context(rule: &TriggerRule) -> bool {
@@ -68,15 +148,18 @@ fn uses_context(rule: &TriggerRule) -> bool {
 }
 
 /// Decides every `NotStarted` task in `frontier` whose dependencies are all terminal, and the
-/// dependents of those it skips, until nothing more can be decided. Returns how many it made Ready.
-async fn resolve(
-    engine: &Arc<Engine>,
+/// dependents of those it skips, until nothing more can be decided. Returns how many it made Ready
+/// and how many it decided.
+fn resolve(
+    conn: &mut AnyConnection,
+    faults: &Faults,
     p: &PipelineInfo,
     wf: &Workflow,
     mut frontier: Vec<String>,
-) -> Result<usize, Error> {
+    now: UniversalTimestamp,
+) -> Result<(usize, usize), Error> {
     let spec = wf.spec();
-    let mut made_ready = 0;
+    let (mut made_ready, mut decided) = (0, 0);
     while !frontier.is_empty() {
         frontier.sort();
         frontier.dedup();
@@ -87,8 +170,7 @@ async fn resolve(
             names.extend(t.dependencies.iter().cloned());
             names.extend(t.trigger_rule.referenced_tasks().into_iter().map(str::to_owned));
         }
-        let (pid, wanted) = (p.id, names.into_iter().collect::<Vec<_>>());
-        let rows = engine.db.run(move |c| tasks::by_name(c, pid, &wanted)).await?;
+        let rows = tasks::by_name(conn, p.id, &names.into_iter().collect::<Vec<_>>())?;
         let ids: HashMap<String, TaskExecutionId> = rows.iter().map(|(n, id, _)| (n.clone(), *id)).collect();
         let statuses: HashMap<String, TaskStatus> = rows.into_iter().map(|(n, _, s)| (n, s)).collect();
         let (mut ready, mut skipped) = (Vec::new(), Vec::new());
@@ -99,90 +181,81 @@ async fn resolve(
             if !decidable {
                 continue;
             }
-            let ctx = if uses_context(&t.trigger_rule) {
-                crate::executor::input_context(&engine.db, p, &t.dependencies).await?
-            } else {
-                Context::new()
-            };
+            let ctx =
+                if uses_context(&t.trigger_rule) { input_context(conn, p, &t.dependencies)? } else { Context::new() };
             if t.trigger_rule.evaluate(&t.dependencies, &statuses, &ctx) {
                 ready.push(name.clone());
             } else {
                 skipped.push(name.clone());
             }
         }
-        let pick = |names: &[String]| names.iter().filter_map(|n| ids.get(n).copied()).collect::<Vec<_>>();
-        let (ready_ids, skipped_ids) = (pick(&ready), pick(&skipped));
-        let (ready_n, moved_skipped) = engine
-            .db
-            .run(move |c| {
-                let now = UniversalTimestamp::now();
-                let moved_ready = tasks::resolve_not_started(c, &ready_ids, TaskStatus::Ready, now)?;
-                Ok((moved_ready.len(), tasks::resolve_not_started(c, &skipped_ids, TaskStatus::Skipped, now)?))
-            })
-            .await?;
-        let skipped_names: Vec<&String> =
-            skipped.iter().filter(|n| ids.get(*n).is_some_and(|id| moved_skipped.contains(id))).collect();
-        if ready_n > 0 {
-            made_ready += ready_n;
-            engine.work_available.notify_one();
+        if ready.is_empty() && skipped.is_empty() {
+            break;
         }
-        frontier = skipped_names.iter().flat_map(|n| spec.dependents(n).map(|t| t.id.clone())).collect();
+        let pick = |names: &[String]| names.iter().filter_map(|n| ids.get(n).copied()).collect::<Vec<_>>();
+        faults.check(FaultPoint::ResolveDependents, FaultTiming::Before)?;
+        let moved_ready = tasks::resolve_not_started(conn, &pick(&ready), TaskStatus::Ready, now)?;
+        let moved_skipped = tasks::resolve_not_started(conn, &pick(&skipped), TaskStatus::Skipped, now)?;
+        made_ready += moved_ready.len();
+        decided += moved_ready.len() + moved_skipped.len();
+        frontier = skipped
+            .iter()
+            .filter(|n| ids.get(*n).is_some_and(|id| moved_skipped.contains(id)))
+            .flat_map(|n| spec.dependents(n).map(|t| t.id.clone()))
+            .collect();
     }
-    Ok(made_ready)
+    Ok((made_ready, decided))
 }
 
-/// Ends the pipeline, `Completed` with its final context or `Failed`, once no task is left
-/// unfinished, and hands the result to waiters in this process (no re-read). Safe to call from
-/// several runners: the end is conditional, and only the caller that made it reports it.
-async fn finalize(engine: &Arc<Engine>, p: &PipelineInfo, wf: &Workflow) -> Result<(), Error> {
-    let (id, input, created_at) = (p.id, p.input.to_json(), p.created_at);
-    let order: Vec<String> = wf.spec().tasks().iter().map(|t| t.id.clone()).collect();
-    let ended = engine
-        .db
-        .run(move |c| {
-            if tasks::has_unfinished(c, id)? {
-                return Ok(None);
+/// Ends the pipeline, `Completed` with its final context or `Failed`, if none of its tasks is left
+/// unfinished; returns its result when this call ended it. The end is conditional on the pipeline
+/// being Pending or Running (a paused one ends when resumed).
+fn finish_if_done(
+    conn: &mut AnyConnection,
+    faults: &Faults,
+    p: &PipelineInfo,
+    wf: &Workflow,
+    now: UniversalTimestamp,
+) -> Result<Option<ExecutionResult>, Error> {
+    if tasks::has_unfinished(conn, p.id)? {
+        return Ok(None);
+    }
+    let outcomes = tasks::outcomes(conn, p.id)?;
+    let error =
+        outcomes.iter().find(|t| t.status == TaskStatus::Failed).map(|t| format!("task `{}` failed", t.task_name));
+    // Final context: the input, then every completed task's output in topological order.
+    let mut fin = Value::Object(Default::default());
+    if error.is_none() {
+        fin = p.input.to_json();
+        let outs: HashMap<&str, &Value> =
+            outcomes.iter().filter_map(|t| Some((t.task_name.as_str(), t.output.as_ref()?))).collect();
+        for t in wf.spec().tasks() {
+            if let (Some(Value::Object(out)), Value::Object(acc)) = (outs.get(t.id.as_str()), &mut fin) {
+                acc.extend(out.clone());
             }
-            let outcomes = tasks::outcomes(c, id)?;
-            let error = outcomes
-                .iter()
-                .find(|t| t.status == TaskStatus::Failed)
-                .map(|t| format!("task `{}` failed", t.task_name));
-            // Final context: the input, then every completed task's output in topological order.
-            let mut fin = serde_json::Value::Object(Default::default());
-            if error.is_none() {
-                fin = input;
-                let outs: HashMap<&str, &serde_json::Value> =
-                    outcomes.iter().filter_map(|t| Some((t.task_name.as_str(), t.output.as_ref()?))).collect();
-                for name in &order {
-                    if let (Some(serde_json::Value::Object(out)), serde_json::Value::Object(acc)) =
-                        (outs.get(name.as_str()), &mut fin)
-                    {
-                        acc.extend(out.clone());
-                    }
-                }
-            }
-            let now = UniversalTimestamp::now();
-            let end = match &error {
-                Some(error) => PipelineEnd::Failed { error },
-                None => PipelineEnd::Completed { final_context: &fin },
-            };
-            if !pipelines::finish(c, id, end, now)? {
-                return Ok(None);
-            }
-            Ok(Some((error, fin, outcomes, now)))
-        })
-        .await?;
-    let Some((error, fin, outcomes, now)) = ended else { return Ok(()) };
-    let result = ExecutionResult {
-        execution_id: id,
-        workflow_name: p.workflow_name.clone(),
-        status: if error.is_some() { PipelineStatus::Failed } else { PipelineStatus::Completed },
-        final_context: Context::from_json(fin)?,
-        task_results: outcomes.iter().map(crate::executor::task_result).collect(),
-        error_message: error,
-        duration: crate::executor::elapsed(Some(created_at), Some(now.as_datetime())).unwrap_or_default(),
+        }
+    }
+    let end = match &error {
+        Some(error) => PipelineEnd::Failed { error },
+        None => PipelineEnd::Completed { final_context: &fin },
     };
-    engine.pipeline_finished(id, Some(result));
-    Ok(())
+    faults.check(FaultPoint::FinishPipeline, FaultTiming::Before)?;
+    if !pipelines::finish(conn, p.id, end, now)? {
+        return Ok(None);
+    }
+    let record = crate::models::PipelineExecution {
+        id: p.id,
+        workflow_name: p.workflow_name.clone(),
+        workflow_version: wf.version().to_owned(),
+        status: if error.is_some() { PipelineStatus::Failed } else { PipelineStatus::Completed },
+        context_id: None,
+        final_context_id: None,
+        error_details: error,
+        started_at: None,
+        completed_at: Some(now.as_datetime()),
+        created_at: p.created_at,
+        updated_at: now.as_datetime(),
+    };
+    let has_final = record.status == PipelineStatus::Completed;
+    Ok(Some(execution_result(record, &outcomes, has_final.then_some(fin))?))
 }

@@ -15,7 +15,13 @@ const BATCH: u32 = 16;
 
 backend_test!(eight_claimers_take_every_task_exactly_once, |t| {
     let now = UniversalTimestamp::now();
-    let pipeline = pipelines::create(&mut t.conn(), &pipeline("load", TASKS, 0), now).expect("create");
+    let pipeline = pipelines::create(
+        &mut t.conn(),
+        cloacina::models::PipelineExecutionId::new(),
+        &pipeline("load", TASKS, 0),
+        now,
+    )
+    .expect("create");
     let per_thread: Vec<Vec<_>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
             .map(|i| {

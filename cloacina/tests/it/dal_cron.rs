@@ -87,13 +87,13 @@ backend_test!(a_fire_time_is_claimed_once_and_orphans_are_taken_over, |t| {
     let much_later = later.plus(Duration::from_secs(600));
     let other = vec!["other".to_owned()];
     assert!(fires::reclaim_orphaned(&mut conn, "r4", &other, much_later, much_later, 10).expect("other").is_empty());
-    // The stalled first claimant can no longer start a pipeline; the new one can, exactly once.
-    let new = pipeline("etl", 1, 0);
-    assert_eq!(fires::start_pipeline(&mut conn, won, "r1", &new, later).expect("stale claimant"), None);
-    let p = fires::start_pipeline(&mut conn, won, "r2", &new, later).expect("start").expect("linked");
-    assert_eq!(fires::start_pipeline(&mut conn, won, "r2", &new, later).expect("twice"), None);
-    let all = pipelines::list(&mut conn, &Default::default()).expect("list");
-    assert_eq!(all.iter().map(|p| p.id).collect::<Vec<_>>(), vec![p], "refused starts leave no pipeline behind");
+    // The stalled first claimant can no longer link a pipeline; the new one can, exactly once.
+    let p = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("etl", 1, 0), later)
+        .expect("create");
+    assert!(!fires::link_pipeline(&mut conn, won, "r1", p, later).expect("stale claimant"));
+    assert!(fires::link_pipeline(&mut conn, won, "r2", p, later).expect("link"));
+    let second = cloacina::models::PipelineExecutionId::new();
+    assert!(!fires::link_pipeline(&mut conn, won, "r2", second, later).expect("twice"));
     let history = fires::list_for_schedule(&mut conn, id, 10).expect("history");
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].pipeline_execution_id, Some(p));

@@ -34,7 +34,8 @@ pub fn pipeline(workflow: &str, ready: usize, waiting: usize) -> NewPipeline {
 backend_test!(create_writes_pipeline_context_and_tasks_together, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    let id = pipelines::create(&mut conn, &pipeline("etl", 2, 1), now).expect("create");
+    let id = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("etl", 2, 1), now)
+        .expect("create");
     let p = pipelines::get(&mut conn, id).expect("get").expect("exists");
     assert_eq!((p.workflow_name.as_str(), p.status), ("etl", PipelineStatus::Pending));
     assert_eq!(p.created_at, now.as_datetime());
@@ -57,7 +58,13 @@ backend_test!(create_is_all_or_nothing, |t| {
     let mut conn = t.conn();
     let mut bad = pipeline("dup", 1, 0);
     bad.tasks.push(bad.tasks[0].clone()); // duplicate task name violates the unique key
-    assert!(pipelines::create(&mut conn, &bad, UniversalTimestamp::now()).is_err());
+    assert!(pipelines::create(
+        &mut conn,
+        cloacina::models::PipelineExecutionId::new(),
+        &bad,
+        UniversalTimestamp::now()
+    )
+    .is_err());
     let all = pipelines::list(&mut conn, &PipelineFilter::default()).expect("list");
     assert!(all.is_empty(), "no pipeline row may survive a failed create");
     use diesel::prelude::*;
@@ -67,7 +74,13 @@ backend_test!(create_is_all_or_nothing, |t| {
 
 backend_test!(creating_ten_thousand_tasks_uses_batches, |t| {
     let mut conn = t.conn();
-    let id = pipelines::create(&mut conn, &pipeline("big", 10_000, 0), UniversalTimestamp::now()).expect("create");
+    let id = pipelines::create(
+        &mut conn,
+        cloacina::models::PipelineExecutionId::new(),
+        &pipeline("big", 10_000, 0),
+        UniversalTimestamp::now(),
+    )
+    .expect("create");
     assert_eq!(tasks::list_for_pipeline(&mut conn, id).expect("list").len(), 10_000);
 });
 
@@ -78,8 +91,13 @@ backend_test!(list_filters_and_pages_newest_first, |t| {
     for i in 0..5u64 {
         let workflow = if i % 2 == 0 { "even" } else { "odd" };
         ids.push(
-            pipelines::create(&mut conn, &pipeline(workflow, 1, 0), base.plus(std::time::Duration::from_secs(i)))
-                .expect("create"),
+            pipelines::create(
+                &mut conn,
+                cloacina::models::PipelineExecutionId::new(),
+                &pipeline(workflow, 1, 0),
+                base.plus(std::time::Duration::from_secs(i)),
+            )
+            .expect("create"),
         );
     }
     let page = |offset, limit| PipelineFilter { offset, limit, ..Default::default() };
@@ -109,7 +127,8 @@ backend_test!(list_filters_and_pages_newest_first, |t| {
 backend_test!(transitions_are_conditional_on_the_prior_status, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    let id = pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    let id = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 0), now)
+        .expect("create");
     assert!(
         pipelines::transition(&mut conn, id, PipelineStatus::Pending, PipelineStatus::Running, None, now).expect("1st")
     );
@@ -131,7 +150,8 @@ backend_test!(transitions_are_conditional_on_the_prior_status, |t| {
     let fin = contexts::get(&mut conn, p.final_context_id.expect("final context")).expect("ctx");
     assert_eq!(fin, Some(done), "the losing finishes stored nothing");
     // A failed transition records its error.
-    let other = pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    let other = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 0), now)
+        .expect("create");
     assert!(pipelines::transition(
         &mut conn,
         other,
@@ -147,7 +167,8 @@ backend_test!(transitions_are_conditional_on_the_prior_status, |t| {
 backend_test!(a_transition_from_any_of_several_statuses_is_one_conditional_update, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    let id = pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    let id = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 0), now)
+        .expect("create");
     let pausable = [PipelineStatus::Pending, PipelineStatus::Running];
     assert!(pipelines::transition_from_any(&mut conn, id, &pausable, PipelineStatus::Paused, now).expect("pause"));
     assert!(!pipelines::transition_from_any(&mut conn, id, &pausable, PipelineStatus::Paused, now).expect("again"));
@@ -163,7 +184,9 @@ backend_test!(finish_ends_a_pipeline_from_pending_or_running_only, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
     // Every root skipped: the pipeline ends without having run, and gets started_at too.
-    let never_ran = pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    let never_ran =
+        pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 0), now)
+            .expect("create");
     assert!(
         pipelines::finish(&mut conn, never_ran, PipelineEnd::Failed { error: "task `x` failed" }, now).expect("finish")
     );
@@ -173,7 +196,8 @@ backend_test!(finish_ends_a_pipeline_from_pending_or_running_only, |t| {
         (PipelineStatus::Failed, Some(now.as_datetime()), Some(now.as_datetime()), None, Some("task `x` failed"))
     );
     // A paused pipeline is not ended behind the user's back; a running one keeps its started_at.
-    let paused = pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    let paused = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 0), now)
+        .expect("create");
     let earlier = UniversalTimestamp::from(now.as_datetime() - chrono::Duration::seconds(5));
     assert!(pipelines::transition(&mut conn, paused, PipelineStatus::Pending, PipelineStatus::Running, None, earlier)
         .expect("start"));

@@ -7,10 +7,10 @@ use serde_json::json;
 
 use crate::dal_pipelines::{pipeline, versions};
 use crate::harness::backend_test;
-use cloacina::dal::task_executions::{self as tasks, RecoveredTask};
+use cloacina::dal::task_executions as tasks;
 use cloacina::dal::{pipeline_executions as pipelines, recovery_events, task_execution_metadata as metadata};
 use cloacina::database::UniversalTimestamp;
-use cloacina::models::{PipelineStatus, TaskExecution, TaskStatus};
+use cloacina::models::{PipelineStatus, RecoveredTask, TaskExecution, TaskStatus};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -30,8 +30,15 @@ fn claim(
 backend_test!(claim_takes_ready_tasks_oldest_first_up_to_the_limit, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    let newer = pipelines::create(&mut conn, &pipeline("w", 2, 0), now.plus(secs(1))).expect("create newer");
-    let older = pipelines::create(&mut conn, &pipeline("w", 1, 2), now).expect("create older");
+    let newer = pipelines::create(
+        &mut conn,
+        cloacina::models::PipelineExecutionId::new(),
+        &pipeline("w", 2, 0),
+        now.plus(secs(1)),
+    )
+    .expect("create newer");
+    let older = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 2), now)
+        .expect("create older");
     let later = now.plus(secs(2));
     let got = claim(&mut conn, "r1", 2, later);
     assert_eq!(got.len(), 2);
@@ -58,9 +65,12 @@ backend_test!(claim_takes_only_the_versions_asked_for_and_skips_paused_pipelines
     let now = UniversalTimestamp::now();
     let mut newer_definition = pipeline("w", 2, 0);
     newer_definition.workflow_version = "v2".to_owned();
-    let v2 = pipelines::create(&mut conn, &newer_definition, now).expect("create v2");
-    let v1 = pipelines::create(&mut conn, &pipeline("w", 2, 0), now).expect("create v1");
-    let paused = pipelines::create(&mut conn, &pipeline("w", 2, 0), now).expect("create paused");
+    let v2 = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &newer_definition, now)
+        .expect("create v2");
+    let v1 = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 2, 0), now)
+        .expect("create v1");
+    let paused = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 2, 0), now)
+        .expect("create paused");
     assert!(pipelines::transition(&mut conn, paused, PipelineStatus::Pending, PipelineStatus::Paused, None, now)
         .expect("pause"));
     // A runner with only v1 takes v1's tasks, never v2's (they wait for a runner that has v2).
@@ -79,7 +89,8 @@ backend_test!(claim_takes_only_the_versions_asked_for_and_skips_paused_pipelines
 backend_test!(completion_is_fenced_on_the_claim_and_atomic, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 0), now)
+        .expect("create");
     let task = claim(&mut conn, "r1", 1, now).remove(0);
     assert!(!tasks::complete(&mut conn, task.id, "intruder", &json!({"x": 1}), now).expect("fenced"));
     assert_eq!(metadata::output_of(&mut conn, task.id).expect("meta"), None, "a lost claim writes nothing");
@@ -102,7 +113,9 @@ backend_test!(completion_is_fenced_on_the_claim_and_atomic, |t| {
 backend_test!(a_batch_of_completions_is_fenced_task_by_task, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    let pipeline_id = pipelines::create(&mut conn, &pipeline("w", 3, 0), now).expect("create");
+    let pipeline_id =
+        pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 3, 0), now)
+            .expect("create");
     let mine = claim(&mut conn, "r1", 2, now);
     let theirs = claim(&mut conn, "r2", 1, now).remove(0);
     let batch =
@@ -123,23 +136,35 @@ backend_test!(a_batch_of_completions_is_fenced_task_by_task, |t| {
 backend_test!(failure_and_release_are_fenced_on_the_claim, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    pipelines::create(&mut conn, &pipeline("w", 2, 0), now).expect("create");
+    pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 2, 0), now)
+        .expect("create");
     let got = claim(&mut conn, "r1", 2, now);
     assert!(!tasks::fail(&mut conn, got[0].id, "r2", "nope", now).expect("fenced"));
     assert!(tasks::fail(&mut conn, got[0].id, "r1", "bad input", now).expect("fail"));
     let failed = tasks::get(&mut conn, got[0].id).expect("get").expect("row");
     assert_eq!((failed.status, failed.error_details.as_deref()), (TaskStatus::Failed, Some("bad input")));
-    assert!(!tasks::release(&mut conn, got[1].id, "r2", now).expect("fenced"));
-    assert!(tasks::release(&mut conn, got[1].id, "r1", now).expect("release"));
+    assert!(!tasks::release(&mut conn, got[1].id, "r2", "cut short", now).expect("fenced"));
+    assert!(tasks::release(&mut conn, got[1].id, "r1", "cut short", now).expect("release"));
     let again = claim(&mut conn, "r2", 5, now);
     assert_eq!(again.len(), 1);
-    assert_eq!((again[0].id, again[0].attempt), (got[1].id, 1), "a release spends no attempt");
+    assert_eq!(
+        (again[0].id, again[0].attempt, again[0].max_attempts),
+        (got[1].id, 2, got[1].max_attempts + 1),
+        "a release numbers the next execution anew but does not charge the cut-short attempt"
+    );
+    let events = recovery_events::list_for_pipeline(&mut conn, got[1].pipeline_execution_id).expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].recovery_type.as_str(), events[0].task_execution_id),
+        (recovery_events::TASK_RELEASED, Some(got[1].id))
+    );
 });
 
 backend_test!(a_retry_waits_as_a_ready_row_until_retry_at, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 0), now)
+        .expect("create");
     let task = claim(&mut conn, "r1", 1, now).remove(0);
     let retry_at = now.plus(secs(60));
     assert!(!tasks::schedule_retry(&mut conn, task.id, "r2", "flaky", retry_at, now).expect("fenced"));
@@ -155,7 +180,8 @@ backend_test!(a_retry_waits_as_a_ready_row_until_retry_at, |t| {
 backend_test!(lease_renewal_keeps_only_what_the_runner_holds, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    pipelines::create(&mut conn, &pipeline("w", 2, 0), now).expect("create");
+    pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 2, 0), now)
+        .expect("create");
     let got = claim(&mut conn, "r1", 2, now);
     let ids: Vec<_> = got.iter().map(|t| t.id).collect();
     assert!(tasks::renew_leases(&mut conn, "r2", &ids, now.plus(secs(90)), now).expect("renew").is_empty());
@@ -169,16 +195,17 @@ backend_test!(lease_renewal_keeps_only_what_the_runner_holds, |t| {
 backend_test!(expired_leases_are_requeued_or_failed_with_a_recovery_event, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    let p = pipelines::create(&mut conn, &pipeline("w", 2, 0), now).expect("create");
+    let p = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 2, 0), now)
+        .expect("create");
     let got = claim(&mut conn, "dead-runner", 2, now);
     // The second task is already on its last attempt (max_attempts is 2 in the fixture).
     assert!(tasks::schedule_retry(&mut conn, got[1].id, "dead-runner", "flaky", now, now).expect("retry"));
     let last = claim(&mut conn, "dead-runner", 1, now).remove(0);
     assert_eq!(last.attempt, 2);
     // Nothing has expired yet.
-    assert!(tasks::expire_leases(&mut conn, now.plus(secs(29)), 10).expect("early").is_empty());
+    assert!(tasks::expire_leases(&mut conn, &versions(), now.plus(secs(29)), 10).expect("early").is_empty());
     let later = now.plus(secs(31));
-    let mut recovered = tasks::expire_leases(&mut conn, later, 10).expect("expire");
+    let mut recovered = tasks::expire_leases(&mut conn, &versions(), later, 10).expect("expire");
     recovered.sort_by_key(|r| r.task_execution_id == last.id);
     assert_eq!(
         recovered,
@@ -208,22 +235,36 @@ backend_test!(expired_leases_are_requeued_or_failed_with_a_recovery_event, |t| {
     assert!(events.iter().all(|e| e.details.as_ref().is_some_and(|d| d["previous_claimant"] == "dead-runner")));
     // Another runner picks the requeued task up; nothing is recovered twice.
     assert_eq!(claim(&mut conn, "r2", 10, later).iter().map(|t| t.id).collect::<Vec<_>>(), vec![got[0].id]);
-    assert!(tasks::expire_leases(&mut conn, later, 10).expect("again").is_empty());
+    assert!(tasks::expire_leases(&mut conn, &versions(), later, 10).expect("again").is_empty());
+});
+
+backend_test!(only_versions_the_recoverer_has_are_expired, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 0), now)
+        .expect("create");
+    claim(&mut conn, "dead-runner", 1, now);
+    let later = now.plus(secs(31));
+    let other_version = vec!["someone-elses-version".to_owned()];
+    assert!(tasks::expire_leases(&mut conn, &other_version, later, 10).expect("expire").is_empty());
+    assert_eq!(tasks::expire_leases(&mut conn, &versions(), later, 10).expect("expire").len(), 1);
 });
 
 backend_test!(a_renewed_lease_is_not_expired, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    pipelines::create(&mut conn, &pipeline("w", 1, 0), now).expect("create");
+    pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 0), now)
+        .expect("create");
     let task = claim(&mut conn, "r1", 1, now).remove(0);
     tasks::renew_leases(&mut conn, "r1", &[task.id], now.plus(secs(120)), now.plus(secs(20))).expect("renew");
-    assert!(tasks::expire_leases(&mut conn, now.plus(secs(60)), 10).expect("expire").is_empty());
+    assert!(tasks::expire_leases(&mut conn, &versions(), now.plus(secs(60)), 10).expect("expire").is_empty());
 });
 
 backend_test!(not_started_tasks_resolve_once_and_cancel, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    let p = pipelines::create(&mut conn, &pipeline("w", 1, 3), now).expect("create");
+    let p = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 3), now)
+        .expect("create");
     let rows = tasks::list_for_pipeline(&mut conn, p).expect("list");
     let waiting: Vec<_> = rows.iter().filter(|r| r.status == TaskStatus::NotStarted).map(|r| r.id).collect();
     assert_eq!(
@@ -242,7 +283,8 @@ backend_test!(not_started_tasks_resolve_once_and_cancel, |t| {
 backend_test!(lookups_by_name_and_unfinished_checks, |t| {
     let mut conn = t.conn();
     let now = UniversalTimestamp::now();
-    let p = pipelines::create(&mut conn, &pipeline("w", 2, 1), now).expect("create");
+    let p = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 2, 1), now)
+        .expect("create");
     let names: Vec<String> = ["task_00000", "task_00002", "ghost"].iter().map(|s| (*s).to_owned()).collect();
     let mut found = tasks::by_name(&mut conn, p, &names).expect("by name");
     found.sort_by(|a, b| a.0.cmp(&b.0));

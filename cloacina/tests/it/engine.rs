@@ -342,33 +342,76 @@ engine_test!(a_paused_pipeline_claims_nothing_until_resumed, |t| {
     runner.shutdown().await.expect("shutdown");
 });
 
-engine_test!(shutdown_releases_tasks_still_running_at_its_deadline, |t| {
-    let wf = || {
+engine_test!(shutdown_cancels_tasks_still_running_at_its_deadline_before_giving_them_back, |t| {
+    /// Set when the attempt's future is dropped (cancelled) and when its code ran to the end.
+    #[derive(Default)]
+    struct Seen {
+        started: AtomicU32,
+        cancelled: AtomicU32,
+        finished: AtomicU32,
+    }
+    struct OnDrop(Arc<Seen>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            self.0.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let wf = |seen: Arc<Seen>| {
         Workflow::builder("stubborn")
-            .simple_task("slow", &[], |ctx: Context<Value>| async move {
-                tokio::time::sleep(Duration::from_millis(2_000)).await;
-                Ok(ctx)
+            .simple_task("slow", &[], move |ctx: Context<Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.started.fetch_add(1, Ordering::SeqCst);
+                    let guard = OnDrop(seen.clone());
+                    // The first execution outlasts the shutdown deadline; the one after it does not.
+                    let attempt = cloacina::task::TaskAttempt::current().expect("inside task code").attempt;
+                    if attempt == 1 {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    std::mem::forget(guard); // ran to the end: not cancelled
+                    seen.finished.fetch_add(1, Ordering::SeqCst);
+                    Ok(ctx)
+                }
             })
             .build()
             .expect("wf")
     };
     let config = DefaultRunnerConfig { shutdown_timeout: Duration::from_millis(100), ..config(&t) };
-    let first =
-        DefaultRunner::builder(t.url.clone()).config(config.clone()).workflow(wf()).build().await.expect("first");
+    let first_seen = Arc::new(Seen::default());
+    let first = DefaultRunner::builder(t.url.clone())
+        .config(config.clone())
+        .workflow(wf(first_seen.clone()))
+        .build()
+        .await
+        .expect("first");
     let handle = first.execute_async("stubborn", Context::new()).await.expect("start");
     let id = handle.execution_id();
-    tokio::time::sleep(Duration::from_millis(200)).await; // the task is running now
+    wait_for(|| async { first_seen.started.load(Ordering::SeqCst) == 1 }).await;
     first.shutdown().await.expect("shutdown");
+    // The attempt was cancelled before shutdown returned, and only then given back.
+    assert_eq!(first_seen.cancelled.load(Ordering::SeqCst), 1, "the running attempt was cancelled");
+    assert_eq!(first_seen.finished.load(Ordering::SeqCst), 0);
     let rows =
         first.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await.expect("rows");
     assert_eq!(
-        (rows[0].status, rows[0].attempt, rows[0].claimed_by.clone()),
-        (TaskStatus::Ready, 1, None),
-        "released, no attempt spent"
+        (rows[0].status, rows[0].attempt, rows[0].max_attempts, rows[0].claimed_by.clone()),
+        (TaskStatus::Ready, 2, 2, None),
+        "given back as a new execution, not charged against the retry budget"
     );
+    let events =
+        first.database().run(move |c| cloacina::dal::recovery_events::list_for_pipeline(c, id)).await.expect("events");
+    assert_eq!(events.iter().map(|e| e.recovery_type.as_str()).collect::<Vec<_>>(), ["task_released"]);
     drop(first);
-    let second = DefaultRunner::builder(t.url.clone()).config(config).workflow(wf()).build().await.expect("second");
+    let second_seen = Arc::new(Seen::default());
+    let second = DefaultRunner::builder(t.url.clone())
+        .config(config)
+        .workflow(wf(second_seen.clone()))
+        .build()
+        .await
+        .expect("second");
     assert_eq!(handle_for(&second, id).await, WorkflowStatus::Completed);
+    assert_eq!(second_seen.finished.load(Ordering::SeqCst), 1);
+    assert_eq!(first_seen.finished.load(Ordering::SeqCst), 0, "the cancelled attempt never resumed");
     second.shutdown().await.expect("shutdown");
 });
 

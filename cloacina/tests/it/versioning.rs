@@ -49,7 +49,7 @@ engine_test!(a_pipeline_waits_for_a_runner_with_its_version, |t| {
                 input: json!({}),
                 tasks: vec![task],
             };
-            pipelines::create(c, &new, UniversalTimestamp::now())
+            pipelines::create(c, cloacina::models::PipelineExecutionId::new(), &new, UniversalTimestamp::now())
         })
         .await
         .expect("old pipeline");

@@ -1,7 +1,7 @@
 //! Output for people (aligned tables, short times) and shared argument parsing.
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 /// Prints `rows` under `headers`, each column as wide as its widest cell.
 pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
@@ -55,17 +55,20 @@ pub(crate) fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {
         return Ok(d.and_hms_opt(0, 0, 0).context("midnight")?.and_utc());
     }
     let unit_at = s.len().saturating_sub(1);
-    let (n, unit) = (s.get(..unit_at).and_then(|n| n.parse::<i64>().ok()), s.get(unit_at..));
-    let seconds = match (n, unit) {
-        (Some(n), Some("s")) => n,
-        (Some(n), Some("m")) => n * 60,
-        (Some(n), Some("h")) => n * 3600,
-        (Some(n), Some("d")) => n * 86_400,
-        _ => {
-            anyhow::bail!("invalid --since `{s}`: use an RFC 3339 time, a date (YYYY-MM-DD) or an age like 30m, 2h, 7d")
-        }
+    let invalid = || {
+        anyhow::anyhow!("invalid --since `{s}`: use an RFC 3339 time, a date (YYYY-MM-DD) or an age like 30m, 2h, 7d")
     };
-    Ok(Utc::now() - chrono::Duration::seconds(seconds))
+    let n = s.get(..unit_at).and_then(|n| n.parse::<i64>().ok()).filter(|n| *n >= 0).ok_or_else(invalid)?;
+    let unit_seconds = match s.get(unit_at..) {
+        Some("s") => 1,
+        Some("m") => 60,
+        Some("h") => 3_600,
+        Some("d") => 86_400,
+        _ => return Err(invalid()),
+    };
+    let out_of_range = || anyhow::anyhow!("--since `{s}` reaches before the year 1; give a shorter age or a date");
+    let age = n.checked_mul(unit_seconds).and_then(chrono::Duration::try_seconds).ok_or_else(out_of_range)?;
+    Utc::now().checked_sub_signed(age).filter(|t| t.year() >= 1).ok_or_else(out_of_range)
 }
 
 /// Parses an id argument, naming what it should have been.
@@ -83,8 +86,12 @@ mod tests {
         assert_eq!(parse_since("2026-11-24").expect("date").to_rfc3339(), "2026-11-24T00:00:00+00:00");
         let age = Utc::now() - parse_since("2h").expect("age");
         assert!((age.num_seconds() - 7200).abs() < 5);
-        for bad in ["", "h", "2w", "yesterday", "-"] {
+        for bad in ["", "h", "2w", "yesterday", "-", "-5d"] {
             assert!(parse_since(bad).is_err(), "{bad}");
+        }
+        for huge in ["9999999999999d", "9223372036854775807s", "99999999999h"] {
+            let err = parse_since(huge).expect_err(huge).to_string();
+            assert!(err.contains("before the year 1"), "{huge}: {err}");
         }
     }
 }

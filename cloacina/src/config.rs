@@ -1,0 +1,163 @@
+//! [`DefaultRunnerConfig`]: the runner's settings, their defaults, and the bounds
+//! [`DefaultRunnerConfig::validate`] holds them to before a runner starts.
+
+use std::time::Duration;
+
+use crate::Error;
+
+/// Runner settings. `Default` gives the documented defaults; [`DefaultRunnerConfig::validate`]
+/// (called when a runner is built) refuses values outside the documented bounds.
+#[derive(Debug, Clone)]
+pub struct DefaultRunnerConfig {
+    /// Tasks this runner runs at once (default 16; 1 to 10,000).
+    pub max_concurrent_tasks: usize,
+    /// Most tasks claimed in one statement (default 32; 1 to 1,000).
+    pub claim_batch_size: u32,
+    /// How long a claim lasts without renewal (default 30 s; 100 ms to 24 h).
+    pub lease_duration: Duration,
+    /// How often held leases are renewed (default 10 s; at least 10 ms and less than the lease;
+    /// a third of it or less, so one failed renewal does not lose the claim).
+    pub heartbeat_interval: Duration,
+    /// How often expired leases and stalled pipelines are looked for (default 5 s; 10 ms to 1 h).
+    pub recovery_interval: Duration,
+    /// Timeout of a task attempt whose task sets none (default 5 min; 1 ms to 365 days).
+    pub default_task_timeout: Duration,
+    /// How often to look for work created by other processes (default 250 ms; 1 ms to 1 h). Work
+    /// created or finished in this process wakes the runner at once.
+    pub poll_interval: Duration,
+    /// How long `shutdown` lets running tasks finish before it cancels them (default 30 s; at
+    /// most 1 h).
+    pub shutdown_timeout: Duration,
+    /// Database pool size (default 10; 1 to 1,000).
+    pub pool_size: u32,
+    /// PostgreSQL schema for this runner's tables (a tenant); `None` for the default.
+    pub schema: Option<String>,
+    /// Name recorded as `claimed_by` (default: host name, process id and a random suffix;
+    /// 1 to 200 printable characters). Give every live runner its own name.
+    pub runner_name: Option<String>,
+    /// Run the cron service (default true). Every runner may run it: the database makes each fire
+    /// time start one pipeline.
+    pub enable_cron: bool,
+    /// A cron fire time handled within this long is on time; older ones were missed and follow
+    /// the schedule's catch-up policy (default 60 s; at most 365 days).
+    pub cron_late_threshold: Duration,
+    /// Longest sleep of the cron service (default 30 s; 10 ms to 1 h), so it sees schedules
+    /// changed by other processes. Changes made through this runner wake it at once.
+    pub cron_recheck_interval: Duration,
+}
+
+impl Default for DefaultRunnerConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_tasks: 16,
+            claim_batch_size: 32,
+            lease_duration: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            recovery_interval: Duration::from_secs(5),
+            default_task_timeout: Duration::from_secs(300),
+            poll_interval: Duration::from_millis(250),
+            shutdown_timeout: Duration::from_secs(30),
+            pool_size: 10,
+            schema: None,
+            runner_name: None,
+            enable_cron: true,
+            cron_late_threshold: Duration::from_secs(60),
+            cron_recheck_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+const MS: Duration = Duration::from_millis(1);
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(86_400);
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
+
+impl DefaultRunnerConfig {
+    /// Checks every setting against its documented bounds; the first one outside them is an
+    /// [`Error::InvalidSetting`] naming it.
+    pub fn validate(&self) -> Result<(), Error> {
+        in_range("max_concurrent_tasks", self.max_concurrent_tasks, 1, 10_000)?;
+        in_range("claim_batch_size", self.claim_batch_size, 1, 1_000)?;
+        in_range("pool_size", self.pool_size, 1, 1_000)?;
+        within("lease_duration", self.lease_duration, 100 * MS, DAY)?;
+        within("heartbeat_interval", self.heartbeat_interval, 10 * MS, self.lease_duration)?;
+        if self.heartbeat_interval >= self.lease_duration {
+            return Err(invalid("heartbeat_interval", "must be shorter than lease_duration"));
+        }
+        within("recovery_interval", self.recovery_interval, 10 * MS, HOUR)?;
+        within("default_task_timeout", self.default_task_timeout, MS, YEAR)?;
+        within("poll_interval", self.poll_interval, MS, HOUR)?;
+        within("shutdown_timeout", self.shutdown_timeout, Duration::ZERO, HOUR)?;
+        within("cron_late_threshold", self.cron_late_threshold, Duration::ZERO, YEAR)?;
+        within("cron_recheck_interval", self.cron_recheck_interval, 10 * MS, HOUR)?;
+        if let Some(name) = &self.runner_name {
+            let printable = !name.chars().any(char::is_control);
+            if name.trim().is_empty() || name.chars().count() > 200 || !printable {
+                return Err(invalid("runner_name", "must be 1 to 200 printable characters"));
+            }
+        }
+        if self.heartbeat_interval * 3 > self.lease_duration {
+            tracing::warn!(
+                heartbeat = ?self.heartbeat_interval,
+                lease = ?self.lease_duration,
+                "heartbeat_interval is more than a third of lease_duration: one failed renewal may lose a claim"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidSetting { setting, reason: reason.into() }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(setting: &'static str, value: T, min: T, max: T) -> Result<(), Error> {
+    if value < min || value > max {
+        return Err(invalid(setting, format!("is {value}; must be between {min} and {max}")));
+    }
+    Ok(())
+}
+
+fn within(setting: &'static str, value: Duration, min: Duration, max: Duration) -> Result<(), Error> {
+    if value < min || value > max {
+        return Err(invalid(setting, format!("is {value:?}; must be between {min:?} and {max:?}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        DefaultRunnerConfig::default().validate().expect("defaults");
+    }
+
+    #[test]
+    fn every_out_of_range_setting_is_named() {
+        let base = DefaultRunnerConfig::default;
+        let cases: Vec<(&str, DefaultRunnerConfig)> = vec![
+            ("max_concurrent_tasks", DefaultRunnerConfig { max_concurrent_tasks: 0, ..base() }),
+            ("max_concurrent_tasks", DefaultRunnerConfig { max_concurrent_tasks: usize::MAX, ..base() }),
+            ("claim_batch_size", DefaultRunnerConfig { claim_batch_size: 0, ..base() }),
+            ("pool_size", DefaultRunnerConfig { pool_size: 0, ..base() }),
+            ("lease_duration", DefaultRunnerConfig { lease_duration: Duration::MAX, ..base() }),
+            ("heartbeat_interval", DefaultRunnerConfig { heartbeat_interval: Duration::ZERO, ..base() }),
+            ("heartbeat_interval", DefaultRunnerConfig { heartbeat_interval: Duration::from_secs(30), ..base() }),
+            ("recovery_interval", DefaultRunnerConfig { recovery_interval: Duration::ZERO, ..base() }),
+            ("default_task_timeout", DefaultRunnerConfig { default_task_timeout: Duration::MAX, ..base() }),
+            ("poll_interval", DefaultRunnerConfig { poll_interval: Duration::ZERO, ..base() }),
+            ("shutdown_timeout", DefaultRunnerConfig { shutdown_timeout: Duration::MAX, ..base() }),
+            ("cron_recheck_interval", DefaultRunnerConfig { cron_recheck_interval: Duration::ZERO, ..base() }),
+            ("runner_name", DefaultRunnerConfig { runner_name: Some(" ".into()), ..base() }),
+            ("runner_name", DefaultRunnerConfig { runner_name: Some("a\nb".into()), ..base() }),
+        ];
+        for (setting, config) in cases {
+            let err = config.validate().expect_err(setting);
+            assert!(matches!(&err, Error::InvalidSetting { setting: s, .. } if *s == setting), "{setting}: {err}");
+            assert!(err.to_string().contains(setting), "{err}");
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! One attempt of one claimed task: read what the task needs, run its code with a timeout in a
+//! Tokio task of its own (a panic fails only that attempt), and report the outcome to the
+//! completer, holding the claim until the completer answers.
+//!
+//! At the shutdown deadline a running attempt is cancelled first and only then given back, so the
+//! same attempt never runs in two places. Task code that does not yield cannot be cancelled: its
+//! claim is kept (not released), the heartbeat stops with the runner, and recovery hands the task
+//! on once the lease lapses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::completer::{Completer, Outcome, Report};
+use crate::dal::pipeline_executions as pipelines;
+use crate::database::UniversalTimestamp;
+use crate::engine::{input_context, Engine, Persistence, PipelineInfo};
+use crate::models::{PipelineStatus, TaskExecution};
+use crate::task::TaskAttempt;
+use crate::TaskError;
+
+/// How long a cancelled attempt gets to stop before its claim is left for recovery.
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs `task`, claimed by this runner, and reports its outcome.
+pub(crate) async fn run(engine: Arc<Engine>, completer: Completer, task: TaskExecution) {
+    let (info, outcome) = match prepare_and_run(&engine, &task).await {
+        Ran::Outcome(info, outcome) => (info, outcome),
+        Ran::KeepClaim => {
+            // The code did not stop when cancelled: leave the claim to lapse (recovery takes it).
+            engine.release(task.id);
+            return;
+        }
+    };
+    engine.mark_recording(task.id);
+    let (reply, answer) = oneshot::channel();
+    let report = Report {
+        task: task.id,
+        task_name: task.task_name.clone(),
+        attempt: task.attempt,
+        pipeline: task.pipeline_execution_id,
+        info,
+        outcome,
+        reply,
+    };
+    if completer.send(report) {
+        match answer.await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                task = %task.task_name, id = %task.id,
+                "this runner's claim on the task ended before its outcome was recorded (recovery gave it to another \
+                 runner); this attempt's outcome is discarded"
+            ),
+            Err(_) => {} // the completer gave up and logged why
+        }
+    }
+    engine.release(task.id);
+}
+
+enum Ran {
+    /// Report this outcome (with the pipeline's facts when they could be read).
+    Outcome(Option<Arc<PipelineInfo>>, Outcome),
+    /// Report nothing and keep the claim until it lapses.
+    KeepClaim,
+}
+
+async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution) -> Ran {
+    let id = task.pipeline_execution_id;
+    let loaded = match engine.cached_pipeline(id) {
+        Some(info) => Ok(Some(info)),
+        None => {
+            let e = engine.clone();
+            engine
+                .persist("read a pipeline", Persistence::BRIEF, move |c, _| {
+                    let info = e.pipeline_info_in(c, id)?;
+                    // The first attempt this runner makes in a pipeline moves it from Pending to
+                    // Running (conditionally: whoever comes first).
+                    let _ =
+                        pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Running, None, now())?;
+                    Ok(info)
+                })
+                .await
+        }
+    };
+    let info = match loaded {
+        Ok(Some(info)) => info,
+        Ok(None) => return Ran::Outcome(None, Outcome::Released("its pipeline is gone".into())),
+        Err(e) => {
+            tracing::warn!(task = %task.task_name, error = %e, "cannot read the task's pipeline; giving the task back");
+            return Ran::Outcome(None, Outcome::Released(format!("the runner could not read its pipeline: {e}")));
+        }
+    };
+    let Some(workflow) = info.workflow.clone() else {
+        // The claim takes only versions this runner has, so this is a row edited by hand.
+        return Ran::Outcome(Some(info), Outcome::Released("this runner lacks the pipeline's workflow version".into()));
+    };
+    let (Some(spec), Some(code)) =
+        (workflow.spec().task(&task.task_name).cloned(), workflow.task_code(&task.task_name))
+    else {
+        let msg = format!("task `{}` is not part of workflow `{}` in this runner", task.task_name, info.workflow_name);
+        return Ran::Outcome(Some(info), Outcome::Failed(msg));
+    };
+    let (i, deps) = (info.clone(), spec.dependencies.clone());
+    let read = async {
+        if deps.is_empty() {
+            return Ok(i.input.clone()); // a root's input is the pipeline's: nothing to read
+        }
+        engine.persist("read a task's input", Persistence::BRIEF, move |c, _| input_context(c, &i, &deps)).await
+    };
+    let input = match read.await {
+        Ok(input) => input,
+        Err(err) => {
+            tracing::warn!(task = %task.task_name, error = %err, "cannot read the task's input; giving the task back");
+            return Ran::Outcome(Some(info), Outcome::Released(format!("the runner could not read its input: {err}")));
+        }
+    };
+    let timeout = spec.timeout.unwrap_or(engine.config.default_task_timeout);
+    let attempt = TaskAttempt {
+        pipeline_execution_id: task.pipeline_execution_id,
+        task_execution_id: task.id,
+        workflow_name: info.workflow_name.clone(),
+        task_name: task.task_name.clone(),
+        attempt: task.attempt,
+        max_attempts: task.max_attempts,
+    };
+    tracing::debug!(task = %task.task_name, id = %task.id, attempt = task.attempt, "task started");
+    let mut handle = tokio::spawn(attempt.scope(async move { tokio::time::timeout(timeout, code.run(input)).await }));
+    let mut cancel = engine.cancel_attempts.subscribe();
+    let finished = tokio::select! {
+        joined = &mut handle => Some(joined),
+        _ = cancel.wait_for(|c| *c) => None,
+    };
+    let joined = match finished {
+        Some(joined) => joined,
+        None => {
+            handle.abort();
+            match tokio::time::timeout(CANCEL_GRACE, &mut handle).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    tracing::warn!(task = %task.task_name, id = %task.id, "task code did not stop when cancelled; its claim is left to lapse");
+                    return Ran::KeepClaim;
+                }
+            }
+        }
+    };
+    let result = match joined {
+        Ok(Ok(result)) => result,
+        Ok(Err(_elapsed)) => Err(TaskError::Timeout(timeout)),
+        Err(j) if j.is_cancelled() => {
+            return Ran::Outcome(Some(info), Outcome::Released("cancelled at the runner's shutdown deadline".into()));
+        }
+        Err(j) => Err(TaskError::fatal(format!("task panicked: {j}"))),
+    };
+    let outcome = match result {
+        Ok(output) => Outcome::Completed(output.to_json()),
+        Err(e) if e.is_retryable() && spec.retry.allows_retry_after(task.attempt) => {
+            let delay = spec.retry.delay_after(task.attempt, fastrand::f64());
+            tracing::info!(task = %task.task_name, id = %task.id, attempt = task.attempt, ?delay, error = %e, "task failed; retry scheduled");
+            Outcome::Retry { error: e.to_string(), delay }
+        }
+        Err(e) => {
+            tracing::warn!(task = %task.task_name, id = %task.id, attempt = task.attempt, error = %e, "task failed");
+            Outcome::Failed(e.to_string())
+        }
+    };
+    Ran::Outcome(Some(info), outcome)
+}
+
+fn now() -> UniversalTimestamp {
+    UniversalTimestamp::now()
+}

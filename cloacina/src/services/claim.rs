@@ -1,0 +1,119 @@
+//! The claim loop: claims Ready tasks into free slots, one statement per batch, and starts an
+//! attempt for each. Sleeps until woken (work created or finished in this process, a retry coming
+//! due) or the poll interval passes (work created elsewhere).
+//!
+//! A claim statement whose answer is lost (the connection dropped after the commit) has still
+//! taken its tasks under this runner's name. They were stamped with the claim's time, so the loop
+//! looks them up and runs them instead of leaving them to lapse (which would charge each an
+//! attempt it never made).
+//!
+//! At shutdown the loop stops claiming, then waits for its attempts to end; it returns once they
+//! all have.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::attempt;
+use super::completer::Completer;
+use crate::dal::task_executions as tasks;
+use crate::database::UniversalTimestamp;
+use crate::engine::Engine;
+use crate::faults::{FaultPoint, FaultTiming};
+use crate::models::TaskExecution;
+
+/// The service loop.
+pub(crate) async fn run(engine: Arc<Engine>, completer: Completer) {
+    let capacity = engine.config.max_concurrent_tasks;
+    let slots = Arc::new(Semaphore::new(capacity));
+    // While tasks run, claim only once a quarter of the slots is free: one claim statement then
+    // serves several tasks instead of one per finished task. When idle, claim at once (latency).
+    let refill_at = (capacity / 4).max(1);
+    let mut stop = engine.stop_claiming.subscribe();
+    let mut attempts = JoinSet::new();
+    // Claims whose answer was lost, by their time stamp, until their tasks are found.
+    let mut unanswered: Vec<UniversalTimestamp> = Vec::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        while attempts.try_join_next().is_some() {}
+        let mut started = Vec::new();
+        if let Some(at) = unanswered.first().copied() {
+            let runner = engine.runner_name.clone();
+            match engine.db.run(move |c| tasks::claimed_at(c, &runner, at)).await {
+                Ok(found) => {
+                    unanswered.remove(0);
+                    if !found.is_empty() {
+                        tracing::info!(
+                            tasks = found.len(),
+                            "found the tasks of a claim whose answer was lost; running them"
+                        );
+                    }
+                    started.extend(found);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "looking up the tasks of an unanswered claim failed; trying again")
+                }
+            }
+        }
+        let free = slots.available_permits();
+        let mut full_batch = false;
+        if free >= refill_at || free == capacity {
+            let want = u32::try_from(free).unwrap_or(u32::MAX).min(engine.config.claim_batch_size);
+            let now = UniversalTimestamp::now();
+            let e = engine.clone();
+            let claimed = engine
+                .db
+                .run_with(move |c| {
+                    e.faults.check(FaultPoint::Claim, FaultTiming::Before)?;
+                    let lease = e.config.lease_duration;
+                    let claimed = tasks::claim_ready(c, &e.runner_name, &e.versions, want, lease, now)?;
+                    e.faults.check(FaultPoint::Claim, FaultTiming::AfterCommit)?;
+                    Ok::<_, crate::Error>(claimed)
+                })
+                .await;
+            match claimed {
+                Ok(claimed) => {
+                    full_batch = claimed.len() == want as usize;
+                    started.extend(claimed);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming tasks failed; looking for what it may have taken, then trying again");
+                    unanswered.push(now);
+                }
+            }
+        }
+        for task in started {
+            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            start(&engine, &completer, &mut attempts, task, permit);
+        }
+        if full_batch && slots.available_permits() > 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = engine.work_available.notified() => {}
+            _ = tokio::time::sleep(engine.config.poll_interval) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+    // Shutdown: running attempts finish (or are cancelled at the deadline by the runner).
+    while attempts.join_next().await.is_some() {}
+}
+
+fn start(
+    engine: &Arc<Engine>,
+    completer: &Completer,
+    attempts: &mut JoinSet<()>,
+    task: TaskExecution,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    engine.hold(task.id, task.pipeline_execution_id);
+    let (engine, completer) = (engine.clone(), completer.clone());
+    attempts.spawn(async move {
+        attempt::run(engine.clone(), completer, task).await;
+        drop(permit);
+        engine.work_available.notify_one();
+    });
+}

@@ -1,0 +1,27 @@
+//! Registry refresh: keeps this runner's workflow versions marked live in `workflow_registry`, so
+//! pipelines of those versions are not reported as waiting for a runner.
+
+use std::sync::Arc;
+
+use crate::dal::workflow_registry;
+use crate::database::UniversalTimestamp;
+use crate::engine::Engine;
+
+/// The service loop.
+pub(crate) async fn run(engine: Arc<Engine>) {
+    let mut stop = engine.stop_services.subscribe();
+    let period = workflow_registry::REFRESH_INTERVAL;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let versions = engine.versions.clone();
+        let touched = engine.db.run(move |c| workflow_registry::touch(c, &versions, UniversalTimestamp::now())).await;
+        if let Err(e) = touched {
+            tracing::warn!(error = %e, "refreshing the workflow registry failed; trying again at the next refresh");
+        }
+    }
+}
