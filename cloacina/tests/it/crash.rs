@@ -1,40 +1,18 @@
-//! A runner killed with SIGKILL mid-task: after its lease expires another runner re-runs the task
-//! (attempt + 1) or fails it when its attempts are spent, writes a `recovery_events` row, and the
-//! pipeline reaches a terminal state. The child is this test binary re-executed in worker mode.
+//! A runner process killed with SIGKILL mid-task: after its lease expires another runner re-runs
+//! the task (attempt + 1) or fails it when its attempts are spent, writes a `recovery_events` row,
+//! and the pipeline reaches a terminal state. The victim is a `cloacina-test-worker` process.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::harness::{wait_until, Worker};
+use crate::workflows::crashy;
 use cloacina::dal::{pipeline_executions as pipelines, recovery_events, task_executions as tasks};
-use cloacina::executor::WorkflowExecutor;
 use cloacina::models::{PipelineExecutionId, PipelineStatus, TaskStatus};
-use cloacina::retry::RetryPolicy;
 use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
-use cloacina::workflow::{TaskSpec, Workflow};
-use cloacina::Context;
 
-const WORKER_ENV: &str = "CLOACINA_TEST_WORKER_URL";
-
-/// The workflow both processes register. In the worker the task hangs (it will be killed).
-fn crashy(max_attempts: u32) -> Workflow {
-    let hang = std::env::var(WORKER_ENV).is_ok();
-    Workflow::builder(format!("crashy_{max_attempts}"))
-        .task(
-            TaskSpec { retry: RetryPolicy { max_attempts, ..RetryPolicy::default() }, ..TaskSpec::new("victim", &[]) },
-            move |mut ctx: Context<Value>| async move {
-                if hang {
-                    tokio::time::sleep(Duration::from_secs(600)).await;
-                }
-                ctx.insert_or_update("survived", Value::Bool(true));
-                Ok(ctx)
-            },
-        )
-        .build()
-        .expect("workflow")
-}
-
-fn fast_recovery(schema: Option<String>, name: &str) -> DefaultRunnerConfig {
+pub(crate) fn fast_recovery(schema: Option<String>, name: &str) -> DefaultRunnerConfig {
     DefaultRunnerConfig {
         lease_duration: Duration::from_millis(1_000),
         heartbeat_interval: Duration::from_millis(200),
@@ -47,57 +25,22 @@ fn fast_recovery(schema: Option<String>, name: &str) -> DefaultRunnerConfig {
     }
 }
 
-/// Worker mode: start a runner, start one pipeline, print its id, and hang in the task.
-/// When this binary runs as an ordinary test (no worker variable), this function returns at once.
-#[test]
-fn worker_process_entry_point() {
-    let Ok(url) = std::env::var(WORKER_ENV) else { return };
-    let schema = std::env::var("CLOACINA_TEST_WORKER_SCHEMA").ok();
-    let attempts: u32 = std::env::var("CLOACINA_TEST_WORKER_ATTEMPTS").ok().and_then(|a| a.parse().ok()).unwrap_or(2);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(async move {
-        let runner = DefaultRunner::builder(url.clone())
-            .config(fast_recovery(schema, "doomed-worker"))
-            .workflow(crashy(attempts))
-            .build()
-            .await
-            .expect("worker runner");
-        let handle = runner.execute_async(&format!("crashy_{attempts}"), Context::new()).await.expect("start");
-        println!("PIPELINE {}", handle.execution_id());
-        tokio::time::sleep(Duration::from_secs(600)).await;
-    });
-}
-
-fn spawn_worker(t: &crate::harness::TestDb, attempts: u32) -> (std::process::Child, PipelineExecutionId) {
-    let attempts = attempts.to_string();
-    let mut env = vec![(WORKER_ENV, t.url.as_str()), ("CLOACINA_TEST_WORKER_ATTEMPTS", attempts.as_str())];
-    if let Some(schema) = t.db.schema() {
-        env.push(("CLOACINA_TEST_WORKER_SCHEMA", schema));
-    }
-    let (child, id) = crate::harness::spawn_self("crash::worker_process_entry_point", &env, "PIPELINE");
-    (child, id.parse().expect("pipeline id"))
-}
-
-pub(crate) fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn crash_and_recover(t: &crate::harness::TestDb, attempts: u32) -> (PipelineStatus, cloacina::models::TaskExecution) {
-    let (mut child, pipeline) = spawn_worker(t, attempts);
+    let env = [
+        ("NAME", "doomed-worker".to_owned()),
+        ("HANG", "1".to_owned()),
+        ("START", format!("crashy_{attempts}:1")),
+        ("LEASE_MS", "1000".to_owned()),
+        ("HEARTBEAT_MS", "200".to_owned()),
+    ];
+    let mut victim = Worker::start(t, &env);
+    let pipeline: PipelineExecutionId = victim.expect("PIPELINE").parse().expect("pipeline id");
     // Wait until the worker holds the task, then kill it without any chance to clean up.
     wait_until("the worker to claim the task", Duration::from_secs(30), || {
         let rows = tasks::list_for_pipeline(&mut t.conn(), pipeline).ok()?;
         (rows.first()?.claimed_by.as_deref() == Some("doomed-worker")).then_some(())
     });
-    child.kill().expect("SIGKILL the worker");
-    child.wait().expect("reap the worker");
+    victim.kill();
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let schema = t.db.schema().map(str::to_owned);
@@ -105,7 +48,7 @@ fn crash_and_recover(t: &crate::harness::TestDb, attempts: u32) -> (PipelineStat
     let runner = rt.block_on(async move {
         DefaultRunner::builder(url.clone())
             .config(fast_recovery(schema, "rescuer"))
-            .workflow(crashy(attempts))
+            .workflow(crashy(attempts, false))
             .build()
             .await
             .expect("rescuer")

@@ -4,6 +4,8 @@
 #![allow(unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 mod harness;
+#[path = "../support/workflows.rs"]
+mod workflows;
 
 mod concurrency;
 mod crash;
@@ -13,6 +15,7 @@ mod dal_pipelines;
 mod dal_registry;
 mod dal_tasks;
 mod engine;
+mod faults;
 mod macros;
 mod migrations;
 mod multiprocess;
