@@ -13,6 +13,10 @@ use cloacina::workflow::Workflow;
 use cloacina::Context;
 use serde_json::Value;
 
+#[path = "support/target.rs"]
+mod target;
+use target::target;
+
 const WIDE: usize = 2_000;
 const WIDE_BIG: usize = 10_000;
 /// Concurrent small pipelines: two sizes, so a per-task cost that grows with the number of
@@ -54,44 +58,6 @@ fn chain() -> Workflow {
 
 fn one() -> Workflow {
     Workflow::builder("one").simple_task("only", &[], noop).build().expect("one")
-}
-
-struct Target {
-    url: String,
-    schema: Option<String>,
-    cleanup: Box<dyn FnOnce()>,
-}
-
-fn target(backend: &str) -> Target {
-    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    if backend == "sqlite" {
-        let path = std::env::temp_dir().join(format!("{name}.db"));
-        let url = format!("sqlite://{}", path.display());
-        return Target {
-            url,
-            schema: None,
-            cleanup: Box::new(move || {
-                for s in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{s}", path.display()));
-                }
-            }),
-        };
-    }
-    let url = std::env::var("CLOACINA_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let drop_url = url.clone();
-    let schema = name.clone();
-    Target {
-        url,
-        schema: Some(name),
-        cleanup: Box::new(move || {
-            use diesel::connection::SimpleConnection;
-            let parsed = cloacina::database::DatabaseUrl::parse(&drop_url).expect("url");
-            if let Ok(mut c) = cloacina::database::establish(&parsed, &Default::default()) {
-                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
-            }
-        }),
-    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{wait_until, Worker};
+use crate::harness::{wait_until, worker};
 use crate::workflows::crashy;
 use cloacina::dal::{pipeline_executions as pipelines, recovery_events, task_executions as tasks};
 use cloacina::models::{PipelineExecutionId, PipelineStatus, TaskStatus};
@@ -33,7 +33,7 @@ fn crash_and_recover(t: &crate::harness::TestDb, attempts: u32) -> (PipelineStat
         ("LEASE_MS", "1000".to_owned()),
         ("HEARTBEAT_MS", "200".to_owned()),
     ];
-    let mut victim = Worker::start(t, &env);
+    let mut victim = worker(t, &env);
     let pipeline: PipelineExecutionId = victim.expect("PIPELINE").parse().expect("pipeline id");
     // Wait until the worker holds the task, then kill it without any chance to clean up.
     wait_until("the worker to claim the task", Duration::from_secs(30), || {

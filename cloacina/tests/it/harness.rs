@@ -133,92 +133,11 @@ pub fn exec(conn: &mut AnyConnection, sql: &str) {
     conn.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-/// A `cloacina-test-worker` process (a runner in a process of its own), killed when dropped.
-pub struct Worker {
-    child: std::process::Child,
-    stdin: Option<std::process::ChildStdin>,
-    lines: std::sync::mpsc::Receiver<String>,
-    /// The worker's standard error, kept in a file for failure messages.
-    stderr: PathBuf,
-    /// What `READY` said: the worker's runner name.
-    pub name: String,
-}
+pub(crate) use crate::processes::Worker;
 
-impl Worker {
-    /// Starts a worker on `db` with `env` (names without the `CLOACINA_WORKER_` prefix) and waits
-    /// until its runner is up.
-    pub fn start(db: &TestDb, env: &[(&str, String)]) -> Worker {
-        use std::io::{BufRead, BufReader};
-        let stderr = scratch_dir().join(format!("{}.stderr", unique_name("worker")));
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cloacina-test-worker"));
-        cmd.env("CLOACINA_WORKER_URL", &db.url)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
-        if let Some(schema) = db.db.schema() {
-            cmd.env("CLOACINA_WORKER_SCHEMA", schema);
-        }
-        for (k, v) in env {
-            cmd.env(format!("CLOACINA_WORKER_{k}"), v);
-        }
-        let mut child = cmd.spawn().expect("spawn cloacina-test-worker");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        let mut worker = Worker { child, stdin, lines, stderr, name: String::new() };
-        worker.name = worker.expect("READY");
-        worker
-    }
-
-    /// The rest of the next line that starts with `prefix ` (within 60 s).
-    pub fn expect(&mut self, prefix: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let needle = format!("{prefix} ");
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.strip_prefix(&needle) {
-                        return rest.trim().to_owned();
-                    }
-                }
-                Err(e) => panic!("worker did not print `{prefix}` ({e}); its stderr:\n{}", self.stderr_tail()),
-            }
-        }
-    }
-
-    /// Kills the worker with SIGKILL: no chance to clean up.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Asks the worker to shut down gracefully and waits for it.
-    pub fn stop(mut self) {
-        drop(self.stdin.take());
-        let status = self.child.wait().expect("wait for the worker");
-        assert!(status.success(), "worker exited with {status}; its stderr:\n{}", self.stderr_tail());
-    }
-
-    fn stderr_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_file(&self.stderr);
-    }
+/// Starts a `cloacina-test-worker` on the test's database (see [`Worker::start`]).
+pub fn worker(db: &TestDb, env: &[(&str, String)]) -> Worker {
+    Worker::start(&db.url, db.db.schema(), &scratch_dir(), env)
 }
 
 /// Polls `probe` every 20 ms until it returns `Some` (fails the test after `timeout`).

@@ -4,11 +4,14 @@
 #![allow(unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 mod harness;
+#[path = "../support/processes.rs"]
+mod processes;
 #[path = "../support/workflows.rs"]
 mod workflows;
 
 mod concurrency;
 mod crash;
+mod crash_loop;
 mod cron;
 mod dal_cron;
 mod dal_pipelines;
@@ -20,6 +23,7 @@ mod macros;
 mod migrations;
 mod multiprocess;
 mod schema_parity;
+mod soak;
 mod tenants;
 mod universal_types;
 mod url_selection;

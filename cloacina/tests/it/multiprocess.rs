@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::harness::{scratch_dir, unique_name, wait_until, Worker};
+use crate::harness::{scratch_dir, unique_name, wait_until, worker};
 use crate::workflows::read_logs;
 use cloacina::dal::pipeline_executions as pipelines;
 use cloacina::models::{PipelineExecutionId, PipelineStatus};
@@ -20,7 +20,7 @@ crate::harness::backend_test!(three_runner_processes_run_every_task_exactly_once
     for log in &logs {
         let env =
             [("LOG", log.display().to_string()), ("WIDE", TASKS.to_string()), ("START", format!("wide_{TASKS}:1"))];
-        let mut worker = Worker::start(&t, &env);
+        let mut worker = worker(&t, &env);
         ids.push(worker.expect("PIPELINE").parse().expect("pipeline id"));
         workers.push(worker);
     }
