@@ -90,10 +90,14 @@ fn migrate_and_status_on_postgres_schema() {
 
 #[test]
 fn bad_input_gets_one_clear_line_and_a_failure_code() {
-    let cases: [(&[&str], Option<&str>, &str); 3] = [
+    let cases: [(&[&str], Option<&str>, &str); 6] = [
         (&["db", "status"], None, "no database URL: pass --database-url or set DATABASE_URL"),
         (&["db", "status"], Some("mysql://root:pw@localhost/app"), "unsupported database URL scheme `mysql://`"),
         (&["db", "migrate", "--database-url", "redis://localhost"], None, "unsupported database URL scheme `redis://`"),
+        // No path: SQLite would migrate a throw-away temporary database and report success.
+        (&["db", "migrate", "--database-url", "sqlite://"], None, "`sqlite://` names no file"),
+        (&["db", "migrate"], Some("file:"), "`file:` names no file"),
+        (&["db", "status"], Some("host=localhost user=app password=pw@"), "libpq keyword/value string"),
     ];
     for (args, url, expected) in cases {
         let out = cloacinactl(args, url);
@@ -103,6 +107,15 @@ fn bad_input_gets_one_clear_line_and_a_failure_code() {
         assert!(err.contains(expected), "{err}");
         assert!(!err.contains("pw@"), "{err}");
     }
+}
+
+#[test]
+fn an_out_of_range_argument_is_a_usage_error_not_a_panic() {
+    let out = cloacinactl(&["runs", "list", "--since", "9999999999999d"], Some("sqlite::memory:"));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "clap's usage-error code, not a panic's 101: {err}");
+    assert!(err.starts_with("error: invalid value '9999999999999d' for '--since <SINCE>'"), "{err}");
+    assert!(err.contains("reaches before the year 1") && !err.contains("panicked"), "{err}");
 }
 
 #[cfg(feature = "postgres")]

@@ -2,11 +2,25 @@
 //! cancelling them, and reading the workflow registry. `cloacinactl` is built on these; the
 //! runner uses the same functions, so the CLI and the library never disagree.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Utc};
 
 use crate::dal::{pipeline_executions as pipelines, recovery_events, task_executions as tasks, workflow_registry};
 use crate::database::{AnyConnection, Result};
-use crate::models::{PipelineExecution, PipelineExecutionId, RecoveryEvent, RegisteredWorkflow, TaskExecution};
+use crate::models::{
+    PipelineExecution, PipelineExecutionId, PipelineStatus, RecoveryEvent, RegisteredWorkflow, TaskExecution,
+    TaskStatus,
+};
+
+/// A registry entry is live while a runner refreshed it within this window (runners refresh it
+/// every [`workflow_registry::REFRESH_INTERVAL`]).
+pub const LIVE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// True when a runner had `entry`'s version within [`LIVE_WINDOW`] before `now`.
+pub fn is_live(entry: &RegisteredWorkflow, now: DateTime<Utc>) -> bool {
+    entry.last_seen_at + chrono::Duration::from_std(LIVE_WINDOW).unwrap_or_default() >= now
+}
 
 /// Why an unfinished pipeline is not making progress: no live runner has its workflow version.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -42,16 +56,19 @@ impl Liveness {
         Ok(Self { entries: workflow_registry::list(conn)?, now })
     }
 
+    fn entry(&self, pipeline: &PipelineExecution) -> Option<&RegisteredWorkflow> {
+        self.entries
+            .iter()
+            .find(|e| e.workflow_name == pipeline.workflow_name && e.version == pipeline.workflow_version)
+    }
+
     /// `Some` when `pipeline` is unfinished and no live runner has its version.
     pub fn waiting(&self, pipeline: &PipelineExecution) -> Option<WaitingForVersion> {
         if pipeline.status.is_terminal() {
             return None;
         }
-        let entry = self
-            .entries
-            .iter()
-            .find(|e| e.workflow_name == pipeline.workflow_name && e.version == pipeline.workflow_version);
-        if entry.is_some_and(|e| e.is_live(self.now)) {
+        let entry = self.entry(pipeline);
+        if entry.is_some_and(|e| is_live(e, self.now)) {
             return None;
         }
         Some(WaitingForVersion {
@@ -60,10 +77,103 @@ impl Liveness {
             last_seen_at: entry.map(|e| e.last_seen_at),
         })
     }
+
+    /// Each task's dependencies in the pipeline's workflow version, from the registered graph.
+    fn dependencies(&self, pipeline: &PipelineExecution) -> HashMap<String, Vec<String>> {
+        let Some(tasks) = self.entry(pipeline).and_then(|e| e.graph.get("tasks")?.as_array().cloned()) else {
+            return HashMap::new();
+        };
+        tasks
+            .iter()
+            .filter_map(|t| {
+                let id = t.get("id")?.as_str()?.to_owned();
+                let deps = t.get("dependencies")?.as_array()?.iter().filter_map(|d| Some(d.as_str()?.to_owned()));
+                Some((id, deps.collect()))
+            })
+            .collect()
+    }
+}
+
+/// One reason an unfinished pipeline has not ended yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Waiting {
+    /// No live runner has the pipeline's workflow version.
+    NoRunnerWithVersion(WaitingForVersion),
+    /// The pipeline is paused: nothing is claimed until it is resumed.
+    Paused,
+    /// Tasks run on `runner`, whose lease is current.
+    Running {
+        /// The runner holding the claims.
+        runner: String,
+        /// How many tasks.
+        tasks: usize,
+        /// When the latest of their leases runs out unless renewed.
+        lease_until: DateTime<Utc>,
+    },
+    /// `runner` stopped renewing the leases of these tasks (it crashed, stalled or lost the
+    /// database); recovery on a live runner with the version hands them on.
+    LeaseExpired {
+        /// The runner that held the claims.
+        runner: String,
+        /// How many tasks.
+        tasks: usize,
+        /// When the first of their leases ran out.
+        expired_at: DateTime<Utc>,
+    },
+    /// Tasks wait for the time of their next attempt.
+    RetryWaiting {
+        /// How many tasks.
+        tasks: usize,
+        /// The earliest retry time.
+        next_at: DateTime<Utc>,
+    },
+    /// Tasks are Ready and wait for a free slot on a runner with the version.
+    Ready {
+        /// How many tasks.
+        tasks: usize,
+    },
+    /// Tasks whose dependencies have all ended are not decided yet (Ready or Skipped). With
+    /// nothing else in flight this is a pipeline standing still; recovery on a live runner with
+    /// the version decides them within its recovery interval.
+    Undecided {
+        /// Their names (at most ten).
+        tasks: Vec<String>,
+    },
+    /// Every task has ended but the pipeline's end is not recorded yet (recovery records it).
+    Ending,
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let time = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string();
+        match self {
+            Waiting::NoRunnerWithVersion(v) => v.fmt(f),
+            Waiting::Paused => f.write_str("paused: nothing runs until it is resumed"),
+            Waiting::Running { runner, tasks, lease_until } => {
+                write!(f, "{tasks} task(s) running on runner {runner} (lease until {})", time(lease_until))
+            }
+            Waiting::LeaseExpired { runner, tasks, expired_at } => write!(
+                f,
+                "{tasks} task(s) held by runner {runner}, which stopped renewing (lease expired {}); recovery hands \
+                 them on",
+                time(expired_at)
+            ),
+            Waiting::RetryWaiting { tasks, next_at } => {
+                write!(f, "{tasks} task(s) waiting to retry (next at {})", time(next_at))
+            }
+            Waiting::Ready { tasks } => write!(f, "{tasks} task(s) ready, waiting for a free runner slot"),
+            Waiting::Undecided { tasks } => {
+                write!(f, "dependents being resolved: {} (their dependencies have ended)", tasks.join(", "))
+            }
+            Waiting::Ending => f.write_str("every task has ended; the pipeline's end is being recorded"),
+        }
+    }
 }
 
 /// Everything about one run: the pipeline, its tasks (attempts, errors, timings), what recovery
-/// did, and, while it cannot progress, why.
+/// did, and, while it is unfinished, why it has not ended.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunDetails {
     /// The pipeline.
@@ -72,8 +182,8 @@ pub struct RunDetails {
     pub tasks: Vec<TaskExecution>,
     /// Recovery decisions about its tasks, oldest first.
     pub recovery_events: Vec<RecoveryEvent>,
-    /// Set while the pipeline is unfinished and no live runner has its workflow version.
-    pub waiting: Option<WaitingForVersion>,
+    /// Why an unfinished pipeline has not ended (empty once it has).
+    pub waiting: Vec<Waiting>,
 }
 
 /// The details of run `id`, or `None` if there is no such run.
@@ -83,11 +193,76 @@ pub fn run_details(
     now: DateTime<Utc>,
 ) -> Result<Option<RunDetails>> {
     let Some(pipeline) = pipelines::get(conn, id)? else { return Ok(None) };
-    let waiting = Liveness::read(conn, now)?.waiting(&pipeline);
-    Ok(Some(RunDetails {
-        tasks: tasks::list_for_pipeline(conn, id)?,
-        recovery_events: recovery_events::list_for_pipeline(conn, id)?,
-        pipeline,
-        waiting,
-    }))
+    let live = Liveness::read(conn, now)?;
+    let tasks = tasks::list_for_pipeline(conn, id)?;
+    let waiting = waiting(&pipeline, &tasks, &live, now);
+    Ok(Some(RunDetails { recovery_events: recovery_events::list_for_pipeline(conn, id)?, tasks, pipeline, waiting }))
+}
+
+/// Why `pipeline` (with `tasks`) has not ended, as of `now`.
+fn waiting(pipeline: &PipelineExecution, tasks: &[TaskExecution], live: &Liveness, now: DateTime<Utc>) -> Vec<Waiting> {
+    if pipeline.status.is_terminal() {
+        return Vec::new();
+    }
+    let mut reasons = Vec::new();
+    if let Some(v) = live.waiting(pipeline) {
+        reasons.push(Waiting::NoRunnerWithVersion(v));
+    }
+    if pipeline.status == PipelineStatus::Paused {
+        reasons.push(Waiting::Paused);
+    }
+    let (mut running, mut expired) = (BTreeMap::new(), BTreeMap::new());
+    let (mut ready, mut retrying, mut next_retry) = (0, 0, None::<DateTime<Utc>>);
+    for t in tasks {
+        match (t.status, t.lease_expires_at, &t.claimed_by) {
+            (TaskStatus::Running, Some(lease), Some(runner)) if lease >= now => {
+                let e = running.entry(runner.clone()).or_insert((0, lease));
+                *e = (e.0 + 1, e.1.max(lease));
+            }
+            (TaskStatus::Running, Some(lease), Some(runner)) => {
+                let e = expired.entry(runner.clone()).or_insert((0, lease));
+                *e = (e.0 + 1, e.1.min(lease));
+            }
+            (TaskStatus::Ready, ..) => match t.retry_at.filter(|at| *at > now) {
+                Some(at) => {
+                    retrying += 1;
+                    next_retry = Some(next_retry.map_or(at, |n| n.min(at)));
+                }
+                None => ready += 1,
+            },
+            _ => {}
+        }
+    }
+    for (runner, (tasks, lease_until)) in running {
+        reasons.push(Waiting::Running { runner, tasks, lease_until });
+    }
+    for (runner, (tasks, expired_at)) in expired {
+        reasons.push(Waiting::LeaseExpired { runner, tasks, expired_at });
+    }
+    if let Some(next_at) = next_retry {
+        reasons.push(Waiting::RetryWaiting { tasks: retrying, next_at });
+    }
+    if ready > 0 {
+        reasons.push(Waiting::Ready { tasks: ready });
+    }
+    let status: HashMap<&str, TaskStatus> = tasks.iter().map(|t| (t.task_name.as_str(), t.status)).collect();
+    let dependencies = live.dependencies(pipeline);
+    let undecided: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::NotStarted)
+        .filter(|t| {
+            dependencies
+                .get(&t.task_name)
+                .is_some_and(|deps| deps.iter().all(|d| status.get(d.as_str()).is_some_and(|s| s.is_terminal())))
+        })
+        .map(|t| t.task_name.clone())
+        .take(10)
+        .collect();
+    if !undecided.is_empty() {
+        reasons.push(Waiting::Undecided { tasks: undecided });
+    }
+    if tasks.iter().all(|t| t.status.is_terminal()) {
+        reasons.push(Waiting::Ending);
+    }
+    reasons
 }

@@ -38,10 +38,6 @@ impl From<RegistryRow> for RegisteredWorkflow {
 /// How often a running runner refreshes `last_seen_at` of the workflows it has.
 pub const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// A registry entry counts as live (some runner has that version now) while its `last_seen_at`
-/// is this recent: four refresh intervals, so one slow refresh does not make a version look gone.
-pub const LIVE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Records that a runner knows `name` at `version`: inserts it on first sight, otherwise only
 /// moves `last_seen_at`. Safe when several runners register at once (one upsert statement).
 pub fn record_seen(

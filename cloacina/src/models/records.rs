@@ -103,15 +103,6 @@ pub struct RegisteredWorkflow {
     pub last_seen_at: DateTime<Utc>,
 }
 
-impl RegisteredWorkflow {
-    /// True when a runner had this version within
-    /// [`LIVE_WINDOW`](crate::dal::workflow_registry::LIVE_WINDOW) before `now`.
-    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
-        let window = chrono::Duration::from_std(crate::dal::workflow_registry::LIVE_WINDOW).unwrap_or_default();
-        self.last_seen_at + window >= now
-    }
-}
-
 /// A packaged workflow archive.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WorkflowPackage {

@@ -441,3 +441,39 @@ where
     }
     panic!("condition not reached within 20 s");
 }
+
+engine_test!(task_code_knows_its_run_task_and_attempt, |t| {
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        backoff: Backoff::Fixed,
+        initial_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(10),
+        jitter: false,
+    };
+    let wf = Workflow::builder("introspective")
+        .task(TaskSpec { retry, ..TaskSpec::new("me", &[]) }, |mut ctx: Context<Value>| async move {
+            let a = cloacina::task::TaskAttempt::current().expect("inside task code");
+            ctx.insert_or_update(
+                format!("attempt_{}", a.attempt),
+                json!([a.pipeline_execution_id, a.task_execution_id]),
+            );
+            ctx.insert_or_update("seen", json!([a.workflow_name, a.task_name, a.max_attempts]));
+            if a.attempt == 1 {
+                return Err(TaskError::retryable("once more"));
+            }
+            Ok(ctx)
+        })
+        .build()
+        .expect("wf");
+    assert!(cloacina::task::TaskAttempt::current().is_none(), "outside task code there is none");
+    let runner = runner(&t, vec![wf]).await;
+    let result = runner.execute("introspective", Context::new()).await.expect("execute");
+    assert_eq!(result.status, WorkflowStatus::Completed);
+    let id = result.execution_id;
+    let rows = runner.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await;
+    let row = rows.expect("rows").remove(0);
+    assert_eq!(result.final_context.get("attempt_2"), Some(&json!([id, row.id])), "the same ids on every attempt");
+    assert_eq!(result.final_context.get("attempt_1"), None, "the failed attempt's output is not kept");
+    assert_eq!(result.final_context.get("seen"), Some(&json!(["introspective", "me", 2])));
+    runner.shutdown().await.expect("shutdown");
+});

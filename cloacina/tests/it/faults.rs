@@ -424,3 +424,81 @@ mod cron {
         fire_once_with_fault(&t, CronStart, AfterCommit).await;
     });
 }
+
+engine_test!(a_real_serialization_failure_or_locked_database_is_retried, |t| {
+    // Faults raised by the database itself rather than injected: on PostgreSQL a trigger raises
+    // SQLSTATE 40001 (serialization failure) on the first completion; on SQLite another connection
+    // holds the write lock past the busy timeout (5 s) while the task's outcome waits to be written.
+    let runs = Runs::default();
+    let (started_tx, started) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release) = tokio::sync::oneshot::channel::<()>();
+    let release = Arc::new(Mutex::new(Some(release)));
+    let task_runs = runs.clone();
+    let wf = Workflow::builder("contended")
+        .simple_task("only", &[], move |ctx: Context<Value>| {
+            task_runs.count("only");
+            let (started_tx, release) = (started_tx.clone(), release.lock().expect("lock").take());
+            async move {
+                let _ = started_tx.send(());
+                if let Some(release) = release {
+                    let _ = release.await; // finish only once the database is contended
+                }
+                Ok(ctx)
+            }
+        })
+        .build()
+        .expect("wf");
+    let runner = DefaultRunner::builder(t.url.clone())
+        .config(DefaultRunnerConfig { poll_interval: Duration::from_millis(20), ..config(&t) })
+        .workflow(wf)
+        .build()
+        .await
+        .expect("runner");
+    let postgres = t.db.backend() == cloacina::Backend::Postgres;
+    if postgres {
+        crate::harness::exec(
+            &mut t.conn(),
+            "CREATE SEQUENCE fault_once;
+             CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.status = 'Completed' AND nextval('fault_once') = 1 THEN
+                     RAISE EXCEPTION 'serialization failure raised by a test trigger' USING ERRCODE = '40001';
+                 END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER fail_once BEFORE UPDATE ON task_executions FOR EACH ROW EXECUTE FUNCTION fail_once();",
+        );
+    }
+    let handle = runner.execute_async("contended", Context::new()).await.expect("start");
+    tokio::task::spawn_blocking(move || started.recv().expect("the task started")).await.expect("join");
+    let holder = if postgres {
+        let _ = release_tx.send(());
+        None
+    } else {
+        let db = t.db.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            let mut conn = db.get().expect("conn");
+            crate::harness::exec(&mut conn, "BEGIN IMMEDIATE");
+            let _ = release_tx.send(());
+            std::thread::sleep(Duration::from_millis(5_500)); // past the runner's 5 s busy timeout
+            crate::harness::exec(&mut conn, "COMMIT");
+        }))
+    };
+    let result = within(handle.wait_for_completion()).await.expect("wait");
+    if let Some(holder) = holder {
+        holder.await.expect("lock holder");
+    }
+    assert_eq!(result.status, WorkflowStatus::Completed);
+    assert_eq!(runs.of("only"), 1, "the outcome was written on a later try, not lost");
+    if postgres {
+        #[derive(diesel::QueryableByName)]
+        struct Seq {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            last_value: i64,
+        }
+        use diesel::RunQueryDsl;
+        let seq: Seq = diesel::sql_query("SELECT last_value FROM fault_once").get_result(&mut t.conn()).expect("seq");
+        assert!(seq.last_value >= 2, "the trigger failed the first completion and passed a later one");
+    }
+    runner.shutdown().await.expect("shutdown");
+});

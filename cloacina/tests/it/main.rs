@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub, missing_docs, clippy::unwrap_used)]
 
+mod admin;
 mod harness;
 #[path = "../support/processes.rs"]
 mod processes;

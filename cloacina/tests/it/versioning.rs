@@ -63,18 +63,31 @@ engine_test!(a_pipeline_waits_for_a_runner_with_its_version, |t| {
     let details = new_runner.execution_details(pipeline).await.expect("details");
     assert_eq!(details.pipeline.status, WorkflowStatus::Pending);
     assert_eq!(details.tasks[0].status, TaskStatus::Ready, "not claimed by a runner without its version");
-    let waiting = details.waiting.expect("reported as waiting");
+    let waiting = details
+        .waiting
+        .iter()
+        .find_map(|w| match w {
+            cloacina::admin::Waiting::NoRunnerWithVersion(v) => Some(v.clone()),
+            _ => None,
+        })
+        .expect("reported as waiting");
+    assert!(
+        details.waiting.iter().any(|w| matches!(w, cloacina::admin::Waiting::Ready { tasks: 1 })),
+        "and its task is Ready: {:?}",
+        details.waiting
+    );
     assert_eq!((waiting.workflow_name.as_str(), waiting.version.as_str()), ("deploy", old.version()));
     assert_eq!(waiting.last_seen_at, Some(long_ago.as_datetime()));
     assert!(waiting.to_string().contains("waiting for a runner with version"), "{waiting}");
-    assert!(new_runner.execution_details(v2.execution_id).await.expect("details").waiting.is_none());
+    let v2_details = new_runner.execution_details(v2.execution_id).await.expect("details");
+    assert!(v2_details.waiting.is_empty(), "{:?}", v2_details.waiting);
 
     // Side by side: a runner with v1 starts and finishes it.
     let old_runner = runner(&t, vec![old]).await;
     wait_for(|| async { new_runner.get_execution_status(pipeline).await.ok() == Some(WorkflowStatus::Completed) })
         .await;
     let details = new_runner.execution_details(pipeline).await.expect("details");
-    assert!(details.waiting.is_none());
+    assert!(details.waiting.is_empty());
     assert_eq!(details.tasks[0].claimed_by.as_deref(), Some(old_runner.runner_name()));
     let rows = t.db.run(move |c| tasks::list_for_pipeline(c, pipeline)).await.expect("rows");
     assert_eq!(rows.len(), 1, "the v1 pipeline kept its v1 task list");

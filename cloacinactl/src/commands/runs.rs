@@ -99,8 +99,8 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
             println!("run        {}", p.id);
             println!("workflow   {} (version {})", p.workflow_name, p.workflow_version);
             println!("status     {}", p.status);
-            if let Some(w) = &details.waiting {
-                println!("           {w}");
+            for (i, w) in details.waiting.iter().enumerate() {
+                println!("{}{w}", if i == 0 { "waiting    " } else { "           " });
             }
             println!("created    {}", time(p.created_at));
             println!("started    {}", maybe_time(p.started_at));

@@ -24,8 +24,10 @@ pub(crate) fn run(target: &Target, cmd: WorkflowsCommand) -> anyhow::Result<()> 
         WorkflowsCommand::List { json } => {
             let all = workflow_registry::list(&mut conn)?;
             if json {
-                let rows: Vec<_> =
-                    all.iter().map(|w| serde_json::json!({ "workflow": w, "live": w.is_live(now) })).collect();
+                let rows: Vec<_> = all
+                    .iter()
+                    .map(|w| serde_json::json!({ "workflow": w, "live": cloacina::admin::is_live(w, now) }))
+                    .collect();
                 return output::json(&rows);
             }
             let rows: Vec<Vec<String>> = all
@@ -38,7 +40,7 @@ pub(crate) fn run(target: &Target, cmd: WorkflowsCommand) -> anyhow::Result<()> 
                         tasks.to_string(),
                         time(w.first_seen_at),
                         time(w.last_seen_at),
-                        if w.is_live(now) { "yes" } else { "no" }.to_owned(),
+                        if cloacina::admin::is_live(w, now) { "yes" } else { "no" }.to_owned(),
                     ]
                 })
                 .collect();
