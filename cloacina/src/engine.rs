@@ -273,6 +273,15 @@ impl Engine {
     }
 }
 
+/// Waits for the next tick of a service's `interval`; false once the services are told to stop.
+pub(crate) async fn next_tick(interval: &mut tokio::time::Interval, stop: &mut watch::Receiver<bool>) -> bool {
+    let ticked = tokio::select! {
+        _ = interval.tick() => true,
+        _ = stop.wait_for(|s| *s) => false,
+    };
+    ticked && !*stop.borrow()
+}
+
 /// The pause before try `n + 1` of a failed database step: 20 ms doubling to 1 s, with ±50 %
 /// jitter so runners that failed together do not retry together.
 fn backoff(tries: u32) -> Duration {

@@ -30,6 +30,9 @@ use crate::{scheduler, Context, Error};
 pub use crate::config::DefaultRunnerConfig;
 pub use crate::executor::ExecutionHandle;
 
+/// How long shutdown waits, after cancelling the last attempts, for their outcomes to be recorded.
+const RECORDING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The runner: embeds the engine in your process. Create it with [`DefaultRunner::new`],
 /// [`DefaultRunner::with_config`] or [`DefaultRunner::builder`]; stop it with [`DefaultRunner::shutdown`].
 pub struct DefaultRunner {
@@ -204,6 +207,13 @@ impl DefaultRunner {
         if tokio::time::timeout(self.engine.config.shutdown_timeout, &mut claim_loop).await.is_err() {
             tracing::warn!("shutdown deadline reached; cancelling the tasks still running");
             self.engine.cancel_attempts.send_replace(true);
+            // Cancelled attempts end within their grace; recording their outcomes may not, if the
+            // database is unreachable: then the services stop and the outcomes are given up
+            // (their tasks run again after their leases lapse).
+            if tokio::time::timeout(RECORDING_GRACE, &mut claim_loop).await.is_err() {
+                tracing::warn!("outcomes could not be recorded before shutdown; their tasks run again elsewhere");
+                self.engine.stop_services.send_replace(true);
+            }
             let _ = claim_loop.await;
         }
         self.engine.stop_services.send_replace(true);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::dal::task_executions as tasks;
 use crate::database::UniversalTimestamp;
-use crate::engine::Engine;
+use crate::engine::{next_tick, Engine};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::TaskExecutionId;
 
@@ -18,11 +18,7 @@ pub(crate) async fn run(engine: Arc<Engine>) {
     let mut stop = engine.stop_services.subscribe();
     let mut tick = tokio::time::interval(engine.config.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
+    while next_tick(&mut tick, &mut stop).await {
         let mut ids: Vec<TaskExecutionId> = engine.held_tasks().into_iter().map(|(t, _)| t).collect();
         if ids.is_empty() {
             continue;

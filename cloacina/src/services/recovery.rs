@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::dal::{pipeline_executions as pipelines, recovery_events, task_executions as tasks};
 use crate::database::{write_transaction, UniversalTimestamp};
-use crate::engine::Engine;
+use crate::engine::{next_tick, Engine};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::{PipelineExecutionId, PipelineStatus, TaskStatus};
 use crate::results::ExecutionResult;
@@ -32,11 +32,7 @@ pub(crate) async fn run(engine: Arc<Engine>) {
     let mut stop = engine.stop_services.subscribe();
     let mut tick = tokio::time::interval(engine.config.recovery_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
+    while next_tick(&mut tick, &mut stop).await {
         if let Err(e) = expire(&engine).await {
             tracing::warn!(error = %e, "recovering expired leases failed; trying again next pass");
         }

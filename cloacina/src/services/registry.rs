@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::dal::workflow_registry;
 use crate::database::UniversalTimestamp;
-use crate::engine::Engine;
+use crate::engine::{next_tick, Engine};
 
 /// The service loop.
 pub(crate) async fn run(engine: Arc<Engine>) {
@@ -13,11 +13,7 @@ pub(crate) async fn run(engine: Arc<Engine>) {
     let period = workflow_registry::REFRESH_INTERVAL;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
+    while next_tick(&mut tick, &mut stop).await {
         let versions = engine.versions.clone();
         let touched = engine.db.run(move |c| workflow_registry::touch(c, &versions, UniversalTimestamp::now())).await;
         if let Err(e) = touched {

@@ -100,6 +100,26 @@ impl Drop for Worker {
     }
 }
 
+fn connect(url: &str, schema: Option<&str>) -> Database {
+    Database::connect_with(url, DatabaseConfig { schema: schema.map(str::to_owned), ..Default::default() })
+        .expect("connect")
+}
+
+/// Waits (polling every 50 ms, up to `timeout`) until every pipeline of `ids` is terminal; returns
+/// those that are not.
+fn unfinished_after(db: &Database, ids: &[PipelineExecutionId], timeout: Duration) -> Vec<PipelineExecutionId> {
+    let deadline = Instant::now() + timeout;
+    let mut open: HashSet<PipelineExecutionId> = ids.iter().copied().collect();
+    loop {
+        let mut conn = db.get().expect("conn");
+        open.retain(|id| !pipelines::get(&mut conn, *id).ok().flatten().is_some_and(|p| p.status.is_terminal()));
+        if open.is_empty() || Instant::now() >= deadline {
+            return open.into_iter().collect();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// How to run a crash loop.
 pub(crate) struct CrashLoop<'a> {
     pub(crate) url: &'a str,
@@ -209,16 +229,8 @@ pub(crate) fn crash_loop(run: &CrashLoop<'_>) -> CrashLoopReport {
         workers[victim].kill();
         workers[victim] = start(&mut logs, &mut ids);
     }
-    let db =
-        Database::connect_with(run.url, DatabaseConfig { schema: run.schema.map(str::to_owned), ..Default::default() })
-            .expect("connect");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut open: HashSet<PipelineExecutionId> = ids.iter().copied().collect();
-    while !open.is_empty() && Instant::now() < deadline {
-        let mut conn = db.get().expect("conn");
-        open.retain(|id| !pipelines::get(&mut conn, *id).ok().flatten().is_some_and(|p| p.status.is_terminal()));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let db = connect(run.url, run.schema);
+    let open = unfinished_after(&db, &ids, Duration::from_secs(120));
     for w in workers {
         w.stop();
     }
@@ -226,7 +238,7 @@ pub(crate) fn crash_loop(run: &CrashLoop<'_>) -> CrashLoopReport {
         iterations: run.iterations,
         seed: run.seed,
         pipelines: ids.len(),
-        stuck: open.into_iter().collect(),
+        stuck: open,
         ..Default::default()
     };
     let executions = read_logs(&logs);
@@ -355,16 +367,8 @@ pub(crate) fn soak(run: &Soak<'_>) -> SoakReport {
         ids.push(worker.expect("PIPELINE").parse().expect("pipeline id"));
         workers.push(worker);
     }
-    let db =
-        Database::connect_with(run.url, DatabaseConfig { schema: run.schema.map(str::to_owned), ..Default::default() })
-            .expect("connect");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut open: HashSet<PipelineExecutionId> = ids.iter().copied().collect();
-    while !open.is_empty() && Instant::now() < deadline {
-        let mut conn = db.get().expect("conn");
-        open.retain(|id| !pipelines::get(&mut conn, *id).ok().flatten().is_some_and(|p| p.status.is_terminal()));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let db = connect(run.url, run.schema);
+    unfinished_after(&db, &ids, Duration::from_secs(600));
     let elapsed = began.elapsed();
     for w in workers {
         w.stop();
