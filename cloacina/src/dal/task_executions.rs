@@ -302,7 +302,8 @@ pub fn renew_leases(
 ///
 /// Every transaction that changes several task rows takes these locks first (after its pipeline
 /// locks, see [`pipeline_executions::lock`]), so no two of them ever wait on each other in a
-/// circle. PostgreSQL: `SELECT … ORDER BY id FOR UPDATE`. SQLite: a no-op, because the caller's
+/// circle. PostgreSQL: `SELECT … ORDER BY id FOR NO KEY UPDATE` (the strength of the updates that
+/// follow; inserts referencing the rows are not blocked). SQLite: a no-op, because the caller's
 /// `BEGIN IMMEDIATE` already excludes every other writer.
 #[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
 pub fn lock(conn: &mut AnyConnection, ids: &[TaskExecutionId]) -> Result<()> {
@@ -312,7 +313,7 @@ pub fn lock(conn: &mut AnyConnection, ids: &[TaskExecutionId]) -> Result<()> {
         sorted.sort_unstable();
         sorted.dedup();
         let _: Vec<UniversalUuid> =
-            te::table.filter(te::id.eq_any(sorted)).order(te::id.asc()).select(te::id).for_update().load(c)?;
+            te::table.filter(te::id.eq_any(sorted)).order(te::id.asc()).select(te::id).for_no_key_update().load(c)?;
     }
     let _ = (conn, ids);
     Ok(())

@@ -213,8 +213,8 @@ impl DefaultRunner {
             if tokio::time::timeout(RECORDING_GRACE, &mut claim_loop).await.is_err() {
                 tracing::warn!("outcomes could not be recorded before shutdown; their tasks run again elsewhere");
                 self.engine.stop_services.send_replace(true);
+                let _ = claim_loop.await;
             }
-            let _ = claim_loop.await;
         }
         self.engine.stop_services.send_replace(true);
         for service in background {

@@ -477,3 +477,55 @@ engine_test!(task_code_knows_its_run_task_and_attempt, |t| {
     assert_eq!(result.final_context.get("seen"), Some(&json!(["introspective", "me", 2])));
     runner.shutdown().await.expect("shutdown");
 });
+
+engine_test!(task_code_that_ignores_cancellation_keeps_its_claim_for_recovery, |t| {
+    let started = Arc::new(AtomicU32::new(0));
+    let wf = |started: Arc<AtomicU32>| {
+        let retry = RetryPolicy { max_attempts: 2, ..RetryPolicy::default() };
+        Workflow::builder("blocking")
+            .task(TaskSpec { retry, ..TaskSpec::new("blocks", &[]) }, move |ctx: Context<Value>| {
+                started.fetch_add(1, Ordering::SeqCst);
+                let first = cloacina::task::TaskAttempt::current().is_some_and(|a| a.attempt == 1);
+                async move {
+                    if first {
+                        // Never yields: cancellation cannot stop it.
+                        std::thread::sleep(Duration::from_millis(3_000));
+                    }
+                    Ok(ctx)
+                }
+            })
+            .build()
+            .expect("wf")
+    };
+    let config = DefaultRunnerConfig {
+        shutdown_timeout: Duration::from_millis(100),
+        lease_duration: Duration::from_millis(1_000),
+        heartbeat_interval: Duration::from_millis(200),
+        recovery_interval: Duration::from_millis(100),
+        ..config(&t)
+    };
+    let first = DefaultRunner::builder(t.url.clone())
+        .config(config.clone())
+        .workflow(wf(started.clone()))
+        .build()
+        .await
+        .expect("first");
+    let id = first.execute_async("blocking", Context::new()).await.expect("start").execution_id();
+    wait_for(|| async { started.load(Ordering::SeqCst) == 1 }).await;
+    first.shutdown().await.expect("shutdown");
+    let rows =
+        first.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await.expect("rows");
+    assert_eq!(
+        (rows[0].status, rows[0].claimed_by.as_deref()),
+        (TaskStatus::Running, Some(first.runner_name())),
+        "not given back while its code may still run"
+    );
+    drop(first);
+    let second = DefaultRunner::builder(t.url.clone()).config(config).workflow(wf(started.clone())).build().await;
+    let second = second.expect("second");
+    assert_eq!(handle_for(&second, id).await, WorkflowStatus::Completed);
+    let events =
+        second.database().run(move |c| cloacina::dal::recovery_events::list_for_pipeline(c, id)).await.expect("events");
+    assert_eq!(events.iter().map(|e| e.recovery_type.as_str()).collect::<Vec<_>>(), ["task_requeued"]);
+    second.shutdown().await.expect("shutdown");
+});
