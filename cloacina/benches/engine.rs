@@ -3,8 +3,9 @@
 //!
 //! `cargo bench -p cloacina --bench engine` (PostgreSQL from `CLOACINA_TEST_POSTGRES_URL`).
 //! `CLOACINA_BENCH_BACKEND=postgres|sqlite` runs one backend; `CLOACINA_BENCH_ONLY=latency`
-//! runs only the latency part.
+//! runs only the latency part, `CLOACINA_BENCH_ONLY=wide` only the wide pipelines.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cloacina::executor::{WorkflowExecutor, WorkflowStatus};
@@ -26,6 +27,28 @@ const CHAIN: usize = 300;
 const LATENCY_RUNS: usize = 200;
 const RUNS: usize = 3;
 const CONCURRENCY: usize = 16;
+
+/// Statements and commits the runner's connections issued (all of them: a counting instrumentation
+/// installed as Diesel's default for every connection the runner opens).
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+static COMMITS: AtomicU64 = AtomicU64::new(0);
+
+struct Counter;
+
+impl diesel::connection::Instrumentation for Counter {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use diesel::connection::InstrumentationEvent as E;
+        match event {
+            E::StartQuery { .. } => STATEMENTS.fetch_add(1, Ordering::Relaxed),
+            E::CommitTransaction { .. } => COMMITS.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+}
+
+fn counts() -> (u64, u64) {
+    (STATEMENTS.load(Ordering::Relaxed), COMMITS.load(Ordering::Relaxed))
+}
 
 fn noop(ctx: Context<Value>) -> std::future::Ready<Result<Context<Value>, cloacina::TaskError>> {
     std::future::ready(Ok(ctx))
@@ -87,23 +110,36 @@ async fn bench(backend: &str) {
         .build()
         .await
         .expect("runner");
-    let only_latency = std::env::var("CLOACINA_BENCH_ONLY").is_ok_and(|v| v == "latency");
-    let throughput: &[(&str, usize)] =
-        if only_latency { &[] } else { &[("wide", WIDE), ("wide_big", WIDE_BIG), ("chain", CHAIN)] };
+    let only = std::env::var("CLOACINA_BENCH_ONLY").unwrap_or_default();
+    let only_latency = only == "latency";
+    let only_wide = only == "wide";
+    let throughput: &[(&str, usize)] = if only_latency {
+        &[]
+    } else if only_wide {
+        &[("wide", WIDE), ("wide_big", WIDE_BIG)]
+    } else {
+        &[("wide", WIDE), ("wide_big", WIDE_BIG), ("chain", CHAIN)]
+    };
     for &(name, tasks) in throughput {
         let mut rates = Vec::new();
+        let before = counts();
         for _ in 0..RUNS {
             let start = Instant::now();
             let result = runner.execute(name, Context::new()).await.expect("execute");
             assert_eq!(result.status, WorkflowStatus::Completed);
             rates.push(tasks as f64 / start.elapsed().as_secs_f64());
         }
+        let after = counts();
+        let per_task = |a: u64, b: u64| (a - b) as f64 / (tasks * RUNS) as f64;
         println!(
-            "{backend:<9} {name:<6} {tasks:>6} tasks  concurrency {CONCURRENCY:>3}  {:>8.0} tasks/s (median of {RUNS})",
-            median(rates)
+            "{backend:<9} {name:<6} {tasks:>6} tasks  concurrency {CONCURRENCY:>3}  {:>8.0} tasks/s (median of {RUNS}), \
+             {:.2} statements and {:.2} commits per task",
+            median(rates),
+            per_task(after.0, before.0),
+            per_task(after.1, before.1),
         );
     }
-    for pipelines in if only_latency { &[][..] } else { &MANY_PIPELINES[..] } {
+    for pipelines in if only_latency || only_wide { &[][..] } else { &MANY_PIPELINES[..] } {
         let pipelines = *pipelines;
         let mut rates = Vec::new();
         for _ in 0..RUNS {
@@ -122,19 +158,21 @@ async fn bench(backend: &str) {
             median(rates)
         );
     }
-    let mut latencies = Vec::with_capacity(LATENCY_RUNS);
-    for _ in 0..LATENCY_RUNS {
-        let start = Instant::now();
-        let result = runner.execute("one", Context::new()).await.expect("execute");
-        assert_eq!(result.status, WorkflowStatus::Completed);
-        latencies.push(start.elapsed());
+    if !only_wide {
+        let mut latencies = Vec::with_capacity(LATENCY_RUNS);
+        for _ in 0..LATENCY_RUNS {
+            let start = Instant::now();
+            let result = runner.execute("one", Context::new()).await.expect("execute");
+            assert_eq!(result.status, WorkflowStatus::Completed);
+            latencies.push(start.elapsed());
+        }
+        latencies.sort();
+        println!(
+            "{backend:<9} execute() of a 1-task workflow, {LATENCY_RUNS} runs: p50 {:.2} ms, p95 {:.2} ms",
+            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.95).as_secs_f64() * 1e3
+        );
     }
-    latencies.sort();
-    println!(
-        "{backend:<9} execute() of a 1-task workflow, {LATENCY_RUNS} runs: p50 {:.2} ms, p95 {:.2} ms",
-        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.95).as_secs_f64() * 1e3
-    );
     runner.shutdown().await.expect("shutdown");
     drop(runner);
     (t.cleanup)();
@@ -142,6 +180,7 @@ async fn bench(backend: &str) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    diesel::connection::set_default_instrumentation(|| Some(Box::new(Counter))).expect("instrumentation");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("engine benchmark: no-op tasks, release build, {cores} cores");
     let only = std::env::var("CLOACINA_BENCH_BACKEND").ok();

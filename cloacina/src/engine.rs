@@ -5,7 +5,7 @@
 //! Also the one policy for a failed database step ([`Engine::persist`]): try again with backoff,
 //! without limit while the error is classified retryable, a few times otherwise.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -169,6 +169,14 @@ impl Engine {
     /// Every claim held, with the pipeline.
     pub(crate) fn held_tasks(&self) -> Vec<(TaskExecutionId, PipelineExecutionId)> {
         self.held_map().iter().map(|(t, h)| (*t, h.pipeline)).collect()
+    }
+
+    /// True while this runner holds a claim on a task of `pipeline` other than `batch`'s: that
+    /// task's outcome is still to be recorded (the completer forgets a claim as soon as it has
+    /// recorded its outcome), so the pipeline cannot have ended yet, and whoever records that
+    /// outcome will look again.
+    pub(crate) fn holds_others_of(&self, pipeline: PipelineExecutionId, batch: &HashSet<TaskExecutionId>) -> bool {
+        self.held_map().iter().any(|(t, h)| h.pipeline == pipeline && !batch.contains(t))
     }
 
     /// True while `task` is held and its attempt still running (not being recorded).

@@ -112,38 +112,26 @@ fn insert_pipeline(
 }
 
 /// Locks the listed pipelines' rows, in ascending id order, for the rest of the caller's
-/// transaction, and returns the status of each that exists.
+/// transaction.
 ///
 /// Every transaction that decides what follows a task outcome takes these locks first (the
-/// engine's lock order is pipeline rows, then task rows, each ascending by id), so two runners
-/// recording outcomes of one pipeline take turns: the later one sees what the earlier one wrote,
-/// and a dependent waiting on both is decided by exactly one of them. PostgreSQL:
-/// `FOR NO KEY UPDATE` (it does not block inserts that reference the row). SQLite: the caller's
-/// `BEGIN IMMEDIATE` already excludes every other writer, so this only reads.
-pub fn lock(
-    conn: &mut AnyConnection,
-    ids: &[PipelineExecutionId],
-) -> Result<Vec<(PipelineExecutionId, PipelineStatus)>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+/// engine's lock order is pipeline rows, then task rows), so two runners recording outcomes of one
+/// pipeline take turns: the later one sees what the earlier one wrote, and a dependent waiting on
+/// both is decided by exactly one of them. PostgreSQL: `SELECT … FOR NO KEY UPDATE` (it does not
+/// block inserts that reference the row). SQLite: a no-op, because the caller's `BEGIN IMMEDIATE`
+/// already excludes every other writer.
+#[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
+pub fn lock(conn: &mut AnyConnection, ids: &[PipelineExecutionId]) -> Result<()> {
+    #[cfg(feature = "postgres")]
+    if let AnyConnection::Postgres(c) = conn {
+        let mut sorted: Vec<UniversalUuid> = ids.iter().map(|&id| id.into()).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let _: Vec<UniversalUuid> =
+            pe::table.filter(pe::id.eq_any(sorted)).order(pe::id.asc()).select(pe::id).for_no_key_update().load(c)?;
     }
-    let mut sorted: Vec<UniversalUuid> = ids.iter().map(|&id| id.into()).collect();
-    sorted.sort_unstable();
-    sorted.dedup();
-    macro_rules! rows {
-        () => {
-            pe::table.filter(pe::id.eq_any(&sorted)).order(pe::id.asc()).select((pe::id, pe::status))
-        };
-    }
-    let rows: Vec<(UniversalUuid, String)> = match conn {
-        #[cfg(feature = "postgres")]
-        AnyConnection::Postgres(c) => rows!().for_no_key_update().load(c)?,
-        #[cfg(feature = "sqlite")]
-        AnyConnection::Sqlite(c) => rows!().load(c)?,
-    };
-    rows.into_iter()
-        .map(|(id, status)| Ok((id.into(), status.parse().map_err(|e| corrupt("pipeline_executions", e))?)))
-        .collect()
+    let _ = (conn, ids);
+    Ok(())
 }
 
 /// Up to `limit` active pipelines (Pending or Running) started with one of `versions` in which no

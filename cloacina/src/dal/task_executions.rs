@@ -267,56 +267,83 @@ pub fn claim_ready(
     })
 }
 
-/// Extends the lease of every listed task `runner` still holds to `until`; returns the ids it
-/// still holds (a missing id means the claim ended: its outcome was recorded, or recovery gave the
-/// task to someone else). Locks the rows in ascending id order first, as every multi-row change
-/// of this table does, so it cannot deadlock with the recording of outcomes.
+/// What [`renew_leases`] did with each listed task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Renewal {
+    /// Leases extended: the runner still holds these claims.
+    pub renewed: Vec<TaskExecutionId>,
+    /// Rows another transaction held at that moment (PostgreSQL only): not renewed, not known to
+    /// be lost. Another claimer's scan can hold a row for the length of its statement; try again.
+    pub busy: Vec<TaskExecutionId>,
+}
+
+impl Renewal {
+    /// The listed claims that ended: neither renewed nor busy (their outcome was recorded, or
+    /// recovery gave the task to someone else).
+    pub fn ended<'a>(&'a self, listed: &'a [TaskExecutionId]) -> impl Iterator<Item = TaskExecutionId> + 'a {
+        listed.iter().copied().filter(|id| !self.renewed.contains(id) && !self.busy.contains(id))
+    }
+}
+
+/// Extends the lease of every listed task `runner` still holds to `until`.
+///
+/// On PostgreSQL it skips rows another transaction holds instead of waiting for them
+/// ([`lock_free`]), so it can never be part of a deadlock; those come back as
+/// [`Renewal::busy`]. Only the completer and recovery hold a claimed task's row for long, and both
+/// end the claim; other claimers' scans hold rows for the length of a statement.
 pub fn renew_leases(
     conn: &mut AnyConnection,
     runner: &str,
     ids: &[TaskExecutionId],
     until: UniversalTimestamp,
     now: UniversalTimestamp,
-) -> Result<Vec<TaskExecutionId>> {
+) -> Result<Renewal> {
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Renewal::default());
     }
-    let held: Vec<UniversalUuid> = write_transaction(conn, |conn| {
-        lock(conn, ids)?;
-        Ok::<_, crate::database::Error>(
-            diesel::update(
-                te::table
-                    .filter(te::id.eq_any(uuids(ids)))
-                    .filter(te::status.eq(TaskStatus::Running.as_str()))
-                    .filter(te::claimed_by.eq(runner)),
-            )
-            .set((te::lease_expires_at.eq(until), te::updated_at.eq(now)))
-            .returning(te::id)
-            .get_results(conn)?,
+    let (free, renewed): (Vec<UniversalUuid>, Vec<UniversalUuid>) = write_transaction(conn, |conn| {
+        let free = lock_free(conn, ids)?;
+        let renewed = diesel::update(
+            te::table
+                .filter(te::id.eq_any(&free))
+                .filter(te::status.eq(TaskStatus::Running.as_str()))
+                .filter(te::claimed_by.eq(runner)),
         )
+        .set((te::lease_expires_at.eq(until), te::updated_at.eq(now)))
+        .returning(te::id)
+        .get_results(conn)?;
+        Ok::<_, crate::database::Error>((free, renewed))
     })?;
-    Ok(held.into_iter().map(TaskExecutionId::from).collect())
+    Ok(Renewal {
+        renewed: renewed.into_iter().map(TaskExecutionId::from).collect(),
+        busy: ids.iter().copied().filter(|id| !free.contains(&UniversalUuid::from(*id))).collect(),
+    })
 }
 
-/// Locks the listed task rows, in ascending id order, for the rest of the caller's transaction.
+/// Locks, for the rest of the caller's transaction, those of the listed task rows that no other
+/// transaction holds, in ascending id order, and returns them: it never waits.
 ///
-/// Every transaction that changes several task rows takes these locks first (after its pipeline
-/// locks, see [`pipeline_executions::lock`]), so no two of them ever wait on each other in a
-/// circle. PostgreSQL: `SELECT … ORDER BY id FOR NO KEY UPDATE` (the strength of the updates that
-/// follow; inserts referencing the rows are not blocked). SQLite: a no-op, because the caller's
-/// `BEGIN IMMEDIATE` already excludes every other writer.
-#[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
-pub fn lock(conn: &mut AnyConnection, ids: &[TaskExecutionId]) -> Result<()> {
-    #[cfg(feature = "postgres")]
-    if let AnyConnection::Postgres(c) = conn {
-        let mut sorted = uuids(ids);
-        sorted.sort_unstable();
-        sorted.dedup();
-        let _: Vec<UniversalUuid> =
-            te::table.filter(te::id.eq_any(sorted)).order(te::id.asc()).select(te::id).for_no_key_update().load(c)?;
-    }
-    let _ = (conn, ids);
-    Ok(())
+/// The engine's lock order (ARCHITECTURE.md): a transaction that may wait for task rows holds
+/// their pipelines' locks first ([`pipeline_executions::lock`]); one that locks task rows without
+/// them (the heartbeat here, the claim) skips locked rows and so never waits. PostgreSQL:
+/// `SELECT … ORDER BY id FOR NO KEY UPDATE SKIP LOCKED`. SQLite: every id, at once, because the
+/// caller's `BEGIN IMMEDIATE` already excludes every other writer.
+fn lock_free(conn: &mut AnyConnection, ids: &[TaskExecutionId]) -> Result<Vec<UniversalUuid>> {
+    let mut sorted = uuids(ids);
+    sorted.sort_unstable();
+    sorted.dedup();
+    Ok(match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgres(c) => te::table
+            .filter(te::id.eq_any(sorted))
+            .order(te::id.asc())
+            .select(te::id)
+            .for_no_key_update()
+            .skip_locked()
+            .load(c)?,
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(_) => sorted,
+    })
 }
 
 /// The tasks `runner` claimed with the claim stamped `at` that are still Running under its name:
@@ -573,8 +600,8 @@ pub fn cancel_unstarted(
 ///
 /// Each reset is conditional on the row still being `Running`, claimed by the same runner, with
 /// its lease still expired, so a runner that renews in time keeps its task. The candidates'
-/// pipelines are locked first, then the tasks (the engine's lock order), so the caller can go on
-/// to decide what follows a failed task in the same transaction. Only `versions` are handled: a
+/// pipelines are locked first (the engine's lock order), so the caller can go on to decide what
+/// follows a failed task in the same transaction. Only `versions` are handled: a
 /// task of another version needs a runner that has it, to decide what follows.
 pub fn expire_leases(
     conn: &mut AnyConnection,
@@ -602,8 +629,6 @@ pub fn expire_leases(
         }
         let pipelines: Vec<PipelineExecutionId> = candidates.iter().map(|c| c.1.into()).collect();
         pipeline_executions::lock(conn, &pipelines)?;
-        let ids: Vec<TaskExecutionId> = candidates.iter().map(|c| c.0.into()).collect();
-        lock(conn, &ids)?;
         let mut recovered = Vec::with_capacity(candidates.len());
         for (id, pipeline, claimant, attempt, max_attempts) in candidates {
             let retry = attempt < max_attempts;

@@ -170,7 +170,12 @@ fn with_connect_timeout(url: &str, timeout: Duration) -> String {
 /// SQLite: `BEGIN IMMEDIATE`, so a transaction that reads and then writes never fails with
 /// "database is locked" on the lock upgrade (a deferred `BEGIN` does, under concurrent writers),
 /// inside [`serialize_writes`]. PostgreSQL: a plain `BEGIN`; row locks and conditional updates do
-/// the rest. Nested inside another transaction, it becomes a savepoint.
+/// the rest.
+///
+/// Nested inside another transaction, `f` simply runs in it (no savepoint): an error in `f`
+/// fails the whole transaction, which its caller must then return. The engine composes its
+/// transactions from DAL functions that each stand alone too, and never continues after an
+/// error, so savepoints would only cost two statements per nested call.
 pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> std::result::Result<T, E>
 where
     F: FnOnce(&mut AnyConnection) -> std::result::Result<T, E>,
@@ -178,7 +183,7 @@ where
 {
     type Tm = <AnyConnection as Connection>::TransactionManager;
     if Tm::transaction_manager_status_mut(conn).transaction_depth()?.is_some() {
-        return conn.transaction(f);
+        return f(conn);
     }
     serialize_writes(conn, |conn| {
         match conn {

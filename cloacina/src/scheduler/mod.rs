@@ -96,16 +96,24 @@ pub(crate) fn create_pipeline(
 
 /// Follows `finished` tasks of one pipeline (now terminal): decides their dependents and ends the
 /// pipeline when nothing is left. The caller holds the pipeline's lock.
+///
+/// `others_pending` tells that the caller holds another claim in this pipeline whose outcome it
+/// has yet to record: the pipeline cannot have ended then, and the end check is left to the
+/// recording of that outcome, which comes through here too (or, if the caller's runner dies,
+/// through recovery). It saves the check on nearly every batch of a wide pipeline.
 pub(crate) fn settle(
     conn: &mut AnyConnection,
     faults: &Faults,
     info: &PipelineInfo,
     finished: &[String],
+    others_pending: bool,
     now: UniversalTimestamp,
 ) -> Result<Settled, Error> {
     let Some(wf) = &info.workflow else { return Ok(Settled::default()) };
     let frontier = finished.iter().flat_map(|f| wf.spec().dependents(f).map(|t| t.id.clone())).collect();
-    decide(conn, faults, info, wf, frontier, now)
+    let (made_ready, decided) = resolve(conn, faults, info, wf, frontier, now)?;
+    let ended = if made_ready == 0 && !others_pending { finish_if_done(conn, faults, info, wf, now)? } else { None };
+    Ok(Settled { made_ready, decided, ended })
 }
 
 /// Decides every undecided task of the pipeline whose dependencies are terminal, then ends it if

@@ -2,11 +2,14 @@
 //! transaction together with everything that follows from it, so a crash or a failed statement
 //! can delay an outcome's consequences but never lose them.
 //!
-//! One transaction per batch: lock the batch's pipelines, then its tasks (ascending ids, the
-//! engine's lock order); record each outcome fenced on its claim (Completed with its output,
-//! Ready again for a retry, Failed, or released); then let the scheduler decide the dependents of
-//! the tasks that finished and end pipelines with nothing left. A lone outcome is written at
-//! once; under load, outcomes that arrive while a batch is written go together in the next.
+//! One transaction per batch: lock the batch's pipelines (ascending ids, the engine's lock order:
+//! no other transaction that waits for these tasks' rows can run meanwhile); record each outcome
+//! fenced on its claim (Completed with its output, Ready again for a retry, Failed, or released);
+//! then let the scheduler decide the dependents of the tasks that finished and end pipelines with
+//! nothing left. When nothing can follow (only completions of tasks without dependents, while
+//! other attempts of their pipelines still run here), the completions are written alone: one
+//! statement on PostgreSQL, the hot path of a wide pipeline. A lone outcome is written at once;
+//! under load, outcomes that arrive while a batch is written go together in the next.
 //!
 //! A failed batch is tried again (see [`Engine::persist`]): the leases stay renewed meanwhile.
 //! If it keeps failing for a reason that is not transient, its outcomes are recorded one by one,
@@ -143,6 +146,10 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>) {
         .await;
     match written {
         Ok(recorded) => {
+            // Forget these claims before the next batch is written: `holds_others_of` counts on it.
+            for r in &batch {
+                engine.release(r.task);
+            }
             for r in batch {
                 let _ = r.reply.send(recorded.won.contains(&r.task));
             }
@@ -188,73 +195,113 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>) {
 fn record_in(engine: &Engine, conn: &mut AnyConnection, items: &[Item], try_no: u32) -> Result<Recorded, Error> {
     let faults = &engine.faults;
     faults.check(FaultPoint::RecordOutcomes, FaultTiming::Before)?;
-    let recorded = write_transaction(conn, |conn| {
-        let now = UniversalTimestamp::now();
-        let runner = engine.runner_name.as_str();
-        let pipeline_ids: Vec<PipelineExecutionId> = items.iter().map(|i| i.pipeline).collect();
-        let statuses: BTreeMap<PipelineExecutionId, _> = pipelines::lock(conn, &pipeline_ids)?.into_iter().collect();
-        tasks::lock(conn, &items.iter().map(|i| i.task).collect::<Vec<_>>())?;
+    let in_batch: HashSet<TaskExecutionId> = items.iter().map(|i| i.task).collect();
+    let recorded = if nothing_follows(engine, items, &in_batch) {
+        // One statement (PostgreSQL) or one transaction (SQLite), atomic on its own.
         let mut out = Recorded::default();
-        let completions: Vec<(TaskExecutionId, Value)> = items
-            .iter()
-            .filter_map(|i| match &i.outcome {
-                Outcome::Completed(output) => Some((i.task, output.clone())),
-                _ => None,
-            })
-            .collect();
-        if !completions.is_empty() {
-            faults.check(FaultPoint::CompleteTasks, FaultTiming::Before)?;
-            out.won.extend(tasks::complete_all(conn, runner, &completions, now)?);
+        write_outcomes(engine, conn, items, try_no, &mut out)?;
+        out
+    } else {
+        write_transaction(conn, |conn| {
+            let now = UniversalTimestamp::now();
+            let pipeline_ids: Vec<PipelineExecutionId> = items.iter().map(|i| i.pipeline).collect();
+            pipelines::lock(conn, &pipeline_ids)?;
+            let mut out = Recorded::default();
+            write_outcomes(engine, conn, items, try_no, &mut out)?;
+            // What follows, per pipeline, from the tasks this batch finished.
+            let mut finished: BTreeMap<PipelineExecutionId, (Arc<PipelineInfo>, Vec<String>)> = BTreeMap::new();
+            for item in items {
+                let terminal = matches!(item.outcome, Outcome::Completed(_) | Outcome::Failed(_));
+                let (true, Some(info)) = (terminal && out.won.contains(&item.task), &item.info) else { continue };
+                finished
+                    .entry(item.pipeline)
+                    .or_insert_with(|| (info.clone(), Vec::new()))
+                    .1
+                    .push(item.task_name.clone());
+            }
+            for (id, (info, names)) in finished {
+                // A pipeline cancelled meanwhile settles to nothing: its undecided tasks are
+                // Cancelled (not NotStarted) and its end is conditional on it being active.
+                let others_pending = engine.holds_others_of(id, &in_batch);
+                let settled = scheduler::settle(conn, faults, &info, &names, others_pending, now)?;
+                out.made_ready += settled.made_ready;
+                if let Some(result) = settled.ended {
+                    out.ended.push((id, result));
+                }
+            }
+            Ok::<_, Error>(out)
+        })?
+    };
+    faults.check(FaultPoint::RecordOutcomes, FaultTiming::AfterCommit)?;
+    Ok(recorded)
+}
+
+/// True when nothing can follow from the batch: every outcome is a completion of a task that no
+/// other task depends on, and this runner holds other claims in each of their pipelines. Then
+/// there is nothing to decide and the pipelines cannot have ended (the end check falls to the
+/// batch that records those other outcomes, or to recovery should this runner die), so the
+/// completions need no pipeline lock and no transaction around them: the hot path of a wide
+/// pipeline.
+fn nothing_follows(engine: &Engine, items: &[Item], in_batch: &HashSet<TaskExecutionId>) -> bool {
+    items.iter().all(|i| {
+        let leaf = i
+            .info
+            .as_ref()
+            .and_then(|info| info.workflow.as_ref())
+            .is_some_and(|wf| wf.spec().dependents(&i.task_name).next().is_none());
+        matches!(i.outcome, Outcome::Completed(_)) && leaf && engine.holds_others_of(i.pipeline, in_batch)
+    })
+}
+
+/// Writes the batch's outcomes, each fenced on its claim, into `out`.
+fn write_outcomes(
+    engine: &Engine,
+    conn: &mut AnyConnection,
+    items: &[Item],
+    try_no: u32,
+    out: &mut Recorded,
+) -> Result<(), Error> {
+    let (faults, runner, now) = (&engine.faults, engine.runner_name.as_str(), UniversalTimestamp::now());
+    let completions: Vec<(TaskExecutionId, Value)> = items
+        .iter()
+        .filter_map(|i| match &i.outcome {
+            Outcome::Completed(output) => Some((i.task, output.clone())),
+            _ => None,
+        })
+        .collect();
+    if !completions.is_empty() {
+        faults.check(FaultPoint::CompleteTasks, FaultTiming::Before)?;
+        out.won.extend(tasks::complete_all(conn, runner, &completions, now)?);
+    }
+    for item in items {
+        let won = match &item.outcome {
+            Outcome::Completed(_) => continue,
+            Outcome::Retry { error, delay } => {
+                faults.check(FaultPoint::ScheduleRetry, FaultTiming::Before)?;
+                let won = tasks::schedule_retry(conn, item.task, runner, error, now.plus(*delay), now)?;
+                if won {
+                    out.retries.push(*delay);
+                }
+                won
+            }
+            Outcome::Failed(error) => {
+                faults.check(FaultPoint::FailTask, FaultTiming::Before)?;
+                tasks::fail(conn, item.task, runner, error, now)?
+            }
+            Outcome::Released(reason) => tasks::release(conn, item.task, runner, reason, now)?,
+        };
+        if won {
+            out.won.insert(item.task);
         }
+    }
+    if try_no > 0 {
         for item in items {
-            let won = match &item.outcome {
-                Outcome::Completed(_) => continue,
-                Outcome::Retry { error, delay } => {
-                    faults.check(FaultPoint::ScheduleRetry, FaultTiming::Before)?;
-                    let won = tasks::schedule_retry(conn, item.task, runner, error, now.plus(*delay), now)?;
-                    if won {
-                        out.retries.push(*delay);
-                    }
-                    won
-                }
-                Outcome::Failed(error) => {
-                    faults.check(FaultPoint::FailTask, FaultTiming::Before)?;
-                    tasks::fail(conn, item.task, runner, error, now)?
-                }
-                Outcome::Released(reason) => tasks::release(conn, item.task, runner, reason, now)?,
-            };
-            if won {
+            if !out.won.contains(&item.task) && already_recorded(conn, runner, item)? {
                 out.won.insert(item.task);
             }
         }
-        if try_no > 0 {
-            for item in items {
-                if !out.won.contains(&item.task) && already_recorded(conn, runner, item)? {
-                    out.won.insert(item.task);
-                }
-            }
-        }
-        // What follows, per pipeline, from the tasks this batch finished.
-        let mut finished: BTreeMap<PipelineExecutionId, (Arc<PipelineInfo>, Vec<String>)> = BTreeMap::new();
-        for item in items {
-            let terminal = matches!(item.outcome, Outcome::Completed(_) | Outcome::Failed(_));
-            let (true, Some(info)) = (terminal && out.won.contains(&item.task), &item.info) else { continue };
-            finished.entry(item.pipeline).or_insert_with(|| (info.clone(), Vec::new())).1.push(item.task_name.clone());
-        }
-        for (id, (info, names)) in finished {
-            if !statuses.get(&id).is_some_and(|s| !s.is_terminal()) {
-                continue; // cancelled meanwhile: nothing follows
-            }
-            let settled = scheduler::settle(conn, faults, &info, &names, now)?;
-            out.made_ready += settled.made_ready;
-            if let Some(result) = settled.ended {
-                out.ended.push((id, result));
-            }
-        }
-        Ok::<_, Error>(out)
-    })?;
-    faults.check(FaultPoint::RecordOutcomes, FaultTiming::AfterCommit)?;
-    Ok(recorded)
+    }
+    Ok(())
 }
 
 /// True when `item`'s outcome is already in place under this runner's name: an earlier try of

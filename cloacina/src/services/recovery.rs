@@ -61,7 +61,7 @@ pub(crate) async fn expire(engine: &Arc<Engine>) -> Result<(), Error> {
                 let mut ended = Vec::new();
                 for (id, names) in failed {
                     let Some(info) = e.pipeline_info_in(c, id)? else { continue };
-                    if let Some(result) = scheduler::settle(c, &e.faults, &info, &names, now)?.ended {
+                    if let Some(result) = scheduler::settle(c, &e.faults, &info, &names, false, now)?.ended {
                         ended.push((id, result));
                     }
                 }
@@ -96,10 +96,9 @@ pub(crate) async fn reconcile(engine: &Arc<Engine>) -> Result<(), Error> {
                 e.faults.check(FaultPoint::Reconcile, FaultTiming::Before)?;
                 let out = write_transaction(c, |c| {
                     // Under the pipeline's lock, look again: it may have moved since the scan.
-                    let locked = pipelines::lock(c, &[id])?;
-                    let active = locked
-                        .first()
-                        .is_some_and(|(_, s)| matches!(s, PipelineStatus::Pending | PipelineStatus::Running));
+                    pipelines::lock(c, &[id])?;
+                    let active = pipelines::get(c, id)?
+                        .is_some_and(|p| matches!(p.status, PipelineStatus::Pending | PipelineStatus::Running));
                     if !active || tasks::any_in_status(c, id, &[TaskStatus::Ready, TaskStatus::Running])? {
                         return Ok::<_, Error>(None);
                     }

@@ -39,13 +39,12 @@ backend_test!(eight_claimers_take_every_task_exactly_once, |t| {
                         }
                         assert!(got.iter().all(|t| t.claimed_by.as_deref() == Some(runner.as_str())));
                         let ids: Vec<_> = got.iter().map(|t| t.id).collect();
-                        let mut held =
+                        let renewal =
                             tasks::renew_leases(&mut conn, &runner, &ids, now.plus(Duration::from_secs(120)), now)
                                 .unwrap_or_else(|e| panic!("{runner}: renew failed: {e}"));
-                        held.sort();
-                        let mut expected = ids.clone();
-                        expected.sort();
-                        assert_eq!(held, expected, "{runner} lost a claim nobody else could take");
+                        // Another claimer's scan may hold a row for a moment (busy), but no claim
+                        // can have ended: nobody else could take it.
+                        assert_eq!(renewal.ended(&ids).count(), 0, "{runner} lost a claim nobody else could take");
                         for id in ids {
                             let done = tasks::complete(&mut conn, id, &runner, &serde_json::json!({"by": runner}), now)
                                 .unwrap_or_else(|e| panic!("{runner}: complete failed: {e}"));

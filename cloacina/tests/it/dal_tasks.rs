@@ -184,10 +184,12 @@ backend_test!(lease_renewal_keeps_only_what_the_runner_holds, |t| {
         .expect("create");
     let got = claim(&mut conn, "r1", 2, now);
     let ids: Vec<_> = got.iter().map(|t| t.id).collect();
-    assert!(tasks::renew_leases(&mut conn, "r2", &ids, now.plus(secs(90)), now).expect("renew").is_empty());
+    let theirs = tasks::renew_leases(&mut conn, "r2", &ids, now.plus(secs(90)), now).expect("renew");
+    assert_eq!(theirs, tasks::Renewal::default(), "nothing renewed, nothing busy");
+    assert_eq!(theirs.ended(&ids).collect::<Vec<_>>(), ids, "r2 holds none of them");
     assert!(tasks::complete(&mut conn, ids[1], "r1", &json!({}), now).expect("complete"));
     let held = tasks::renew_leases(&mut conn, "r1", &ids, now.plus(secs(90)), now).expect("renew");
-    assert_eq!(held, vec![ids[0]]);
+    assert_eq!((held.renewed, held.busy), (vec![ids[0]], vec![]));
     let row = tasks::get(&mut conn, ids[0]).expect("get").expect("row");
     assert_eq!(row.lease_expires_at, Some(now.plus(secs(90)).as_datetime()));
 });
