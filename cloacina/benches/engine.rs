@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p cloacina --bench engine` (PostgreSQL from `CLOACINA_TEST_POSTGRES_URL`).
 //! `CLOACINA_BENCH_BACKEND=postgres|sqlite` runs one backend; `CLOACINA_BENCH_ONLY=latency`
-//! runs only the latency part, `CLOACINA_BENCH_ONLY=wide` only the wide pipelines.
+//! runs only the latency part, `CLOACINA_BENCH_ONLY=wide` only the wide pipelines;
+//! `CLOACINA_BENCH_SQL=1` also prints how often each statement shape ran.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ const CONCURRENCY: usize = 16;
 /// installed as Diesel's default for every connection the runner opens).
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 static COMMITS: AtomicU64 = AtomicU64::new(0);
+/// With `CLOACINA_BENCH_SQL=1`: how often each statement shape ran (its first 72 characters).
+static SHAPES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, u64>>> =
+    std::sync::OnceLock::new();
 
 struct Counter;
 
@@ -39,7 +43,13 @@ impl diesel::connection::Instrumentation for Counter {
     fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
         use diesel::connection::InstrumentationEvent as E;
         match event {
-            E::StartQuery { .. } => STATEMENTS.fetch_add(1, Ordering::Relaxed),
+            E::StartQuery { query, .. } => {
+                if let Some(shapes) = SHAPES.get() {
+                    let shape: String = query.to_string().chars().take(72).collect();
+                    *shapes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(shape).or_default() += 1;
+                }
+                STATEMENTS.fetch_add(1, Ordering::Relaxed)
+            }
             E::CommitTransaction { .. } => COMMITS.fetch_add(1, Ordering::Relaxed),
             _ => 0,
         };
@@ -181,6 +191,9 @@ async fn bench(backend: &str) {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     diesel::connection::set_default_instrumentation(|| Some(Box::new(Counter))).expect("instrumentation");
+    if std::env::var("CLOACINA_BENCH_SQL").is_ok() {
+        let _ = SHAPES.set(Default::default());
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("engine benchmark: no-op tasks, release build, {cores} cores");
     let only = std::env::var("CLOACINA_BENCH_BACKEND").ok();
@@ -189,5 +202,14 @@ async fn main() {
             continue;
         }
         bench(backend.name()).await;
+    }
+    if let Some(shapes) = SHAPES.get() {
+        let shapes = shapes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut top: Vec<_> = shapes.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1));
+        println!("statements by shape (CLOACINA_BENCH_SQL):");
+        for (shape, n) in top.into_iter().take(20) {
+            println!("{n:>9}  {shape}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::{serialize_writes, write_transaction};
-use crate::database::connection::on_inner;
+use crate::database::on_inner;
 use crate::database::schema::{cron_executions as ce, cron_schedules as cs};
 use crate::database::{AnyConnection, Result, UniversalTimestamp, UniversalUuid};
 use crate::models::{CronExecution, CronExecutionId, CronScheduleId, PipelineExecutionId};

@@ -7,8 +7,7 @@ use serde_json::Value;
 use super::{contexts, corrupt, serialize_writes, task_executions, time, write_transaction};
 use crate::database::connection::MultiBackend;
 use crate::database::schema::pipeline_executions as pe;
-use crate::database::universal_types::DbTimestamp;
-use crate::database::{AnyConnection, BackendFeature, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
+use crate::database::{dispatch, AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
 use crate::models::{ContextId, PipelineExecution, PipelineExecutionId, PipelineStatus};
 
 #[derive(Insertable, Queryable, Selectable)]
@@ -75,9 +74,8 @@ pub fn create(
     // Thousands of new Ready rows at once leave the planner's statistics stale, and with stale
     // statistics PostgreSQL claims by sorting every Ready row (cost grows with the pipeline)
     // instead of reading the claim index (cost per claim flat). Refresh them now.
-    if new.tasks.len() >= ANALYZE_AFTER_TASKS && conn.backend().supports(BackendFeature::PlannerStatistics) {
-        use diesel::connection::SimpleConnection;
-        conn.batch_execute("ANALYZE task_executions")?;
+    if new.tasks.len() >= ANALYZE_AFTER_TASKS {
+        dispatch!(conn, refresh_statistics())?;
     }
     Ok(id)
 }
@@ -120,18 +118,14 @@ fn insert_pipeline(
 /// both is decided by exactly one of them. PostgreSQL: `SELECT … FOR NO KEY UPDATE` (it does not
 /// block inserts that reference the row). SQLite: a no-op, because the caller's `BEGIN IMMEDIATE`
 /// already excludes every other writer.
-#[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
 pub fn lock(conn: &mut AnyConnection, ids: &[PipelineExecutionId]) -> Result<()> {
-    #[cfg(feature = "postgres")]
-    if let AnyConnection::Postgres(c) = conn {
-        let mut sorted: Vec<UniversalUuid> = ids.iter().map(|&id| id.into()).collect();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let _: Vec<UniversalUuid> =
-            pe::table.filter(pe::id.eq_any(sorted)).order(pe::id.asc()).select(pe::id).for_no_key_update().load(c)?;
+    if ids.is_empty() {
+        return Ok(());
     }
-    let _ = (conn, ids);
-    Ok(())
+    let mut sorted: Vec<UniversalUuid> = ids.iter().map(|&id| id.into()).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    Ok(dispatch!(conn, lock_pipelines(&sorted))?)
 }
 
 /// Up to `limit` active pipelines (Pending or Running) started with one of `versions` in which no
@@ -330,11 +324,6 @@ pub enum PipelineEnd<'a> {
     },
 }
 
-diesel::define_sql_function! {
-    /// SQL `COALESCE` of two nullable timestamps.
-    fn coalesce(x: diesel::sql_types::Nullable<DbTimestamp>, y: diesel::sql_types::Nullable<DbTimestamp>) -> diesel::sql_types::Nullable<DbTimestamp>;
-}
-
 /// Ends a `Pending` or `Running` pipeline as `end` says, with its final context for a completed
 /// one, atomically; returns whether this call ended it (false: it had already ended, or was
 /// paused or cancelled). A pipeline that ends without ever running (every root skipped) gets
@@ -343,7 +332,6 @@ diesel::define_sql_function! {
 /// PostgreSQL does a completion in one statement (the conditional update feeds the context
 /// insert); SQLite runs the same writes in one `BEGIN IMMEDIATE` transaction.
 #[must_use = "the pipeline may already have ended"]
-#[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
 pub fn finish(
     conn: &mut AnyConnection,
     id: PipelineExecutionId,
@@ -351,50 +339,18 @@ pub fn finish(
     now: UniversalTimestamp,
 ) -> Result<bool> {
     const ENDABLE: [&str; 2] = [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str()];
-    let (status, error) = match end {
-        PipelineEnd::Completed { .. } => (PipelineStatus::Completed, None),
-        PipelineEnd::Failed { error } => (PipelineStatus::Failed, Some(error)),
-    };
-    let update = || {
-        diesel::update(pe::table.find(UniversalUuid::from(id)).filter(pe::status.eq_any(ENDABLE))).set((
-            pe::status.eq(status.as_str()),
-            pe::started_at.eq(coalesce(pe::started_at, Some(now))),
-            pe::completed_at.eq(now),
-            pe::updated_at.eq(now),
-            pe::error_details.eq(error),
-        ))
-    };
-    let PipelineEnd::Completed { final_context } = end else {
-        return Ok(serialize_writes(conn, |conn| update().execute(conn))? == 1);
-    };
-    #[cfg(feature = "postgres")]
-    if let AnyConnection::Postgres(c) = conn {
-        use crate::database::universal_types::{DbJson, DbUuid};
-        let n = diesel::sql_query(
-            "WITH won AS ( \
-                 UPDATE pipeline_executions \
-                    SET status = 'Completed', started_at = COALESCE(started_at, $2), completed_at = $2, \
-                        updated_at = $2, error_details = NULL, final_context_id = $3 \
-                  WHERE id = $1 AND status IN ('Pending', 'Running') \
-              RETURNING id \
-             ) \
-             INSERT INTO contexts (id, value, created_at, updated_at) SELECT $3, $4, $2, $2 FROM won",
-        )
-        .bind::<DbUuid, _>(UniversalUuid::from(id))
-        .bind::<DbTimestamp, _>(now)
-        .bind::<DbUuid, _>(UniversalUuid::new_v4())
-        .bind::<DbJson, _>(UniversalJson(final_context.clone()))
-        .execute(c)?;
-        return Ok(n == 1);
-    }
-    write_transaction(conn, |conn| {
-        if update().execute(conn)? == 0 {
-            return Ok(false);
+    let error = match end {
+        PipelineEnd::Completed { final_context } => {
+            return dispatch!(conn, finish_completed(UniversalUuid::from(id), final_context, now));
         }
-        let context_id = contexts::insert(conn, final_context, now)?;
-        diesel::update(pe::table.find(UniversalUuid::from(id)))
-            .set(pe::final_context_id.eq(UniversalUuid::from(context_id)))
-            .execute(conn)?;
-        Ok(true)
-    })
+        PipelineEnd::Failed { error } => error,
+    };
+    let failed = diesel::update(pe::table.find(UniversalUuid::from(id)).filter(pe::status.eq_any(ENDABLE))).set((
+        pe::status.eq(PipelineStatus::Failed.as_str()),
+        pe::started_at.eq(crate::database::universal_types::coalesce(pe::started_at, Some(now))),
+        pe::completed_at.eq(now),
+        pe::updated_at.eq(now),
+        pe::error_details.eq(error),
+    ));
+    Ok(serialize_writes(conn, |conn| failed.execute(conn))? == 1)
 }

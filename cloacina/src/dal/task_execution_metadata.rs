@@ -4,43 +4,8 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use crate::database::schema::{contexts, task_execution_metadata as tem};
-use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
-use crate::models::{ContextId, PipelineExecutionId, TaskExecutionId};
-
-#[derive(Insertable)]
-#[diesel(table_name = tem)]
-struct NewMetadataRow<'a> {
-    id: UniversalUuid,
-    task_execution_id: UniversalUuid,
-    pipeline_execution_id: UniversalUuid,
-    task_name: &'a str,
-    context_id: Option<UniversalUuid>,
-    created_at: UniversalTimestamp,
-    updated_at: UniversalTimestamp,
-}
-
-/// Records a task's output context. Called by [`super::task_executions::complete`] inside its
-/// fenced transaction, so a task has at most one metadata row.
-pub(crate) fn insert(
-    conn: &mut AnyConnection,
-    task: TaskExecutionId,
-    pipeline: PipelineExecutionId,
-    task_name: &str,
-    context: Option<ContextId>,
-    now: UniversalTimestamp,
-) -> Result<()> {
-    let row = NewMetadataRow {
-        id: UniversalUuid::new_v4(),
-        task_execution_id: task.into(),
-        pipeline_execution_id: pipeline.into(),
-        task_name,
-        context_id: context.map(Into::into),
-        created_at: now,
-        updated_at: now,
-    };
-    diesel::insert_into(tem::table).values(&row).execute(conn)?;
-    Ok(())
-}
+use crate::database::{AnyConnection, Result, UniversalJson, UniversalUuid};
+use crate::models::{PipelineExecutionId, TaskExecutionId};
 
 /// The output context of one completed task, if it has one.
 pub fn output_of(conn: &mut AnyConnection, task: TaskExecutionId) -> Result<Option<Value>> {

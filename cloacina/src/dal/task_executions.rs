@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::{
     corrupt, int, pipeline_executions, recovery_events, serialize_writes, time, uint, write_transaction, INSERT_CHUNK,
 };
-use crate::database::connection::on_inner;
 use crate::database::schema::{pipeline_executions as pe, task_executions as te};
+use crate::database::{dispatch, load_skip_locked, on_inner};
 use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
 use crate::models::{PipelineExecutionId, PipelineStatus, RecoveredTask, TaskExecution, TaskExecutionId, TaskStatus};
 
@@ -115,8 +115,33 @@ pub(crate) fn insert_for_pipeline(
         })
         .collect();
     for chunk in rows.chunks(INSERT_CHUNK) {
+        // Rows as tuples of column values: Diesel writes a slice of `Insertable` structs as one
+        // INSERT per row on SQLite (any field could stand for DEFAULT), tuples as one statement.
         // Multi-row INSERT does not compile through `MultiBackend`; the same statement per backend.
-        on_inner!(conn, c => diesel::insert_into(te::table).values(chunk).execute(c))?;
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|r| {
+                (
+                    te::id.eq(r.id),
+                    te::pipeline_execution_id.eq(r.pipeline_execution_id),
+                    te::task_name.eq(r.task_name.as_str()),
+                    te::status.eq(r.status.as_str()),
+                    te::attempt.eq(r.attempt),
+                    te::max_attempts.eq(r.max_attempts),
+                    te::retry_at.eq(r.retry_at),
+                    te::claimed_by.eq(r.claimed_by.as_deref()),
+                    te::lease_expires_at.eq(r.lease_expires_at),
+                    te::started_at.eq(r.started_at),
+                    te::completed_at.eq(r.completed_at),
+                    te::error_details.eq(r.error_details.as_deref()),
+                    te::trigger_rules.eq(&r.trigger_rules),
+                    te::task_configuration.eq(&r.task_configuration),
+                    te::created_at.eq(r.created_at),
+                    te::updated_at.eq(r.updated_at),
+                )
+            })
+            .collect();
+        on_inner!(conn, c => diesel::insert_into(te::table).values(values).execute(c))?;
     }
     Ok(())
 }
@@ -241,13 +266,8 @@ pub fn claim_ready(
                     .select(te::id)
             };
         }
-        // The one backend difference: row locking that skips rows other claimers hold.
-        let ids: Vec<UniversalUuid> = match conn {
-            #[cfg(feature = "postgres")]
-            AnyConnection::Postgres(c) => candidates!().for_update().skip_locked().load(c)?,
-            #[cfg(feature = "sqlite")]
-            AnyConnection::Sqlite(c) => candidates!().load(c)?,
-        };
+        // Row locks that skip rows other claimers hold (PostgreSQL; SQLite has one writer).
+        let ids: Vec<UniversalUuid> = load_skip_locked!(conn, candidates!())?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -332,18 +352,7 @@ fn lock_free(conn: &mut AnyConnection, ids: &[TaskExecutionId]) -> Result<Vec<Un
     let mut sorted = uuids(ids);
     sorted.sort_unstable();
     sorted.dedup();
-    Ok(match conn {
-        #[cfg(feature = "postgres")]
-        AnyConnection::Postgres(c) => te::table
-            .filter(te::id.eq_any(sorted))
-            .order(te::id.asc())
-            .select(te::id)
-            .for_no_key_update()
-            .skip_locked()
-            .load(c)?,
-        #[cfg(feature = "sqlite")]
-        AnyConnection::Sqlite(_) => sorted,
-    })
+    Ok(dispatch!(conn, lock_free_tasks(&sorted))?)
 }
 
 /// The tasks `runner` claimed with the claim stamped `at` that are still Running under its name:
@@ -387,9 +396,8 @@ pub fn complete(
 ///
 /// The hottest write of the engine. PostgreSQL does the whole batch in one statement: a
 /// data-modifying CTE in which the fenced update (over the unnested inputs) feeds both inserts.
-/// SQLite has no data-modifying CTEs and does the same writes in one `BEGIN IMMEDIATE`
-/// transaction.
-#[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
+/// SQLite has no data-modifying CTEs and does the same writes as three statements (one update,
+/// two multi-row inserts) in one `BEGIN IMMEDIATE` transaction.
 pub fn complete_all(
     conn: &mut AnyConnection,
     runner: &str,
@@ -399,69 +407,9 @@ pub fn complete_all(
     if outputs.is_empty() {
         return Ok(Vec::new());
     }
-    #[cfg(feature = "postgres")]
-    if let AnyConnection::Postgres(c) = conn {
-        use crate::database::universal_types::{DbJson, DbTimestamp, DbUuid};
-        use diesel::sql_types::{Array, Text};
-        #[derive(QueryableByName)]
-        struct Won {
-            #[diesel(sql_type = DbUuid)]
-            task_execution_id: UniversalUuid,
-        }
-        let fresh = || outputs.iter().map(|_| UniversalUuid::new_v4()).collect::<Vec<_>>();
-        let won: Vec<Won> = diesel::sql_query(
-            "WITH input AS ( \
-                 SELECT * FROM unnest($1, $2, $3, $4) AS i (task_id, context_id, metadata_id, output) \
-             ), won AS ( \
-                 UPDATE task_executions t \
-                    SET status = 'Completed', completed_at = $5, lease_expires_at = NULL, \
-                        error_details = NULL, updated_at = $5 \
-                   FROM input \
-                  WHERE t.id = input.task_id AND t.status = 'Running' AND t.claimed_by = $6 \
-              RETURNING t.id, t.pipeline_execution_id, t.task_name, input.context_id, input.metadata_id, \
-                        input.output \
-             ), ctx AS ( \
-                 INSERT INTO contexts (id, value, created_at, updated_at) \
-                 SELECT context_id, output, $5, $5 FROM won \
-             ) \
-             INSERT INTO task_execution_metadata \
-                 (id, task_execution_id, pipeline_execution_id, task_name, context_id, created_at, updated_at) \
-             SELECT metadata_id, id, pipeline_execution_id, task_name, context_id, $5, $5 FROM won \
-             RETURNING task_execution_id",
-        )
-        .bind::<Array<DbUuid>, _>(outputs.iter().map(|(id, _)| UniversalUuid::from(*id)).collect::<Vec<_>>())
-        .bind::<Array<DbUuid>, _>(fresh())
-        .bind::<Array<DbUuid>, _>(fresh())
-        .bind::<Array<DbJson>, _>(outputs.iter().map(|(_, out)| UniversalJson(out.clone())).collect::<Vec<_>>())
-        .bind::<DbTimestamp, _>(now)
-        .bind::<Text, _>(runner)
-        .load(c)?;
-        let won: std::collections::HashSet<_> =
-            won.into_iter().map(|w| TaskExecutionId::from(w.task_execution_id)).collect();
-        // In input order, so a caller can match them up.
-        return Ok(outputs.iter().map(|(id, _)| *id).filter(|id| won.contains(id)).collect());
-    }
-    write_transaction(conn, |conn| {
-        let mut recorded = Vec::with_capacity(outputs.len());
-        for (id, output) in outputs {
-            let won: Option<(UniversalUuid, String)> = diesel::update(claimed!(*id, runner))
-                .set((
-                    te::status.eq(TaskStatus::Completed.as_str()),
-                    te::completed_at.eq(now),
-                    te::lease_expires_at.eq(None::<UniversalTimestamp>),
-                    te::error_details.eq(None::<String>),
-                    te::updated_at.eq(now),
-                ))
-                .returning((te::pipeline_execution_id, te::task_name))
-                .get_result(conn)
-                .optional()?;
-            let Some((pipeline, task_name)) = won else { continue };
-            let context_id = super::contexts::insert(conn, output, now)?;
-            super::task_execution_metadata::insert(conn, *id, pipeline.into(), &task_name, Some(context_id), now)?;
-            recorded.push(*id);
-        }
-        Ok(recorded)
-    })
+    let outputs: Vec<(UniversalUuid, Value)> = outputs.iter().map(|(id, out)| ((*id).into(), out.clone())).collect();
+    let won = dispatch!(conn, complete_all(runner, &outputs, now))?;
+    Ok(won.into_iter().map(TaskExecutionId::from).collect())
 }
 
 /// Records a final failure (`Running` → `Failed`), fenced on the claim.

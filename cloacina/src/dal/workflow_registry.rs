@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use super::serialize_writes;
-use crate::database::connection::on_inner;
+use crate::database::on_inner;
 use crate::database::schema::workflow_registry as wr;
 use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
 use crate::models::RegisteredWorkflow;

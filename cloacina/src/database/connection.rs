@@ -1,15 +1,17 @@
 //! `AnyConnection`: one Diesel connection type over PostgreSQL and SQLite, chosen at run time.
 //!
-//! The backend is decided by [`DatabaseUrl::parse`]; this module establishes exactly that variant
-//! (so the driver's real error reaches the user), applies per-connection setup, and owns the
-//! few places where the two backends need different SQL around a transaction.
+//! The backend is decided by [`DatabaseUrl::parse`]; [`establish`] opens exactly that variant (so
+//! the driver's real error reaches the user) with its per-connection setup. Write transactions and
+//! the SQLite writer queue are here too; what differs per backend is in `backend/`.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::TransactionManager;
 use diesel::Connection;
 
-use super::{Backend, DatabaseUrl, Error, Result};
+use super::backend::{self, dispatch, WriterQueue};
+use super::{DatabaseUrl, Error, Result};
 
 mod generated {
     //! Holds the `MultiConnection` derive, whose generated helper items carry no docs.
@@ -30,34 +32,6 @@ mod generated {
     }
 }
 pub use generated::{AnyConnection, MultiBackend};
-
-/// Evaluates `$body` with `$c` bound to the inner, backend-typed connection.
-///
-/// For Diesel features that do not compile through `MultiBackend` (batch inserts, `ON CONFLICT`):
-/// the expression is written once and compiled for each backend.
-macro_rules! on_inner {
-    ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            #[cfg(feature = "postgres")]
-            $crate::database::AnyConnection::Postgres($c) => $body,
-            #[cfg(feature = "sqlite")]
-            $crate::database::AnyConnection::Sqlite($c) => $body,
-        }
-    };
-}
-pub(crate) use on_inner;
-
-impl AnyConnection {
-    /// The backend of this connection.
-    pub fn backend(&self) -> Backend {
-        match self {
-            #[cfg(feature = "postgres")]
-            AnyConnection::Postgres(_) => Backend::Postgres,
-            #[cfg(feature = "sqlite")]
-            AnyConnection::Sqlite(_) => Backend::Sqlite,
-        }
-    }
-}
 
 /// Per-connection settings applied by [`establish`].
 #[derive(Debug, Clone)]
@@ -99,70 +73,7 @@ pub fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<AnyConne
         }
         validate_schema_name(schema)?;
     }
-    // libpq's messages span several lines; keep the error on one.
-    let connect_error = |reason: String| Error::Connect {
-        url: url.redacted(),
-        reason: url.scrub(&reason.split_whitespace().collect::<Vec<_>>().join(" ")),
-    };
-    match url.backend() {
-        #[cfg(feature = "postgres")]
-        Backend::Postgres => {
-            let target = with_connect_timeout(url.connect_string(), options.connect_timeout);
-            let mut conn = diesel::PgConnection::establish(&target).map_err(|e| connect_error(e.to_string()))?;
-            if let Some(schema) = &options.schema {
-                conn.batch_execute(&format!("SET search_path TO \"{schema}\""))
-                    .map_err(|e| connect_error(e.to_string()))?;
-            }
-            Ok(AnyConnection::Postgres(conn))
-        }
-        #[cfg(feature = "sqlite")]
-        Backend::Sqlite => {
-            let mut conn =
-                diesel::SqliteConnection::establish(url.connect_string()).map_err(|e| connect_error(e.to_string()))?;
-            // busy_timeout first, so the other PRAGMAs already wait for locks. One PRAGMA per statement.
-            let pragmas = [
-                format!("PRAGMA busy_timeout = {}", options.busy_timeout.as_millis()),
-                "PRAGMA journal_mode = WAL".to_owned(),
-                "PRAGMA synchronous = NORMAL".to_owned(),
-                "PRAGMA foreign_keys = ON".to_owned(),
-            ];
-            for pragma in &pragmas {
-                run_pragma(&mut conn, pragma, options.busy_timeout).map_err(|e| connect_error(e.to_string()))?;
-            }
-            Ok(AnyConnection::Sqlite(conn))
-        }
-        #[allow(unreachable_patterns)]
-        other => Err(Error::BackendNotCompiled { backend: other }),
-    }
-}
-
-/// Runs one setup PRAGMA, retrying for up to the busy timeout.
-///
-/// Switching a new file to WAL needs an exclusive lock and can fail at once, without going through
-/// the busy handler, when several processes open the file together; the switch is persistent, so
-/// trying again is enough. Diesel gives no error code for that case (SQLITE_BUSY arrives as an
-/// unknown error kind), so every failure is retried until the deadline and the last one reported:
-/// a lasting failure (a read-only file, say) costs at most the busy timeout.
-#[cfg(feature = "sqlite")]
-fn run_pragma(conn: &mut diesel::SqliteConnection, pragma: &str, busy_timeout: Duration) -> diesel::QueryResult<()> {
-    let deadline = std::time::Instant::now() + busy_timeout;
-    loop {
-        match conn.batch_execute(pragma) {
-            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            other => return other,
-        }
-    }
-}
-
-/// Adds libpq's `connect_timeout` (whole seconds, at least 2 as libpq requires) unless the URL sets one.
-#[cfg(feature = "postgres")]
-fn with_connect_timeout(url: &str, timeout: Duration) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_owned();
-    }
-    let secs = timeout.as_secs().max(2);
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}connect_timeout={secs}")
+    backend::establish(url, options)
 }
 
 /// Runs `f` in a transaction that holds the write lock from its first statement.
@@ -186,12 +97,7 @@ where
         return f(conn);
     }
     serialize_writes(conn, |conn| {
-        match conn {
-            #[cfg(feature = "postgres")]
-            AnyConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
-            #[cfg(feature = "sqlite")]
-            AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        }
+        dispatch!(conn, begin_write())?;
         match f(conn) {
             Ok(value) => {
                 Tm::commit_transaction(conn)?;
@@ -205,62 +111,47 @@ where
     })
 }
 
-/// Runs the write `f`; on SQLite, first waits in this process's queue of writers to the same file.
-///
-/// SQLite admits one writer at a time, and a writer that finds the file locked sleeps and retries
-/// inside `busy_timeout`; under heavy contention a writer can lose every retry and fail with
-/// "database is locked". Queueing the writers of one process on a mutex per file removes that race
-/// (they wait without a deadline); only writers in *other* processes still meet the busy timeout.
-/// On PostgreSQL, `f` runs as is: writers proceed in parallel.
+/// Runs the write `f`; on SQLite, first waits in this process's queue of writers to the same file
+/// (see `backend::sqlite::writer_queue`). On PostgreSQL, `f` runs as is: writers proceed in
+/// parallel.
 ///
 /// Never check out a second pooled connection to write while inside `f`: the queue is held.
-// In a SQLite-only build `AnyConnection` has one variant, so the `if let` below is irrefutable.
-#[allow(irrefutable_let_patterns)]
 pub fn serialize_writes<T, E, F>(conn: &mut AnyConnection, f: F) -> std::result::Result<T, E>
 where
     F: FnOnce(&mut AnyConnection) -> std::result::Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    #[cfg(feature = "sqlite")]
-    if let AnyConnection::Sqlite(c) = conn {
-        type Tm = <diesel::SqliteConnection as Connection>::TransactionManager;
-        // Inside a transaction this thread already holds the queue (re-locking would deadlock).
-        if Tm::transaction_manager_status_mut(c).transaction_depth()?.is_none() {
-            let queue = sqlite_writer_queue(c)?;
-            let _turn = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            return f(conn);
-        }
+    type Tm = <AnyConnection as Connection>::TransactionManager;
+    // Inside a transaction this thread already holds the queue (re-locking would deadlock).
+    if Tm::transaction_manager_status_mut(conn).transaction_depth()?.is_some() {
+        return f(conn);
     }
+    let queue = match CURRENT_QUEUE.with(|q| q.borrow().clone()) {
+        Some(queue) => Some(queue),
+        None => dispatch!(conn, writer_queue())?,
+    };
+    let Some(queue) = queue else { return f(conn) };
+    let _turn = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     f(conn)
 }
 
-/// The writer queue of the file behind `conn` (shared by every connection of this process to it).
-#[cfg(feature = "sqlite")]
-fn sqlite_writer_queue(
-    conn: &mut diesel::SqliteConnection,
-) -> diesel::QueryResult<std::sync::Arc<std::sync::Mutex<()>>> {
-    use diesel::RunQueryDsl;
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+thread_local! {
+    /// The writer queue of the database whose work this thread runs now (set by `Database::run`),
+    /// so a write need not look its file up again.
+    static CURRENT_QUEUE: RefCell<Option<WriterQueue>> = const { RefCell::new(None) };
+}
 
-    #[derive(diesel::QueryableByName)]
-    struct MainFile {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        file: String,
-    }
-    static QUEUES: OnceLock<Mutex<HashMap<String, Weak<Mutex<()>>>>> = OnceLock::new();
+/// Runs `f` with `queue` as this thread's writer queue (restored afterwards).
+pub(crate) fn with_writer_queue<T>(queue: Option<WriterQueue>, f: impl FnOnce() -> T) -> T {
+    let previous = CURRENT_QUEUE.with(|q| q.replace(queue));
+    let out = f();
+    CURRENT_QUEUE.with(|q| *q.borrow_mut() = previous);
+    out
+}
 
-    // In-memory databases report "": they have one pooled connection, so sharing a key is harmless.
-    let main: MainFile =
-        diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'").get_result(conn)?;
-    let mut queues = QUEUES.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(queue) = queues.get(&main.file).and_then(Weak::upgrade) {
-        return Ok(queue);
-    }
-    queues.retain(|_, q| q.strong_count() > 0);
-    let queue = Arc::new(Mutex::new(()));
-    queues.insert(main.file, Arc::downgrade(&queue));
-    Ok(queue)
+/// The writer queue of `conn`'s database (`None` on PostgreSQL).
+pub(crate) fn writer_queue_of(conn: &mut AnyConnection) -> Result<Option<WriterQueue>> {
+    Ok(dispatch!(conn, writer_queue())?)
 }
 
 #[cfg(test)]
@@ -275,17 +166,5 @@ mod tests {
         for bad in ["", "1abc", "a-b", "Tenant", "x\"; drop table y; --", "pg_catalog", &"a".repeat(64)] {
             assert!(matches!(validate_schema_name(bad), Err(Error::InvalidSchemaName(_))), "{bad}");
         }
-    }
-
-    #[cfg(feature = "postgres")]
-    #[test]
-    fn connect_timeout_is_added_once() {
-        let t = Duration::from_secs(5);
-        assert_eq!(with_connect_timeout("postgres://h/db", t), "postgres://h/db?connect_timeout=5");
-        assert_eq!(
-            with_connect_timeout("postgres://h/db?sslmode=disable", t),
-            "postgres://h/db?sslmode=disable&connect_timeout=5"
-        );
-        assert_eq!(with_connect_timeout("postgres://h/db?connect_timeout=9", t), "postgres://h/db?connect_timeout=9");
     }
 }

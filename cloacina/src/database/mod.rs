@@ -1,10 +1,11 @@
 //! The persistence foundation: URL → backend selection, `AnyConnection`, the unified schema and
 //! its custom types, embedded migrations, and [`Database`], a pool of `AnyConnection`.
 //!
-//! Everything backend-specific lives in this module; the DAL above it branches only through
-//! [`connection::write_transaction`], the `on_inner!` macro, and [`Backend::supports`].
+//! Everything backend-specific lives in `backend/` (mirrored `postgres.rs` and `sqlite.rs`); the
+//! DAL above reaches it through [`connection::write_transaction`], the `on_inner!` and
+//! `load_skip_locked!` macros, and the backend functions the DAL calls by name.
 
-mod backend;
+pub(crate) mod backend;
 pub mod connection;
 mod error;
 pub mod migrate;
@@ -13,6 +14,7 @@ pub mod schema;
 pub mod universal_types;
 mod url;
 
+pub(crate) use backend::{dispatch, load_skip_locked, on_inner};
 pub use backend::{Backend, BackendFeature};
 pub use connection::{establish, serialize_writes, write_transaction, AnyConnection, ConnectOptions};
 pub use error::{Error, ErrorKind, Result};

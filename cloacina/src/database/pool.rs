@@ -77,6 +77,8 @@ pub struct Database {
     url: DatabaseUrl,
     schema: Option<String>,
     pool: r2d2::Pool<Manager>,
+    /// The SQLite writer queue of this database's file (`None` on PostgreSQL), looked up once.
+    queue: Option<super::backend::WriterQueue>,
     /// Keeps an in-memory SQLite database alive while the pool recycles its connection.
     _anchor: Option<Arc<Mutex<AnyConnection>>>,
 }
@@ -106,6 +108,7 @@ impl Database {
             schema: config.schema.clone(),
         };
         let mut first = connection::establish(&url, &options)?;
+        let queue = connection::writer_queue_of(&mut first)?;
         if config.migrate {
             let applied = migrate::run_pending(&mut first, config.schema.as_deref())?;
             if !applied.is_empty() {
@@ -123,7 +126,7 @@ impl Database {
         }
         let pool = builder.build_unchecked(Manager { url: url.clone(), options });
         let anchor = in_memory.then(|| Arc::new(Mutex::new(first)));
-        Ok(Self { url, schema: config.schema, pool, _anchor: anchor })
+        Ok(Self { url, schema: config.schema, pool, queue, _anchor: anchor })
     }
 
     /// The backend this database runs on.
@@ -165,10 +168,10 @@ impl Database {
         T: Send + 'static,
         E: From<Error> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, queue) = (self.pool.clone(), self.queue.clone());
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| Error::Pool(e.to_string()))?;
-            f(&mut conn)
+            connection::with_writer_queue(queue, || f(&mut conn))
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?

@@ -37,6 +37,11 @@ pub struct DbTimestamp;
 /// Timestamps order the same on both backends (SQLite's text form is fixed width), so `MIN`/`MAX` apply.
 impl diesel::sql_types::SqlOrd for DbTimestamp {}
 
+diesel::define_sql_function! {
+    /// SQL `COALESCE` of two nullable timestamps.
+    fn coalesce(x: diesel::sql_types::Nullable<DbTimestamp>, y: diesel::sql_types::Nullable<DbTimestamp>) -> diesel::sql_types::Nullable<DbTimestamp>;
+}
+
 /// SQL type of a boolean column: `boolean` on PostgreSQL, `INTEGER` 0/1 on SQLite.
 #[derive(Debug, Clone, Copy, Default, diesel::sql_types::SqlType, diesel::query_builder::QueryId)]
 #[diesel(postgres_type(oid = 16, array_oid = 1000))]

@@ -1,0 +1,223 @@
+//! PostgreSQL's side of every backend difference. Mirrors `sqlite.rs`: the same functions, called
+//! through `backend::dispatch!` with connections of this backend only.
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Text};
+use diesel_migrations::EmbeddedMigrations;
+use serde_json::Value;
+
+use crate::database::schema::{pipeline_executions as pe, task_executions as te};
+use crate::database::universal_types::{DbJson, DbTimestamp, DbUuid};
+use crate::database::{
+    AnyConnection, ConnectOptions, DatabaseUrl, Result, UniversalJson, UniversalTimestamp, UniversalUuid,
+};
+
+/// This backend's embedded migrations.
+pub(crate) const MIGRATIONS: EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("src/database/migrations/postgres");
+
+/// The native connection inside `conn` (dispatch only ever passes this backend's connections).
+#[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
+fn native(conn: &mut AnyConnection) -> QueryResult<&mut PgConnection> {
+    if let AnyConnection::Postgres(c) = conn {
+        return Ok(c);
+    }
+    Err(diesel::result::Error::QueryBuilderError("a PostgreSQL statement on another backend's connection".into()))
+}
+
+/// Opens a connection: libpq with a connect timeout, then the schema as `search_path`.
+pub(crate) fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<AnyConnection> {
+    let target = with_connect_timeout(url.connect_string(), options.connect_timeout);
+    let mut conn = PgConnection::establish(&target).map_err(|e| super::connect_error(url, e.to_string()))?;
+    if let Some(schema) = &options.schema {
+        conn.batch_execute(&format!("SET search_path TO \"{schema}\""))
+            .map_err(|e| super::connect_error(url, e.to_string()))?;
+    }
+    Ok(AnyConnection::Postgres(conn))
+}
+
+/// Adds libpq's `connect_timeout` (whole seconds, at least 2 as libpq requires) unless the URL sets one.
+fn with_connect_timeout(url: &str, timeout: std::time::Duration) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
+    }
+    let secs = timeout.as_secs().max(2);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}connect_timeout={secs}")
+}
+
+/// Begins a read-write transaction: a plain `BEGIN` (row locks and conditional updates do the rest).
+pub(crate) fn begin_write(conn: &mut AnyConnection) -> QueryResult<()> {
+    AnsiTransactionManager::begin_transaction(native(conn)?)
+}
+
+/// Writers proceed in parallel on PostgreSQL: no queue (a no-op).
+pub(crate) fn writer_queue(_conn: &mut AnyConnection) -> QueryResult<Option<super::WriterQueue>> {
+    Ok(None)
+}
+
+/// Applies pending migrations under an advisory lock (per schema), creating the schema first.
+pub(crate) fn run_migrations(conn: &mut AnyConnection, schema: Option<&str>) -> Result<Vec<String>> {
+    let c = native(conn)?;
+    let key = advisory_lock_key(schema);
+    c.batch_execute(&format!("SELECT pg_advisory_lock({key})"))?;
+    let result = (|| {
+        if let Some(schema) = schema {
+            crate::database::connection::validate_schema_name(schema)?;
+            c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
+        }
+        super::apply_migrations(c, MIGRATIONS)
+    })();
+    let unlocked = c.batch_execute(&format!("SELECT pg_advisory_unlock({key})"));
+    let applied = result?;
+    unlocked?;
+    Ok(applied)
+}
+
+/// Applied and pending migration versions.
+pub(crate) fn migration_state(conn: &mut AnyConnection) -> Result<(Vec<String>, Vec<String>)> {
+    super::inspect_migrations(native(conn)?, &MIGRATIONS)
+}
+
+/// The migration versions this binary ships for PostgreSQL.
+pub(crate) fn known_versions() -> Result<Vec<String>> {
+    super::migration_versions::<diesel::pg::Pg>(&MIGRATIONS)
+}
+
+/// Whether Diesel's bookkeeping table exists in the schema this connection resolves to.
+pub(crate) fn has_bookkeeping_table(conn: &mut AnyConnection) -> Result<bool> {
+    let found: super::Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_catalog.pg_tables \
+         WHERE schemaname = current_schema() AND tablename = '__diesel_schema_migrations'",
+    )
+    .get_result(native(conn)?)?;
+    Ok(found.n > 0)
+}
+
+/// A stable advisory-lock key for "migrating this schema" (FNV-1a of a fixed prefix and the schema).
+fn advisory_lock_key(schema: Option<&str>) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in "cloacina.migrate.".bytes().chain(schema.unwrap_or("").bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// Locks pipeline rows in ascending id order for the rest of the transaction (`FOR NO KEY UPDATE`:
+/// inserts that reference the rows are not blocked).
+pub(crate) fn lock_pipelines(conn: &mut AnyConnection, sorted: &[UniversalUuid]) -> QueryResult<()> {
+    let _: Vec<UniversalUuid> = pe::table
+        .filter(pe::id.eq_any(sorted))
+        .order(pe::id.asc())
+        .select(pe::id)
+        .for_no_key_update()
+        .load(native(conn)?)?;
+    Ok(())
+}
+
+/// Locks those of the task rows no other transaction holds (ascending ids, `SKIP LOCKED`: never
+/// waits) and returns them.
+pub(crate) fn lock_free_tasks(conn: &mut AnyConnection, sorted: &[UniversalUuid]) -> QueryResult<Vec<UniversalUuid>> {
+    te::table
+        .filter(te::id.eq_any(sorted))
+        .order(te::id.asc())
+        .select(te::id)
+        .for_no_key_update()
+        .skip_locked()
+        .load(native(conn)?)
+}
+
+/// Records a batch of fenced completions in one statement: a data-modifying CTE in which the
+/// update (over the unnested inputs, each row still `Running` and claimed by `runner`) feeds the
+/// inserts of the output contexts and metadata rows. Returns the ids it completed.
+pub(crate) fn complete_all(
+    conn: &mut AnyConnection,
+    runner: &str,
+    outputs: &[(UniversalUuid, Value)],
+    now: UniversalTimestamp,
+) -> Result<Vec<UniversalUuid>> {
+    #[derive(QueryableByName)]
+    struct Won {
+        #[diesel(sql_type = DbUuid)]
+        task_execution_id: UniversalUuid,
+    }
+    let fresh = || outputs.iter().map(|_| UniversalUuid::new_v4()).collect::<Vec<_>>();
+    let won: Vec<Won> = diesel::sql_query(
+        "WITH input AS ( \
+             SELECT * FROM unnest($1, $2, $3, $4) AS i (task_id, context_id, metadata_id, output) \
+         ), won AS ( \
+             UPDATE task_executions t \
+                SET status = 'Completed', completed_at = $5, lease_expires_at = NULL, \
+                    error_details = NULL, updated_at = $5 \
+               FROM input \
+              WHERE t.id = input.task_id AND t.status = 'Running' AND t.claimed_by = $6 \
+          RETURNING t.id, t.pipeline_execution_id, t.task_name, input.context_id, input.metadata_id, \
+                    input.output \
+         ), ctx AS ( \
+             INSERT INTO contexts (id, value, created_at, updated_at) \
+             SELECT context_id, output, $5, $5 FROM won \
+         ) \
+         INSERT INTO task_execution_metadata \
+             (id, task_execution_id, pipeline_execution_id, task_name, context_id, created_at, updated_at) \
+         SELECT metadata_id, id, pipeline_execution_id, task_name, context_id, $5, $5 FROM won \
+         RETURNING task_execution_id",
+    )
+    .bind::<Array<DbUuid>, _>(outputs.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind::<Array<DbUuid>, _>(fresh())
+    .bind::<Array<DbUuid>, _>(fresh())
+    .bind::<Array<DbJson>, _>(outputs.iter().map(|(_, out)| UniversalJson(out.clone())).collect::<Vec<_>>())
+    .bind::<DbTimestamp, _>(now)
+    .bind::<Text, _>(runner)
+    .load(native(conn)?)?;
+    Ok(won.into_iter().map(|w| w.task_execution_id).collect())
+}
+
+/// Ends a pipeline as Completed with its final context in one statement (the conditional update
+/// feeds the context insert); returns whether this call ended it.
+pub(crate) fn finish_completed(
+    conn: &mut AnyConnection,
+    id: UniversalUuid,
+    final_context: &Value,
+    now: UniversalTimestamp,
+) -> Result<bool> {
+    let n = diesel::sql_query(
+        "WITH won AS ( \
+             UPDATE pipeline_executions \
+                SET status = 'Completed', started_at = COALESCE(started_at, $2), completed_at = $2, \
+                    updated_at = $2, error_details = NULL, final_context_id = $3 \
+              WHERE id = $1 AND status IN ('Pending', 'Running') \
+          RETURNING id \
+         ) \
+         INSERT INTO contexts (id, value, created_at, updated_at) SELECT $3, $4, $2, $2 FROM won",
+    )
+    .bind::<DbUuid, _>(id)
+    .bind::<DbTimestamp, _>(now)
+    .bind::<DbUuid, _>(UniversalUuid::new_v4())
+    .bind::<DbJson, _>(UniversalJson(final_context.clone()))
+    .execute(native(conn)?)?;
+    Ok(n == 1)
+}
+
+/// Refreshes the planner's statistics of `task_executions` (after a big pipeline was created):
+/// with stale ones PostgreSQL claims by sorting every Ready row instead of reading the claim index.
+pub(crate) fn refresh_statistics(conn: &mut AnyConnection) -> QueryResult<()> {
+    native(conn)?.batch_execute("ANALYZE task_executions")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_timeout_is_added_once() {
+        let t = std::time::Duration::from_secs(5);
+        assert_eq!(with_connect_timeout("postgres://h/db", t), "postgres://h/db?connect_timeout=5");
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?sslmode=disable", t),
+            "postgres://h/db?sslmode=disable&connect_timeout=5"
+        );
+        assert_eq!(with_connect_timeout("postgres://h/db?connect_timeout=9", t), "postgres://h/db?connect_timeout=9");
+    }
+}
