@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p cloacina --bench engine` (PostgreSQL from `CLOACINA_TEST_POSTGRES_URL`).
 //! `CLOACINA_BENCH_BACKEND=postgres|sqlite` runs one backend; `CLOACINA_BENCH_ONLY=latency`
-//! runs only the latency part, `CLOACINA_BENCH_ONLY=wide` only the wide pipelines;
+//! runs only the latency part, `CLOACINA_BENCH_ONLY=wide` only the wide pipelines,
+//! `CLOACINA_BENCH_ONLY=chain` only the chain;
 //! `CLOACINA_BENCH_SQL=1` also prints how often each statement shape ran.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,6 +124,7 @@ async fn bench(backend: &str) {
     let only = std::env::var("CLOACINA_BENCH_ONLY").unwrap_or_default();
     let only_latency = only == "latency";
     let only_wide = only == "wide";
+    let only_chain = only == "chain";
     let throughput: &[(&str, usize)] = if only_latency {
         &[]
     } else if only_wide {
@@ -149,7 +151,7 @@ async fn bench(backend: &str) {
             per_task(after.1, before.1),
         );
     }
-    for pipelines in if only_latency || only_wide { &[][..] } else { &MANY_PIPELINES[..] } {
+    for pipelines in if only_latency || only_wide || only_chain { &[][..] } else { &MANY_PIPELINES[..] } {
         let pipelines = *pipelines;
         let mut rates = Vec::new();
         for _ in 0..RUNS {
@@ -168,7 +170,7 @@ async fn bench(backend: &str) {
             median(rates)
         );
     }
-    if !only_wide {
+    if !only_wide && !only_chain {
         let mut latencies = Vec::with_capacity(LATENCY_RUNS);
         for _ in 0..LATENCY_RUNS {
             let start = Instant::now();

@@ -16,7 +16,7 @@ use crate::config::DefaultRunnerConfig;
 use crate::cron::Clock;
 use crate::dal::pipeline_executions as pipelines;
 use crate::dal::task_execution_metadata as outputs;
-use crate::database::{AnyConnection, Database};
+use crate::database::{AnyConnection, Database, UniversalTimestamp};
 use crate::faults::Faults;
 use crate::models::{PipelineExecutionId, TaskExecutionId};
 use crate::results::ExecutionResult;
@@ -41,6 +41,10 @@ pub(crate) struct Engine {
     pub(crate) schedules_changed: Notify,
     /// Wakes the claim loop: work was created, a slot freed, a retry came due.
     pub(crate) work_available: Notify,
+    /// Told after each batch the completer wrote (shutdown waits for the last).
+    pub(crate) recorded: Notify,
+    /// The last claim stamp handed out (microseconds since the epoch), so stamps never repeat.
+    last_stamp: std::sync::atomic::AtomicI64,
     /// Tasks this runner holds claims on (their leases are renewed by the heartbeat).
     held: Mutex<HashMap<TaskExecutionId, Held>>,
     /// Waiters for a pipeline's end, told when this process ends one (with the result) or
@@ -131,6 +135,8 @@ impl Engine {
             faults,
             schedules_changed: Notify::new(),
             work_available: Notify::new(),
+            recorded: Notify::new(),
+            last_stamp: std::sync::atomic::AtomicI64::new(0),
             held: Mutex::default(),
             waiters: Mutex::default(),
             pipelines: Mutex::default(),
@@ -177,6 +183,22 @@ impl Engine {
     /// outcome will look again.
     pub(crate) fn holds_others_of(&self, pipeline: PipelineExecutionId, batch: &HashSet<TaskExecutionId>) -> bool {
         self.held_map().iter().any(|(t, h)| h.pipeline == pipeline && !batch.contains(t))
+    }
+
+    /// True when this runner holds no claim: every outcome is recorded.
+    pub(crate) fn holds_nothing(&self) -> bool {
+        self.held_map().is_empty()
+    }
+
+    /// A claim stamp: the time a claim statement writes as its tasks' `started_at`, by which a
+    /// claim whose answer was lost finds its tasks again. Strictly increasing per runner, so two
+    /// claims never share one.
+    pub(crate) fn claim_stamp(&self) -> UniversalTimestamp {
+        use std::sync::atomic::Ordering;
+        let now = UniversalTimestamp::now().as_datetime().timestamp_micros();
+        let prev = self.last_stamp.fetch_max(now, Ordering::SeqCst);
+        let micros = if now > prev { now } else { self.last_stamp.fetch_add(1, Ordering::SeqCst) + 1 };
+        UniversalTimestamp::from(chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default())
     }
 
     /// True while `task` is held and its attempt still running (not being recorded).

@@ -245,22 +245,27 @@ pub fn claim_ready(
     }
     const ACTIVE: [&str; 2] = [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str()];
     write_transaction(conn, |conn| {
-        // The pipeline test is a correlated EXISTS (one primary-key probe per candidate row), not
-        // `IN (active pipelines)`: both planners then walk the Ready index in claim order and stop
-        // after `limit` rows, whatever the number of active pipelines. (SQLite without statistics
-        // turned the IN form into a (pipeline, status) index lookup plus a sort of every Ready
-        // row of those pipelines per claim, which made a 10,000-task pipeline quadratic.)
+        // The pipeline test is a scalar subquery on the pipeline's primary key, evaluated per
+        // candidate row. Neither planner can turn it into a join, so both walk the Ready index in
+        // claim order and stop after `limit` rows, whatever the number of active pipelines and
+        // whatever the statistics say. (As a correlated EXISTS, PostgreSQL without statistics on
+        // `pipeline_executions` chose a hash join, a sequential scan and a sort of every Ready
+        // row: 6.4 ms per claim with 10,000 Ready tasks, against 0.13 ms for the index walk. As
+        // `IN (active pipelines)`, SQLite sorted every Ready row of those pipelines per claim.)
         macro_rules! candidates {
             () => {
                 te::table
                     .filter(te::status.eq(TaskStatus::Ready.as_str()))
                     .filter(te::retry_at.is_null().or(te::retry_at.le(now)))
-                    .filter(diesel::dsl::exists(
+                    .filter(
                         pe::table
                             .filter(pe::id.eq(te::pipeline_execution_id))
                             .filter(pe::status.eq_any(ACTIVE))
-                            .filter(pe::workflow_version.eq_any(versions)),
-                    ))
+                            .select(pe::workflow_version)
+                            .single_value()
+                            .assume_not_null()
+                            .eq_any(versions),
+                    )
                     .order((te::created_at.asc(), te::id.asc()))
                     .limit(i64::from(limit))
                     .select(te::id)

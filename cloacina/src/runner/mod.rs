@@ -112,8 +112,9 @@ impl DefaultRunnerBuilder {
         let runner_name = config.runner_name.clone().unwrap_or_else(default_runner_name);
         let engine = Arc::new(Engine::new(db, config, runner_name, by_name, clock, faults));
         let (completer, reports) = completer::Completer::new();
+        let (handoff, handoffs) = tokio::sync::mpsc::unbounded_channel();
         let mut background = vec![
-            tokio::spawn(completer::run(engine.clone(), reports)),
+            tokio::spawn(completer::run(engine.clone(), reports, handoff)),
             tokio::spawn(heartbeat::run(engine.clone())),
             tokio::spawn(recovery::run(engine.clone())),
             tokio::spawn(registry::run(engine.clone())),
@@ -121,7 +122,7 @@ impl DefaultRunnerBuilder {
         if engine.config.enable_cron {
             background.push(tokio::spawn(crate::cron::service::run(engine.clone())));
         }
-        let claim_loop = tokio::spawn(claim::run(engine.clone(), completer));
+        let claim_loop = tokio::spawn(claim::run(engine.clone(), completer, claim::slots(&engine), handoffs));
         tracing::info!(runner = %engine.runner_name, database = %engine.db.url(), "runner started");
         Ok(DefaultRunner { engine, services: Mutex::new(Some(Services { claim_loop, background })) })
     }

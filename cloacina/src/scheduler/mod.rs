@@ -96,24 +96,43 @@ pub(crate) fn create_pipeline(
 
 /// Follows `finished` tasks of one pipeline (now terminal): decides their dependents and ends the
 /// pipeline when nothing is left. The caller holds the pipeline's lock.
-///
-/// `others_pending` tells that the caller holds another claim in this pipeline whose outcome it
-/// has yet to record: the pipeline cannot have ended then, and the end check is left to the
-/// recording of that outcome, which comes through here too (or, if the caller's runner dies,
-/// through recovery). It saves the check on nearly every batch of a wide pipeline.
 pub(crate) fn settle(
     conn: &mut AnyConnection,
     faults: &Faults,
     info: &PipelineInfo,
     finished: &[String],
-    others_pending: bool,
     now: UniversalTimestamp,
 ) -> Result<Settled, Error> {
     let Some(wf) = &info.workflow else { return Ok(Settled::default()) };
     let frontier = finished.iter().flat_map(|f| wf.spec().dependents(f).map(|t| t.id.clone())).collect();
-    let (made_ready, decided) = resolve(conn, faults, info, wf, frontier, now)?;
-    let ended = if made_ready == 0 && !others_pending { finish_if_done(conn, faults, info, wf, now)? } else { None };
-    Ok(Settled { made_ready, decided, ended })
+    decide(conn, faults, info, wf, frontier, now)
+}
+
+/// Decides the dependents of `finished` tasks of one pipeline (now terminal): Ready or Skipped by
+/// their trigger rules, skips cascading. Returns how many became Ready. The caller holds the
+/// pipeline's lock and checks the pipeline's end itself ([`finish_if_done`]) unless it knows of
+/// unfinished tasks.
+pub(crate) fn decide_dependents(
+    conn: &mut AnyConnection,
+    faults: &Faults,
+    info: &PipelineInfo,
+    finished: &[String],
+    now: UniversalTimestamp,
+) -> Result<usize, Error> {
+    let Some(wf) = &info.workflow else { return Ok(0) };
+    let frontier = finished.iter().flat_map(|f| wf.spec().dependents(f).map(|t| t.id.clone())).collect();
+    Ok(resolve(conn, faults, info, wf, frontier, now)?.0)
+}
+
+/// Ends the pipeline if none of its tasks is left unfinished; its result when this call ended it.
+pub(crate) fn finish_if_done(
+    conn: &mut AnyConnection,
+    faults: &Faults,
+    info: &PipelineInfo,
+    now: UniversalTimestamp,
+) -> Result<Option<ExecutionResult>, Error> {
+    let Some(wf) = &info.workflow else { return Ok(None) };
+    end_if_done(conn, faults, info, wf, now)
 }
 
 /// Decides every undecided task of the pipeline whose dependencies are terminal, then ends it if
@@ -141,7 +160,7 @@ fn decide(
     now: UniversalTimestamp,
 ) -> Result<Settled, Error> {
     let (made_ready, decided) = resolve(conn, faults, info, wf, frontier, now)?;
-    let ended = if made_ready == 0 { finish_if_done(conn, faults, info, wf, now)? } else { None };
+    let ended = if made_ready == 0 { end_if_done(conn, faults, info, wf, now)? } else { None };
     Ok(Settled { made_ready, decided, ended })
 }
 
@@ -218,7 +237,7 @@ fn resolve(
 /// Ends the pipeline, `Completed` with its final context or `Failed`, if none of its tasks is left
 /// unfinished; returns its result when this call ended it. The end is conditional on the pipeline
 /// being Pending or Running (a paused one ends when resumed).
-fn finish_if_done(
+fn end_if_done(
     conn: &mut AnyConnection,
     faults: &Faults,
     p: &PipelineInfo,

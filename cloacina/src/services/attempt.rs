@@ -1,6 +1,6 @@
 //! One attempt of one claimed task: read what the task needs, run its code with a timeout in a
-//! Tokio task of its own (a panic fails only that attempt), and report the outcome to the
-//! completer, holding the claim until the completer answers.
+//! Tokio task of its own (a panic fails only that attempt), and report the outcome, with the
+//! attempt's slot, to the completer, which records it and forgets the claim.
 //!
 //! At the shutdown deadline a running attempt is cancelled first and only then given back, so the
 //! same attempt never runs in two places. Task code that does not yield cannot be cancelled: its
@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::completer::{Completer, Outcome, Report};
 use crate::dal::pipeline_executions as pipelines;
@@ -23,8 +23,9 @@ use crate::TaskError;
 /// How long a cancelled attempt gets to stop before its claim is left for recovery.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs `task`, claimed by this runner, and reports its outcome.
-pub(crate) async fn run(engine: Arc<Engine>, completer: Completer, task: TaskExecution) {
+/// Runs `task`, claimed by this runner, and reports its outcome to the completer together with
+/// its slot (`slot`), which the completer reuses for the next task or frees.
+pub(crate) async fn run(engine: Arc<Engine>, completer: Completer, task: TaskExecution, slot: OwnedSemaphorePermit) {
     let (info, outcome) = match prepare_and_run(&engine, &task).await {
         Ran::Outcome(info, outcome) => (info, outcome),
         Ran::KeepClaim => {
@@ -34,7 +35,6 @@ pub(crate) async fn run(engine: Arc<Engine>, completer: Completer, task: TaskExe
         }
     };
     engine.mark_recording(task.id);
-    let (reply, answer) = oneshot::channel();
     let report = Report {
         task: task.id,
         task_name: task.task_name.clone(),
@@ -42,20 +42,12 @@ pub(crate) async fn run(engine: Arc<Engine>, completer: Completer, task: TaskExe
         pipeline: task.pipeline_execution_id,
         info,
         outcome,
-        reply,
+        slot,
     };
-    if completer.send(report) {
-        match answer.await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                task = %task.task_name, id = %task.id,
-                "this runner's claim on the task ended before its outcome was recorded (recovery gave it to another \
-                 runner); this attempt's outcome is discarded"
-            ),
-            Err(_) => {} // the completer gave up and logged why
-        }
+    if !completer.send(report) {
+        // The completer has stopped (the runner is going away): the claim lapses.
+        engine.release(task.id);
     }
-    engine.release(task.id);
 }
 
 enum Ran {

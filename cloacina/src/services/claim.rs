@@ -7,12 +7,15 @@
 //! looks them up and runs them instead of leaving them to lapse (which would charge each an
 //! attempt it never made).
 //!
-//! At shutdown the loop stops claiming, then waits for its attempts to end; it returns once they
-//! all have.
+//! The completer claims too: the slots of the attempts whose outcomes it records go to tasks it
+//! claims in the same transaction, and come back here as [`Handoff`]s to start.
+//!
+//! At shutdown the loop stops claiming, then waits until its attempts have ended and every
+//! outcome is recorded (starting any task the completer handed over meanwhile); it returns then.
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::attempt;
@@ -23,10 +26,25 @@ use crate::engine::Engine;
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::TaskExecution;
 
+/// A task the completer claimed, with the slot it runs in.
+pub(crate) struct Handoff {
+    pub(crate) task: TaskExecution,
+    pub(crate) slot: OwnedSemaphorePermit,
+}
+
+/// The runner's slots: `max_concurrent_tasks` permits shared by the claim loop and the completer.
+pub(crate) fn slots(engine: &Engine) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(engine.config.max_concurrent_tasks))
+}
+
 /// The service loop.
-pub(crate) async fn run(engine: Arc<Engine>, completer: Completer) {
+pub(crate) async fn run(
+    engine: Arc<Engine>,
+    completer: Completer,
+    slots: Arc<Semaphore>,
+    mut handoffs: mpsc::UnboundedReceiver<Handoff>,
+) {
     let capacity = engine.config.max_concurrent_tasks;
-    let slots = Arc::new(Semaphore::new(capacity));
     // While tasks run, claim only once a quarter of the slots is free: one claim statement then
     // serves several tasks instead of one per finished task. When idle, claim at once (latency).
     let refill_at = (capacity / 4).max(1);
@@ -34,11 +52,17 @@ pub(crate) async fn run(engine: Arc<Engine>, completer: Completer) {
     let mut attempts = JoinSet::new();
     // Claims whose answer was lost, by their time stamp, until their tasks are found.
     let mut unanswered: Vec<UniversalTimestamp> = Vec::new();
+    // Whether to look for work now: at start, when woken, after the poll interval. Not after a
+    // hand-over: the completer just claimed what it could see.
+    let mut look = true;
     loop {
         if *stop.borrow() {
             break;
         }
         while attempts.try_join_next().is_some() {}
+        while let Ok(h) = handoffs.try_recv() {
+            spawn(&engine, &completer, &mut attempts, h.task, h.slot);
+        }
         let mut started = Vec::new();
         if let Some(at) = unanswered.first().copied() {
             let runner = engine.runner_name.clone();
@@ -60,7 +84,7 @@ pub(crate) async fn run(engine: Arc<Engine>, completer: Completer) {
         }
         let free = slots.available_permits();
         let mut full_batch = false;
-        if free >= refill_at || free == capacity {
+        if look && (free >= refill_at || free == capacity) {
             let want = u32::try_from(free).unwrap_or(u32::MAX).min(engine.config.claim_batch_size);
             let now = UniversalTimestamp::now();
             let e = engine.clone();
@@ -86,20 +110,41 @@ pub(crate) async fn run(engine: Arc<Engine>, completer: Completer) {
             }
         }
         for task in started {
-            let Ok(permit) = slots.clone().acquire_owned().await else { break };
-            start(&engine, &completer, &mut attempts, task, permit);
+            let Ok(slot) = slots.clone().acquire_owned().await else { break };
+            start(&engine, &completer, &mut attempts, task, slot);
         }
         if full_batch && slots.available_permits() > 0 {
             continue;
         }
+        look = tokio::select! {
+            _ = engine.work_available.notified() => true,
+            _ = tokio::time::sleep(engine.config.poll_interval) => true,
+            _ = stop.wait_for(|s| *s) => true,
+            Some(h) = handoffs.recv() => {
+                spawn(&engine, &completer, &mut attempts, h.task, h.slot);
+                !unanswered.is_empty()
+            }
+        };
+    }
+    // Shutdown: running attempts finish (or are cancelled at the deadline by the runner), their
+    // outcomes are recorded, and tasks the completer claimed before it saw the shutdown run too.
+    loop {
+        while let Ok(h) = handoffs.try_recv() {
+            spawn(&engine, &completer, &mut attempts, h.task, h.slot);
+        }
+        while attempts.try_join_next().is_some() {}
+        if attempts.is_empty() && engine.holds_nothing() {
+            return;
+        }
+        let recorded = engine.recorded.notified();
         tokio::select! {
-            _ = engine.work_available.notified() => {}
+            _ = attempts.join_next(), if !attempts.is_empty() => {}
+            Some(h) = handoffs.recv() => spawn(&engine, &completer, &mut attempts, h.task, h.slot),
+            _ = recorded => {}
+            // A claim left to lapse (code that ignored cancellation) is forgotten without a batch.
             _ = tokio::time::sleep(engine.config.poll_interval) => {}
-            _ = stop.wait_for(|s| *s) => {}
         }
     }
-    // Shutdown: running attempts finish (or are cancelled at the deadline by the runner).
-    while attempts.join_next().await.is_some() {}
 }
 
 fn start(
@@ -107,13 +152,19 @@ fn start(
     completer: &Completer,
     attempts: &mut JoinSet<()>,
     task: TaskExecution,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    slot: OwnedSemaphorePermit,
 ) {
     engine.hold(task.id, task.pipeline_execution_id);
-    let (engine, completer) = (engine.clone(), completer.clone());
-    attempts.spawn(async move {
-        attempt::run(engine.clone(), completer, task).await;
-        drop(permit);
-        engine.work_available.notify_one();
-    });
+    spawn(engine, completer, attempts, task, slot);
+}
+
+/// Starts the attempt of a task already held.
+fn spawn(
+    engine: &Arc<Engine>,
+    completer: &Completer,
+    attempts: &mut JoinSet<()>,
+    task: TaskExecution,
+    slot: OwnedSemaphorePermit,
+) {
+    attempts.spawn(attempt::run(engine.clone(), completer.clone(), task, slot));
 }

@@ -2,33 +2,40 @@
 //! transaction together with everything that follows from it, so a crash or a failed statement
 //! can delay an outcome's consequences but never lose them.
 //!
-//! One transaction per batch: lock the batch's pipelines (ascending ids, the engine's lock order:
-//! no other transaction that waits for these tasks' rows can run meanwhile); record each outcome
-//! fenced on its claim (Completed with its output, Ready again for a retry, Failed, or released);
-//! then let the scheduler decide the dependents of the tasks that finished and end pipelines with
-//! nothing left. When nothing can follow (only completions of tasks without dependents, while
-//! other attempts of their pipelines still run here), the completions are written alone: one
-//! statement on PostgreSQL, the hot path of a wide pipeline. A lone outcome is written at once;
-//! under load, outcomes that arrive while a batch is written go together in the next.
+//! One transaction per batch:
+//! 1. lock the batch's pipelines (ascending ids, the engine's lock order: no other transaction
+//!    that waits for these tasks' rows can run meanwhile);
+//! 2. record each outcome fenced on its claim (Completed with its output, Ready again for a
+//!    retry, Failed, or released);
+//! 3. let the scheduler decide the dependents of the tasks that finished;
+//! 4. claim Ready tasks for the slots the batch frees (its attempts hand their slots over with
+//!    their reports), so the next tasks, the dependents just made Ready among them, start without
+//!    another transaction;
+//! 5. end the pipelines with nothing left (not those this runner still holds tasks of).
+//!
+//! A lone outcome is written at once; under load, outcomes that arrive while a batch is written go
+//! together in the next. The pipeline lock is skipped when nothing can follow from the batch (only
+//! completions of tasks without dependents, in pipelines this runner holds other tasks of).
 //!
 //! A failed batch is tried again (see [`Engine::persist`]): the leases stay renewed meanwhile.
 //! If it keeps failing for a reason that is not transient, its outcomes are recorded one by one,
 //! so one bad outcome cannot hold the others back; one that still fails is given up, and its
 //! task runs again once the lease lapses.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use super::claim::Handoff;
 use crate::dal::pipeline_executions as pipelines;
 use crate::dal::task_executions as tasks;
 use crate::database::{write_transaction, AnyConnection, UniversalTimestamp};
 use crate::engine::{Engine, Persistence, PipelineInfo};
 use crate::faults::{FaultPoint, FaultTiming};
-use crate::models::{PipelineExecutionId, TaskExecutionId, TaskStatus};
+use crate::models::{PipelineExecutionId, TaskExecution, TaskExecutionId, TaskStatus};
 use crate::results::ExecutionResult;
 use crate::scheduler;
 use crate::Error;
@@ -55,7 +62,7 @@ pub(crate) enum Outcome {
     Released(String),
 }
 
-/// One outcome to record, and whom to tell whether it was recorded.
+/// One outcome to record, with the slot its attempt held.
 pub(crate) struct Report {
     pub(crate) task: TaskExecutionId,
     pub(crate) task_name: String,
@@ -65,9 +72,8 @@ pub(crate) struct Report {
     /// The pipeline's facts; `None` when they could not be read (only for `Released`).
     pub(crate) info: Option<Arc<PipelineInfo>>,
     pub(crate) outcome: Outcome,
-    /// `true`: recorded; `false`: the claim was lost first (another runner has the task); dropped:
-    /// the write was given up (the task runs again after its lease lapses).
-    pub(crate) reply: oneshot::Sender<bool>,
+    /// The attempt's slot: reused for a task this batch claims, or freed.
+    pub(crate) slot: OwnedSemaphorePermit,
 }
 
 /// Where attempts send their reports.
@@ -77,21 +83,25 @@ pub(crate) struct Completer {
 }
 
 impl Completer {
-    /// A completer and the service loop that drains it (spawn it with [`run`]).
+    /// A completer and the queue its service loop drains (spawn it with [`run`]).
     pub(crate) fn new() -> (Self, mpsc::UnboundedReceiver<Report>) {
         let (queue, reports) = mpsc::unbounded_channel();
         (Self { queue }, reports)
     }
 
-    /// Queues `report`; false when the service has stopped.
+    /// Queues `report`; false when the service has stopped (the report and its slot are dropped).
     pub(crate) fn send(&self, report: Report) -> bool {
         self.queue.send(report).is_ok()
     }
 }
 
-/// The service loop: records batches until the services stop. By then every attempt has ended
-/// and been answered, so nothing is left in the queue.
-pub(crate) async fn run(engine: Arc<Engine>, mut reports: mpsc::UnboundedReceiver<Report>) {
+/// The service loop: records batches until the services stop. Tasks it claims go to the claim
+/// loop through `handoffs`, which starts their attempts.
+pub(crate) async fn run(
+    engine: Arc<Engine>,
+    mut reports: mpsc::UnboundedReceiver<Report>,
+    handoffs: mpsc::UnboundedSender<Handoff>,
+) {
     let mut stop = engine.stop_services.subscribe();
     loop {
         let first = tokio::select! {
@@ -104,11 +114,12 @@ pub(crate) async fn run(engine: Arc<Engine>, mut reports: mpsc::UnboundedReceive
             let Ok(next) = reports.try_recv() else { break };
             batch.push(next);
         }
-        record(&engine, batch).await;
+        record(&engine, batch, &handoffs).await;
+        engine.recorded.notify_waiters();
     }
 }
 
-/// The data of a report the transaction needs (the reply stays outside).
+/// The data of a report the transaction needs (the slot stays outside).
 #[derive(Clone)]
 struct Item {
     task: TaskExecutionId,
@@ -125,35 +136,63 @@ struct Recorded {
     won: HashSet<TaskExecutionId>,
     made_ready: usize,
     retries: Vec<Duration>,
+    claimed: Vec<TaskExecution>,
     ended: Vec<(PipelineExecutionId, ExecutionResult)>,
 }
 
-async fn record(engine: &Arc<Engine>, batch: Vec<Report>) {
-    let items: Vec<Item> = batch
-        .iter()
-        .map(|r| Item {
-            task: r.task,
-            task_name: r.task_name.clone(),
-            attempt: r.attempt,
-            pipeline: r.pipeline,
-            info: r.info.clone(),
-            outcome: r.outcome.clone(),
+async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::UnboundedSender<Handoff>) {
+    let (items, mut slots): (Vec<Item>, Vec<OwnedSemaphorePermit>) = batch
+        .into_iter()
+        .map(|r| {
+            let item = Item {
+                task: r.task,
+                task_name: r.task_name,
+                attempt: r.attempt,
+                pipeline: r.pipeline,
+                info: r.info,
+                outcome: r.outcome,
+            };
+            (item, r.slot)
         })
-        .collect();
-    let e = engine.clone();
+        .unzip();
+    let claim = if engine.is_shutting_down() {
+        0
+    } else {
+        u32::try_from(slots.len()).unwrap_or(u32::MAX).min(engine.config.claim_batch_size)
+    };
+    let stamp = engine.claim_stamp();
+    let (e, batch_items) = (engine.clone(), items.clone());
     let written = engine
-        .persist("record task outcomes", Persistence::STUBBORN, move |c, try_no| record_in(&e, c, &items, try_no))
+        .persist("record task outcomes", Persistence::STUBBORN, move |c, try_no| {
+            record_in(&e, c, &batch_items, claim, stamp, try_no)
+        })
         .await;
     match written {
         Ok(recorded) => {
             // Forget these claims before the next batch is written: `holds_others_of` counts on it.
-            for r in &batch {
-                engine.release(r.task);
+            for item in &items {
+                engine.release(item.task);
+                if !recorded.won.contains(&item.task) {
+                    tracing::warn!(
+                        task = %item.task_name, id = %item.task,
+                        "this runner's claim on the task ended before its outcome was recorded (recovery gave it \
+                         to another runner); this attempt's outcome is discarded"
+                    );
+                }
             }
-            for r in batch {
-                let _ = r.reply.send(recorded.won.contains(&r.task));
+            // The claim asked for `claim` tasks: if it got them all, more may be Ready than the
+            // slots it filled, so the claim loop should look (when slots are left over).
+            let more_may_wait = u32::try_from(recorded.claimed.len()).unwrap_or(u32::MAX) >= claim;
+            for task in recorded.claimed {
+                let Some(slot) = slots.pop() else { break };
+                engine.hold(task.id, task.pipeline_execution_id);
+                if let Err(unsent) = handoffs.send(Handoff { task, slot }) {
+                    // The claim loop is gone (the runner is stopping): the claim lapses.
+                    engine.release(unsent.0.task.id);
+                }
             }
-            if recorded.made_ready > 0 {
+            if !slots.is_empty() && more_may_wait {
+                drop(slots);
                 engine.work_available.notify_one();
             }
             for delay in recorded.retries {
@@ -172,76 +211,116 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>) {
                 engine.pipeline_finished(id, Some(result));
             }
         }
-        Err(e) if batch.len() > 1 && e.kind() != crate::ErrorKind::Unavailable => {
-            tracing::warn!(outcomes = batch.len(), error = %e, "recording a batch of outcomes failed; recording them one by one");
-            for report in batch {
-                Box::pin(record(engine, vec![report])).await;
+        Err(e) if items.len() > 1 && e.kind() != crate::ErrorKind::Unavailable => {
+            tracing::warn!(outcomes = items.len(), error = %e, "recording a batch of outcomes failed; recording them one by one");
+            for (item, slot) in items.into_iter().zip(slots) {
+                let report = Report {
+                    task: item.task,
+                    task_name: item.task_name,
+                    attempt: item.attempt,
+                    pipeline: item.pipeline,
+                    info: item.info,
+                    outcome: item.outcome,
+                    slot,
+                };
+                Box::pin(record(engine, vec![report], handoffs)).await;
             }
         }
         Err(e) => {
-            for r in &batch {
+            for item in &items {
                 tracing::error!(
-                    task = %r.task_name, id = %r.task, error = %e,
+                    task = %item.task_name, id = %item.task, error = %e,
                     "recording a task outcome failed for good; the task runs again once its lease lapses"
                 );
+                engine.release(item.task);
             }
-            // Dropping the replies tells each attempt that its outcome was not recorded.
+            drop(slots);
+            engine.work_available.notify_one();
         }
     }
 }
 
 /// The batch's transaction (see the module docs). `try_no` > 0 means an earlier try may have
-/// committed unseen: an outcome already in place counts as recorded.
-fn record_in(engine: &Engine, conn: &mut AnyConnection, items: &[Item], try_no: u32) -> Result<Recorded, Error> {
+/// committed unseen: an outcome already in place counts as recorded, and the tasks claimed with
+/// `stamp` are looked up rather than claimed again.
+fn record_in(
+    engine: &Engine,
+    conn: &mut AnyConnection,
+    items: &[Item],
+    claim: u32,
+    stamp: UniversalTimestamp,
+    try_no: u32,
+) -> Result<Recorded, Error> {
     let faults = &engine.faults;
     faults.check(FaultPoint::RecordOutcomes, FaultTiming::Before)?;
     let in_batch: HashSet<TaskExecutionId> = items.iter().map(|i| i.task).collect();
-    let recorded = if nothing_follows(engine, items, &in_batch) {
-        // One statement (PostgreSQL) or one transaction (SQLite), atomic on its own.
+    let recorded = write_transaction(conn, |conn| {
+        let now = UniversalTimestamp::now();
+        if !nothing_follows(engine, items, &in_batch) {
+            pipelines::lock(conn, &items.iter().map(|i| i.pipeline).collect::<Vec<_>>())?;
+        }
         let mut out = Recorded::default();
         write_outcomes(engine, conn, items, try_no, &mut out)?;
-        out
-    } else {
-        write_transaction(conn, |conn| {
-            let now = UniversalTimestamp::now();
-            let pipeline_ids: Vec<PipelineExecutionId> = items.iter().map(|i| i.pipeline).collect();
-            pipelines::lock(conn, &pipeline_ids)?;
-            let mut out = Recorded::default();
-            write_outcomes(engine, conn, items, try_no, &mut out)?;
-            // What follows, per pipeline, from the tasks this batch finished.
-            let mut finished: BTreeMap<PipelineExecutionId, (Arc<PipelineInfo>, Vec<String>)> = BTreeMap::new();
-            for item in items {
-                let terminal = matches!(item.outcome, Outcome::Completed(_) | Outcome::Failed(_));
-                let (true, Some(info)) = (terminal && out.won.contains(&item.task), &item.info) else { continue };
-                finished
-                    .entry(item.pipeline)
-                    .or_insert_with(|| (info.clone(), Vec::new()))
-                    .1
-                    .push(item.task_name.clone());
+        // What follows, per pipeline, from the tasks this batch finished.
+        let mut finished: BTreeMap<PipelineExecutionId, (Arc<PipelineInfo>, Vec<String>)> = BTreeMap::new();
+        for item in items {
+            let terminal = matches!(item.outcome, Outcome::Completed(_) | Outcome::Failed(_));
+            let (true, Some(info)) = (terminal && out.won.contains(&item.task), &item.info) else { continue };
+            finished.entry(item.pipeline).or_insert_with(|| (info.clone(), Vec::new())).1.push(item.task_name.clone());
+        }
+        let mut ready_in = BTreeSet::new();
+        for (id, (info, names)) in &finished {
+            // A pipeline cancelled meanwhile settles to nothing: its undecided tasks are
+            // Cancelled (not NotStarted) and its end is conditional on it being active.
+            let made_ready = scheduler::decide_dependents(conn, faults, info, names, now)?;
+            if made_ready > 0 {
+                ready_in.insert(*id);
             }
-            for (id, (info, names)) in finished {
-                // A pipeline cancelled meanwhile settles to nothing: its undecided tasks are
-                // Cancelled (not NotStarted) and its end is conditional on it being active.
-                let others_pending = engine.holds_others_of(id, &in_batch);
-                let settled = scheduler::settle(conn, faults, &info, &names, others_pending, now)?;
-                out.made_ready += settled.made_ready;
-                if let Some(result) = settled.ended {
-                    out.ended.push((id, result));
-                }
+            out.made_ready += made_ready;
+        }
+        if claim > 0 {
+            out.claimed = claim_for_freed_slots(engine, conn, claim, stamp, try_no)?;
+        }
+        for (id, (info, _)) in finished {
+            let unfinished = ready_in.contains(&id)
+                || engine.holds_others_of(id, &in_batch)
+                || out.claimed.iter().any(|t| t.pipeline_execution_id == id);
+            if unfinished {
+                continue; // those tasks' outcomes will look again
             }
-            Ok::<_, Error>(out)
-        })?
-    };
+            if let Some(result) = scheduler::finish_if_done(conn, faults, &info, now)? {
+                out.ended.push((id, result));
+            }
+        }
+        Ok::<_, Error>(out)
+    })?;
     faults.check(FaultPoint::RecordOutcomes, FaultTiming::AfterCommit)?;
     Ok(recorded)
+}
+
+/// Claims up to `claim` Ready tasks with the claim stamp `stamp`. On a later try of the batch the
+/// tasks an earlier, unacknowledged try claimed are found by the stamp instead.
+fn claim_for_freed_slots(
+    engine: &Engine,
+    conn: &mut AnyConnection,
+    claim: u32,
+    stamp: UniversalTimestamp,
+    try_no: u32,
+) -> Result<Vec<TaskExecution>, Error> {
+    let runner = engine.runner_name.as_str();
+    let mut claimed = if try_no > 0 { tasks::claimed_at(conn, runner, stamp)? } else { Vec::new() };
+    let more = claim.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+    if more > 0 {
+        claimed.extend(tasks::claim_ready(conn, runner, &engine.versions, more, engine.config.lease_duration, stamp)?);
+    }
+    Ok(claimed)
 }
 
 /// True when nothing can follow from the batch: every outcome is a completion of a task that no
 /// other task depends on, and this runner holds other claims in each of their pipelines. Then
 /// there is nothing to decide and the pipelines cannot have ended (the end check falls to the
 /// batch that records those other outcomes, or to recovery should this runner die), so the
-/// completions need no pipeline lock and no transaction around them: the hot path of a wide
-/// pipeline.
+/// batch needs no pipeline lock: the hot path of a wide pipeline.
 fn nothing_follows(engine: &Engine, items: &[Item], in_batch: &HashSet<TaskExecutionId>) -> bool {
     items.iter().all(|i| {
         let leaf = i

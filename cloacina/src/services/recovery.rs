@@ -61,7 +61,7 @@ pub(crate) async fn expire(engine: &Arc<Engine>) -> Result<(), Error> {
                 let mut ended = Vec::new();
                 for (id, names) in failed {
                     let Some(info) = e.pipeline_info_in(c, id)? else { continue };
-                    if let Some(result) = scheduler::settle(c, &e.faults, &info, &names, false, now)?.ended {
+                    if let Some(result) = scheduler::settle(c, &e.faults, &info, &names, now)?.ended {
                         ended.push((id, result));
                     }
                 }
