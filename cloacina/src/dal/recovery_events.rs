@@ -70,7 +70,7 @@ pub fn insert(
     now: UniversalTimestamp,
 ) -> Result<()> {
     let row = RecoveryRow {
-        id: UniversalUuid::new_v4(),
+        id: UniversalUuid::new_v7(),
         pipeline_execution_id: pipeline.into(),
         task_execution_id: task.map(Into::into),
         recovery_type: kind.to_owned(),

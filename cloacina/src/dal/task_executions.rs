@@ -96,7 +96,7 @@ pub(crate) fn insert_for_pipeline(
     let rows: Vec<TaskRow> = tasks
         .iter()
         .map(|t| TaskRow {
-            id: UniversalUuid::new_v4(),
+            id: UniversalUuid::new_v7(),
             pipeline_execution_id: pipeline.into(),
             task_name: t.name.clone(),
             status: if t.ready { TaskStatus::Ready } else { TaskStatus::NotStarted }.as_str().to_owned(),

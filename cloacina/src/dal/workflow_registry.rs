@@ -48,7 +48,7 @@ pub fn record_seen(
     now: UniversalTimestamp,
 ) -> Result<RegisteredWorkflow> {
     let row = RegistryRow {
-        id: UniversalUuid::new_v4(),
+        id: UniversalUuid::new_v7(),
         workflow_name: name.to_owned(),
         version: version.to_owned(),
         graph: UniversalJson(graph.clone()),

@@ -82,6 +82,12 @@ impl UniversalUuid {
     pub fn new_v4() -> Self {
         Self(uuid::Uuid::new_v4())
     }
+
+    /// A new time-ordered (v7) UUID. The engine keys its rows with these: ids made close in time
+    /// land on the same index pages, so inserting a batch touches few pages instead of one per row.
+    pub fn new_v7() -> Self {
+        Self(uuid::Uuid::now_v7())
+    }
 }
 
 impl fmt::Display for UniversalUuid {

@@ -143,7 +143,7 @@ pub(crate) fn complete_all(
         #[diesel(sql_type = DbUuid)]
         task_execution_id: UniversalUuid,
     }
-    let fresh = || outputs.iter().map(|_| UniversalUuid::new_v4()).collect::<Vec<_>>();
+    let fresh = || outputs.iter().map(|_| UniversalUuid::new_v7()).collect::<Vec<_>>();
     let won: Vec<Won> = diesel::sql_query(
         "WITH input AS ( \
              SELECT * FROM unnest($1, $2, $3, $4) AS i (task_id, context_id, metadata_id, output) \
@@ -194,7 +194,7 @@ pub(crate) fn finish_completed(
     )
     .bind::<DbUuid, _>(id)
     .bind::<DbTimestamp, _>(now)
-    .bind::<DbUuid, _>(UniversalUuid::new_v4())
+    .bind::<DbUuid, _>(UniversalUuid::new_v7())
     .bind::<DbJson, _>(UniversalJson(final_context.clone()))
     .execute(native(conn)?)?;
     Ok(n == 1)

@@ -188,7 +188,7 @@ pub(crate) fn complete_all(
         let mut context_rows = Vec::with_capacity(won.len());
         let mut metadata_rows = Vec::with_capacity(won.len());
         for (task, pipeline, task_name) in &won {
-            let context_id = UniversalUuid::new_v4();
+            let context_id = UniversalUuid::new_v7();
             let value = output_of.get(task).map_or(Value::Null, |v| (*v).clone());
             context_rows.push(ContextRow {
                 id: context_id,
@@ -197,7 +197,7 @@ pub(crate) fn complete_all(
                 updated_at: now,
             });
             metadata_rows.push(MetadataRow {
-                id: UniversalUuid::new_v4(),
+                id: UniversalUuid::new_v7(),
                 task_execution_id: *task,
                 pipeline_execution_id: *pipeline,
                 task_name: task_name.clone(),
@@ -255,7 +255,7 @@ pub(crate) fn finish_completed(
     now: UniversalTimestamp,
 ) -> Result<bool> {
     write_transaction(conn, |conn| {
-        let context_id = UniversalUuid::new_v4();
+        let context_id = UniversalUuid::new_v7();
         let ended = diesel::update(pe::table.find(id).filter(pe::status.eq_any(["Pending", "Running"])))
             .set((
                 pe::status.eq("Completed"),
