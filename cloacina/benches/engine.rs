@@ -46,7 +46,9 @@ const LARGE_STEPS: usize = 12;
 const LARGE_BYTES: usize = 1_500_000;
 const LATENCY_RUNS: usize = 200;
 const PICKUPS: usize = 100;
-const CONCURRENCY: usize = 16;
+fn concurrency() -> usize {
+    std::env::var("CLOACINA_BENCH_CONCURRENCY").ok().and_then(|c| c.parse().ok()).unwrap_or(16)
+}
 
 /// Statements and commits the runners' connections issued (a counting instrumentation installed
 /// as Diesel's default for every connection).
@@ -156,7 +158,7 @@ fn wants(part: &str) -> bool {
 }
 
 fn config(t: &target::Target) -> DefaultRunnerConfig {
-    DefaultRunnerConfig { max_concurrent_tasks: CONCURRENCY, schema: t.schema.clone(), pool_size: 8, ..Default::default() }
+    DefaultRunnerConfig { max_concurrent_tasks: concurrency(), schema: t.schema.clone(), pool_size: 8, ..Default::default() }
 }
 
 /// Runs `name` (a pipeline of `tasks` tasks) `runs()` times: tasks per second, statements and
@@ -201,9 +203,10 @@ async fn bench(backend: &str) {
             }
             let (rate, statements, commits, rss) = burn(&runner, name, tasks).await;
             println!(
-                "{backend:<9} wide {tasks:>7} tasks, 1 runner x {CONCURRENCY}: {} tasks/s = {:.2} x the commit rate \
+                "{backend:<9} wide {tasks:>7} tasks, 1 runner x {}: {} tasks/s = {:.2} x the commit rate \
                  (target {target_ratio} x); {statements:.2} statements and {commits:.2} commits per task; peak RSS \
                  {rss:.0} MB",
+                concurrency(),
                 rate.show(0),
                 rate.median / baseline,
             );
@@ -292,8 +295,9 @@ async fn bench(backend: &str) {
             }
             let (rate, statements, commits, _) = burn(&runner, "wide", WIDE).await;
             println!(
-                "{backend:<9} wide {WIDE} tasks, {runners} runner(s) x {CONCURRENCY} in this process: {} tasks/s; \
+                "{backend:<9} wide {WIDE} tasks, {runners} runner(s) x {} in this process: {} tasks/s; \
                  {statements:.2} statements and {commits:.2} commits per task",
+                concurrency(),
                 rate.show(0)
             );
         }

@@ -326,13 +326,23 @@ pub(crate) fn input_context(
     info: &PipelineInfo,
     dependencies: &[String],
 ) -> Result<Context<Value>, crate::Error> {
-    let mut ctx = info.input.clone();
     if dependencies.is_empty() {
-        return Ok(ctx);
+        return Ok(info.input.clone());
     }
     let outs = outputs::outputs_of(conn, info.id, dependencies)?;
+    merge_outputs(info, dependencies, |dep| outs.iter().find(|(name, _)| name == dep).map(|(_, out)| out))
+}
+
+/// The pipeline input merged with the outputs `output_of` gives for `dependencies`, in declared
+/// order (a dependency without output, Failed or Skipped, adds nothing).
+pub(crate) fn merge_outputs<'a>(
+    info: &PipelineInfo,
+    dependencies: &[String],
+    output_of: impl Fn(&str) -> Option<&'a Value>,
+) -> Result<Context<Value>, crate::Error> {
+    let mut ctx = info.input.clone();
     for dep in dependencies {
-        if let Some((_, out)) = outs.iter().find(|(name, _)| name == dep) {
+        if let Some(out) = output_of(dep) {
             ctx.merge(&Context::from_json(out.clone())?);
         }
     }

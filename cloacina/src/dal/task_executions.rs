@@ -167,7 +167,7 @@ pub fn list_for_pipeline(conn: &mut AnyConnection, pipeline: PipelineExecutionId
     to_records(rows)
 }
 
-/// How one task of a pipeline ended (or stands), with its output: what a pipeline's result reports.
+/// How one task of a pipeline ended (or stands): what a pipeline's result reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskOutcome {
     /// Task id within the workflow.
@@ -182,35 +182,19 @@ pub struct TaskOutcome {
     pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The last error.
     pub error_details: Option<String>,
-    /// The output context of a completed task.
-    pub output: Option<Value>,
 }
 
-/// Every task of a pipeline with its output, in creation order, in one query (the output is a
-/// per-row primary-key lookup, as in [`super::task_execution_metadata::outputs_for_pipeline`]).
+/// Every task of a pipeline, in creation order (outputs are read apart, by name:
+/// [`super::task_execution_metadata::outputs_of`]).
 pub fn outcomes(conn: &mut AnyConnection, pipeline: PipelineExecutionId) -> Result<Vec<TaskOutcome>> {
-    use crate::database::schema::{contexts, task_execution_metadata as tem};
-    type Row = (
-        String,
-        String,
-        i32,
-        Option<UniversalTimestamp>,
-        Option<UniversalTimestamp>,
-        Option<String>,
-        Option<UniversalJson>,
-    );
-    let output = tem::table
-        .inner_join(contexts::table)
-        .filter(tem::task_execution_id.eq(te::id))
-        .select(contexts::value)
-        .single_value();
+    type Row = (String, String, i32, Option<UniversalTimestamp>, Option<UniversalTimestamp>, Option<String>);
     let rows: Vec<Row> = te::table
         .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
         .order((te::created_at.asc(), te::task_name.asc()))
-        .select((te::task_name, te::status, te::attempt, te::started_at, te::completed_at, te::error_details, output))
+        .select((te::task_name, te::status, te::attempt, te::started_at, te::completed_at, te::error_details))
         .load(conn)?;
     rows.into_iter()
-        .map(|(task_name, status, attempt, started_at, completed_at, error_details, output)| {
+        .map(|(task_name, status, attempt, started_at, completed_at, error_details)| {
             Ok(TaskOutcome {
                 task_name,
                 status: status.parse().map_err(|e| corrupt("task_executions", e))?,
@@ -218,7 +202,6 @@ pub fn outcomes(conn: &mut AnyConnection, pipeline: PipelineExecutionId) -> Resu
                 started_at: time(started_at),
                 completed_at: time(completed_at),
                 error_details,
-                output: output.map(|v| v.0),
             })
         })
         .collect()
@@ -507,26 +490,69 @@ pub fn release(
     })
 }
 
-/// Moves the listed tasks from `NotStarted` to `to` (`Ready`, `Skipped` or `Cancelled`); returns
-/// the ids this call moved. Rows already moved by someone else are left alone.
+/// Moves the named tasks of a pipeline that are still `NotStarted` to `to` (a terminal status also
+/// sets the completion time); returns the names this call moved. Rows already moved by someone
+/// else are left alone.
 pub fn resolve_not_started(
     conn: &mut AnyConnection,
-    ids: &[TaskExecutionId],
+    pipeline: PipelineExecutionId,
+    names: &[String],
     to: TaskStatus,
     now: UniversalTimestamp,
-) -> Result<Vec<TaskExecutionId>> {
-    if ids.is_empty() {
+) -> Result<Vec<String>> {
+    if names.is_empty() {
         return Ok(Vec::new());
     }
-    let moved: Vec<UniversalUuid> = serialize_writes(conn, |conn| {
+    Ok(serialize_writes(conn, |conn| {
         diesel::update(
-            te::table.filter(te::id.eq_any(uuids(ids))).filter(te::status.eq(TaskStatus::NotStarted.as_str())),
+            te::table
+                .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
+                .filter(te::task_name.eq_any(names))
+                .filter(te::status.eq(TaskStatus::NotStarted.as_str())),
         )
         .set((te::status.eq(to.as_str()), te::completed_at.eq(to.is_terminal().then_some(now)), te::updated_at.eq(now)))
-        .returning(te::id)
+        .returning(te::task_name)
+        .get_results(conn)
+    })?)
+}
+
+/// Claims the named tasks of a pipeline that are still `NotStarted` for `runner` directly, as the
+/// scheduler decides they may run: `Running` under a lease of `lease`, started at `stamp`,
+/// without passing through `Ready`. Only while the pipeline is active (Pending or Running); the
+/// tasks it did not take are left as they were. Returns the claimed tasks.
+pub fn claim_not_started(
+    conn: &mut AnyConnection,
+    pipeline: PipelineExecutionId,
+    names: &[String],
+    runner: &str,
+    lease: Duration,
+    stamp: UniversalTimestamp,
+) -> Result<Vec<TaskExecution>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    const ACTIVE: [&str; 2] = [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str()];
+    let pipeline = UniversalUuid::from(pipeline);
+    let rows: Vec<TaskRow> = serialize_writes(conn, |conn| {
+        diesel::update(
+            te::table
+                .filter(te::pipeline_execution_id.eq(pipeline))
+                .filter(te::task_name.eq_any(names))
+                .filter(te::status.eq(TaskStatus::NotStarted.as_str()))
+                .filter(diesel::dsl::exists(pe::table.filter(pe::id.eq(pipeline)).filter(pe::status.eq_any(ACTIVE)))),
+        )
+        .set((
+            te::status.eq(TaskStatus::Running.as_str()),
+            te::claimed_by.eq(runner),
+            te::lease_expires_at.eq(stamp.plus(lease)),
+            te::started_at.eq(stamp),
+            te::retry_at.eq(None::<UniversalTimestamp>),
+            te::updated_at.eq(stamp),
+        ))
+        .returning(te::all_columns)
         .get_results(conn)
     })?;
-    Ok(moved.into_iter().map(TaskExecutionId::from).collect())
+    to_records(rows)
 }
 
 /// Cancels every task of a pipeline that has not started (`NotStarted` or `Ready`); returns how many.

@@ -14,18 +14,19 @@
 //! dependents and their dependencies are read, so the cost per outcome stays flat as pipelines
 //! grow. Every decision is a conditional update from `NotStarted`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashSet};
 
 use serde_json::Value;
 
 use crate::dal::pipeline_executions::{self as pipelines, NewPipeline, PipelineEnd};
 use crate::dal::task_executions::{self as tasks, NewTask};
 use crate::database::{AnyConnection, UniversalTimestamp};
-use crate::engine::{input_context, PipelineInfo};
+use crate::dal::task_execution_metadata as outputs;
+use crate::engine::{input_context, merge_outputs, PipelineInfo};
 use crate::faults::{FaultPoint, FaultTiming, Faults};
-use crate::models::{PipelineExecutionId, PipelineStatus, TaskExecutionId, TaskStatus};
+use crate::models::{PipelineExecutionId, PipelineStatus, TaskExecution, TaskStatus};
 use crate::results::{execution_result, ExecutionResult};
-use crate::task::TriggerRule;
+use crate::task::{TaskOutcomes, TriggerRule};
 use crate::workflow::Workflow;
 use crate::{Context, Error};
 
@@ -108,31 +109,50 @@ pub(crate) fn settle(
     decide(conn, faults, info, wf, frontier, now)
 }
 
-/// Decides the dependents of `finished` tasks of one pipeline (now terminal): Ready or Skipped by
-/// their trigger rules, skips cascading. Returns how many became Ready. The caller holds the
-/// pipeline's lock and checks the pipeline's end itself ([`finish_if_done`]) unless it knows of
-/// unfinished tasks.
+/// Tasks the scheduler may claim for this runner as it decides they run, instead of leaving them
+/// Ready for a claim statement: the completer fills the slots its batch frees this way (a chain
+/// step is then one conditional update instead of a Ready update, a claim query and a claim
+/// update). The claims carry `stamp`, like the completer's other claims.
+pub(crate) struct DirectClaim<'a> {
+    pub(crate) runner: &'a str,
+    pub(crate) lease: std::time::Duration,
+    pub(crate) stamp: UniversalTimestamp,
+    /// How many more tasks it may claim.
+    pub(crate) budget: usize,
+    /// The tasks claimed so far.
+    pub(crate) claimed: Vec<TaskExecution>,
+}
+
+/// Decides the dependents of `finished` tasks of one pipeline, which this transaction just made
+/// terminal (with those statuses): Ready or Skipped by their trigger rules, skips cascading; up
+/// to `claim`'s budget of the Ready ones are claimed directly. Returns how many became Ready and
+/// were not claimed. The caller holds the pipeline's lock and checks the pipeline's end itself
+/// ([`finish_if_done`]) unless it knows of unfinished tasks.
 pub(crate) fn decide_dependents(
     conn: &mut AnyConnection,
     faults: &Faults,
     info: &PipelineInfo,
-    finished: &[String],
+    finished: &[(String, TaskStatus)],
+    claim: &mut DirectClaim<'_>,
     now: UniversalTimestamp,
 ) -> Result<usize, Error> {
     let Some(wf) = &info.workflow else { return Ok(0) };
-    let frontier = finished.iter().flat_map(|f| wf.spec().dependents(f).map(|t| t.id.clone())).collect();
-    Ok(resolve(conn, faults, info, wf, frontier, now)?.0)
+    let frontier = finished.iter().flat_map(|(f, _)| wf.spec().dependents(f).map(|t| t.id.clone())).collect();
+    let known = finished.iter().cloned().collect();
+    Ok(resolve(conn, faults, info, wf, frontier, known, Some(claim), now)?.0)
 }
 
 /// Ends the pipeline if none of its tasks is left unfinished; its result when this call ended it.
+/// `recorded` holds outputs this transaction wrote (by task name), which need not be read back.
 pub(crate) fn finish_if_done(
     conn: &mut AnyConnection,
     faults: &Faults,
     info: &PipelineInfo,
+    recorded: &[(&str, &Value)],
     now: UniversalTimestamp,
 ) -> Result<Option<ExecutionResult>, Error> {
     let Some(wf) = &info.workflow else { return Ok(None) };
-    end_if_done(conn, faults, info, wf, now)
+    end_if_done(conn, faults, info, wf, recorded, now)
 }
 
 /// Decides every undecided task of the pipeline whose dependencies are terminal, then ends it if
@@ -159,8 +179,8 @@ fn decide(
     frontier: Vec<String>,
     now: UniversalTimestamp,
 ) -> Result<Settled, Error> {
-    let (made_ready, decided) = resolve(conn, faults, info, wf, frontier, now)?;
-    let ended = if made_ready == 0 { end_if_done(conn, faults, info, wf, now)? } else { None };
+    let (made_ready, decided) = resolve(conn, faults, info, wf, frontier, TaskOutcomes::new(), None, now)?;
+    let ended = if made_ready == 0 { end_if_done(conn, faults, info, wf, &[], now)? } else { None };
     Ok(Settled { made_ready, decided, ended })
 }
 
@@ -176,13 +196,20 @@ fn uses_context(rule: &TriggerRule) -> bool {
 
 /// Decides every `NotStarted` task in `frontier` whose dependencies are all terminal, and the
 /// dependents of those it skips, until nothing more can be decided. Returns how many it made Ready
-/// and how many it decided.
+/// (and did not claim) and how many it decided.
+///
+/// `known` holds statuses this transaction wrote. When they cover every dependency (and task a
+/// trigger rule names) of the frontier, nothing is read: a frontier task's own status is left to
+/// the conditional updates, which move only `NotStarted` rows.
+#[allow(clippy::too_many_arguments)]
 fn resolve(
     conn: &mut AnyConnection,
     faults: &Faults,
     p: &PipelineInfo,
     wf: &Workflow,
     mut frontier: Vec<String>,
+    mut known: TaskOutcomes,
+    mut claim: Option<&mut DirectClaim<'_>>,
     now: UniversalTimestamp,
 ) -> Result<(usize, usize), Error> {
     let spec = wf.spec();
@@ -190,27 +217,29 @@ fn resolve(
     while !frontier.is_empty() {
         frontier.sort();
         frontier.dedup();
-        let mut names: BTreeSet<String> = BTreeSet::new();
+        let mut inputs: BTreeSet<String> = BTreeSet::new();
+        let mut must_read = false;
         for name in &frontier {
             let Some(t) = spec.task(name) else { continue };
-            names.insert(t.id.clone());
-            names.extend(t.dependencies.iter().cloned());
-            names.extend(t.trigger_rule.referenced_tasks().into_iter().map(str::to_owned));
+            inputs.extend(t.dependencies.iter().cloned());
+            inputs.extend(t.trigger_rule.referenced_tasks().into_iter().map(str::to_owned));
+            must_read |= uses_context(&t.trigger_rule);
         }
-        let rows = tasks::by_name(conn, p.id, &names.into_iter().collect::<Vec<_>>())?;
-        let ids: HashMap<String, TaskExecutionId> = rows.iter().map(|(n, id, _)| (n.clone(), *id)).collect();
-        let statuses: HashMap<String, TaskStatus> = rows.into_iter().map(|(n, _, s)| (n, s)).collect();
+        if must_read || inputs.iter().any(|n| !known.contains_key(n)) {
+            let names: Vec<String> = inputs.into_iter().chain(frontier.iter().cloned()).collect();
+            known.extend(tasks::by_name(conn, p.id, &names)?.into_iter().map(|(n, _, s)| (n, s)));
+        }
         let (mut ready, mut skipped) = (Vec::new(), Vec::new());
         for name in &frontier {
             let Some(t) = spec.task(name) else { continue };
-            let decidable = statuses.get(name) == Some(&TaskStatus::NotStarted)
-                && t.dependencies.iter().all(|d| statuses.get(d).is_some_and(|s| s.is_terminal()));
+            let undecided = known.get(name).is_none_or(|s| *s == TaskStatus::NotStarted);
+            let decidable = undecided && t.dependencies.iter().all(|d| known.get(d).is_some_and(|s| s.is_terminal()));
             if !decidable {
                 continue;
             }
             let ctx =
                 if uses_context(&t.trigger_rule) { input_context(conn, p, &t.dependencies)? } else { Context::new() };
-            if t.trigger_rule.evaluate(&t.dependencies, &statuses, &ctx) {
+            if t.trigger_rule.evaluate(&t.dependencies, &known, &ctx) {
                 ready.push(name.clone());
             } else {
                 skipped.push(name.clone());
@@ -219,19 +248,43 @@ fn resolve(
         if ready.is_empty() && skipped.is_empty() {
             break;
         }
-        let pick = |names: &[String]| names.iter().filter_map(|n| ids.get(n).copied()).collect::<Vec<_>>();
         faults.check(FaultPoint::ResolveDependents, FaultTiming::Before)?;
-        let moved_ready = tasks::resolve_not_started(conn, &pick(&ready), TaskStatus::Ready, now)?;
-        let moved_skipped = tasks::resolve_not_started(conn, &pick(&skipped), TaskStatus::Skipped, now)?;
+        if let Some(c) = claim.as_deref_mut().filter(|c| c.budget > 0) {
+            let take = ready.len().min(c.budget);
+            let taken = tasks::claim_not_started(conn, p.id, &ready[..take], c.runner, c.lease, c.stamp)?;
+            ready.retain(|n| !taken.iter().any(|t| &t.task_name == n));
+            decided += taken.len();
+            c.budget -= taken.len();
+            known.extend(taken.iter().map(|t| (t.task_name.clone(), TaskStatus::Running)));
+            c.claimed.extend(taken);
+        }
+        let moved_ready = tasks::resolve_not_started(conn, p.id, &ready, TaskStatus::Ready, now)?;
+        let moved_skipped = tasks::resolve_not_started(conn, p.id, &skipped, TaskStatus::Skipped, now)?;
         made_ready += moved_ready.len();
         decided += moved_ready.len() + moved_skipped.len();
-        frontier = skipped
-            .iter()
-            .filter(|n| ids.get(*n).is_some_and(|id| moved_skipped.contains(id)))
-            .flat_map(|n| spec.dependents(n).map(|t| t.id.clone()))
-            .collect();
+        known.extend(moved_ready.into_iter().map(|n| (n, TaskStatus::Ready)));
+        frontier = moved_skipped.iter().flat_map(|n| spec.dependents(n).map(|t| t.id.clone())).collect();
+        known.extend(moved_skipped.into_iter().map(|n| (n, TaskStatus::Skipped)));
     }
     Ok((made_ready, decided))
+}
+
+/// The ends of a run: the completed tasks on which no completed task depends, in topological
+/// order. The final context is the input merged with their outputs in that order. A task's input
+/// carries its dependencies' outputs and its output carries its input forward, so this holds what
+/// every completed task contributed (later tasks winning, as in a task's input) while reading
+/// only the outputs that are not already contained in a later one; a key a task removed stays
+/// removed.
+fn run_ends(wf: &Workflow, outcomes: &[tasks::TaskOutcome]) -> Vec<String> {
+    let completed: HashSet<&str> =
+        outcomes.iter().filter(|t| t.status == TaskStatus::Completed).map(|t| t.task_name.as_str()).collect();
+    let spec = wf.spec();
+    spec.tasks()
+        .iter()
+        .filter(|t| completed.contains(t.id.as_str()))
+        .filter(|t| !spec.dependents(&t.id).any(|d| completed.contains(d.id.as_str())))
+        .map(|t| t.id.clone())
+        .collect()
 }
 
 /// Ends the pipeline, `Completed` with its final context or `Failed`, if none of its tasks is left
@@ -242,6 +295,7 @@ fn end_if_done(
     faults: &Faults,
     p: &PipelineInfo,
     wf: &Workflow,
+    recorded: &[(&str, &Value)],
     now: UniversalTimestamp,
 ) -> Result<Option<ExecutionResult>, Error> {
     if tasks::has_unfinished(conn, p.id)? {
@@ -250,17 +304,14 @@ fn end_if_done(
     let outcomes = tasks::outcomes(conn, p.id)?;
     let error =
         outcomes.iter().find(|t| t.status == TaskStatus::Failed).map(|t| format!("task `{}` failed", t.task_name));
-    // Final context: the input, then every completed task's output in topological order.
     let mut fin = Value::Object(Default::default());
     if error.is_none() {
-        fin = p.input.to_json();
-        let outs: HashMap<&str, &Value> =
-            outcomes.iter().filter_map(|t| Some((t.task_name.as_str(), t.output.as_ref()?))).collect();
-        for t in wf.spec().tasks() {
-            if let (Some(Value::Object(out)), Value::Object(acc)) = (outs.get(t.id.as_str()), &mut fin) {
-                acc.extend(out.clone());
-            }
-        }
+        let ends = run_ends(wf, &outcomes);
+        let known = |t: &str| recorded.iter().find(|(name, _)| *name == t).map(|(_, out)| *out);
+        let unread: Vec<String> = ends.iter().filter(|t| known(t).is_none()).cloned().collect();
+        let read = outputs::outputs_of(conn, p.id, &unread)?;
+        let output_of = |t: &str| known(t).or_else(|| read.iter().find(|(name, _)| name == t).map(|(_, out)| out));
+        fin = merge_outputs(p, &ends, output_of)?.to_json();
     }
     let end = match &error {
         Some(error) => PipelineEnd::Failed { error },

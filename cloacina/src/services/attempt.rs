@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::completer::{Completer, Outcome, Report};
@@ -18,15 +19,22 @@ use crate::database::UniversalTimestamp;
 use crate::engine::{input_context, Engine, Persistence, PipelineInfo};
 use crate::models::{PipelineStatus, TaskExecution};
 use crate::task::TaskAttempt;
-use crate::TaskError;
+use crate::{Context, TaskError};
 
 /// How long a cancelled attempt gets to stop before its claim is left for recovery.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `task`, claimed by this runner, and reports its outcome to the completer together with
-/// its slot (`slot`), which the completer reuses for the next task or frees.
-pub(crate) async fn run(engine: Arc<Engine>, completer: Completer, task: TaskExecution, slot: OwnedSemaphorePermit) {
-    let (info, outcome) = match prepare_and_run(&engine, &task).await {
+/// its slot (`slot`), which the completer reuses for the next task or frees. `input` is the
+/// task's input when the caller has it (otherwise it is read).
+pub(crate) async fn run(
+    engine: Arc<Engine>,
+    completer: Completer,
+    task: TaskExecution,
+    slot: OwnedSemaphorePermit,
+    input: Option<Context<Value>>,
+) {
+    let (info, outcome) = match prepare_and_run(&engine, &task, input).await {
         Ran::Outcome(info, outcome) => (info, outcome),
         Ran::KeepClaim => {
             // The code did not stop when cancelled: leave the claim to lapse (recovery takes it).
@@ -57,7 +65,7 @@ enum Ran {
     KeepClaim,
 }
 
-async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution) -> Ran {
+async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Option<Context<Value>>) -> Ran {
     let id = task.pipeline_execution_id;
     let loaded = match engine.cached_pipeline(id) {
         Some(info) => Ok(Some(info)),
@@ -95,6 +103,9 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution) -> Ran {
     };
     let (i, deps) = (info.clone(), spec.dependencies.clone());
     let read = async {
+        if let Some(input) = input {
+            return Ok(input);
+        }
         if deps.is_empty() {
             return Ok(i.input.clone()); // a root's input is the pipeline's: nothing to read
         }

@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -25,11 +26,14 @@ use crate::database::UniversalTimestamp;
 use crate::engine::Engine;
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::TaskExecution;
+use crate::Context;
 
 /// A task the completer claimed, with the slot it runs in.
 pub(crate) struct Handoff {
     pub(crate) task: TaskExecution,
     pub(crate) slot: OwnedSemaphorePermit,
+    /// Its input, when the batch that claimed it held every dependency's outcome.
+    pub(crate) input: Option<Context<Value>>,
 }
 
 /// The runner's slots: `max_concurrent_tasks` permits shared by the claim loop and the completer.
@@ -61,7 +65,7 @@ pub(crate) async fn run(
         }
         while attempts.try_join_next().is_some() {}
         while let Ok(h) = handoffs.try_recv() {
-            spawn(&engine, &completer, &mut attempts, h.task, h.slot);
+            spawn(&engine, &completer, &mut attempts, h.task, h.slot, h.input);
         }
         let mut started = Vec::new();
         if let Some(at) = unanswered.first().copied() {
@@ -121,7 +125,7 @@ pub(crate) async fn run(
             _ = tokio::time::sleep(engine.config.poll_interval) => true,
             _ = stop.wait_for(|s| *s) => true,
             Some(h) = handoffs.recv() => {
-                spawn(&engine, &completer, &mut attempts, h.task, h.slot);
+                spawn(&engine, &completer, &mut attempts, h.task, h.slot, h.input);
                 !unanswered.is_empty()
             }
         };
@@ -130,7 +134,7 @@ pub(crate) async fn run(
     // outcomes are recorded, and tasks the completer claimed before it saw the shutdown run too.
     loop {
         while let Ok(h) = handoffs.try_recv() {
-            spawn(&engine, &completer, &mut attempts, h.task, h.slot);
+            spawn(&engine, &completer, &mut attempts, h.task, h.slot, h.input);
         }
         while attempts.try_join_next().is_some() {}
         if attempts.is_empty() && engine.holds_nothing() {
@@ -139,7 +143,7 @@ pub(crate) async fn run(
         let recorded = engine.recorded.notified();
         tokio::select! {
             _ = attempts.join_next(), if !attempts.is_empty() => {}
-            Some(h) = handoffs.recv() => spawn(&engine, &completer, &mut attempts, h.task, h.slot),
+            Some(h) = handoffs.recv() => spawn(&engine, &completer, &mut attempts, h.task, h.slot, h.input),
             _ = recorded => {}
             // A claim left to lapse (code that ignored cancellation) is forgotten without a batch.
             _ = tokio::time::sleep(engine.config.poll_interval) => {}
@@ -155,7 +159,7 @@ fn start(
     slot: OwnedSemaphorePermit,
 ) {
     engine.hold(task.id, task.pipeline_execution_id);
-    spawn(engine, completer, attempts, task, slot);
+    spawn(engine, completer, attempts, task, slot, None);
 }
 
 /// Starts the attempt of a task already held.
@@ -165,6 +169,7 @@ fn spawn(
     attempts: &mut JoinSet<()>,
     task: TaskExecution,
     slot: OwnedSemaphorePermit,
+    input: Option<Context<Value>>,
 ) {
-    attempts.spawn(attempt::run(engine.clone(), completer.clone(), task, slot));
+    attempts.spawn(attempt::run(engine.clone(), completer.clone(), task, slot, input));
 }

@@ -33,12 +33,12 @@ use super::claim::Handoff;
 use crate::dal::pipeline_executions as pipelines;
 use crate::dal::task_executions as tasks;
 use crate::database::{write_transaction, AnyConnection, UniversalTimestamp};
-use crate::engine::{Engine, Persistence, PipelineInfo};
+use crate::engine::{merge_outputs, Engine, Persistence, PipelineInfo};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::{PipelineExecutionId, TaskExecution, TaskExecutionId, TaskStatus};
 use crate::results::ExecutionResult;
 use crate::scheduler;
-use crate::Error;
+use crate::{Context, Error};
 
 /// Most outcomes recorded in one transaction.
 const BATCH: usize = 64;
@@ -186,7 +186,8 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
             for task in recorded.claimed {
                 let Some(slot) = slots.pop() else { break };
                 engine.hold(task.id, task.pipeline_execution_id);
-                if let Err(unsent) = handoffs.send(Handoff { task, slot }) {
+                let input = input_from_batch(&items, &recorded.won, &task);
+                if let Err(unsent) = handoffs.send(Handoff { task, slot, input }) {
                     // The claim loop is gone (the runner is stopping): the claim lapses.
                     engine.release(unsent.0.task.id);
                 }
@@ -262,24 +263,40 @@ fn record_in(
         let mut out = Recorded::default();
         write_outcomes(engine, conn, items, try_no, &mut out)?;
         // What follows, per pipeline, from the tasks this batch finished.
-        let mut finished: BTreeMap<PipelineExecutionId, (Arc<PipelineInfo>, Vec<String>)> = BTreeMap::new();
+        let mut finished: BTreeMap<PipelineExecutionId, (Arc<PipelineInfo>, Vec<(String, TaskStatus)>)> =
+            BTreeMap::new();
         for item in items {
-            let terminal = matches!(item.outcome, Outcome::Completed(_) | Outcome::Failed(_));
-            let (true, Some(info)) = (terminal && out.won.contains(&item.task), &item.info) else { continue };
-            finished.entry(item.pipeline).or_insert_with(|| (info.clone(), Vec::new())).1.push(item.task_name.clone());
+            let status = match item.outcome {
+                Outcome::Completed(_) => TaskStatus::Completed,
+                Outcome::Failed(_) => TaskStatus::Failed,
+                _ => continue,
+            };
+            let (true, Some(info)) = (out.won.contains(&item.task), &item.info) else { continue };
+            let entry = finished.entry(item.pipeline).or_insert_with(|| (info.clone(), Vec::new()));
+            entry.1.push((item.task_name.clone(), status));
         }
+        // The freed slots go first to dependents this batch makes runnable, then to other Ready
+        // tasks.
+        let mut direct = scheduler::DirectClaim {
+            runner: &engine.runner_name,
+            lease: engine.config.lease_duration,
+            stamp,
+            budget: claim as usize,
+            claimed: Vec::new(),
+        };
         let mut ready_in = BTreeSet::new();
         for (id, (info, names)) in &finished {
             // A pipeline cancelled meanwhile settles to nothing: its undecided tasks are
             // Cancelled (not NotStarted) and its end is conditional on it being active.
-            let made_ready = scheduler::decide_dependents(conn, faults, info, names, now)?;
+            let made_ready = scheduler::decide_dependents(conn, faults, info, names, &mut direct, now)?;
             if made_ready > 0 {
                 ready_in.insert(*id);
             }
             out.made_ready += made_ready;
         }
+        out.claimed = direct.claimed;
         if claim > 0 {
-            out.claimed = claim_for_freed_slots(engine, conn, claim, stamp, try_no)?;
+            claim_for_freed_slots(engine, conn, claim, stamp, try_no, &mut out.claimed)?;
         }
         for (id, (info, _)) in finished {
             let unfinished = ready_in.contains(&id)
@@ -288,7 +305,15 @@ fn record_in(
             if unfinished {
                 continue; // those tasks' outcomes will look again
             }
-            if let Some(result) = scheduler::finish_if_done(conn, faults, &info, now)? {
+            let recorded: Vec<(&str, &Value)> = items
+                .iter()
+                .filter(|i| i.pipeline == id && out.won.contains(&i.task))
+                .filter_map(|i| match &i.outcome {
+                    Outcome::Completed(output) => Some((i.task_name.as_str(), output)),
+                    _ => None,
+                })
+                .collect();
+            if let Some(result) = scheduler::finish_if_done(conn, faults, &info, &recorded, now)? {
                 out.ended.push((id, result));
             }
         }
@@ -298,22 +323,47 @@ fn record_in(
     Ok(recorded)
 }
 
-/// Claims up to `claim` Ready tasks with the claim stamp `stamp`. On a later try of the batch the
-/// tasks an earlier, unacknowledged try claimed are found by the stamp instead.
+/// Fills `claimed` up to `claim` tasks with Ready ones, claimed with the claim stamp `stamp`. On a
+/// later try of the batch the tasks an earlier, unacknowledged try claimed are found by the stamp
+/// first.
 fn claim_for_freed_slots(
     engine: &Engine,
     conn: &mut AnyConnection,
     claim: u32,
     stamp: UniversalTimestamp,
     try_no: u32,
-) -> Result<Vec<TaskExecution>, Error> {
+    claimed: &mut Vec<TaskExecution>,
+) -> Result<(), Error> {
     let runner = engine.runner_name.as_str();
-    let mut claimed = if try_no > 0 { tasks::claimed_at(conn, runner, stamp)? } else { Vec::new() };
+    if try_no > 0 {
+        let earlier = tasks::claimed_at(conn, runner, stamp)?;
+        let fresh: Vec<TaskExecution> = earlier.into_iter().filter(|t| !claimed.iter().any(|c| c.id == t.id)).collect();
+        claimed.extend(fresh);
+    }
     let more = claim.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
     if more > 0 {
         claimed.extend(tasks::claim_ready(conn, runner, &engine.versions, more, engine.config.lease_duration, stamp)?);
     }
-    Ok(claimed)
+    Ok(())
+}
+
+/// The input of `task`, claimed by this batch, when the batch recorded the outcome of every
+/// dependency it has: its attempt then reads nothing (see [`merge_outputs`]).
+fn input_from_batch(items: &[Item], won: &HashSet<TaskExecutionId>, task: &TaskExecution) -> Option<Context<Value>> {
+    let pipeline = task.pipeline_execution_id;
+    let info = items.iter().find(|i| i.pipeline == pipeline)?.info.as_ref()?;
+    let spec = info.workflow.as_ref()?.spec().task(&task.task_name)?;
+    let mut outputs = Vec::with_capacity(spec.dependencies.len());
+    for dep in &spec.dependencies {
+        let item = items.iter().find(|i| i.pipeline == pipeline && &i.task_name == dep && won.contains(&i.task))?;
+        match &item.outcome {
+            Outcome::Completed(out) => outputs.push((dep.as_str(), out)),
+            Outcome::Failed(_) => {}
+            Outcome::Retry { .. } | Outcome::Released(_) => return None,
+        }
+    }
+    let output_of = |dep: &str| outputs.iter().find(|(name, _)| *name == dep).map(|(_, out)| *out);
+    merge_outputs(info, &spec.dependencies, output_of).ok()
 }
 
 /// True when nothing can follow from the batch: every outcome is a completion of a task that no

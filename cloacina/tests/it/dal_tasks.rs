@@ -105,8 +105,8 @@ backend_test!(completion_is_fenced_on_the_claim_and_atomic, |t| {
     let outputs = metadata::outputs_for_pipeline(&mut conn, task.pipeline_execution_id).expect("outputs");
     assert_eq!(outputs, vec![("task_00000".to_owned(), json!({"x": 2}))]);
     let outcomes = tasks::outcomes(&mut conn, task.pipeline_execution_id).expect("outcomes");
-    let got: Vec<_> = outcomes.iter().map(|o| (o.task_name.as_str(), o.status, o.attempt, o.output.clone())).collect();
-    assert_eq!(got, vec![("task_00000", TaskStatus::Completed, 1, Some(json!({"x": 2})))]);
+    let got: Vec<_> = outcomes.iter().map(|o| (o.task_name.as_str(), o.status, o.attempt)).collect();
+    assert_eq!(got, vec![("task_00000", TaskStatus::Completed, 1)]);
     assert_eq!((outcomes[0].started_at, outcomes[0].completed_at), (Some(now.as_datetime()), Some(now.as_datetime())));
 });
 
@@ -268,18 +268,46 @@ backend_test!(not_started_tasks_resolve_once_and_cancel, |t| {
     let p = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 3), now)
         .expect("create");
     let rows = tasks::list_for_pipeline(&mut conn, p).expect("list");
-    let waiting: Vec<_> = rows.iter().filter(|r| r.status == TaskStatus::NotStarted).map(|r| r.id).collect();
+    let waiting: Vec<_> = rows.iter().filter(|r| r.status == TaskStatus::NotStarted).collect();
+    let names: Vec<String> = waiting.iter().map(|r| r.task_name.clone()).collect();
     assert_eq!(
-        tasks::resolve_not_started(&mut conn, &waiting[..1], TaskStatus::Ready, now).expect("ready"),
-        vec![waiting[0]]
+        tasks::resolve_not_started(&mut conn, p, &names[..1], TaskStatus::Ready, now).expect("ready"),
+        names[..1].to_vec()
     );
-    assert!(tasks::resolve_not_started(&mut conn, &waiting[..1], TaskStatus::Skipped, now).expect("again").is_empty());
-    assert_eq!(tasks::resolve_not_started(&mut conn, &waiting[1..2], TaskStatus::Skipped, now).expect("skip").len(), 1);
-    let skipped = tasks::get(&mut conn, waiting[1]).expect("get").expect("row");
+    assert!(tasks::resolve_not_started(&mut conn, p, &names[..1], TaskStatus::Skipped, now).expect("again").is_empty());
+    assert_eq!(tasks::resolve_not_started(&mut conn, p, &names[1..2], TaskStatus::Skipped, now).expect("skip").len(), 1);
+    let skipped = tasks::get(&mut conn, waiting[1].id).expect("get").expect("row");
     assert_eq!((skipped.status, skipped.completed_at), (TaskStatus::Skipped, Some(now.as_datetime())));
     // Cancel hits the two Ready tasks and the last NotStarted one, not the Skipped one.
     assert_eq!(tasks::cancel_unstarted(&mut conn, p, now).expect("cancel"), 3);
     assert!(claim(&mut conn, "r1", 10, now).is_empty());
+});
+
+backend_test!(not_started_tasks_are_claimed_directly_only_in_an_active_pipeline, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    let p = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 3), now)
+        .expect("create");
+    let rows = tasks::list_for_pipeline(&mut conn, p).expect("list");
+    let ready = rows.iter().find(|r| r.status == TaskStatus::Ready).expect("ready row").task_name.clone();
+    let waiting: Vec<String> =
+        rows.iter().filter(|r| r.status == TaskStatus::NotStarted).map(|r| r.task_name.clone()).collect();
+    // Paused: nothing is claimed, and the rows stay NotStarted.
+    let active = [PipelineStatus::Pending];
+    assert!(pipelines::transition_from_any(&mut conn, p, &active, PipelineStatus::Paused, now).expect("pause"));
+    assert!(tasks::claim_not_started(&mut conn, p, &waiting, "r1", secs(30), now).expect("paused").is_empty());
+    assert!(pipelines::transition(&mut conn, p, PipelineStatus::Paused, PipelineStatus::Running, None, now).expect("resume"));
+    // Active: only NotStarted rows are taken (not the Ready one), once, stamped with the claim time.
+    let mut asked = waiting[..2].to_vec();
+    asked.push(ready);
+    let claimed = tasks::claim_not_started(&mut conn, p, &asked, "r1", secs(30), now).expect("claim");
+    let mut names: Vec<_> = claimed.iter().map(|t| t.task_name.clone()).collect();
+    names.sort();
+    assert_eq!(names, waiting[..2].to_vec());
+    assert!(claimed.iter().all(|t| t.status == TaskStatus::Running && t.claimed_by.as_deref() == Some("r1")));
+    assert!(claimed.iter().all(|t| t.lease_expires_at == Some(now.plus(secs(30)).as_datetime())));
+    assert_eq!(tasks::claimed_at(&mut conn, "r1", now).expect("by stamp").len(), 2);
+    assert!(tasks::claim_not_started(&mut conn, p, &waiting, "r2", secs(30), now).expect("again").len() == 1);
 });
 
 backend_test!(lookups_by_name_and_unfinished_checks, |t| {

@@ -128,6 +128,44 @@ engine_test!(later_dependencies_win_the_merge, |t| {
     runner.shutdown().await.expect("shutdown");
 });
 
+engine_test!(the_final_context_merges_the_ends_of_the_run, |t| {
+    // a -> b -> c, and a -> d (Skipped: its rule never holds) -> e (Skipped too). The ends of the
+    // run are c (through b) and a's branch through d is cut, so a's output counts only through c.
+    let wf = Workflow::builder("ends")
+        .simple_task("a", &[], |mut ctx: Context<Value>| async move {
+            ctx.insert_or_update("from_a", json!(1));
+            ctx.insert_or_update("scratch", json!("temporary"));
+            Ok(ctx)
+        })
+        .simple_task("b", &["a"], |mut ctx: Context<Value>| async move {
+            ctx.remove("scratch");
+            ctx.insert_or_update("from_b", json!(2));
+            Ok(ctx)
+        })
+        .simple_task("c", &["b"], |mut ctx: Context<Value>| async move {
+            ctx.insert_or_update("from_c", json!(3));
+            Ok(ctx)
+        })
+        .task(
+            TaskSpec { trigger_rule: TriggerRule::TaskFailed { task: "a".into() }, ..TaskSpec::new("d", &["a"]) },
+            |ctx: Context<Value>| async move { Ok(ctx) },
+        )
+        .simple_task("e", &["d"], |ctx: Context<Value>| async move { Ok(ctx) })
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let mut input = Context::new();
+    input.insert("given", json!(0)).expect("input");
+    let result = runner.execute("ends", input).await.expect("execute");
+    assert_eq!(result.status, WorkflowStatus::Completed);
+    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.status);
+    assert_eq!((status("d"), status("e")), (Some(TaskStatus::Skipped), Some(TaskStatus::Skipped)));
+    let mut keys: Vec<&str> = result.final_context.keys().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, vec!["from_a", "from_b", "from_c", "given"], "`scratch`, removed by b, stays removed");
+    runner.shutdown().await.expect("shutdown");
+});
+
 engine_test!(a_fatal_failure_skips_dependents_and_fails_the_pipeline, |t| {
     let wf = Workflow::builder("failing")
         .simple_task("boom", &[], |_ctx: Context<Value>| async move { Err(TaskError::fatal("bad input")) })
