@@ -146,6 +146,18 @@ impl Engine {
         }
     }
 
+    /// The payload of this runner's work announcements: `<schema>:<runner name>` (the schema
+    /// empty when none is set), so listeners skip other schemas' work and their own.
+    pub(crate) fn work_signal(&self) -> String {
+        format!("{}:{}", self.db.schema().unwrap_or(""), self.runner_name)
+    }
+
+    /// Announces, inside the caller's transaction, that it leaves Ready work other runners may
+    /// take: they are woken when it commits (PostgreSQL; a no-op on SQLite, whose runners poll).
+    pub(crate) fn announce_work(&self, conn: &mut AnyConnection) -> Result<(), crate::Error> {
+        Ok(crate::database::notify_work(conn, &self.work_signal())?)
+    }
+
     /// True once shutdown began: nothing new is claimed or started.
     pub(crate) fn is_shutting_down(&self) -> bool {
         *self.stop_claiming.borrow()

@@ -226,6 +226,9 @@ async fn start(
             let started = write_transaction(c, |c| {
                 let now = UniversalTimestamp::now();
                 let ended = scheduler::create_pipeline(c, &e.faults, pipeline, &wf, &input, now)?;
+                if ended.is_none() {
+                    e.announce_work(c)?;
+                }
                 if !cron_executions::link_pipeline(c, claim, &e.runner_name, pipeline, now)? {
                     return Err(Error::Database(crate::database::Error::Query(
                         diesel::result::Error::RollbackTransaction,

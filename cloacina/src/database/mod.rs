@@ -14,7 +14,7 @@ pub mod schema;
 pub mod universal_types;
 mod url;
 
-pub(crate) use backend::{dispatch, load_skip_locked, on_inner};
+pub(crate) use backend::{dispatch, listen_work, load_skip_locked, notify_work, on_inner, take_notifications};
 pub use backend::{Backend, BackendFeature};
 pub use connection::{establish, serialize_writes, write_transaction, AnyConnection, ConnectOptions};
 pub use error::{Error, ErrorKind, Result};

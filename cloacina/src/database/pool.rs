@@ -77,6 +77,8 @@ pub struct Database {
     url: DatabaseUrl,
     schema: Option<String>,
     pool: r2d2::Pool<Manager>,
+    /// How the pool's connections are opened (for [`Database::dedicated_connection`]).
+    options: ConnectOptions,
     /// The SQLite writer queue of this database's file (`None` on PostgreSQL), looked up once.
     queue: Option<super::backend::WriterQueue>,
     /// Keeps an in-memory SQLite database alive while the pool recycles its connection.
@@ -124,9 +126,15 @@ impl Database {
         if in_memory {
             builder = builder.idle_timeout(None).max_lifetime(None);
         }
-        let pool = builder.build_unchecked(Manager { url: url.clone(), options });
+        let pool = builder.build_unchecked(Manager { url: url.clone(), options: options.clone() });
         let anchor = in_memory.then(|| Arc::new(Mutex::new(first)));
-        Ok(Self { url, schema: config.schema, pool, queue, _anchor: anchor })
+        Ok(Self { url, schema: config.schema, pool, options, queue, _anchor: anchor })
+    }
+
+    /// A connection of its own, outside the pool and set up like the pool's, for a session that
+    /// must stay open (a `LISTEN`). Blocking.
+    pub(crate) fn dedicated_connection(&self) -> Result<AnyConnection> {
+        connection::establish(&self.url, &self.options)
     }
 
     /// The backend this database runs on.

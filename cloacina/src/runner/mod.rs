@@ -23,7 +23,7 @@ use crate::engine::{Engine, Persistence};
 use crate::executor::{cancel, ExecutionResult, WorkflowExecutor};
 use crate::faults::{FaultPoint, FaultTiming, Faults};
 use crate::models::{PipelineExecution, PipelineExecutionId, PipelineStatus};
-use crate::services::{claim, completer, heartbeat, recovery, registry};
+use crate::services::{claim, completer, heartbeat, listener, recovery, registry};
 use crate::workflow::Workflow;
 use crate::{scheduler, Context, Error};
 
@@ -118,6 +118,7 @@ impl DefaultRunnerBuilder {
             tokio::spawn(heartbeat::run(engine.clone())),
             tokio::spawn(recovery::run(engine.clone())),
             tokio::spawn(registry::run(engine.clone())),
+            tokio::spawn(listener::run(engine.clone())),
         ];
         if engine.config.enable_cron {
             background.push(tokio::spawn(crate::cron::service::run(engine.clone())));
@@ -256,7 +257,13 @@ impl WorkflowExecutor for DefaultRunner {
                 }
                 e.faults.check(FaultPoint::CreatePipeline, FaultTiming::Before)?;
                 let now = UniversalTimestamp::now();
-                let ended = write_transaction(c, |c| scheduler::create_pipeline(c, &e.faults, id, &wf, &context, now))?;
+                let ended = write_transaction(c, |c| {
+                    let ended = scheduler::create_pipeline(c, &e.faults, id, &wf, &context, now)?;
+                    if ended.is_none() {
+                        e.announce_work(c)?;
+                    }
+                    Ok::<_, Error>(ended)
+                })?;
                 e.faults.check(FaultPoint::CreatePipeline, FaultTiming::AfterCommit)?;
                 Ok(ended)
             })
@@ -314,7 +321,11 @@ impl WorkflowExecutor for DefaultRunner {
                         return Ok::<_, Error>(None);
                     }
                     let Some(info) = e.pipeline_info_in(c, id)? else { return Ok(Some(None)) };
-                    Ok(Some(scheduler::settle_all(c, &e.faults, &info, now)?.ended))
+                    let ended = scheduler::settle_all(c, &e.faults, &info, now)?.ended;
+                    if ended.is_none() {
+                        e.announce_work(c)?; // its Ready tasks may be taken again
+                    }
+                    Ok(Some(ended))
                 })
             })
             .await?;

@@ -8,10 +8,13 @@
 //! 2. record each outcome fenced on its claim (Completed with its output, Ready again for a
 //!    retry, Failed, or released);
 //! 3. let the scheduler decide the dependents of the tasks that finished;
-//! 4. claim Ready tasks for the slots the batch frees (its attempts hand their slots over with
-//!    their reports), so the next tasks, the dependents just made Ready among them, start without
-//!    another transaction;
-//! 5. end the pipelines with nothing left (not those this runner still holds tasks of).
+//! 4. fill the slots the batch frees (its attempts hand their slots over with their reports):
+//!    first with the dependents step 3 finds runnable, claimed directly, then with other Ready
+//!    tasks; they start without another transaction, those whose dependencies all finished in
+//!    the batch with their input built from the batch's outputs;
+//! 5. announce Ready work left for other runners ([`Engine::announce_work`]);
+//! 6. end the pipelines with nothing left (not those this runner still holds tasks of), the final
+//!    context taking the batch's outputs from memory.
 //!
 //! A lone outcome is written at once; under load, outcomes that arrive while a batch is written go
 //! together in the next. The pipeline lock is skipped when nothing can follow from the batch (only
@@ -297,6 +300,10 @@ fn record_in(
         out.claimed = direct.claimed;
         if claim > 0 {
             claim_for_freed_slots(engine, conn, claim, stamp, try_no, &mut out.claimed)?;
+        }
+        let released = items.iter().any(|i| matches!(i.outcome, Outcome::Released(_)) && out.won.contains(&i.task));
+        if out.made_ready > 0 || released {
+            engine.announce_work(conn)?; // Ready work this runner did not take
         }
         for (id, (info, _)) in finished {
             let unfinished = ready_in.contains(&id)

@@ -7,7 +7,8 @@
 //!   follows from it (the [`scheduler`](crate::scheduler) decides dependents and the pipeline's end);
 //! - [`heartbeat`]: renews the leases of held claims;
 //! - [`recovery`]: hands on tasks whose lease expired and settles pipelines that stand still;
-//! - [`registry`]: keeps this runner's workflow versions marked live.
+//! - [`registry`]: keeps this runner's workflow versions marked live;
+//! - [`listener`]: wakes the claim loop when another runner announces Ready work (PostgreSQL).
 //!
 //! Data flows one way: claim → attempt → completer → scheduler → waiters. Each service stops on
 //! the engine's shutdown signals and is awaited, never aborted.
@@ -16,5 +17,6 @@ pub(crate) mod attempt;
 pub(crate) mod claim;
 pub(crate) mod completer;
 pub(crate) mod heartbeat;
+pub(crate) mod listener;
 pub(crate) mod recovery;
 pub(crate) mod registry;

@@ -52,6 +52,9 @@ pub(crate) async fn expire(engine: &Arc<Engine>) -> Result<(), Error> {
             let out = write_transaction(c, |c| {
                 let now = UniversalTimestamp::now();
                 let recovered = tasks::expire_leases(c, &e.versions, now, BATCH)?;
+                if recovered.iter().any(|r| r.new_status == TaskStatus::Ready) {
+                    e.announce_work(c)?;
+                }
                 let mut failed: BTreeMap<PipelineExecutionId, Vec<String>> = BTreeMap::new();
                 for r in recovered.iter().filter(|r| r.new_status == TaskStatus::Failed) {
                     if let Some(t) = tasks::get(c, r.task_execution_id)? {
@@ -105,6 +108,9 @@ pub(crate) async fn reconcile(engine: &Arc<Engine>) -> Result<(), Error> {
                     let Some(info) = e.pipeline_info_in(c, id)? else { return Ok(None) };
                     let now = UniversalTimestamp::now();
                     let settled = scheduler::settle_all(c, &e.faults, &info, now)?;
+                    if settled.made_ready > 0 {
+                        e.announce_work(c)?;
+                    }
                     let details = json!({
                         "decided_tasks": settled.decided,
                         "made_ready": settled.made_ready,

@@ -23,6 +23,7 @@ mod faults;
 mod macros;
 mod migrations;
 mod multiprocess;
+mod pickup;
 mod schema_parity;
 mod soak;
 mod tenants;

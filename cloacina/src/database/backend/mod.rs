@@ -119,6 +119,7 @@ macro_rules! load_skip_locked {
 }
 pub(crate) use load_skip_locked;
 
+
 /// Calls the function of the same name in the connection's backend module.
 macro_rules! dispatch {
     ($conn:expr, $f:ident($($arg:expr),* $(,)?)) => {{
@@ -151,6 +152,25 @@ pub(crate) fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<A
         #[allow(unreachable_patterns)]
         other => Err(Error::BackendNotCompiled { backend: other }),
     }
+}
+
+/// The channel on which runners announce Ready work to each other (PostgreSQL `LISTEN`/`NOTIFY`).
+pub(crate) const WORK_CHANNEL: &str = "cloacina_work";
+
+/// Announces Ready work to the runners listening on this database, with `payload`; delivered
+/// when the caller's transaction commits. A no-op on SQLite.
+pub(crate) fn notify_work(conn: &mut AnyConnection, payload: &str) -> Result<()> {
+    Ok(dispatch!(conn, notify_work(payload))?)
+}
+
+/// Subscribes `conn`'s session to work announcements. A no-op on SQLite.
+pub(crate) fn listen_work(conn: &mut AnyConnection) -> Result<()> {
+    Ok(dispatch!(conn, listen_work())?)
+}
+
+/// The payloads of the work announcements `conn` received since the last call, without waiting.
+pub(crate) fn take_notifications(conn: &mut AnyConnection) -> Result<Vec<String>> {
+    Ok(dispatch!(conn, take_notifications())?)
 }
 
 /// The migration versions this binary ships for `backend`, oldest first.

@@ -200,6 +200,27 @@ pub(crate) fn finish_completed(
     Ok(n == 1)
 }
 
+/// Tells every listening runner that work became Ready: `pg_notify` on [`super::WORK_CHANNEL`],
+/// delivered when the caller's transaction commits (and not at all if it rolls back).
+pub(crate) fn notify_work(conn: &mut AnyConnection, payload: &str) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<diesel::sql_types::Text, _>(super::WORK_CHANNEL)
+        .bind::<diesel::sql_types::Text, _>(payload)
+        .execute(native(conn)?)?;
+    Ok(())
+}
+
+/// Subscribes this session to [`super::WORK_CHANNEL`].
+pub(crate) fn listen_work(conn: &mut AnyConnection) -> QueryResult<()> {
+    native(conn)?.batch_execute(&format!("LISTEN {}", super::WORK_CHANNEL))
+}
+
+/// The payloads of the notifications received since the last call, without waiting (libpq reads
+/// what the socket holds). An error means the session is gone.
+pub(crate) fn take_notifications(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    native(conn)?.notifications_iter().map(|n| n.map(|n| n.payload)).collect()
+}
+
 /// Refreshes the planner's statistics of `task_executions` (after a big pipeline was created):
 /// with stale ones PostgreSQL claims by sorting every Ready row instead of reading the claim index.
 pub(crate) fn refresh_statistics(conn: &mut AnyConnection) -> QueryResult<()> {

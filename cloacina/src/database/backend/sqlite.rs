@@ -281,6 +281,22 @@ pub(crate) fn finish_completed(
     })
 }
 
+/// No-op: SQLite cannot wake another process; runners poll for work created elsewhere.
+pub(crate) fn notify_work(_conn: &mut AnyConnection, _payload: &str) -> QueryResult<()> {
+    Ok(())
+}
+
+/// No-op: SQLite has no notifications (the listener runs only where
+/// [`BackendFeature::ListenNotify`](super::BackendFeature::ListenNotify) is supported).
+pub(crate) fn listen_work(_conn: &mut AnyConnection) -> QueryResult<()> {
+    Ok(())
+}
+
+/// Always empty: SQLite has no notifications.
+pub(crate) fn take_notifications(_conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    Ok(Vec::new())
+}
+
 /// No-op: SQLite's planner uses the claim index without statistics.
 pub(crate) fn refresh_statistics(_conn: &mut AnyConnection) -> QueryResult<()> {
     Ok(())
