@@ -133,6 +133,9 @@ struct Item {
     outcome: Outcome,
 }
 
+/// A pipeline's facts and the tasks a batch finished in it, with their new statuses.
+type Finished = (Arc<PipelineInfo>, Vec<(String, TaskStatus)>);
+
 /// What a committed batch did.
 #[derive(Default)]
 struct Recorded {
@@ -266,8 +269,7 @@ fn record_in(
         let mut out = Recorded::default();
         write_outcomes(engine, conn, items, try_no, &mut out)?;
         // What follows, per pipeline, from the tasks this batch finished.
-        let mut finished: BTreeMap<PipelineExecutionId, (Arc<PipelineInfo>, Vec<(String, TaskStatus)>)> =
-            BTreeMap::new();
+        let mut finished: BTreeMap<PipelineExecutionId, Finished> = BTreeMap::new();
         for item in items {
             let status = match item.outcome {
                 Outcome::Completed(_) => TaskStatus::Completed,
