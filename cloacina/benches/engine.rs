@@ -158,7 +158,12 @@ fn wants(part: &str) -> bool {
 }
 
 fn config(t: &target::Target) -> DefaultRunnerConfig {
-    DefaultRunnerConfig { max_concurrent_tasks: concurrency(), schema: t.schema.clone(), pool_size: 8, ..Default::default() }
+    DefaultRunnerConfig {
+        max_concurrent_tasks: concurrency(),
+        schema: t.schema.clone(),
+        pool_size: 8,
+        ..Default::default()
+    }
 }
 
 /// Runs `name` (a pipeline of `tasks` tasks) `runs()` times: tasks per second, statements and
@@ -221,7 +226,10 @@ async fn bench(backend: &str) {
             assert_eq!(result.status, WorkflowStatus::Completed);
             steps.push(start.elapsed().as_secs_f64() * 1e3 / CHAIN as f64);
         }
-        println!("{backend:<9} chain of {CHAIN}: one step (task done -> dependent done) {} ms", Spread::of(steps).show(2));
+        println!(
+            "{backend:<9} chain of {CHAIN}: one step (task done -> dependent done) {} ms",
+            Spread::of(steps).show(2)
+        );
     }
 
     if wants("many") {
@@ -354,8 +362,13 @@ async fn submit() {
         ..Default::default()
     };
     let hold = Workflow::builder("hold").simple_task("only", &[], hold).build().expect("hold");
-    let runner =
-        DefaultRunner::builder(url).config(config).workflow(hold).workflow(one("ping", ping)).build().await.expect("runner");
+    let runner = DefaultRunner::builder(url)
+        .config(config)
+        .workflow(hold)
+        .workflow(one("ping", ping))
+        .build()
+        .await
+        .expect("runner");
     runner.execute_async("hold", Context::new()).await.expect("hold");
     while !HOLDING.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(5)).await;

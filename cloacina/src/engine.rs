@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
 
+use crate::clock::Clock;
 use crate::config::DefaultRunnerConfig;
-use crate::cron::Clock;
 use crate::dal::pipeline_executions as pipelines;
 use crate::dal::task_execution_metadata as outputs;
 use crate::database::{AnyConnection, Database, UniversalTimestamp};
@@ -33,7 +33,7 @@ pub(crate) struct Engine {
     pub(crate) versions: Arc<Vec<String>>,
     /// The names in `workflows`: the cron service handles only their schedules.
     pub(crate) workflow_names: Arc<Vec<String>>,
-    /// What the cron service reads as "now".
+    /// Where every time the engine uses comes from ([`Engine::now`]).
     pub(crate) clock: Arc<dyn Clock>,
     /// Faults a test armed for this runner (always empty without the `failpoints` feature).
     pub(crate) faults: Faults,
@@ -146,6 +146,31 @@ impl Engine {
         }
     }
 
+    /// The current time by the runner's clock, to the microsecond (as the database stores it).
+    pub(crate) fn now(&self) -> UniversalTimestamp {
+        UniversalTimestamp::from(self.clock.now())
+    }
+
+    /// Sleeps until the runner's clock shows `at`: a timer on the system clock; on a clock that
+    /// jumps (a manual one), until it is set to `at` or later.
+    pub(crate) async fn sleep_until(&self, at: chrono::DateTime<chrono::Utc>) {
+        let mut changes = self.clock.changes();
+        loop {
+            let left = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+            if left.is_zero() {
+                return;
+            }
+            match changes.as_mut() {
+                Some(jumps) => {
+                    if jumps.changed().await.is_err() {
+                        std::future::pending::<()>().await; // the clock is gone: it never moves
+                    }
+                }
+                None => tokio::time::sleep(left).await,
+            }
+        }
+    }
+
     /// The payload of this runner's work announcements: `<schema>:<runner name>` (the schema
     /// empty when none is set), so listeners skip other schemas' work and their own.
     pub(crate) fn work_signal(&self) -> String {
@@ -207,7 +232,7 @@ impl Engine {
     /// claims never share one.
     pub(crate) fn claim_stamp(&self) -> UniversalTimestamp {
         use std::sync::atomic::Ordering;
-        let now = UniversalTimestamp::now().as_datetime().timestamp_micros();
+        let now = self.now().as_datetime().timestamp_micros();
         let prev = self.last_stamp.fetch_max(now, Ordering::SeqCst);
         let micros = if now > prev { now } else { self.last_stamp.fetch_add(1, Ordering::SeqCst) + 1 };
         UniversalTimestamp::from(chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default())

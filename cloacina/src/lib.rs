@@ -14,6 +14,7 @@
 //! migrations, pool) and [`dal`] (one module per table).
 
 pub mod admin;
+pub mod clock;
 mod config;
 pub mod context;
 pub mod cron;

@@ -85,13 +85,7 @@ fn write_with_a_runner(db: &Db) -> Written {
         let waiting = runner
             .database()
             .run(|c| {
-                let task = NewTask {
-                    name: "extract".into(),
-                    max_attempts: 1,
-                    ready: true,
-                    trigger_rules: json!({"type": "always"}),
-                    configuration: json!({}),
-                };
+                let task = NewTask::of(&cloacina::workflow::TaskSpec::new("extract", &[]), true);
                 let new = NewPipeline {
                     workflow_name: "cli_ok".into(),
                     workflow_version: "0123456789abcdef".into(),

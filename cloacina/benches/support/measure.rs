@@ -24,14 +24,7 @@ impl Spread {
 
     /// "median (min–max, n runs)" with `decimals` digits.
     pub(crate) fn show(&self, decimals: usize) -> String {
-        format!(
-            "{:.d$} (min {:.d$}, max {:.d$}, median of {})",
-            self.median,
-            self.min,
-            self.max,
-            self.n,
-            d = decimals
-        )
+        format!("{:.d$} (min {:.d$}, max {:.d$}, median of {})", self.median, self.min, self.max, self.n, d = decimals)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Cron schedules: expressions in a time zone ([`CronExpression`]), schedule settings
-//! ([`ScheduleConfig`]), the clock the service reads ([`Clock`]), operations on stored schedules
-//! that need no runner (pause, resume, delete, upcoming fire times: `cloacinactl` uses them), and
+//! ([`ScheduleConfig`]), the runner's clock ([`Clock`], re-exported from [`crate::clock`]),
+//! operations on stored schedules that need no runner (pause, resume, delete, upcoming fire
+//! times: `cloacinactl` uses them), and
 //! the service every runner runs, which starts exactly one pipeline per (schedule, fire time)
 //! across all runners.
 //!
@@ -9,14 +10,13 @@
 //! and follow the schedule's [`CatchupPolicy`]: `Skip` drops them, `RunOnce` runs the latest
 //! of them once, `RunAll` runs the most recent `max_catchup` of them, oldest first.
 
-mod clock;
 mod expression;
 pub(crate) mod service;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use expression::{CronExpression, ScheduleError};
 
 use crate::dal::cron_schedules::{self as schedules, NewSchedule};

@@ -224,7 +224,7 @@ async fn start(
         .run_with(move |c| {
             e.faults.check(FaultPoint::CronStart, FaultTiming::Before)?;
             let started = write_transaction(c, |c| {
-                let now = UniversalTimestamp::now();
+                let now = e.now();
                 let ended = scheduler::create_pipeline(c, &e.faults, pipeline, &wf, &input, now)?;
                 if ended.is_none() {
                     e.announce_work(c)?;

@@ -15,6 +15,7 @@ use crate::database::schema::{pipeline_executions as pe, task_executions as te};
 use crate::database::{dispatch, load_skip_locked, on_inner};
 use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
 use crate::models::{PipelineExecutionId, PipelineStatus, RecoveredTask, TaskExecution, TaskExecutionId, TaskStatus};
+use crate::workflow::TaskSpec;
 
 #[derive(Insertable, Queryable, Selectable)]
 #[diesel(table_name = te)]
@@ -83,6 +84,20 @@ pub struct NewTask {
     pub trigger_rules: Value,
     /// Task configuration (retry policy, timeout), serialised by the engine.
     pub configuration: Value,
+}
+
+impl NewTask {
+    /// The row of `spec` in a new pipeline, `ready` when it can be claimed at once: its trigger
+    /// rule and configuration (retry policy, timeout) serialised as the engine reads them back.
+    pub fn of(spec: &TaskSpec, ready: bool) -> Self {
+        NewTask {
+            name: spec.id.clone(),
+            max_attempts: spec.retry.max_attempts,
+            ready,
+            trigger_rules: serde_json::to_value(&spec.trigger_rule).unwrap_or(Value::Null),
+            configuration: serde_json::json!({ "retry": spec.retry, "timeout": spec.timeout }),
+        }
+    }
 }
 
 /// Inserts the task rows of a new pipeline in multi-row batches. Called by

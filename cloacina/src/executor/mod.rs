@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::dal::pipeline_executions::{self as pipelines, PipelineFilter};
 use crate::dal::task_executions as tasks;
-use crate::database::{Database, UniversalTimestamp};
+use crate::database::Database;
 use crate::engine::{Ending, Engine};
 use crate::models::{PipelineExecution, PipelineExecutionId};
 use crate::{Context, Error};
@@ -113,7 +113,8 @@ impl ExecutionHandle {
 
 /// Cancels pipeline `id` and tells its waiters in this process.
 pub(crate) async fn cancel(engine: &Arc<Engine>, id: PipelineExecutionId) -> Result<bool, Error> {
-    let cancelled = engine.db.run(move |c| pipelines::cancel(c, id, UniversalTimestamp::now())).await?;
+    let now = engine.now();
+    let cancelled = engine.db.run(move |c| pipelines::cancel(c, id, now)).await?;
     if cancelled {
         tracing::info!(pipeline = %id, "pipeline cancelled");
         engine.pipeline_finished(id, None);

@@ -76,8 +76,9 @@ impl DefaultRunnerBuilder {
         self
     }
 
-    /// Sets the clock the cron service reads (default: the system clock). A
-    /// [`ManualClock`](crate::cron::ManualClock) makes schedules testable without waiting.
+    /// Sets the clock the runner reads for every time it uses: leases, retry waits, recovery,
+    /// cron fire times and the times it records (default: the system clock). A
+    /// [`ManualClock`](crate::clock::ManualClock) makes them testable without waiting.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -103,10 +104,8 @@ impl DefaultRunnerBuilder {
         let mut by_name = HashMap::new();
         for wf in crate::workflow::registered().into_iter().chain(workflows) {
             let (name, version, graph) = (wf.name().to_owned(), wf.version().to_owned(), wf.spec().graph_json());
-            db.run(move |c| {
-                crate::dal::workflow_registry::record_seen(c, &name, &version, &graph, UniversalTimestamp::now())
-            })
-            .await?;
+            let now = UniversalTimestamp::from(clock.now());
+            db.run(move |c| crate::dal::workflow_registry::record_seen(c, &name, &version, &graph, now)).await?;
             by_name.insert(wf.name().to_owned(), wf);
         }
         let runner_name = config.runner_name.clone().unwrap_or_else(default_runner_name);
@@ -173,7 +172,8 @@ impl DefaultRunner {
     /// Everything about one run: tasks, attempts, errors, recovery events, and, while it is
     /// unfinished, why it waits.
     pub async fn execution_details(&self, id: PipelineExecutionId) -> Result<RunDetails, Error> {
-        let details = self.engine.db.run(move |c| crate::admin::run_details(c, id, chrono::Utc::now())).await?;
+        let now = self.engine.clock.now();
+        let details = self.engine.db.run(move |c| crate::admin::run_details(c, id, now)).await?;
         details.ok_or(Error::ExecutionNotFound(id))
     }
 
@@ -256,7 +256,7 @@ impl WorkflowExecutor for DefaultRunner {
                     return Ok(None);
                 }
                 e.faults.check(FaultPoint::CreatePipeline, FaultTiming::Before)?;
-                let now = UniversalTimestamp::now();
+                let now = e.now();
                 let ended = write_transaction(c, |c| {
                     let ended = scheduler::create_pipeline(c, &e.faults, id, &wf, &context, now)?;
                     if ended.is_none() {
@@ -295,11 +295,11 @@ impl WorkflowExecutor for DefaultRunner {
     }
 
     async fn pause(&self, id: PipelineExecutionId) -> Result<bool, Error> {
+        let now = self.engine.now();
         Ok(self
             .engine
             .db
             .run(move |c| {
-                let now = UniversalTimestamp::now();
                 let pausable = [PipelineStatus::Pending, PipelineStatus::Running];
                 pipelines::transition_from_any(c, id, &pausable, PipelineStatus::Paused, now)
             })
@@ -315,7 +315,7 @@ impl WorkflowExecutor for DefaultRunner {
             .db
             .run_with(move |c| {
                 write_transaction(c, |c| {
-                    let now = UniversalTimestamp::now();
+                    let now = e.now();
                     pipelines::lock(c, &[id])?;
                     if !pipelines::transition(c, id, PipelineStatus::Paused, PipelineStatus::Running, None, now)? {
                         return Ok::<_, Error>(None);

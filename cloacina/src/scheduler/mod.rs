@@ -19,9 +19,9 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::Value;
 
 use crate::dal::pipeline_executions::{self as pipelines, NewPipeline, PipelineEnd};
+use crate::dal::task_execution_metadata as outputs;
 use crate::dal::task_executions::{self as tasks, NewTask};
 use crate::database::{AnyConnection, UniversalTimestamp};
-use crate::dal::task_execution_metadata as outputs;
 use crate::engine::{input_context, merge_outputs, PipelineInfo};
 use crate::faults::{FaultPoint, FaultTiming, Faults};
 use crate::models::{PipelineExecutionId, PipelineStatus, TaskExecution, TaskStatus};
@@ -65,13 +65,7 @@ pub(crate) fn create_pipeline(
             if root && !ready {
                 held_back.push(t.id.clone());
             }
-            NewTask {
-                name: t.id.clone(),
-                max_attempts: t.retry.max_attempts,
-                ready,
-                trigger_rules: serde_json::to_value(&t.trigger_rule).unwrap_or(Value::Null),
-                configuration: serde_json::json!({ "retry": t.retry, "timeout": t.timeout }),
-            }
+            NewTask::of(t, ready)
         })
         .collect();
     let new = NewPipeline {

@@ -15,7 +15,6 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::completer::{Completer, Outcome, Report};
 use crate::dal::pipeline_executions as pipelines;
-use crate::database::UniversalTimestamp;
 use crate::engine::{input_context, Engine, Persistence, PipelineInfo};
 use crate::models::{PipelineStatus, TaskExecution};
 use crate::task::TaskAttempt;
@@ -77,7 +76,7 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
                     // The first attempt this runner makes in a pipeline moves it from Pending to
                     // Running (conditionally: whoever comes first).
                     let _ =
-                        pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Running, None, now())?;
+                        pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Running, None, e.now())?;
                     Ok(info)
                 })
                 .await
@@ -168,8 +167,4 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
         }
     };
     Ran::Outcome(Some(info), outcome)
-}
-
-fn now() -> UniversalTimestamp {
-    UniversalTimestamp::now()
 }

@@ -90,7 +90,7 @@ pub(crate) async fn run(
         let mut full_batch = false;
         if look && (free >= refill_at || free == capacity) {
             let want = u32::try_from(free).unwrap_or(u32::MAX).min(engine.config.claim_batch_size);
-            let now = UniversalTimestamp::now();
+            let now = engine.now();
             let e = engine.clone();
             let claimed = engine
                 .db

@@ -141,7 +141,8 @@ type Finished = (Arc<PipelineInfo>, Vec<(String, TaskStatus)>);
 struct Recorded {
     won: HashSet<TaskExecutionId>,
     made_ready: usize,
-    retries: Vec<Duration>,
+    /// When the retries this batch scheduled come due.
+    retries: Vec<UniversalTimestamp>,
     claimed: Vec<TaskExecution>,
     ended: Vec<(PipelineExecutionId, ExecutionResult)>,
 }
@@ -202,13 +203,13 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
                 drop(slots);
                 engine.work_available.notify_one();
             }
-            for delay in recorded.retries {
+            for due in recorded.retries {
                 // Wake the claim loop when the retry comes due, not at the next poll.
                 let engine = engine.clone();
                 tokio::spawn(async move {
                     let mut stop = engine.stop_services.subscribe();
                     tokio::select! {
-                        _ = tokio::time::sleep(delay) => engine.work_available.notify_one(),
+                        _ = engine.sleep_until(due.as_datetime()) => engine.work_available.notify_one(),
                         _ = stop.wait_for(|s| *s) => {}
                     }
                 });
@@ -262,7 +263,7 @@ fn record_in(
     faults.check(FaultPoint::RecordOutcomes, FaultTiming::Before)?;
     let in_batch: HashSet<TaskExecutionId> = items.iter().map(|i| i.task).collect();
     let recorded = write_transaction(conn, |conn| {
-        let now = UniversalTimestamp::now();
+        let now = engine.now();
         if !nothing_follows(engine, items, &in_batch) {
             pipelines::lock(conn, &items.iter().map(|i| i.pipeline).collect::<Vec<_>>())?;
         }
@@ -399,7 +400,7 @@ fn write_outcomes(
     try_no: u32,
     out: &mut Recorded,
 ) -> Result<(), Error> {
-    let (faults, runner, now) = (&engine.faults, engine.runner_name.as_str(), UniversalTimestamp::now());
+    let (faults, runner, now) = (&engine.faults, engine.runner_name.as_str(), engine.now());
     let completions: Vec<(TaskExecutionId, Value)> = items
         .iter()
         .filter_map(|i| match &i.outcome {
@@ -416,9 +417,10 @@ fn write_outcomes(
             Outcome::Completed(_) => continue,
             Outcome::Retry { error, delay } => {
                 faults.check(FaultPoint::ScheduleRetry, FaultTiming::Before)?;
-                let won = tasks::schedule_retry(conn, item.task, runner, error, now.plus(*delay), now)?;
+                let due = now.plus(*delay);
+                let won = tasks::schedule_retry(conn, item.task, runner, error, due, now)?;
                 if won {
-                    out.retries.push(*delay);
+                    out.retries.push(due);
                 }
                 won
             }

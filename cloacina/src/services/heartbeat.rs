@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dal::task_executions as tasks;
-use crate::database::UniversalTimestamp;
 use crate::engine::{next_tick, Engine};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::TaskExecutionId;
@@ -50,7 +49,7 @@ async fn renew(engine: &Arc<Engine>, ids: &[TaskExecutionId]) -> Option<Vec<Task
         .db
         .run_with(move |c| {
             e.faults.check(FaultPoint::Heartbeat, FaultTiming::Before)?;
-            let now = UniversalTimestamp::now();
+            let now = e.now();
             let renewal = tasks::renew_leases(c, &e.runner_name, &sent, now.plus(e.config.lease_duration), now)?;
             e.faults.check(FaultPoint::Heartbeat, FaultTiming::AfterCommit)?;
             Ok::<_, crate::Error>(renewal)

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::dal::{pipeline_executions as pipelines, recovery_events, task_executions as tasks};
-use crate::database::{write_transaction, UniversalTimestamp};
+use crate::database::write_transaction;
 use crate::engine::{next_tick, Engine};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::{PipelineExecutionId, PipelineStatus, TaskStatus};
@@ -50,7 +50,7 @@ pub(crate) async fn expire(engine: &Arc<Engine>) -> Result<(), Error> {
         .run_with(move |c| {
             e.faults.check(FaultPoint::ExpireLeases, FaultTiming::Before)?;
             let out = write_transaction(c, |c| {
-                let now = UniversalTimestamp::now();
+                let now = e.now();
                 let recovered = tasks::expire_leases(c, &e.versions, now, BATCH)?;
                 if recovered.iter().any(|r| r.new_status == TaskStatus::Ready) {
                     e.announce_work(c)?;
@@ -106,7 +106,7 @@ pub(crate) async fn reconcile(engine: &Arc<Engine>) -> Result<(), Error> {
                         return Ok::<_, Error>(None);
                     }
                     let Some(info) = e.pipeline_info_in(c, id)? else { return Ok(None) };
-                    let now = UniversalTimestamp::now();
+                    let now = e.now();
                     let settled = scheduler::settle_all(c, &e.faults, &info, now)?;
                     if settled.made_ready > 0 {
                         e.announce_work(c)?;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use crate::dal::workflow_registry;
-use crate::database::UniversalTimestamp;
 use crate::engine::{next_tick, Engine};
 
 /// The service loop.
@@ -14,8 +13,8 @@ pub(crate) async fn run(engine: Arc<Engine>) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while next_tick(&mut tick, &mut stop).await {
-        let versions = engine.versions.clone();
-        let touched = engine.db.run(move |c| workflow_registry::touch(c, &versions, UniversalTimestamp::now())).await;
+        let (versions, now) = (engine.versions.clone(), engine.now());
+        let touched = engine.db.run(move |c| workflow_registry::touch(c, &versions, now)).await;
         if let Err(e) = touched {
             tracing::warn!(error = %e, "refreshing the workflow registry failed; trying again at the next refresh");
         }

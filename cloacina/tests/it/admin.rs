@@ -31,13 +31,7 @@ fn registered(conn: &mut AnyConnection, now: UniversalTimestamp) -> Workflow {
 }
 
 fn create(conn: &mut AnyConnection, wf: &Workflow, now: UniversalTimestamp) -> PipelineExecutionId {
-    let task = |name: &str, ready| NewTask {
-        name: name.to_owned(),
-        max_attempts: 3,
-        ready,
-        trigger_rules: json!({"rule": "always"}),
-        configuration: json!({}),
-    };
+    let task = |name: &str, ready| NewTask::of(wf.spec().task(name).expect("task"), ready);
     let new = NewPipeline {
         workflow_name: wf.name().to_owned(),
         workflow_version: wf.version().to_owned(),

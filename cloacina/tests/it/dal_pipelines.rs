@@ -8,6 +8,8 @@ use cloacina::dal::pipeline_executions::{self as pipelines, NewPipeline, Pipelin
 use cloacina::dal::task_executions::{self as tasks, NewTask};
 use cloacina::database::UniversalTimestamp;
 use cloacina::models::{PipelineStatus, TaskStatus};
+use cloacina::retry::RetryPolicy;
+use cloacina::workflow::TaskSpec;
 
 /// The workflow version of [`pipeline`]'s pipelines: what a claim must ask for to take their tasks.
 pub fn versions() -> Vec<String> {
@@ -16,12 +18,9 @@ pub fn versions() -> Vec<String> {
 
 /// A pipeline of `ready` root tasks and `waiting` tasks that wait for dependencies.
 pub fn pipeline(workflow: &str, ready: usize, waiting: usize) -> NewPipeline {
-    let task = |i: usize, ready: bool| NewTask {
-        name: format!("task_{i:05}"),
-        max_attempts: 2,
-        ready,
-        trigger_rules: json!({"type": "always"}),
-        configuration: json!({"timeout_ms": 1000}),
+    let task = |i: usize, ready: bool| {
+        let retry = RetryPolicy { max_attempts: 2, ..RetryPolicy::default() };
+        NewTask::of(&TaskSpec { retry, ..TaskSpec::new(format!("task_{i:05}"), &[]) }, ready)
     };
     NewPipeline {
         workflow_name: workflow.to_owned(),
@@ -51,7 +50,9 @@ backend_test!(create_writes_pipeline_context_and_tasks_together, |t| {
             ("task_00002", TaskStatus::NotStarted, 1)
         ]
     );
-    assert_eq!(rows[0].configuration, json!({"timeout_ms": 1000}));
+    let retry = RetryPolicy { max_attempts: 2, ..RetryPolicy::default() };
+    assert_eq!(rows[0].configuration, json!({"retry": retry, "timeout": null}));
+    assert_eq!(rows[0].trigger_rules, serde_json::to_value(cloacina::task::TriggerRule::default()).expect("rule"));
 });
 
 backend_test!(create_is_all_or_nothing, |t| {

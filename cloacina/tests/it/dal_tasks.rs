@@ -275,7 +275,10 @@ backend_test!(not_started_tasks_resolve_once_and_cancel, |t| {
         names[..1].to_vec()
     );
     assert!(tasks::resolve_not_started(&mut conn, p, &names[..1], TaskStatus::Skipped, now).expect("again").is_empty());
-    assert_eq!(tasks::resolve_not_started(&mut conn, p, &names[1..2], TaskStatus::Skipped, now).expect("skip").len(), 1);
+    assert_eq!(
+        tasks::resolve_not_started(&mut conn, p, &names[1..2], TaskStatus::Skipped, now).expect("skip").len(),
+        1
+    );
     let skipped = tasks::get(&mut conn, waiting[1].id).expect("get").expect("row");
     assert_eq!((skipped.status, skipped.completed_at), (TaskStatus::Skipped, Some(now.as_datetime())));
     // Cancel hits the two Ready tasks and the last NotStarted one, not the Skipped one.
@@ -296,7 +299,8 @@ backend_test!(not_started_tasks_are_claimed_directly_only_in_an_active_pipeline,
     let active = [PipelineStatus::Pending];
     assert!(pipelines::transition_from_any(&mut conn, p, &active, PipelineStatus::Paused, now).expect("pause"));
     assert!(tasks::claim_not_started(&mut conn, p, &waiting, "r1", secs(30), now).expect("paused").is_empty());
-    assert!(pipelines::transition(&mut conn, p, PipelineStatus::Paused, PipelineStatus::Running, None, now).expect("resume"));
+    assert!(pipelines::transition(&mut conn, p, PipelineStatus::Paused, PipelineStatus::Running, None, now)
+        .expect("resume"));
     // Active: only NotStarted rows are taken (not the Ready one), once, stamped with the claim time.
     let mut asked = waiting[..2].to_vec();
     asked.push(ready);

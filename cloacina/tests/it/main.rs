@@ -10,6 +10,7 @@ mod processes;
 #[path = "../support/workflows.rs"]
 mod workflows;
 
+mod clock;
 mod concurrency;
 mod crash;
 mod crash_loop;

@@ -36,13 +36,7 @@ engine_test!(a_pipeline_waits_for_a_runner_with_its_version, |t| {
     let pipeline =
         t.db.run(move |c| {
             workflow_registry::record_seen(c, "deploy", &old_version, &graph, long_ago)?;
-            let task = NewTask {
-                name: "build".into(),
-                max_attempts: 1,
-                ready: true,
-                trigger_rules: json!({"type": "always"}),
-                configuration: json!({}),
-            };
+            let task = NewTask::of(&cloacina::workflow::TaskSpec::new("build", &[]), true);
             let new = NewPipeline {
                 workflow_name: "deploy".into(),
                 workflow_version: old_version,

@@ -119,7 +119,6 @@ macro_rules! load_skip_locked {
 }
 pub(crate) use load_skip_locked;
 
-
 /// Calls the function of the same name in the connection's backend module.
 macro_rules! dispatch {
     ($conn:expr, $f:ident($($arg:expr),* $(,)?)) => {{

@@ -1,17 +1,18 @@
-//! The clock the cron service reads: the system clock, or a manual one for tests and simulations.
+//! The clock a runner reads for every time it uses (leases, retry waits, recovery, cron fire
+//! times, the times it records): the system clock, or a manual one for tests and simulations.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-/// Where the cron service gets "now".
+/// Where a runner gets "now".
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// The current time.
     fn now(&self) -> DateTime<Utc>;
 
     /// For clocks that jump (a [`ManualClock`]): a receiver that changes whenever the time is set,
-    /// so the service re-reads it at once instead of sleeping on a stale deadline.
+    /// so the runner's services look again at once instead of sleeping on a stale deadline.
     fn changes(&self) -> Option<watch::Receiver<DateTime<Utc>>> {
         None
     }
@@ -28,8 +29,9 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told to: inject one with
-/// [`DefaultRunnerBuilder::clock`](crate::runner::DefaultRunnerBuilder::clock) to test schedules
-/// (downtime, daylight-saving changes) without waiting. Clones share one time.
+/// [`DefaultRunnerBuilder::clock`](crate::runner::DefaultRunnerBuilder::clock) to test leases,
+/// retry waits, recovery and schedules (downtime, daylight-saving changes) without waiting.
+/// Clones share one time.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     time: Arc<watch::Sender<DateTime<Utc>>>,
@@ -41,7 +43,7 @@ impl ManualClock {
         Self { time: Arc::new(watch::Sender::new(start)) }
     }
 
-    /// Sets the time (and wakes every cron service reading this clock).
+    /// Sets the time (and wakes the services of every runner reading this clock).
     pub fn set(&self, t: DateTime<Utc>) {
         self.time.send_replace(t);
     }
