@@ -56,16 +56,34 @@ fn mark(
     }
 }
 
-/// `first` (sleeps 300 ms), then `second`: room to cancel or pause in between.
-pub(crate) fn first_then_second(name: &str) -> Workflow {
-    Workflow::builder(name)
-        .simple_task("first", &[], |ctx: Context<Value>| async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            Ok(ctx)
+/// `first`, which runs until the test opens the returned gate, then `second`: room to cancel or
+/// pause in between.
+fn first_then_second(name: &str) -> (Workflow, Arc<tokio::sync::Semaphore>) {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let g = gate.clone();
+    let wf = Workflow::builder(name)
+        .simple_task("first", &[], move |ctx: Context<Value>| {
+            let g = g.clone();
+            async move {
+                let _open = g.acquire().await.map_err(|e| TaskError::fatal(e.to_string()))?;
+                Ok(ctx)
+            }
         })
         .simple_task("second", &["first"], mark("second"))
         .build()
-        .expect("wf")
+        .expect("wf");
+    (wf, gate)
+}
+
+fn status_of(rows: &[cloacina::models::TaskExecution], name: &str) -> Option<TaskStatus> {
+    rows.iter().find(|r| r.task_name == name).map(|r| r.status)
+}
+
+async fn rows_of(
+    runner: &DefaultRunner,
+    id: cloacina::models::PipelineExecutionId,
+) -> Vec<cloacina::models::TaskExecution> {
+    runner.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await.expect("rows")
 }
 
 fn diamond() -> Workflow {
@@ -281,19 +299,19 @@ engine_test!(context_rules_choose_a_branch, |t| {
 });
 
 engine_test!(cancel_stops_tasks_that_have_not_started, |t| {
-    let wf = first_then_second("long");
+    let (wf, gate) = first_then_second("long");
     let runner = runner(&t, vec![wf]).await;
     let handle = runner.execute_async("long", Context::new()).await.expect("start");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let id = handle.execution_id();
+    wait_for(|| async { status_of(&rows_of(&runner, id).await, "first") == Some(TaskStatus::Running) }).await;
     assert!(handle.cancel().await.expect("cancel"));
     assert!(!handle.cancel().await.expect("cancel twice"));
     let result = handle.wait_for_completion().await.expect("wait");
     assert_eq!(result.status, WorkflowStatus::Cancelled);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let id = result.execution_id;
-    let rows =
-        runner.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await.expect("rows");
-    assert_eq!(rows.iter().find(|r| r.task_name == "second").map(|r| r.status), Some(TaskStatus::Cancelled));
+    // `first` was running: it ends and is recorded, and its dependent stays cancelled.
+    gate.add_permits(1);
+    wait_for(|| async { status_of(&rows_of(&runner, id).await, "first") == Some(TaskStatus::Completed) }).await;
+    assert_eq!(status_of(&rows_of(&runner, id).await, "second"), Some(TaskStatus::Cancelled));
     runner.shutdown().await.expect("shutdown");
 });
 
@@ -356,23 +374,28 @@ engine_test!(a_waiting_retry_survives_a_restart_of_every_runner, |t| {
 });
 
 engine_test!(a_paused_pipeline_claims_nothing_until_resumed, |t| {
-    let wf = first_then_second("pausable");
+    let (wf, gate) = first_then_second("pausable");
+    let version = wf.version().to_owned();
     let runner = runner(&t, vec![wf]).await;
     let handle = runner.execute_async("pausable", Context::new()).await.expect("start");
     let id = handle.execution_id();
-    let rows_of = || async {
-        runner.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await.expect("rows")
-    };
-    let status_of =
-        |rows: &[cloacina::models::TaskExecution], n: &str| rows.iter().find(|r| r.task_name == n).map(|r| r.status);
-    // Pause while `first` runs (it sleeps 300 ms), then wait for it to finish: states, not sleeps.
-    wait_for(|| async { status_of(&rows_of().await, "first") == Some(TaskStatus::Running) }).await;
+    // Pause while `first` runs, then let it finish: states, not sleeps.
+    wait_for(|| async { status_of(&rows_of(&runner, id).await, "first") == Some(TaskStatus::Running) }).await;
     assert!(runner.pause(id).await.expect("pause"));
     assert!(!runner.pause(id).await.expect("pause twice"));
-    wait_for(|| async { status_of(&rows_of().await, "first") == Some(TaskStatus::Completed) }).await;
-    // `second` became Ready but is not claimed while the pipeline is paused.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(status_of(&rows_of().await, "second"), Some(TaskStatus::Ready));
+    gate.add_permits(1);
+    wait_for(|| async { status_of(&rows_of(&runner, id).await, "first") == Some(TaskStatus::Completed) }).await;
+    // `second` became Ready, but the claim (the runner's own statement) passes it over.
+    assert_eq!(status_of(&rows_of(&runner, id).await, "second"), Some(TaskStatus::Ready));
+    let now = cloacina::database::UniversalTimestamp::now();
+    let claimed = runner
+        .database()
+        .run(move |c| {
+            cloacina::dal::task_executions::claim_ready(c, "probe", &[version], 10, Duration::from_secs(30), now)
+        })
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty(), "a paused pipeline's tasks are not claimed: {claimed:?}");
     assert_eq!(runner.get_execution_status(id).await.expect("status"), WorkflowStatus::Paused);
     assert!(runner.resume(id).await.expect("resume"));
     let result = handle.wait_for_completion().await.expect("wait");

@@ -49,11 +49,17 @@ engine_test!(a_pipeline_waits_for_a_runner_with_its_version, |t| {
         .expect("old pipeline");
 
     // A runner with only v2 runs v2 pipelines and leaves the v1 one alone.
+    let v2_version = new.version().to_owned();
     let new_runner = runner(&t, vec![new]).await;
     let v2 = new_runner.execute("deploy", Context::new()).await.expect("v2 run");
     assert_eq!(v2.status, WorkflowStatus::Completed);
     assert_eq!(v2.final_context.get("notify"), Some(&json!(true)));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The claim (the runner's own statement) passes the v1 task over.
+    let now = UniversalTimestamp::now();
+    let lease = Duration::from_secs(30);
+    let claimed =
+        t.db.run(move |c| tasks::claim_ready(c, "probe", &[v2_version], 10, lease, now)).await.expect("claim");
+    assert!(claimed.is_empty(), "{claimed:?}");
     let details = new_runner.execution_details(pipeline).await.expect("details");
     assert_eq!(details.pipeline.status, WorkflowStatus::Pending);
     assert_eq!(details.tasks[0].status, TaskStatus::Ready, "not claimed by a runner without its version");
