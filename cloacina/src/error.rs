@@ -23,7 +23,7 @@ pub enum Error {
     ExecutionNotFound(PipelineExecutionId),
     /// A cron schedule's settings were rejected (expression, time zone, bounds).
     #[error(transparent)]
-    Schedule(#[from] crate::cron::ScheduleError),
+    Schedule(#[from] crate::cron::expression::ScheduleError),
     /// No cron schedule has that id.
     #[error("no cron schedule {0}")]
     ScheduleNotFound(crate::models::CronScheduleId),

@@ -10,7 +10,7 @@
 //! and follow the schedule's [`CatchupPolicy`]: `Skip` drops them, `RunOnce` runs the latest
 //! of them once, `RunAll` runs the most recent `max_catchup` of them, oldest first.
 
-mod expression;
+pub(crate) mod expression;
 pub(crate) mod service;
 
 use chrono::{DateTime, Utc};

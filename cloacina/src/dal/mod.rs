@@ -5,13 +5,15 @@
 //! - Every status change is a conditional `UPDATE … WHERE status = <expected>` (and, for a claimed
 //!   task, `AND claimed_by = <runner>`); functions report whether they won (`bool`, `Option`, `Vec`).
 //! - A transaction that reads and then writes uses [`write_transaction`] (`BEGIN IMMEDIATE` on SQLite).
-//! - Backend differences appear only where the SQL truly differs, through `on_inner!` (same
-//!   expression, compiled per backend) or a `match` documented at that spot; never twice the same query.
+//! - Backend differences live in `database/backend/` (mirrored functions reached through
+//!   `dispatch!`); `on_inner!` compiles one expression for each backend where Diesel's types
+//!   require it (the SQL is the same).
 //! - Row structs (`…Row`) are private to the DAL; callers get [`crate::models`] records.
 
 pub mod contexts;
 pub mod cron_executions;
 pub mod cron_schedules;
+pub mod locks;
 pub mod pipeline_executions;
 pub mod recovery_events;
 pub mod task_execution_metadata;

@@ -109,24 +109,7 @@ fn insert_pipeline(
     })
 }
 
-/// Locks the listed pipelines' rows, in ascending id order, for the rest of the caller's
-/// transaction.
-///
-/// Every transaction that decides what follows a task outcome takes these locks first (the
-/// engine's lock order is pipeline rows, then task rows), so two runners recording outcomes of one
-/// pipeline take turns: the later one sees what the earlier one wrote, and a dependent waiting on
-/// both is decided by exactly one of them. PostgreSQL: `SELECT … FOR NO KEY UPDATE` (it does not
-/// block inserts that reference the row). SQLite: a no-op, because the caller's `BEGIN IMMEDIATE`
-/// already excludes every other writer.
-pub fn lock(conn: &mut AnyConnection, ids: &[PipelineExecutionId]) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let mut sorted: Vec<UniversalUuid> = ids.iter().map(|&id| id.into()).collect();
-    sorted.sort_unstable();
-    sorted.dedup();
-    Ok(dispatch!(conn, lock_pipelines(&sorted))?)
-}
+pub use super::locks::pipelines as lock;
 
 /// Up to `limit` active pipelines (Pending or Running) started with one of `versions` in which no
 /// task is Ready or Running: nothing will move them on unless someone decides their remaining

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use super::{
-    corrupt, int, pipeline_executions, recovery_events, serialize_writes, time, uint, write_transaction, INSERT_CHUNK,
+    corrupt, int, locks, recovery_events, serialize_writes, time, uint, write_transaction, INSERT_CHUNK,
 };
 use crate::database::schema::{pipeline_executions as pe, task_executions as te};
 use crate::database::{dispatch, load_skip_locked, on_inner};
@@ -101,7 +101,7 @@ impl NewTask {
 }
 
 /// Inserts the task rows of a new pipeline in multi-row batches. Called by
-/// [`super::pipeline_executions::create`] inside its transaction.
+/// `pipeline_executions::create` inside its transaction.
 pub(crate) fn insert_for_pipeline(
     conn: &mut AnyConnection,
     pipeline: PipelineExecutionId,
@@ -347,7 +347,7 @@ pub fn renew_leases(
 /// transaction holds, in ascending id order, and returns them: it never waits.
 ///
 /// The engine's lock order (ARCHITECTURE.md): a transaction that may wait for task rows holds
-/// their pipelines' locks first ([`pipeline_executions::lock`]); one that locks task rows without
+/// their pipelines' locks first ([`locks::pipelines`]); one that locks task rows without
 /// them (the heartbeat here, the claim) skips locked rows and so never waits. PostgreSQL:
 /// `SELECT … ORDER BY id FOR NO KEY UPDATE SKIP LOCKED`. SQLite: every id, at once, because the
 /// caller's `BEGIN IMMEDIATE` already excludes every other writer.
@@ -622,7 +622,7 @@ pub fn expire_leases(
             return Ok(Vec::new());
         }
         let pipelines: Vec<PipelineExecutionId> = candidates.iter().map(|c| c.1.into()).collect();
-        pipeline_executions::lock(conn, &pipelines)?;
+        locks::pipelines(conn, &pipelines)?;
         let mut recovered = Vec::with_capacity(candidates.len());
         for (id, pipeline, claimant, attempt, max_attempts) in candidates {
             let retry = attempt < max_attempts;

@@ -20,21 +20,13 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::attempt;
-use super::completer::Completer;
+use super::completer::{Completer, Handoff};
 use crate::dal::task_executions as tasks;
 use crate::database::UniversalTimestamp;
 use crate::engine::Engine;
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::TaskExecution;
 use crate::Context;
-
-/// A task the completer claimed, with the slot it runs in.
-pub(crate) struct Handoff {
-    pub(crate) task: TaskExecution,
-    pub(crate) slot: OwnedSemaphorePermit,
-    /// Its input, when the batch that claimed it held every dependency's outcome.
-    pub(crate) input: Option<Context<Value>>,
-}
 
 /// The runner's slots: `max_concurrent_tasks` permits shared by the claim loop and the completer.
 pub(crate) fn slots(engine: &Engine) -> Arc<Semaphore> {

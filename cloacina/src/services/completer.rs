@@ -32,7 +32,6 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use super::claim::Handoff;
 use crate::dal::pipeline_executions as pipelines;
 use crate::dal::task_executions as tasks;
 use crate::database::{write_transaction, AnyConnection, UniversalTimestamp};
@@ -77,6 +76,14 @@ pub(crate) struct Report {
     pub(crate) outcome: Outcome,
     /// The attempt's slot: reused for a task this batch claims, or freed.
     pub(crate) slot: OwnedSemaphorePermit,
+}
+
+/// A task the completer claimed, with the slot it runs in.
+pub(crate) struct Handoff {
+    pub(crate) task: TaskExecution,
+    pub(crate) slot: OwnedSemaphorePermit,
+    /// Its input, when the batch that claimed it held every dependency's outcome.
+    pub(crate) input: Option<Context<Value>>,
 }
 
 /// Where attempts send their reports.
