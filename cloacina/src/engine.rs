@@ -248,6 +248,12 @@ impl Engine {
         waiters.entry(id).or_insert_with(|| watch::channel(Ending::Running).0).subscribe()
     }
 
+    /// The pipelines someone in this process waits for.
+    pub(crate) fn waited_pipelines(&self) -> Vec<PipelineExecutionId> {
+        let waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        waiters.iter().filter(|(_, w)| w.receiver_count() > 0).map(|(id, _)| *id).collect()
+    }
+
     /// Drops the waiter entry of `id` once nobody listens (it ended in another process).
     pub(crate) fn forget_waiter(&self, id: PipelineExecutionId) {
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);

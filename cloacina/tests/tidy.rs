@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("dal", &["database", "models", "workflow"]),
     ("results", &["context", "dal", "models"]),
     ("admin", &["dal", "database", "models"]),
+    ("cron", &["clock", "context", "cron::expression", "dal", "database", "error", "models"]),
     ("engine", &["clock", "config", "context", "dal", "database", "error", "faults", "models", "results", "workflow"]),
     (
         "scheduler",
@@ -38,22 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "services",
-        &["context", "dal", "database", "engine", "error", "faults", "models", "results", "scheduler", "task"],
-    ),
-    (
-        "cron",
-        &[
-            "clock",
-            "context",
-            "cron::expression",
-            "dal",
-            "database",
-            "engine",
-            "error",
-            "faults",
-            "models",
-            "scheduler",
-        ],
+        &["context", "cron", "dal", "database", "engine", "error", "faults", "models", "results", "scheduler", "task"],
     ),
     ("executor", &["context", "dal", "database", "engine", "error", "models", "results"]),
     (

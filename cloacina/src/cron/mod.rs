@@ -1,9 +1,8 @@
 //! Cron schedules: expressions in a time zone ([`CronExpression`]), schedule settings
 //! ([`ScheduleConfig`]), the runner's clock ([`Clock`], re-exported from [`crate::clock`]),
-//! operations on stored schedules that need no runner (pause, resume, delete, upcoming fire
-//! times: `cloacinactl` uses them), and
-//! the service every runner runs, which starts exactly one pipeline per (schedule, fire time)
-//! across all runners.
+//! and operations on stored schedules that need no runner (pause, resume, delete, upcoming fire
+//! times: `cloacinactl` uses them). The service every runner runs, which starts exactly one
+//! pipeline per (schedule, fire time) across all runners, is `services::cron`.
 //!
 //! Catch-up: a fire time handled within the runner's `cron_late_threshold` is on time and always
 //! runs. Older ones were missed (every runner was down, or the schedule's workflow had no runner)
@@ -11,7 +10,6 @@
 //! of them once, `RunAll` runs the most recent `max_catchup` of them, oldest first.
 
 pub(crate) mod expression;
-pub(crate) mod service;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -147,6 +147,20 @@ pub fn get(conn: &mut AnyConnection, id: PipelineExecutionId) -> Result<Option<P
         .transpose()
 }
 
+/// Those of `ids` whose pipelines are terminal (Completed, Failed or Cancelled), in one query.
+pub fn terminal_among(conn: &mut AnyConnection, ids: &[PipelineExecutionId]) -> Result<Vec<PipelineExecutionId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let terminal: Vec<&str> = PipelineStatus::ALL.iter().filter(|s| s.is_terminal()).map(|s| s.as_str()).collect();
+    let found: Vec<UniversalUuid> = pe::table
+        .filter(pe::id.eq_any(ids.iter().map(|&id| UniversalUuid::from(id))))
+        .filter(pe::status.eq_any(terminal))
+        .select(pe::id)
+        .load(conn)?;
+    Ok(found.into_iter().map(PipelineExecutionId::from).collect())
+}
+
 /// The pipeline with this id and its input context, in one query.
 pub fn get_with_input(conn: &mut AnyConnection, id: PipelineExecutionId) -> Result<Option<(PipelineExecution, Value)>> {
     use crate::database::schema::contexts as ctx;

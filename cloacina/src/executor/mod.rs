@@ -86,9 +86,12 @@ impl ExecutionHandle {
     }
 
     /// Waits for a terminal status and returns the result. When this process ends the pipeline
-    /// the result is handed over at once; pipelines ended by other processes are polled for.
+    /// the result is handed over at once; the end of one ended by another process is found by
+    /// the runner's end watch (one query per poll interval for all waiters), or, once the runner
+    /// has shut down, by polling.
     pub async fn wait_for_completion(self) -> Result<ExecutionResult, Error> {
         let id = self.id;
+        let mut stopped = self.engine.stop_services.subscribe();
         loop {
             // Subscribe before looking, so an end between the look and the wait is not missed.
             let mut ending = self.engine.waiter(id);
@@ -97,6 +100,7 @@ impl ExecutionHandle {
                 self.engine.forget_waiter(id);
                 return Ok(result);
             }
+            let watched = !*stopped.borrow();
             tokio::select! {
                 heard = ending.wait_for(|e| matches!(e, Ending::Ended(_))) => {
                     if let Ok(e) = heard {
@@ -105,7 +109,8 @@ impl ExecutionHandle {
                         }
                     }
                 }
-                _ = tokio::time::sleep(self.engine.config.poll_interval) => {}
+                _ = stopped.wait_for(|s| *s), if watched => {}
+                _ = tokio::time::sleep(self.engine.config.poll_interval), if !watched => {}
             }
         }
     }

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
-use tokio::task::JoinHandle;
 
 mod schedules;
 
@@ -23,7 +22,7 @@ use crate::engine::{Engine, Persistence};
 use crate::executor::{cancel, ExecutionResult, WorkflowExecutor};
 use crate::faults::{FaultPoint, FaultTiming, Faults};
 use crate::models::{PipelineExecution, PipelineExecutionId, PipelineStatus};
-use crate::services::{claim, completer, heartbeat, listener, recovery, registry};
+use crate::services::{self, Services};
 use crate::workflow::Workflow;
 use crate::{scheduler, Context, Error};
 
@@ -38,13 +37,6 @@ const RECORDING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct DefaultRunner {
     engine: Arc<Engine>,
     services: Mutex<Option<Services>>,
-}
-
-/// The running services: the claim loop (which owns the attempts) apart, because shutdown waits
-/// for it first.
-struct Services {
-    claim_loop: JoinHandle<()>,
-    background: Vec<JoinHandle<()>>,
 }
 
 /// Assembles a [`DefaultRunner`].
@@ -110,21 +102,9 @@ impl DefaultRunnerBuilder {
         }
         let runner_name = config.runner_name.clone().unwrap_or_else(default_runner_name);
         let engine = Arc::new(Engine::new(db, config, runner_name, by_name, clock, faults));
-        let (completer, reports) = completer::Completer::new();
-        let (handoff, handoffs) = tokio::sync::mpsc::unbounded_channel();
-        let mut background = vec![
-            tokio::spawn(completer::run(engine.clone(), reports, handoff)),
-            tokio::spawn(heartbeat::run(engine.clone())),
-            tokio::spawn(recovery::run(engine.clone())),
-            tokio::spawn(registry::run(engine.clone())),
-            tokio::spawn(listener::run(engine.clone())),
-        ];
-        if engine.config.enable_cron {
-            background.push(tokio::spawn(crate::cron::service::run(engine.clone())));
-        }
-        let claim_loop = tokio::spawn(claim::run(engine.clone(), completer, claim::slots(&engine), handoffs));
+        let services = services::start(&engine);
         tracing::info!(runner = %engine.runner_name, database = %engine.db.url(), "runner started");
-        Ok(DefaultRunner { engine, services: Mutex::new(Some(Services { claim_loop, background })) })
+        Ok(DefaultRunner { engine, services: Mutex::new(Some(services)) })
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Bounds, CronExpression};
+use crate::cron::{Bounds, CronExpression};
 use crate::dal::{cron_executions, cron_schedules};
 use crate::database::{write_transaction, UniversalTimestamp};
 use crate::engine::Engine;
