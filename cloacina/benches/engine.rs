@@ -175,7 +175,9 @@ async fn burn(runner: &DefaultRunner, name: &str, tasks: usize) -> (Spread, f64,
     for _ in 0..runs() {
         let start = Instant::now();
         let result = runner.execute(name, Context::new()).await.expect("execute");
-        assert_eq!(result.status, WorkflowStatus::Completed);
+        let failed: Vec<_> =
+            result.task_results.iter().filter(|t| t.status != cloacina::TaskStatus::Completed).take(3).collect();
+        assert_eq!(result.status, WorkflowStatus::Completed, "{:?} {failed:?}", result.error_message);
         rates.push(tasks as f64 / start.elapsed().as_secs_f64());
     }
     let after = counts();

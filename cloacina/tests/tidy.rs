@@ -344,7 +344,8 @@ fn only_the_database_layer_knows_the_backends() {
 
 #[test]
 fn the_import_reader_sees_groups_and_skips_comments() {
-    let code = code_of("use crate::{dal::x, engine::{A, B}};\n// crate::runner in a comment\nlet _ = crate::Context::new();");
+    let code =
+        code_of("use crate::{dal::x, engine::{A, B}};\n// crate::runner in a comment\nlet _ = crate::Context::new();");
     let paths = crate_paths(&code);
     let firsts: Vec<&str> = paths.iter().map(|p| p[0].as_str()).collect();
     assert_eq!(firsts, vec!["dal", "engine", "Context"]);

@@ -39,6 +39,22 @@ pub fn row_counts(conn: &mut crate::database::AnyConnection) -> crate::database:
 /// Rows per multi-row `INSERT`: keeps bind parameters under SQLite's 32,766 and Postgres' 65,535.
 const INSERT_CHUNK: usize = 1_000;
 
+/// Values per `IN (…)` list: SQLite binds each one (PostgreSQL binds one array), and a list longer
+/// than SQLite's 32,766 variables fails, so functions taking a list of names run in chunks.
+const LIST_CHUNK: usize = 1_000;
+
+/// Runs `f` on each chunk of `items` (at most [`LIST_CHUNK`] long) and concatenates the results.
+fn in_chunks<T, R>(
+    items: &[T],
+    mut f: impl FnMut(&[T]) -> crate::database::Result<Vec<R>>,
+) -> crate::database::Result<Vec<R>> {
+    let mut out = Vec::new();
+    for chunk in items.chunks(LIST_CHUNK) {
+        out.extend(f(chunk)?);
+    }
+    Ok(out)
+}
+
 fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> Error {
     Error::Corrupt { table, detail: detail.to_string() }
 }

@@ -36,11 +36,13 @@ pub fn outputs_of(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(String, Option<UniversalJson>)> = tem::table
-        .filter(tem::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
-        .filter(tem::task_name.eq_any(names))
-        .select((tem::task_name, output_value()))
-        .load(conn)?;
+    let rows: Vec<(String, Option<UniversalJson>)> = super::in_chunks(names, |names| {
+        Ok(tem::table
+            .filter(tem::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
+            .filter(tem::task_name.eq_any(names))
+            .select((tem::task_name, output_value()))
+            .load(conn)?)
+    })?;
     Ok(with_outputs(rows))
 }
 

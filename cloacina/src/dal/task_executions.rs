@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use super::{
-    corrupt, int, locks, recovery_events, serialize_writes, time, uint, write_transaction, INSERT_CHUNK,
+    corrupt, in_chunks, int, locks, recovery_events, serialize_writes, time, uint, write_transaction, INSERT_CHUNK,
 };
 use crate::database::schema::{pipeline_executions as pe, task_executions as te};
 use crate::database::{dispatch, load_skip_locked, on_inner};
@@ -518,17 +518,23 @@ pub fn resolve_not_started(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(serialize_writes(conn, |conn| {
-        diesel::update(
-            te::table
-                .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
-                .filter(te::task_name.eq_any(names))
-                .filter(te::status.eq(TaskStatus::NotStarted.as_str())),
-        )
-        .set((te::status.eq(to.as_str()), te::completed_at.eq(to.is_terminal().then_some(now)), te::updated_at.eq(now)))
-        .returning(te::task_name)
-        .get_results(conn)
-    })?)
+    serialize_writes(conn, |conn| {
+        in_chunks(names, |names| {
+            Ok(diesel::update(
+                te::table
+                    .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
+                    .filter(te::task_name.eq_any(names))
+                    .filter(te::status.eq(TaskStatus::NotStarted.as_str())),
+            )
+            .set((
+                te::status.eq(to.as_str()),
+                te::completed_at.eq(to.is_terminal().then_some(now)),
+                te::updated_at.eq(now),
+            ))
+            .returning(te::task_name)
+            .get_results(conn)?)
+        })
+    })
 }
 
 /// Claims the named tasks of a pipeline that are still `NotStarted` for `runner` directly, as the
@@ -549,23 +555,27 @@ pub fn claim_not_started(
     const ACTIVE: [&str; 2] = [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str()];
     let pipeline = UniversalUuid::from(pipeline);
     let rows: Vec<TaskRow> = serialize_writes(conn, |conn| {
-        diesel::update(
-            te::table
-                .filter(te::pipeline_execution_id.eq(pipeline))
-                .filter(te::task_name.eq_any(names))
-                .filter(te::status.eq(TaskStatus::NotStarted.as_str()))
-                .filter(diesel::dsl::exists(pe::table.filter(pe::id.eq(pipeline)).filter(pe::status.eq_any(ACTIVE)))),
-        )
-        .set((
-            te::status.eq(TaskStatus::Running.as_str()),
-            te::claimed_by.eq(runner),
-            te::lease_expires_at.eq(stamp.plus(lease)),
-            te::started_at.eq(stamp),
-            te::retry_at.eq(None::<UniversalTimestamp>),
-            te::updated_at.eq(stamp),
-        ))
-        .returning(te::all_columns)
-        .get_results(conn)
+        in_chunks(names, |names| {
+            Ok(diesel::update(
+                te::table
+                    .filter(te::pipeline_execution_id.eq(pipeline))
+                    .filter(te::task_name.eq_any(names))
+                    .filter(te::status.eq(TaskStatus::NotStarted.as_str()))
+                    .filter(diesel::dsl::exists(
+                        pe::table.filter(pe::id.eq(pipeline)).filter(pe::status.eq_any(ACTIVE)),
+                    )),
+            )
+            .set((
+                te::status.eq(TaskStatus::Running.as_str()),
+                te::claimed_by.eq(runner),
+                te::lease_expires_at.eq(stamp.plus(lease)),
+                te::started_at.eq(stamp),
+                te::retry_at.eq(None::<UniversalTimestamp>),
+                te::updated_at.eq(stamp),
+            ))
+            .returning(te::all_columns)
+            .get_results(conn)?)
+        })
     })?;
     to_records(rows)
 }
@@ -675,11 +685,13 @@ pub fn by_name(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(String, UniversalUuid, String)> = te::table
-        .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
-        .filter(te::task_name.eq_any(names))
-        .select((te::task_name, te::id, te::status))
-        .load(conn)?;
+    let rows: Vec<(String, UniversalUuid, String)> = in_chunks(names, |names| {
+        Ok(te::table
+            .filter(te::pipeline_execution_id.eq(UniversalUuid::from(pipeline)))
+            .filter(te::task_name.eq_any(names))
+            .select((te::task_name, te::id, te::status))
+            .load(conn)?)
+    })?;
     rows.into_iter()
         .map(|(name, id, status)| Ok((name, id.into(), status.parse().map_err(|e| corrupt("task_executions", e))?)))
         .collect()

@@ -336,3 +336,20 @@ backend_test!(lookups_by_name_and_unfinished_checks, |t| {
     assert_eq!(tasks::cancel_unstarted(&mut conn, p, now).expect("cancel"), 1);
     assert!(!tasks::has_unfinished(&mut conn, p).expect("finished"));
 });
+
+backend_test!(name_lists_longer_than_sqlites_variable_limit_are_accepted, |t| {
+    // SQLite binds each value of an `IN` list and refuses more than 32,766 variables; a fan-out
+    // that wide (or the end of a pipeline that wide) must still work.
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    let p = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 2), now)
+        .expect("create");
+    let mut names: Vec<String> = (0..40_000).map(|i| format!("absent_{i}")).collect();
+    names.push("task_00001".to_owned());
+    assert_eq!(tasks::by_name(&mut conn, p, &names).expect("by name").len(), 1);
+    assert!(metadata::outputs_of(&mut conn, p, &names).expect("outputs").is_empty());
+    assert_eq!(tasks::resolve_not_started(&mut conn, p, &names, TaskStatus::Ready, now).expect("ready").len(), 1);
+    names.push("task_00002".to_owned());
+    let claimed = tasks::claim_not_started(&mut conn, p, &names, "r1", secs(30), now).expect("claim");
+    assert_eq!(claimed.iter().map(|c| c.task_name.as_str()).collect::<Vec<_>>(), vec!["task_00002"]);
+});
