@@ -14,7 +14,7 @@
 //! dependents and their dependencies are read, so the cost per outcome stays flat as pipelines
 //! grow. Every decision is a conditional update from `NotStarted`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -303,8 +303,8 @@ fn end_if_done(
         let ends = run_ends(wf, &outcomes);
         let known = |t: &str| recorded.iter().find(|(name, _)| *name == t).map(|(_, out)| *out);
         let unread: Vec<String> = ends.iter().filter(|t| known(t).is_none()).cloned().collect();
-        let read = outputs::outputs_of(conn, p.id, &unread)?;
-        let output_of = |t: &str| known(t).or_else(|| read.iter().find(|(name, _)| name == t).map(|(_, out)| out));
+        let read: HashMap<String, Value> = outputs::outputs_of(conn, p.id, &unread)?.into_iter().collect();
+        let output_of = |t: &str| known(t).or_else(|| read.get(t));
         fin = merge_outputs(p, &ends, output_of)?.to_json();
     }
     let end = match &error {

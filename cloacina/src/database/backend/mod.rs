@@ -153,9 +153,6 @@ pub(crate) fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<A
     }
 }
 
-/// The channel on which runners announce Ready work to each other (PostgreSQL `LISTEN`/`NOTIFY`).
-pub(crate) const WORK_CHANNEL: &str = "cloacina_work";
-
 /// Announces Ready work to the runners listening on this database, with `payload`; delivered
 /// when the caller's transaction commits. A no-op on SQLite.
 pub(crate) fn notify_work(conn: &mut AnyConnection, payload: &str) -> Result<()> {

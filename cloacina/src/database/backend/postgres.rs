@@ -200,19 +200,22 @@ pub(crate) fn finish_completed(
     Ok(n == 1)
 }
 
-/// Tells every listening runner that work became Ready: `pg_notify` on [`super::WORK_CHANNEL`],
+/// The channel on which runners announce Ready work to each other.
+const WORK_CHANNEL: &str = "cloacina_work";
+
+/// Tells every listening runner that work became Ready: `pg_notify` on [`WORK_CHANNEL`],
 /// delivered when the caller's transaction commits (and not at all if it rolls back).
 pub(crate) fn notify_work(conn: &mut AnyConnection, payload: &str) -> QueryResult<()> {
     diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<diesel::sql_types::Text, _>(super::WORK_CHANNEL)
+        .bind::<diesel::sql_types::Text, _>(WORK_CHANNEL)
         .bind::<diesel::sql_types::Text, _>(payload)
         .execute(native(conn)?)?;
     Ok(())
 }
 
-/// Subscribes this session to [`super::WORK_CHANNEL`].
+/// Subscribes this session to [`WORK_CHANNEL`].
 pub(crate) fn listen_work(conn: &mut AnyConnection) -> QueryResult<()> {
-    native(conn)?.batch_execute(&format!("LISTEN {}", super::WORK_CHANNEL))
+    native(conn)?.batch_execute(&format!("LISTEN {}", WORK_CHANNEL))
 }
 
 /// The payloads of the notifications received since the last call, without waiting (libpq reads
