@@ -5,6 +5,7 @@
 //!   files do not import each other in a circle (the services' data flows one way: claim →
 //!   attempt → completer).
 //! - Every file starts with a `//!` header.
+//! - The engine reads the wall clock only through its `Clock`.
 //! - Only `database/` knows the backends: no `AnyConnection` variant outside `database/backend/`
 //!   (and `connection.rs`, which declares the enum), no backend feature test outside `database/`.
 //!
@@ -340,6 +341,24 @@ fn only_the_database_layer_knows_the_backends() {
         }
     }
     assert!(wrong.is_empty(), "backend knowledge outside the database layer:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_engine_reads_time_only_from_its_clock() {
+    // The clock itself, the universal timestamp's constructor, and a cron pattern's parse-time
+    // "does it ever fire" check are the only readers of the system's wall clock.
+    let allowed = ["clock.rs", "database/universal_types.rs", "cron/expression.rs"];
+    let mut wrong = Vec::new();
+    for file in sources() {
+        let name = file.to_string_lossy().into_owned();
+        let text = code_of(&read(&file));
+        for reader in ["Utc::now()", "SystemTime::now()", "UniversalTimestamp::now()", "Local::now()"] {
+            if text.contains(reader) && !allowed.contains(&name.as_str()) {
+                wrong.push(format!("{name}: calls `{reader}`"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wall-clock reads outside the clock (use Engine::now):\n{}", wrong.join("\n"));
 }
 
 #[test]
