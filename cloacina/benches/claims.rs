@@ -63,8 +63,8 @@ fn one_run(backend: &str, workers: usize) -> f64 {
                 name: format!("t{i}"),
                 max_attempts: 1,
                 ready: true,
-                trigger_rules: json!({}),
-                configuration: json!({}),
+                trigger_rules: "{}".to_owned(),
+                task_configuration: "{}".to_owned(),
             })
             .collect(),
     };

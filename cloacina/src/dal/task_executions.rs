@@ -13,7 +13,7 @@ use super::{
 };
 use crate::database::schema::{pipeline_executions as pe, task_executions as te};
 use crate::database::{dispatch, load_skip_locked, on_inner};
-use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
+use crate::database::{AnyConnection, JsonText, Result, UniversalTimestamp, UniversalUuid};
 use crate::models::{PipelineExecutionId, PipelineStatus, RecoveredTask, TaskExecution, TaskExecutionId, TaskStatus};
 use crate::workflow::TaskSpec;
 
@@ -32,8 +32,8 @@ struct TaskRow {
     started_at: Option<UniversalTimestamp>,
     completed_at: Option<UniversalTimestamp>,
     error_details: Option<String>,
-    trigger_rules: UniversalJson,
-    task_configuration: UniversalJson,
+    trigger_rules: JsonText,
+    task_configuration: JsonText,
     created_at: UniversalTimestamp,
     updated_at: UniversalTimestamp,
 }
@@ -56,7 +56,7 @@ impl TryFrom<TaskRow> for TaskExecution {
             completed_at: time(r.completed_at),
             error_details: r.error_details,
             trigger_rules: r.trigger_rules.0,
-            configuration: r.task_configuration.0,
+            task_configuration: r.task_configuration.0,
             created_at: r.created_at.as_datetime(),
             updated_at: r.updated_at.as_datetime(),
         })
@@ -80,10 +80,10 @@ pub struct NewTask {
     pub max_attempts: u32,
     /// True when the task has no dependencies and can be claimed at once.
     pub ready: bool,
-    /// Trigger rules, serialised by the engine.
-    pub trigger_rules: Value,
-    /// Task configuration (retry policy, timeout), serialised by the engine.
-    pub configuration: Value,
+    /// Trigger rules, serialised by the engine (JSON text).
+    pub trigger_rules: String,
+    /// Task configuration (retry policy, timeout), serialised by the engine (JSON text).
+    pub task_configuration: String,
 }
 
 impl NewTask {
@@ -94,8 +94,8 @@ impl NewTask {
             name: spec.id.clone(),
             max_attempts: spec.retry.max_attempts,
             ready,
-            trigger_rules: serde_json::to_value(&spec.trigger_rule).unwrap_or(Value::Null),
-            configuration: serde_json::json!({ "retry": spec.retry, "timeout": spec.timeout }),
+            trigger_rules: serde_json::to_string(&spec.trigger_rule).unwrap_or_else(|_| "null".to_owned()),
+            task_configuration: serde_json::json!({ "retry": spec.retry, "timeout": spec.timeout }).to_string(),
         }
     }
 }
@@ -108,32 +108,33 @@ pub(crate) fn insert_for_pipeline(
     tasks: &[NewTask],
     now: UniversalTimestamp,
 ) -> Result<()> {
-    let rows: Vec<TaskRow> = tasks
-        .iter()
-        .map(|t| TaskRow {
-            id: UniversalUuid::new_v7(),
-            pipeline_execution_id: pipeline.into(),
-            task_name: t.name.clone(),
-            status: if t.ready { TaskStatus::Ready } else { TaskStatus::NotStarted }.as_str().to_owned(),
-            attempt: 1,
-            max_attempts: int(t.max_attempts.max(1)),
-            retry_at: None,
-            claimed_by: None,
-            lease_expires_at: None,
-            started_at: None,
-            completed_at: None,
-            error_details: None,
-            trigger_rules: UniversalJson(t.trigger_rules.clone()),
-            task_configuration: UniversalJson(t.configuration.clone()),
-            created_at: now,
-            updated_at: now,
-        })
-        .collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
+    // Rows are built a chunk at a time, so a huge pipeline never holds a second copy of itself.
+    for chunk in tasks.chunks(INSERT_CHUNK) {
+        let rows: Vec<TaskRow> = chunk
+            .iter()
+            .map(|t| TaskRow {
+                id: UniversalUuid::new_v7(),
+                pipeline_execution_id: pipeline.into(),
+                task_name: t.name.clone(),
+                status: if t.ready { TaskStatus::Ready } else { TaskStatus::NotStarted }.as_str().to_owned(),
+                attempt: 1,
+                max_attempts: int(t.max_attempts.max(1)),
+                retry_at: None,
+                claimed_by: None,
+                lease_expires_at: None,
+                started_at: None,
+                completed_at: None,
+                error_details: None,
+                trigger_rules: JsonText(t.trigger_rules.clone()),
+                task_configuration: JsonText(t.task_configuration.clone()),
+                created_at: now,
+                updated_at: now,
+            })
+            .collect();
         // Rows as tuples of column values: Diesel writes a slice of `Insertable` structs as one
         // INSERT per row on SQLite (any field could stand for DEFAULT), tuples as one statement.
         // Multi-row INSERT does not compile through `MultiBackend`; the same statement per backend.
-        let values: Vec<_> = chunk
+        let values: Vec<_> = rows
             .iter()
             .map(|r| {
                 (

@@ -1,21 +1,32 @@
 //! `workflow_registry`: the workflow definitions runners have seen, by name and structural version.
 
 use diesel::prelude::*;
-use serde_json::Value;
 
 use super::serialize_writes;
 use crate::database::on_inner;
 use crate::database::schema::workflow_registry as wr;
-use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
+use crate::database::{AnyConnection, JsonText, Result, UniversalJson, UniversalTimestamp, UniversalUuid};
 use crate::models::RegisteredWorkflow;
 
-#[derive(Insertable, Queryable, Selectable)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = wr)]
 struct RegistryRow {
     id: UniversalUuid,
     workflow_name: String,
     version: String,
     graph: UniversalJson,
+    first_seen_at: UniversalTimestamp,
+    last_seen_at: UniversalTimestamp,
+}
+
+/// A new entry; its graph is written as the text it was given.
+#[derive(Insertable)]
+#[diesel(table_name = wr)]
+struct NewRegistryRow<'a> {
+    id: UniversalUuid,
+    workflow_name: &'a str,
+    version: &'a str,
+    graph: &'a JsonText,
     first_seen_at: UniversalTimestamp,
     last_seen_at: UniversalTimestamp,
     created_at: UniversalTimestamp,
@@ -39,34 +50,35 @@ impl From<RegistryRow> for RegisteredWorkflow {
 pub const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Records that a runner knows `name` at `version`: inserts it on first sight, otherwise only
-/// moves `last_seen_at`. Safe when several runners register at once (one upsert statement).
+/// moves `last_seen_at`. Safe when several runners register at once (one upsert statement). The
+/// entry is not read back: a large workflow's graph is written once and never parsed here.
 pub fn record_seen(
     conn: &mut AnyConnection,
     name: &str,
     version: &str,
-    graph: &Value,
+    graph: &JsonText,
     now: UniversalTimestamp,
-) -> Result<RegisteredWorkflow> {
-    let row = RegistryRow {
+) -> Result<()> {
+    let row = NewRegistryRow {
         id: UniversalUuid::new_v7(),
-        workflow_name: name.to_owned(),
-        version: version.to_owned(),
-        graph: UniversalJson(graph.clone()),
+        workflow_name: name,
+        version,
+        graph,
         first_seen_at: now,
         last_seen_at: now,
         created_at: now,
         updated_at: now,
     };
     // `ON CONFLICT` does not compile through `MultiBackend`; the same statement per backend.
-    serialize_writes(conn, |conn| {
+    Ok(serialize_writes(conn, |conn| {
         on_inner!(conn, c => diesel::insert_into(wr::table)
         .values(&row)
         .on_conflict((wr::workflow_name, wr::version))
         .do_update()
         .set((wr::last_seen_at.eq(now), wr::updated_at.eq(now)))
         .execute(c))
-    })?;
-    get(conn, name, version)?.ok_or(diesel::result::Error::NotFound.into())
+    })
+    .map(|_| ())?)
 }
 
 /// Moves `last_seen_at` of every listed version to `now`: a running runner's periodic "I still

@@ -19,7 +19,7 @@ pub use backend::{Backend, BackendFeature};
 pub use connection::{establish, serialize_writes, write_transaction, AnyConnection, ConnectOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use pool::{Database, DatabaseConfig, PooledConnection};
-pub use universal_types::{UniversalBool, UniversalJson, UniversalTimestamp, UniversalUuid};
+pub use universal_types::{JsonText, UniversalBool, UniversalJson, UniversalTimestamp, UniversalUuid};
 pub use url::{redact, DatabaseUrl};
 
 #[cfg(not(any(feature = "postgres", feature = "sqlite")))]

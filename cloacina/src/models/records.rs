@@ -59,10 +59,10 @@ pub struct TaskExecution {
     pub completed_at: Option<DateTime<Utc>>,
     /// The last error, if any.
     pub error_details: Option<String>,
-    /// Trigger rules, as the engine serialised them.
-    pub trigger_rules: Value,
-    /// Task configuration (retry policy, timeout), as the engine serialised it.
-    pub configuration: Value,
+    /// Trigger rules, as the engine serialised them (JSON text).
+    pub trigger_rules: String,
+    /// Task configuration (retry policy, timeout), as the engine serialised it (JSON text).
+    pub task_configuration: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

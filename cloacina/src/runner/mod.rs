@@ -95,9 +95,19 @@ impl DefaultRunnerBuilder {
             .map_err(|e| crate::database::Error::Task(e.to_string()))??;
         let mut by_name = HashMap::new();
         for wf in crate::workflow::registered().into_iter().chain(workflows) {
-            let (name, version, graph) = (wf.name().to_owned(), wf.version().to_owned(), wf.spec().graph_json());
             let now = UniversalTimestamp::from(clock.now());
-            db.run(move |c| crate::dal::workflow_registry::record_seen(c, &name, &version, &graph, now)).await?;
+            let known = wf.clone();
+            // A version already recorded only has its last sighting moved: its graph (large for a
+            // large workflow) is built and written only the first time.
+            db.run(move |c| {
+                let version = [known.version().to_owned()];
+                if crate::dal::workflow_registry::touch(c, &version, now)? == 0 {
+                    let graph = crate::database::JsonText(known.spec().graph_text());
+                    crate::dal::workflow_registry::record_seen(c, known.name(), known.version(), &graph, now)?;
+                }
+                Ok::<_, crate::database::Error>(())
+            })
+            .await?;
             by_name.insert(wf.name().to_owned(), wf);
         }
         let runner_name = config.runner_name.clone().unwrap_or_else(default_runner_name);

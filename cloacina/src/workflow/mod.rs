@@ -186,8 +186,25 @@ impl WorkflowSpec {
 
     /// The task graph as JSON, as recorded in `workflow_registry`.
     pub fn graph_json(&self) -> serde_json::Value {
-        serde_json::json!({ "name": self.name, "tasks": sorted_tasks(&self.tasks) })
+        serde_json::to_value(self.graph()).unwrap_or(serde_json::Value::Null)
     }
+
+    /// [`graph_json`](Self::graph_json) as text, written without building a JSON value (which
+    /// takes kilobytes per task).
+    pub fn graph_text(&self) -> String {
+        serde_json::to_string(&self.graph()).unwrap_or_else(|_| "null".to_owned())
+    }
+
+    fn graph(&self) -> Graph<'_> {
+        Graph { name: &self.name, tasks: sorted_tasks(&self.tasks) }
+    }
+}
+
+/// What `workflow_registry` records of a workflow: its name and its tasks, sorted by id.
+#[derive(serde::Serialize)]
+struct Graph<'a> {
+    name: &'a str,
+    tasks: Vec<&'a TaskSpec>,
 }
 
 fn sorted_tasks(tasks: &[TaskSpec]) -> Vec<&TaskSpec> {
@@ -327,6 +344,8 @@ mod tests {
         timed.timeout = Some(Duration::from_secs(5));
         assert_ne!(a.version(), spec(vec![TaskSpec::new("x", &[]), timed]).expect("d").version());
         assert_eq!(a.graph_json()["tasks"][1]["dependencies"], serde_json::json!(["x"]));
+        let text: serde_json::Value = serde_json::from_str(&a.graph_text()).expect("graph text is JSON");
+        assert_eq!(text, a.graph_json(), "text and value say the same");
     }
 
     #[test]

@@ -26,7 +26,14 @@ fn registered(conn: &mut AnyConnection, now: UniversalTimestamp) -> Workflow {
         .simple_task("second", &["first"], noop)
         .build()
         .expect("wf");
-    workflow_registry::record_seen(conn, wf.name(), wf.version(), &wf.spec().graph_json(), now).expect("register");
+    workflow_registry::record_seen(
+        conn,
+        wf.name(),
+        wf.version(),
+        &cloacina::database::JsonText(wf.spec().graph_text()),
+        now,
+    )
+    .expect("register");
     wf
 }
 

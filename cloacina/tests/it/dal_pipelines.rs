@@ -51,8 +51,12 @@ backend_test!(create_writes_pipeline_context_and_tasks_together, |t| {
         ]
     );
     let retry = RetryPolicy { max_attempts: 2, ..RetryPolicy::default() };
-    assert_eq!(rows[0].configuration, json!({"retry": retry, "timeout": null}));
-    assert_eq!(rows[0].trigger_rules, serde_json::to_value(cloacina::task::TriggerRule::default()).expect("rule"));
+    let parsed = |text: &str| serde_json::from_str::<serde_json::Value>(text).expect("stored JSON");
+    assert_eq!(parsed(&rows[0].task_configuration), json!({"retry": retry, "timeout": null}));
+    assert_eq!(
+        parsed(&rows[0].trigger_rules),
+        serde_json::to_value(cloacina::task::TriggerRule::default()).expect("rule")
+    );
 });
 
 backend_test!(create_is_all_or_nothing, |t| {

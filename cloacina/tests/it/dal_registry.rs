@@ -7,19 +7,21 @@ use serde_json::json;
 use crate::harness::backend_test;
 use cloacina::dal::workflow_packages::{self as packages, NewPackage};
 use cloacina::dal::workflow_registry as registry;
-use cloacina::database::UniversalTimestamp;
+use cloacina::database::{JsonText, UniversalTimestamp};
 
 backend_test!(registry_upsert_keeps_first_seen_and_moves_last_seen, |t| {
     let mut conn = t.conn();
     let t0 = UniversalTimestamp::now();
     let t1 = t0.plus(Duration::from_secs(60));
     let graph = json!({"tasks": ["a", "b"], "edges": [["a", "b"]]});
-    let first = registry::record_seen(&mut conn, "etl", "abc123", &graph, t0).expect("first");
-    let again = registry::record_seen(&mut conn, "etl", "abc123", &json!({"ignored": true}), t1).expect("again");
+    registry::record_seen(&mut conn, "etl", "abc123", &JsonText::from(&graph), t0).expect("first");
+    let first = registry::get(&mut conn, "etl", "abc123").expect("get").expect("recorded");
+    registry::record_seen(&mut conn, "etl", "abc123", &JsonText::from(&json!({"ignored": true})), t1).expect("again");
+    let again = registry::get(&mut conn, "etl", "abc123").expect("get").expect("recorded");
     assert_eq!(first.id, again.id);
     assert_eq!((again.first_seen_at, again.last_seen_at), (t0.as_datetime(), t1.as_datetime()));
     assert_eq!(again.graph, graph, "a version's graph never changes");
-    registry::record_seen(&mut conn, "etl", "def456", &graph, t1).expect("new version");
+    registry::record_seen(&mut conn, "etl", "def456", &JsonText::from(&graph), t1).expect("new version");
     let all = registry::list(&mut conn).expect("list");
     assert_eq!(all.iter().map(|w| w.version.as_str()).collect::<Vec<_>>(), ["abc123", "def456"]);
     assert!(registry::get(&mut conn, "etl", "nope").expect("get").is_none());

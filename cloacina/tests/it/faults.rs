@@ -265,8 +265,8 @@ fn claimed_by_a_dead_runner(t: &crate::harness::TestDb, wf: &Workflow) -> Pipeli
             name: task.id.clone(),
             max_attempts: 3,
             ready: true,
-            trigger_rules: serde_json::to_value(&task.trigger_rule).expect("rule"),
-            configuration: serde_json::json!({}),
+            trigger_rules: serde_json::to_string(&task.trigger_rule).expect("rule"),
+            task_configuration: "{}".to_owned(),
         }],
     };
     let mut conn = t.conn();
@@ -317,8 +317,8 @@ engine_test!(a_pipeline_left_standing_still_is_settled, |t| {
                 name: name.to_owned(),
                 max_attempts: 1,
                 ready,
-                trigger_rules: serde_json::to_value(TriggerRule::default()).expect("rule"),
-                configuration: serde_json::json!({}),
+                trigger_rules: serde_json::to_string(&TriggerRule::default()).expect("rule"),
+                task_configuration: "{}".to_owned(),
             };
             let new = NewPipeline {
                 workflow_name: "stalled".into(),

@@ -32,7 +32,7 @@ engine_test!(a_pipeline_waits_for_a_runner_with_its_version, |t| {
     assert_ne!(old.version(), new.version(), "a structural change is a new version");
     // A v1 pipeline left behind by runners that are gone (their registry entry is stale).
     let long_ago = UniversalTimestamp::from(chrono::Utc::now() - chrono::Duration::minutes(10));
-    let (old_version, graph) = (old.version().to_owned(), old.spec().graph_json());
+    let (old_version, graph) = (old.version().to_owned(), cloacina::database::JsonText(old.spec().graph_text()));
     let pipeline =
         t.db.run(move |c| {
             workflow_registry::record_seen(c, "deploy", &old_version, &graph, long_ago)?;
