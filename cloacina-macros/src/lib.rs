@@ -208,12 +208,12 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
         id_span: fn_ident.span(),
         fn_ident,
         deps: Vec::new(),
-        rule: quote!(::cloacina::task::TriggerRule::AllDependenciesCompleted),
+        rule: quote!(::cloacina::task::TriggerRule::Always),
         rule_refs: Vec::new(),
         retry: TokenStream2::new(),
         timeout: quote!(::std::option::Option::None),
     };
-    let (mut attempts, mut backoff, mut delay, mut max_delay, mut jitter) = (1u64, None, 1_000u64, 60_000u64, true);
+    let (mut attempts, mut backoff, mut delay, mut max_delay, mut jitter) = (3u64, None, 1_000u64, 60_000u64, true);
     for arg in &args {
         match key(arg)?.as_str() {
             "id" => {

@@ -85,6 +85,34 @@ impl<V> Context<V> {
         self.data.get(key)
     }
 
+    /// The value of `key`, or [`Error::KeyNotFound`] (upstream Cloacina's `get_required`).
+    pub fn get_required(&self, key: &str) -> Result<&V, Error> {
+        self.data.get(key).ok_or_else(|| Error::KeyNotFound(key.to_owned()))
+    }
+
+    /// Every key and value, in key order.
+    pub fn data(&self) -> &BTreeMap<String, V> {
+        &self.data
+    }
+
+    /// The keys and values, taken out of the context.
+    pub fn into_data(self) -> BTreeMap<String, V> {
+        self.data
+    }
+
+    /// A context holding `data` (any map or list of pairs; a repeated key keeps its last value).
+    pub fn from_data(data: impl IntoIterator<Item = (String, V)>) -> Self {
+        Self { data: data.into_iter().collect() }
+    }
+
+    /// A copy of the keys and values (upstream Cloacina's `clone_data`; the same as `clone`).
+    pub fn clone_data(&self) -> Self
+    where
+        V: Clone,
+    {
+        self.clone()
+    }
+
     /// Removes `key` and returns its value, if present.
     pub fn remove(&mut self, key: &str) -> Option<V> {
         self.data.remove(key)
@@ -121,6 +149,26 @@ impl<V> Context<V> {
     }
 }
 
+impl<V: Serialize> Context<V> {
+    /// The context as JSON text (upstream Cloacina's `to_json`).
+    pub fn to_json(&self) -> Result<String, Error> {
+        serde_json::to_string(&self.data).map_err(|e| Error::Conversion { key: String::new(), message: e.to_string() })
+    }
+}
+
+impl<V: DeserializeOwned> Context<V> {
+    /// A context from JSON text holding an object (upstream Cloacina's `from_json`).
+    pub fn from_json(json: String) -> Result<Self, Error> {
+        match serde_json::from_str::<Value>(&json) {
+            Ok(Value::Object(_)) => serde_json::from_str(&json)
+                .map(|data| Self { data })
+                .map_err(|e| Error::Conversion { key: String::new(), message: e.to_string() }),
+            Ok(other) => Err(Error::NotAnObject(other.to_string())),
+            Err(e) => Err(Error::Conversion { key: String::new(), message: e.to_string() }),
+        }
+    }
+}
+
 impl Context<Value> {
     /// The value of `key` converted to `T`; `Ok(None)` if the key is missing.
     pub fn get_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
@@ -133,21 +181,23 @@ impl Context<Value> {
             .transpose()
     }
 
-    /// Adds `key` with `value` serialised to JSON; fails if the key exists.
+    /// Sets `key` to `value` serialised to JSON, replacing any value it had (as upstream Cloacina's
+    /// `insert_as`; [`insert`](Self::insert) is the one that refuses an existing key).
     pub fn insert_as<T: Serialize>(&mut self, key: impl Into<String>, value: &T) -> Result<(), Error> {
         let key = key.into();
         let json =
             serde_json::to_value(value).map_err(|e| Error::Conversion { key: key.clone(), message: e.to_string() })?;
-        self.insert(key, json)
+        self.data.insert(key, json);
+        Ok(())
     }
 
     /// The context as one JSON object.
-    pub fn to_json(&self) -> Value {
+    pub fn to_value(&self) -> Value {
         Value::Object(self.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     /// A context from a JSON object (`null` gives an empty context).
-    pub fn from_json(value: Value) -> Result<Self, Error> {
+    pub fn from_value(value: Value) -> Result<Self, Error> {
         match value {
             Value::Object(map) => Ok(Self { data: map.into_iter().collect() }),
             Value::Null => Ok(Self::new()),
@@ -160,6 +210,30 @@ impl Context<Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn upstream_accessors_and_json_text() {
+        let mut ctx = Context::new();
+        ctx.insert("a", json!(1)).expect("insert");
+        assert_eq!(ctx.get_required("a"), Ok(&json!(1)));
+        assert_eq!(ctx.get_required("b"), Err(Error::KeyNotFound("b".into())));
+        let text = ctx.to_json().expect("text");
+        assert_eq!(text, r#"{"a":1}"#);
+        assert_eq!(Context::<Value>::from_json(text).expect("parse"), ctx);
+        assert!(matches!(Context::<Value>::from_json("[1]".into()), Err(Error::NotAnObject(_))));
+        assert!(matches!(Context::<Value>::from_json("{".into()), Err(Error::Conversion { .. })));
+        let copy = Context::from_data(ctx.clone_data().into_data());
+        assert_eq!(copy.data(), ctx.data());
+    }
+
+    #[test]
+    fn insert_as_overwrites_as_upstream() {
+        let mut ctx = Context::new();
+        ctx.insert_as("n", &1).expect("first");
+        ctx.insert_as("n", &"two").expect("an existing key is replaced");
+        assert_eq!(ctx.get("n"), Some(&json!("two")));
+        assert_eq!(ctx.get_as::<String>("n").expect("typed"), Some("two".to_owned()));
+    }
 
     #[test]
     fn insert_update_and_remove_keep_their_contracts() {
@@ -186,15 +260,15 @@ mod tests {
         assert_eq!(ctx.get_as::<Row>("row").expect("typed"), Some(Row { id: 7, name: "x".into() }));
         assert_eq!(ctx.get_as::<Row>("missing").expect("missing"), None);
         assert!(matches!(ctx.get_as::<u32>("row"), Err(Error::Conversion { .. })));
-        let back = Context::from_json(ctx.to_json()).expect("round trip");
+        let back = Context::from_value(ctx.to_value()).expect("round trip");
         assert_eq!(back, ctx);
-        assert!(Context::from_json(json!([1])).is_err());
+        assert!(Context::from_value(json!([1])).is_err());
     }
 
     #[test]
     fn merge_lets_the_later_context_win() {
-        let mut base = Context::from_json(json!({"a": 1, "b": 1})).expect("ctx");
-        base.merge(&Context::from_json(json!({"b": 2, "c": 2})).expect("ctx"));
-        assert_eq!(base.to_json(), json!({"a": 1, "b": 2, "c": 2}));
+        let mut base = Context::from_value(json!({"a": 1, "b": 1})).expect("ctx");
+        base.merge(&Context::from_value(json!({"b": 2, "c": 2})).expect("ctx"));
+        assert_eq!(base.to_value(), json!({"a": 1, "b": 2, "c": 2}));
     }
 }

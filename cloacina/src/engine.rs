@@ -293,7 +293,7 @@ impl Engine {
             workflow: self.workflows.get(&p.workflow_name).filter(|w| w.version() == p.workflow_version).cloned(),
             workflow_name: p.workflow_name,
             created_at: p.created_at,
-            input: Context::from_json(input)?,
+            input: Context::from_value(input)?,
         });
         let mut cache = self.pipelines.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= PIPELINE_CACHE_LIMIT {
@@ -386,7 +386,7 @@ pub(crate) fn merge_outputs<'a>(
     let mut ctx = info.input.clone();
     for dep in dependencies {
         if let Some(out) = output_of(dep) {
-            ctx.merge(&Context::from_json(out.clone())?);
+            ctx.merge(&Context::from_value(out.clone())?);
         }
     }
     Ok(ctx)

@@ -38,7 +38,7 @@ pub mod task;
 pub mod workflow;
 
 pub use cloacina_macros::{task, workflow};
-pub use context::Context;
+pub use context::{Context, Error as ContextError};
 pub use database::{Backend, BackendFeature, Database, DatabaseConfig};
 pub use error::{Error, ErrorKind};
 pub use models::TaskStatus;

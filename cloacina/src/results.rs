@@ -70,7 +70,7 @@ pub(crate) fn execution_result(
         execution_id: p.id,
         workflow_name: p.workflow_name,
         status: p.status,
-        final_context: final_context.map(Context::from_json).transpose()?.unwrap_or_default(),
+        final_context: final_context.map(Context::from_value).transpose()?.unwrap_or_default(),
         task_results: outcomes.iter().map(task_result).collect(),
         error_message: p.error_details,
         duration: elapsed(Some(p.created_at), p.completed_at).unwrap_or_default(),

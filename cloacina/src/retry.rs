@@ -20,8 +20,8 @@ pub enum Backoff {
     Exponential,
 }
 
-/// A task's retry policy. `Default`: 1 attempt (no retries), exponential backoff from 1 s capped at
-/// 60 s, with jitter.
+/// A task's retry policy. `Default` (as upstream Cloacina's): 3 attempts, exponential backoff from
+/// 1 s capped at 60 s, with jitter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (at least 1).
@@ -32,14 +32,15 @@ pub struct RetryPolicy {
     pub initial_delay: Duration,
     /// Upper bound of any delay.
     pub max_delay: Duration,
-    /// Spread delays randomly over `[delay/2, delay]` so retries of many tasks do not align.
+    /// Spread each delay uniformly over ±25% (`[0.75 × delay, 1.25 × delay]`, after the cap, as
+    /// upstream Cloacina) so retries of many tasks do not align.
     pub jitter: bool,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: 1,
+            max_attempts: 3,
             backoff: Backoff::Exponential,
             initial_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(60),
@@ -67,8 +68,7 @@ impl RetryPolicy {
         };
         let capped = base.min(self.max_delay);
         if self.jitter {
-            let half = capped / 2;
-            half + half.mul_f64(jitter_sample.clamp(0.0, 1.0))
+            capped.mul_f64(0.75 + 0.5 * jitter_sample.clamp(0.0, 1.0))
         } else {
             capped
         }
@@ -101,11 +101,26 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_between_half_and_full_delay() {
+    fn jitter_spans_a_quarter_either_side() {
         let p = policy(Backoff::Exponential, true);
-        assert_eq!(p.delay_after(3, 0.0), Duration::from_millis(200));
-        assert_eq!(p.delay_after(3, 0.5), Duration::from_millis(300));
-        assert!(p.delay_after(3, 0.999_999) <= Duration::from_millis(400));
+        assert_eq!(p.delay_after(3, 0.0), Duration::from_millis(300));
+        assert_eq!(p.delay_after(3, 0.5), Duration::from_millis(400));
+        assert!(p.delay_after(3, 0.999_999) <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn jitter_from_the_engines_random_source_is_uniform() {
+        // The engine draws samples with `fastrand::f64()`; ten equal bins of 0.75-1.25 × 400 ms
+        // must each get close to a tenth of 20,000 draws (a biased source, such as bits of a v4
+        // UUID whose variant bits are fixed, leaves bins empty).
+        let p = policy(Backoff::Exponential, true);
+        let mut bins = [0u32; 10];
+        for _ in 0..20_000 {
+            let ms = p.delay_after(3, fastrand::f64()).as_secs_f64() * 1e3;
+            assert!((300.0..=500.0).contains(&ms), "{ms} ms outside ±25% of 400 ms");
+            bins[(((ms - 300.0) / 20.0) as usize).min(9)] += 1;
+        }
+        assert!(bins.iter().all(|&n| (1_700..=2_300).contains(&n)), "not uniform: {bins:?}");
     }
 
     #[test]
@@ -113,6 +128,7 @@ mod tests {
         let p = policy(Backoff::Fixed, false);
         assert!(p.allows_retry_after(4));
         assert!(!p.allows_retry_after(5));
-        assert!(!RetryPolicy::default().allows_retry_after(1));
+        assert!(RetryPolicy::default().allows_retry_after(2), "three attempts by default");
+        assert!(!RetryPolicy::default().allows_retry_after(3));
     }
 }

@@ -128,7 +128,7 @@ impl ScheduleConfig {
             workflow_name: self.workflow.clone(),
             cron_expression: self.expression.clone(),
             timezone: self.timezone.clone(),
-            context: self.context.to_json(),
+            context: self.context.to_value(),
             enabled: self.enabled,
             catchup_policy: self.catchup,
             max_catchup: self.max_catchup,

@@ -318,6 +318,9 @@ pub enum PipelineEnd<'a> {
     Failed {
         /// Why, recorded as `error_details`.
         error: &'a str,
+        /// The context of the last task that completed (the input if none did), stored as the
+        /// final context as upstream Cloacina does.
+        final_context: &'a Value,
     },
 }
 
@@ -336,11 +339,11 @@ pub fn finish(
     now: UniversalTimestamp,
 ) -> Result<bool> {
     const ENDABLE: [&str; 2] = [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str()];
-    let error = match end {
+    let (error, final_context) = match end {
         PipelineEnd::Completed { final_context } => {
             return dispatch!(conn, finish_completed(UniversalUuid::from(id), final_context, now));
         }
-        PipelineEnd::Failed { error } => error,
+        PipelineEnd::Failed { error, final_context } => (error, final_context),
     };
     let failed = diesel::update(pe::table.find(UniversalUuid::from(id)).filter(pe::status.eq_any(ENDABLE))).set((
         pe::status.eq(PipelineStatus::Failed.as_str()),
@@ -349,5 +352,14 @@ pub fn finish(
         pe::updated_at.eq(now),
         pe::error_details.eq(error),
     ));
-    Ok(serialize_writes(conn, |conn| failed.execute(conn))? == 1)
+    if serialize_writes(conn, |conn| failed.execute(conn))? != 1 {
+        return Ok(false);
+    }
+    // Failures are rare: the final context goes in two more statements, in the caller's
+    // transaction, rather than a backend-specific single statement as for completions.
+    let context = super::contexts::insert(conn, final_context, now)?;
+    let link = diesel::update(pe::table.find(UniversalUuid::from(id)))
+        .set(pe::final_context_id.eq(Some(UniversalUuid::from(context))));
+    serialize_writes(conn, |conn| link.execute(conn))?;
+    Ok(true)
 }

@@ -71,7 +71,7 @@ pub(crate) fn create_pipeline(
     let new = NewPipeline {
         workflow_name: wf.name().to_owned(),
         workflow_version: wf.version().to_owned(),
-        input: input.to_json(),
+        input: input.to_value(),
         tasks,
     };
     pipelines::create(conn, id, &new, now)?;
@@ -281,6 +281,17 @@ fn run_ends(wf: &Workflow, outcomes: &[tasks::TaskOutcome]) -> Vec<String> {
         .collect()
 }
 
+/// The completed task that ended last (by completion time; the later in topological order on a
+/// tie), if any.
+fn last_completed(wf: &Workflow, outcomes: &[tasks::TaskOutcome]) -> Option<String> {
+    let order: HashMap<&str, usize> = wf.spec().tasks().iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+    outcomes
+        .iter()
+        .filter(|t| t.status == TaskStatus::Completed)
+        .max_by_key(|t| (t.completed_at, order.get(t.task_name.as_str()).copied()))
+        .map(|t| t.task_name.clone())
+}
+
 /// Ends the pipeline, `Completed` with its final context or `Failed`, if none of its tasks is left
 /// unfinished; returns its result when this call ended it. The end is conditional on the pipeline
 /// being Pending or Running (a paused one ends when resumed).
@@ -298,17 +309,19 @@ fn end_if_done(
     let outcomes = tasks::outcomes(conn, p.id)?;
     let error =
         outcomes.iter().find(|t| t.status == TaskStatus::Failed).map(|t| format!("task `{}` failed", t.task_name));
-    let mut fin = Value::Object(Default::default());
-    if error.is_none() {
-        let ends = run_ends(wf, &outcomes);
-        let known = |t: &str| recorded.iter().find(|(name, _)| *name == t).map(|(_, out)| *out);
-        let unread: Vec<String> = ends.iter().filter(|t| known(t).is_none()).cloned().collect();
-        let read: HashMap<String, Value> = outputs::outputs_of(conn, p.id, &unread)?.into_iter().collect();
-        let output_of = |t: &str| known(t).or_else(|| read.get(t));
-        fin = merge_outputs(p, &ends, output_of)?.to_json();
-    }
+    // Completed: the input merged with the run's ends. Failed: the context of the task that
+    // completed last (upstream Cloacina's choice), or the input if none did.
+    let ends = match error {
+        None => run_ends(wf, &outcomes),
+        Some(_) => last_completed(wf, &outcomes).into_iter().collect(),
+    };
+    let known = |t: &str| recorded.iter().find(|(name, _)| *name == t).map(|(_, out)| *out);
+    let unread: Vec<String> = ends.iter().filter(|t| known(t).is_none()).cloned().collect();
+    let read: HashMap<String, Value> = outputs::outputs_of(conn, p.id, &unread)?.into_iter().collect();
+    let output_of = |t: &str| known(t).or_else(|| read.get(t));
+    let fin = merge_outputs(p, &ends, output_of)?.to_value();
     let end = match &error {
-        Some(error) => PipelineEnd::Failed { error },
+        Some(error) => PipelineEnd::Failed { error, final_context: &fin },
         None => PipelineEnd::Completed { final_context: &fin },
     };
     faults.check(FaultPoint::FinishPipeline, FaultTiming::Before)?;
@@ -328,6 +341,5 @@ fn end_if_done(
         created_at: p.created_at,
         updated_at: now.as_datetime(),
     };
-    let has_final = record.status == PipelineStatus::Completed;
-    Ok(Some(execution_result(record, &outcomes, has_final.then_some(fin))?))
+    Ok(Some(execution_result(record, &outcomes, Some(fin))?))
 }

@@ -155,7 +155,7 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
         Err(j) => Err(TaskError::fatal(format!("task panicked: {j}"))),
     };
     let outcome = match result {
-        Ok(output) => Outcome::Completed(output.to_json()),
+        Ok(output) => Outcome::Completed(output.to_value()),
         Err(e) if e.is_retryable() && spec.retry.allows_retry_after(task.attempt) => {
             let delay = spec.retry.delay_after(task.attempt, fastrand::f64());
             tracing::info!(task = %task.task_name, id = %task.id, attempt = task.attempt, ?delay, error = %e, "task failed; retry scheduled");

@@ -217,7 +217,7 @@ async fn start(
     fire_time: DateTime<Utc>,
 ) -> Result<(), Error> {
     let wf = engine.workflows.get(&s.workflow_name).ok_or_else(|| Error::UnknownWorkflow(s.workflow_name.clone()))?;
-    let (e, wf, input) = (engine.clone(), wf.clone(), Context::from_json(s.context.clone())?);
+    let (e, wf, input) = (engine.clone(), wf.clone(), Context::from_value(s.context.clone())?);
     let pipeline = PipelineExecutionId::new();
     let started = engine
         .db

@@ -28,15 +28,16 @@ pub enum ValueOperator {
     NotExists,
 }
 
-/// When a task runs. The default, [`TriggerRule::AllDependenciesCompleted`], runs it only if every
-/// dependency completed.
+/// When a task runs, decided once every dependency has ended (Completed, Failed or Skipped). The
+/// default, [`TriggerRule::Always`], runs it whatever its dependencies did, as upstream Cloacina
+/// does; a pipeline with a failed task still ends Failed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum TriggerRule {
-    /// Every dependency completed (the default).
-    #[default]
+    /// Every dependency completed.
     AllDependenciesCompleted,
-    /// Always run, whatever the dependencies did.
+    /// Always run, whatever the dependencies did (the default).
+    #[default]
     Always,
     /// Every inner rule holds.
     All {
@@ -142,10 +143,19 @@ mod tests {
     }
 
     #[test]
-    fn default_rule_needs_every_dependency_completed() {
+    fn the_default_rule_runs_whatever_the_dependencies_did() {
+        let deps = vec!["a".to_owned(), "b".to_owned()];
+        let rule = TriggerRule::default();
+        assert_eq!(rule, TriggerRule::Always);
+        let failed = outcomes(&[("a", TaskStatus::Failed), ("b", TaskStatus::Skipped)]);
+        assert!(rule.evaluate(&deps, &failed, &Context::new()));
+    }
+
+    #[test]
+    fn all_dependencies_completed_needs_every_dependency_completed() {
         let deps = vec!["a".to_owned(), "b".to_owned()];
         let ctx = Context::new();
-        let rule = TriggerRule::default();
+        let rule = TriggerRule::AllDependenciesCompleted;
         assert!(rule.evaluate(&deps, &outcomes(&[("a", TaskStatus::Completed), ("b", TaskStatus::Completed)]), &ctx));
         assert!(!rule.evaluate(&deps, &outcomes(&[("a", TaskStatus::Completed), ("b", TaskStatus::Skipped)]), &ctx));
     }
@@ -166,7 +176,7 @@ mod tests {
 
     #[test]
     fn context_value_operators() {
-        let ctx = Context::from_json(json!({"n": 5, "s": "hello world", "list": [1, 2], "flag": true})).expect("ctx");
+        let ctx = Context::from_value(json!({"n": 5, "s": "hello world", "list": [1, 2], "flag": true})).expect("ctx");
         let check = |key: &str, op, value| {
             TriggerRule::ContextValue { key: key.into(), op, value }.evaluate(&[], &TaskOutcomes::new(), &ctx)
         };

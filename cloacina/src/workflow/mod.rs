@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(a.version(), b.version());
         assert_eq!(a.version().len(), 16);
         let mut retried = TaskSpec::new("y", &["x"]);
-        retried.retry.max_attempts = 3;
+        retried.retry.max_attempts = 5;
         let c = spec(vec![TaskSpec::new("x", &[]), retried]).expect("c");
         assert_ne!(a.version(), c.version());
         let mut timed = TaskSpec::new("y", &["x"]);

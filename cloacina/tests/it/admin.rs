@@ -105,8 +105,13 @@ backend_test!(a_run_of_a_version_no_live_runner_has_says_so, |t| {
         matches!(&waiting[..], [Waiting::NoRunnerWithVersion(v), Waiting::Ready { tasks: 1 }] if v.version == wf.version()),
         "{waiting:?}"
     );
-    let finished =
-        pipelines::finish(&mut conn, id, pipelines::PipelineEnd::Failed { error: "given up" }, now).expect("finish");
+    let finished = pipelines::finish(
+        &mut conn,
+        id,
+        pipelines::PipelineEnd::Failed { error: "given up", final_context: &serde_json::json!({}) },
+        now,
+    )
+    .expect("finish");
     assert!(finished);
     assert!(reasons(&mut conn, id, now).is_empty(), "an ended run waits for nothing");
 });

@@ -148,7 +148,13 @@ backend_test!(transitions_are_conditional_on_the_prior_status, |t| {
     assert!(pipelines::finish(&mut conn, id, PipelineEnd::Completed { final_context: &done }, now).expect("finish"));
     let again = json!({"again": true});
     assert!(!pipelines::finish(&mut conn, id, PipelineEnd::Completed { final_context: &again }, now).expect("twice"));
-    assert!(!pipelines::finish(&mut conn, id, PipelineEnd::Failed { error: "late" }, now).expect("ended"));
+    assert!(!pipelines::finish(
+        &mut conn,
+        id,
+        PipelineEnd::Failed { error: "late", final_context: &serde_json::json!({}) },
+        now
+    )
+    .expect("ended"));
     let p = pipelines::get(&mut conn, id).expect("get").expect("exists");
     assert_eq!(p.status, PipelineStatus::Completed);
     assert_eq!((p.completed_at, p.error_details), (Some(now.as_datetime()), None));
@@ -192,14 +198,20 @@ backend_test!(finish_ends_a_pipeline_from_pending_or_running_only, |t| {
     let never_ran =
         pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 0), now)
             .expect("create");
-    assert!(
-        pipelines::finish(&mut conn, never_ran, PipelineEnd::Failed { error: "task `x` failed" }, now).expect("finish")
-    );
+    assert!(pipelines::finish(
+        &mut conn,
+        never_ran,
+        PipelineEnd::Failed { error: "task `x` failed", final_context: &serde_json::json!({}) },
+        now
+    )
+    .expect("finish"));
     let p = pipelines::get(&mut conn, never_ran).expect("get").expect("row");
     assert_eq!(
-        (p.status, p.started_at, p.completed_at, p.final_context_id, p.error_details.as_deref()),
-        (PipelineStatus::Failed, Some(now.as_datetime()), Some(now.as_datetime()), None, Some("task `x` failed"))
+        (p.status, p.started_at, p.completed_at, p.error_details.as_deref()),
+        (PipelineStatus::Failed, Some(now.as_datetime()), Some(now.as_datetime()), Some("task `x` failed"))
     );
+    let stored = p.final_context_id.expect("a failed pipeline keeps a final context");
+    assert_eq!(cloacina::dal::contexts::get(&mut conn, stored).expect("read"), Some(serde_json::json!({})));
     // A paused pipeline is not ended behind the user's back; a running one keeps its started_at.
     let paused = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 1, 0), now)
         .expect("create");

@@ -168,7 +168,10 @@ engine_test!(the_final_context_merges_the_ends_of_the_run, |t| {
             TaskSpec { trigger_rule: TriggerRule::TaskFailed { task: "a".into() }, ..TaskSpec::new("d", &["a"]) },
             |ctx: Context<Value>| async move { Ok(ctx) },
         )
-        .simple_task("e", &["d"], |ctx: Context<Value>| async move { Ok(ctx) })
+        .task(
+            TaskSpec { trigger_rule: TriggerRule::AllDependenciesCompleted, ..TaskSpec::new("e", &["d"]) },
+            |ctx: Context<Value>| async move { Ok(ctx) },
+        )
         .build()
         .expect("wf");
     let runner = runner(&t, vec![wf]).await;
@@ -184,11 +187,15 @@ engine_test!(the_final_context_merges_the_ends_of_the_run, |t| {
     runner.shutdown().await.expect("shutdown");
 });
 
-engine_test!(a_fatal_failure_skips_dependents_and_fails_the_pipeline, |t| {
+engine_test!(a_fatal_failure_skips_dependents_that_need_it_and_fails_the_pipeline, |t| {
+    let needs = |name: &str, dep: &str| TaskSpec {
+        trigger_rule: TriggerRule::AllDependenciesCompleted,
+        ..TaskSpec::new(name, &[dep])
+    };
     let wf = Workflow::builder("failing")
         .simple_task("boom", &[], |_ctx: Context<Value>| async move { Err(TaskError::fatal("bad input")) })
-        .simple_task("after", &["boom"], mark("after"))
-        .simple_task("after_after", &["after"], mark("after_after"))
+        .task(needs("after", "boom"), mark("after"))
+        .task(needs("after_after", "after"), mark("after_after"))
         .task(
             TaskSpec {
                 trigger_rule: TriggerRule::TaskFailed { task: "boom".into() },
@@ -209,7 +216,11 @@ engine_test!(a_fatal_failure_skips_dependents_and_fails_the_pipeline, |t| {
     let boom = result.task_results.iter().find(|r| r.task_name == "boom").expect("boom");
     assert_eq!(boom.error_message.as_deref(), Some("bad input"));
     assert_eq!(result.error_message.as_deref(), Some("task `boom` failed"));
-    assert!(result.final_context.is_empty(), "a failed pipeline has no final context");
+    assert_eq!(
+        result.final_context.get("last"),
+        Some(&json!("cleanup")),
+        "a failed pipeline's final context is the last completed task's"
+    );
     // The result handed over in process equals the one read back from the database.
     let stored = runner.attach(result.execution_id).await.expect("attach").wait_for_completion().await;
     assert_eq!(stored.expect("stored"), result);
@@ -251,7 +262,17 @@ engine_test!(a_retryable_error_is_retried_with_backoff, |t| {
 engine_test!(timeouts_fail_a_task_once_attempts_are_spent, |t| {
     let wf = Workflow::builder("slow")
         .task(
-            TaskSpec { timeout: Some(Duration::from_millis(50)), ..TaskSpec::new("slow", &[]) },
+            TaskSpec {
+                timeout: Some(Duration::from_millis(50)),
+                retry: RetryPolicy {
+                    max_attempts: 2,
+                    backoff: Backoff::Fixed,
+                    initial_delay: Duration::from_millis(10),
+                    max_delay: Duration::from_millis(10),
+                    jitter: false,
+                },
+                ..TaskSpec::new("slow", &[])
+            },
             |ctx: Context<Value>| async move {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 Ok(ctx)
@@ -263,6 +284,7 @@ engine_test!(timeouts_fail_a_task_once_attempts_are_spent, |t| {
     let result = runner.execute("slow", Context::new()).await.expect("execute");
     assert_eq!(result.status, WorkflowStatus::Failed);
     assert!(result.task_results[0].error_message.as_deref().is_some_and(|m| m.contains("timed out")));
+    assert_eq!(result.task_results[0].attempts, 2, "a timeout is retried while attempts remain");
     runner.shutdown().await.expect("shutdown");
 });
 
@@ -456,8 +478,8 @@ engine_test!(shutdown_cancels_tasks_still_running_at_its_deadline_before_giving_
         first.database().run(move |c| cloacina::dal::task_executions::list_for_pipeline(c, id)).await.expect("rows");
     assert_eq!(
         (rows[0].status, rows[0].attempt, rows[0].max_attempts, rows[0].claimed_by.clone()),
-        (TaskStatus::Ready, 2, 2, None),
-        "given back as a new execution, not charged against the retry budget"
+        (TaskStatus::Ready, 2, 4, None),
+        "given back as a new execution (3 attempts by default), not charged against the retry budget"
     );
     let events =
         first.database().run(move |c| cloacina::dal::recovery_events::list_for_pipeline(c, id)).await.expect("events");

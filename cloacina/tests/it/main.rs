@@ -29,5 +29,6 @@ mod schema_parity;
 mod soak;
 mod tenants;
 mod universal_types;
+mod upstream_defaults;
 mod url_selection;
 mod versioning;

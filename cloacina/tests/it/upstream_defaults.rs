@@ -1,0 +1,111 @@
+//! The defaults an upstream Cloacina user relies on without writing them down (issue 12): a task
+//! runs once its dependencies have ended whatever they did (default trigger rule `always`), it
+//! gets three attempts, and a failed pipeline's final context is the context of the task that
+//! completed last. Each on both backends.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use serde_json::{json, Value};
+
+use crate::engine::{config, engine_test, runner};
+use cloacina::clock::ManualClock;
+use cloacina::dal::task_executions as tasks;
+use cloacina::executor::{WorkflowExecutor, WorkflowStatus};
+use cloacina::runner::DefaultRunner;
+use cloacina::workflow::{TaskSpec, Workflow};
+use cloacina::{Context, TaskError, TaskStatus};
+
+engine_test!(a_dependent_runs_after_a_failed_dependency_by_default, |t| {
+    let wf = Workflow::builder("carry_on")
+        .simple_task("fails", &[], |_ctx: Context<Value>| async move { Err(TaskError::fatal("broken")) })
+        .simple_task("reports", &["fails"], |mut ctx: Context<Value>| async move {
+            ctx.insert_or_update("reported", json!(true));
+            Ok(ctx)
+        })
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let result = runner.execute("carry_on", Context::new()).await.expect("execute");
+    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.status);
+    assert_eq!(status("fails"), Some(TaskStatus::Failed));
+    assert_eq!(status("reports"), Some(TaskStatus::Completed), "the default rule is `always`");
+    assert_eq!(result.status, WorkflowStatus::Failed, "a pipeline with a failed task still fails");
+    assert_eq!(result.error_message.as_deref(), Some("task `fails` failed"));
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(a_failed_pipelines_final_context_is_the_last_completed_tasks, |t| {
+    let wf = Workflow::builder("half_done")
+        .simple_task("first", &[], |mut ctx: Context<Value>| async move {
+            ctx.insert_or_update("first", json!(1));
+            Ok(ctx)
+        })
+        .simple_task("second", &["first"], |mut ctx: Context<Value>| async move {
+            ctx.insert_or_update("second", json!(2));
+            Ok(ctx)
+        })
+        .simple_task("third", &["second"], |_ctx: Context<Value>| async move { Err(TaskError::fatal("no")) })
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let mut input = Context::new();
+    input.insert("given", json!(0)).expect("input");
+    let result = runner.execute("half_done", input).await.expect("execute");
+    assert_eq!(result.status, WorkflowStatus::Failed);
+    assert_eq!(result.final_context.to_value(), json!({"given": 0, "first": 1, "second": 2}));
+    // The same is stored: a result read back from the database says so too.
+    let stored = runner.attach(result.execution_id).await.expect("attach").wait_for_completion().await;
+    assert_eq!(stored.expect("stored").final_context, result.final_context);
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(a_task_gets_three_attempts_by_default, |t| {
+    // The default policy waits about 1 s, then about 2 s (±25% jitter); a manual clock moved an
+    // hour at a time runs each retry as soon as it is scheduled, without waiting for real time.
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).single().expect("time"));
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let wf = Workflow::builder("stubborn")
+        .task(TaskSpec::new("flaky", &[]), move |_ctx: Context<Value>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move { Err(TaskError::retryable("still down")) }
+        })
+        .build()
+        .expect("wf");
+    assert_eq!(wf.spec().task("flaky").expect("task").retry.max_attempts, 3);
+    let runner = DefaultRunner::builder(t.url.clone())
+        .config(config(&t))
+        .clock(Arc::new(clock.clone()))
+        .workflow(wf)
+        .build()
+        .await
+        .expect("runner");
+    let handle = runner.execute_async("stubborn", Context::new()).await.expect("start");
+    let id = handle.execution_id();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut moved_for = 1;
+    loop {
+        let waiting = tasks::list_for_pipeline(&mut t.conn(), id)
+            .expect("rows")
+            .into_iter()
+            .find(|r| r.status == TaskStatus::Ready && r.retry_at.is_some())
+            .map(|r| r.attempt);
+        if waiting == Some(moved_for + 1) {
+            // Attempt `moved_for` failed and its retry waits: move the clock past the wait.
+            clock.advance(chrono::Duration::hours(1));
+            moved_for += 1;
+        }
+        if handle.status().await.expect("status").is_terminal() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out; clock moved {} times", moved_for - 1);
+        tokio::time::sleep(Duration::from_millis(10)).await; // the pace of polling observed state
+    }
+    let result = handle.wait_for_completion().await.expect("result");
+    assert_eq!(result.status, WorkflowStatus::Failed);
+    assert_eq!((result.task_results[0].attempts, calls.load(Ordering::SeqCst)), (3, 3));
+    runner.shutdown().await.expect("shutdown");
+});
