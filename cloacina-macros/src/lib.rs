@@ -196,6 +196,31 @@ fn check_signature(func: &ItemFn) -> syn::Result<()> {
     Ok(())
 }
 
+/// `retry_condition = "all" | "never" | "transient" | "pattern:a,b"` (upstream's spellings).
+fn retry_condition(value: &Expr) -> syn::Result<TokenStream2> {
+    let lit = lit_str(value)?;
+    let text = lit.value();
+    Ok(match text.as_str() {
+        "all" => quote!(::cloacina::retry::RetryCondition::AllErrors),
+        "never" => quote!(::cloacina::retry::RetryCondition::Never),
+        "transient" => quote!(::cloacina::retry::RetryCondition::TransientOnly),
+        _ => match text.strip_prefix("pattern:") {
+            Some(list) if list.split(',').any(|p| !p.trim().is_empty()) => {
+                let patterns = list.split(',').map(str::trim).filter(|p| !p.is_empty());
+                quote!(::cloacina::retry::RetryCondition::ErrorPattern {
+                    patterns: ::std::vec![#(::std::string::String::from(#patterns)),*],
+                })
+            }
+            _ => {
+                return Err(Error::new(
+                    lit.span(),
+                    "expected retry_condition = \"all\", \"never\", \"transient\" or \"pattern:word,word\"",
+                ))
+            }
+        },
+    })
+}
+
 fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
     let args = match &attr.meta {
         syn::Meta::Path(_) => Args::new(),
@@ -214,6 +239,7 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
         timeout: quote!(::std::option::Option::None),
     };
     let (mut attempts, mut backoff, mut delay, mut max_delay, mut jitter) = (3u64, None, 1_000u64, 60_000u64, true);
+    let mut condition = None;
     for arg in &args {
         match key(arg)?.as_str() {
             "id" => {
@@ -241,6 +267,7 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
             "retry_delay_ms" => delay = lit_u64(&arg.value)?,
             "retry_max_delay_ms" => max_delay = lit_u64(&arg.value)?,
             "retry_jitter" => jitter = lit_bool(&arg.value)?,
+            "retry_condition" => condition = Some(retry_condition(&arg.value)?),
             "timeout_ms" => {
                 let ms = lit_u64(&arg.value)?;
                 def.timeout = quote!(::std::option::Option::Some(::std::time::Duration::from_millis(#ms)));
@@ -251,7 +278,8 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
                     arg.path.span(),
                     format!(
                         "unknown task argument `{other}`; expected id, dependencies, retry_attempts, retry_backoff, \
-                         retry_delay_ms, retry_max_delay_ms, retry_jitter, timeout_ms or trigger_rules"
+                         retry_delay_ms, retry_max_delay_ms, retry_jitter, retry_condition, timeout_ms or \
+                         trigger_rules"
                     ),
                 ))
             }
@@ -259,6 +287,7 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
     }
     let attempts = u32::try_from(attempts).map_err(|_| Error::new(attr.span(), "retry_attempts is too large"))?;
     let backoff = backoff.unwrap_or_else(|| quote!(::cloacina::retry::Backoff::Exponential));
+    let condition = condition.unwrap_or_else(|| quote!(::cloacina::retry::RetryCondition::AllErrors));
     def.retry = quote! {
         ::cloacina::retry::RetryPolicy {
             max_attempts: #attempts,
@@ -266,6 +295,7 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
             initial_delay: ::std::time::Duration::from_millis(#delay),
             max_delay: ::std::time::Duration::from_millis(#max_delay),
             jitter: #jitter,
+            retry_conditions: ::std::vec![#condition],
         }
     };
     Ok(def)

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::task::TaskError;
+
 /// How the delay grows from one retry to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -18,6 +20,43 @@ pub enum Backoff {
     /// `delay × 2^(retry number − 1)` (the default).
     #[default]
     Exponential,
+}
+
+/// Which errors a retry policy retries (upstream Cloacina's conditions; a policy retries an error
+/// if any of its conditions does). [`TaskError::Fatal`] is never retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum RetryCondition {
+    /// Every error (the default).
+    AllErrors,
+    /// No error.
+    Never,
+    /// Errors [`TaskError::is_transient`] calls transient.
+    TransientOnly,
+    /// Errors whose message contains one of `patterns` (case-insensitive).
+    ErrorPattern {
+        /// The substrings.
+        patterns: Vec<String>,
+    },
+}
+
+impl RetryCondition {
+    /// Whether this condition retries `error`.
+    pub fn matches(&self, error: &TaskError) -> bool {
+        match self {
+            RetryCondition::AllErrors => true,
+            RetryCondition::Never => false,
+            RetryCondition::TransientOnly => error.is_transient(),
+            RetryCondition::ErrorPattern { patterns } => {
+                let message = error.to_string().to_lowercase();
+                patterns.iter().any(|p| message.contains(&p.to_lowercase()))
+            }
+        }
+    }
+}
+
+fn all_errors() -> Vec<RetryCondition> {
+    vec![RetryCondition::AllErrors]
 }
 
 /// A task's retry policy. `Default` (as upstream Cloacina's): 3 attempts, exponential backoff from
@@ -35,6 +74,9 @@ pub struct RetryPolicy {
     /// Spread each delay uniformly over ±25% (`[0.75 × delay, 1.25 × delay]`, after the cap, as
     /// upstream Cloacina) so retries of many tasks do not align.
     pub jitter: bool,
+    /// Which errors are retried while attempts remain (default: all).
+    #[serde(default = "all_errors")]
+    pub retry_conditions: Vec<RetryCondition>,
 }
 
 impl Default for RetryPolicy {
@@ -45,6 +87,7 @@ impl Default for RetryPolicy {
             initial_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(60),
             jitter: true,
+            retry_conditions: all_errors(),
         }
     }
 }
@@ -53,6 +96,14 @@ impl RetryPolicy {
     /// True when a task that just failed `attempt` (from 1) may run again.
     pub fn allows_retry_after(&self, attempt: u32) -> bool {
         attempt < self.max_attempts.max(1)
+    }
+
+    /// True when a task whose attempt `attempt` (from 1) failed with `error` runs again: attempts
+    /// remain, the error is not [`TaskError::Fatal`], and a retry condition matches it.
+    pub fn should_retry(&self, error: &TaskError, attempt: u32) -> bool {
+        self.allows_retry_after(attempt)
+            && error.is_retryable()
+            && self.retry_conditions.iter().any(|c| c.matches(error))
     }
 
     /// The wait before the retry that follows failed attempt `attempt` (from 1).
@@ -86,7 +137,29 @@ mod tests {
             initial_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(500),
             jitter,
+            ..RetryPolicy::default()
         }
+    }
+
+    #[test]
+    fn conditions_choose_which_errors_retry() {
+        let with = |c: RetryCondition| RetryPolicy { retry_conditions: vec![c], ..RetryPolicy::default() };
+        let (flaky, invalid) =
+            (TaskError::retryable("network down"), TaskError::ValidationFailed { message: "x".into() });
+        assert!(RetryPolicy::default().should_retry(&invalid, 1), "by default every error retries");
+        assert!(!RetryPolicy::default().should_retry(&TaskError::fatal("bug"), 1), "except a fatal one");
+        assert!(!RetryPolicy::default().should_retry(&flaky, 3), "attempts spent");
+        assert!(!with(RetryCondition::Never).should_retry(&flaky, 1));
+        assert!(with(RetryCondition::TransientOnly).should_retry(&flaky, 1));
+        assert!(!with(RetryCondition::TransientOnly).should_retry(&invalid, 1));
+        let pattern = with(RetryCondition::ErrorPattern { patterns: vec!["DOWN".into()] });
+        assert!(pattern.should_retry(&flaky, 1) && !pattern.should_retry(&invalid, 1));
+        let stored: RetryPolicy = serde_json::from_value(serde_json::json!({
+            "max_attempts": 2, "backoff": "fixed", "initial_delay": {"secs": 1, "nanos": 0},
+            "max_delay": {"secs": 1, "nanos": 0}, "jitter": false
+        }))
+        .expect("a policy stored before conditions existed");
+        assert_eq!(stored.retry_conditions, vec![RetryCondition::AllErrors]);
     }
 
     #[test]

@@ -148,7 +148,9 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
     };
     let result = match joined {
         Ok(Ok(result)) => result,
-        Ok(Err(_elapsed)) => Err(TaskError::Timeout(timeout)),
+        Ok(Err(_elapsed)) => {
+            Err(TaskError::Timeout { task_id: task.task_name.clone(), timeout_seconds: timeout.as_secs() })
+        }
         Err(j) if j.is_cancelled() => {
             return Ran::Outcome(Some(info), Outcome::Released("cancelled at the runner's shutdown deadline".into()));
         }
@@ -156,7 +158,7 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
     };
     let outcome = match result {
         Ok(output) => Outcome::Completed(output.to_value()),
-        Err(e) if e.is_retryable() && spec.retry.allows_retry_after(task.attempt) => {
+        Err(e) if spec.retry.should_retry(&e, task.attempt) => {
             let delay = spec.retry.delay_after(task.attempt, fastrand::f64());
             tracing::info!(task = %task.task_name, id = %task.id, attempt = task.attempt, ?delay, error = %e, "task failed; retry scheduled");
             Outcome::Retry { error: e.to_string(), delay }

@@ -48,43 +48,126 @@ impl TaskAttempt {
     }
 }
 
-/// Why a task did not succeed. Retryable errors use the task's retry policy; fatal ones fail the
-/// task at once.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a task did not succeed: upstream Cloacina's variants, plus [`TaskError::Fatal`]. Whether a
+/// failed attempt is retried is decided by the task's [`RetryPolicy`](crate::retry::RetryPolicy)
+/// (its attempts and [`RetryCondition`](crate::retry::RetryCondition)s; by default every error
+/// retries), except that a `Fatal` error never is.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TaskError {
-    /// A transient failure (a timeout, an unavailable service): another attempt may succeed.
-    #[error("{0}")]
-    Retryable(String),
-    /// A permanent failure (bad input, a bug): retrying will not help.
-    #[error("{0}")]
-    Fatal(String),
-    /// The attempt exceeded its timeout (retryable).
-    #[error("timed out after {0:?}")]
-    Timeout(std::time::Duration),
+    /// The task's work failed.
+    #[error("Task execution failed: {message}")]
+    ExecutionFailed {
+        /// What went wrong.
+        message: String,
+        /// The task.
+        task_id: String,
+        /// When.
+        timestamp: chrono::DateTime<chrono::Utc>,
+    },
+    /// Something the task needs from a dependency is missing.
+    #[error("Task dependency not satisfied: {dependency} required by {task_id}")]
+    DependencyNotSatisfied {
+        /// The dependency.
+        dependency: String,
+        /// The task.
+        task_id: String,
+    },
+    /// The attempt exceeded the task's timeout.
+    #[error("Task timeout: {task_id} exceeded {timeout_seconds}s")]
+    Timeout {
+        /// The task.
+        task_id: String,
+        /// The timeout, in whole seconds.
+        timeout_seconds: u64,
+    },
+    /// A context operation failed inside the task.
+    #[error("Context error in task {task_id}: {error}")]
+    ContextError {
+        /// The task.
+        task_id: String,
+        /// The context error.
+        error: crate::context::Error,
+    },
+    /// The task's input is not acceptable.
+    #[error("Task validation failed: {message}")]
+    ValidationFailed {
+        /// Why.
+        message: String,
+    },
+    /// Anything else.
+    #[error("Unknown error in task {task_id}: {message}")]
+    Unknown {
+        /// The task.
+        task_id: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A readiness check failed.
+    #[error("Task readiness check failed: {task_id}")]
+    ReadinessCheckFailed {
+        /// The task.
+        task_id: String,
+    },
+    /// A trigger rule could not be evaluated.
+    #[error("Trigger rule evaluation failed: {task_id}")]
+    TriggerRuleFailed {
+        /// The task.
+        task_id: String,
+    },
+    /// A permanent failure no retry condition retries (a Cloacina addition: bad input, a bug).
+    #[error("{message}")]
+    Fatal {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Words that make an `ExecutionFailed` or `Unknown` error transient (upstream's list).
+const TRANSIENT_WORDS: [&str; 8] =
+    ["connection", "network", "timeout", "temporary", "unavailable", "busy", "overloaded", "rate limit"];
+
+/// The task whose code is running, for errors built inside it ("" outside task code).
+fn current_task() -> String {
+    TaskAttempt::current().map(|a| a.task_name).unwrap_or_default()
 }
 
 impl TaskError {
-    /// A failure worth retrying.
+    /// A failure worth retrying: [`TaskError::ExecutionFailed`] for the running task, now.
     pub fn retryable(message: impl Into<String>) -> Self {
-        TaskError::Retryable(message.into())
+        TaskError::ExecutionFailed { message: message.into(), task_id: current_task(), timestamp: chrono::Utc::now() }
     }
 
-    /// A failure not worth retrying.
+    /// A failure never retried, whatever the task's retry conditions: [`TaskError::Fatal`].
     pub fn fatal(message: impl Into<String>) -> Self {
-        TaskError::Fatal(message.into())
+        TaskError::Fatal { message: message.into() }
     }
 
-    /// True when the retry policy applies.
+    /// True for errors upstream calls transient (what `RetryCondition::TransientOnly` retries): a
+    /// timeout, or an execution failure or unknown error whose message names a transient cause
+    /// (connection, network, timeout, temporary, unavailable, busy, overloaded, rate limit).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TaskError::Timeout { .. } => true,
+            TaskError::ExecutionFailed { message, .. } | TaskError::Unknown { message, .. } => {
+                let message = message.to_lowercase();
+                TRANSIENT_WORDS.iter().any(|w| message.contains(w))
+            }
+            _ => false,
+        }
+    }
+
+    /// True when a retry condition may retry it (everything but [`TaskError::Fatal`]).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, TaskError::Retryable(_) | TaskError::Timeout(_))
+        !matches!(self, TaskError::Fatal { .. })
     }
 }
 
-/// A context error inside a task (a missing key, a wrong type) is a bug in the workflow: fatal.
+/// A context error inside a task (a missing key, a wrong type) becomes
+/// [`TaskError::ContextError`] for the running task.
 impl From<crate::context::Error> for TaskError {
-    fn from(e: crate::context::Error) -> Self {
-        TaskError::Fatal(e.to_string())
+    fn from(error: crate::context::Error) -> Self {
+        TaskError::ContextError { task_id: current_task(), error }
     }
 }
 
@@ -94,9 +177,14 @@ mod tests {
 
     #[test]
     fn classification() {
-        assert!(TaskError::retryable("x").is_retryable());
-        assert!(TaskError::Timeout(std::time::Duration::from_secs(1)).is_retryable());
+        let timeout = TaskError::Timeout { task_id: "t".into(), timeout_seconds: 1 };
+        assert!(timeout.is_transient() && timeout.is_retryable());
+        assert!(TaskError::retryable("connection reset").is_transient());
+        assert!(!TaskError::retryable("bad row").is_transient(), "no transient word");
+        assert!(TaskError::retryable("bad row").is_retryable());
+        assert!(!TaskError::ValidationFailed { message: "network".into() }.is_transient());
         assert!(!TaskError::fatal("x").is_retryable());
+        assert_eq!(TaskError::retryable("x").to_string(), "Task execution failed: x");
         fn uses_question_mark() -> Result<(), TaskError> {
             let mut ctx = crate::Context::new();
             ctx.insert("k", serde_json::json!(1))?;
@@ -105,7 +193,10 @@ mod tests {
         }
         assert_eq!(
             uses_question_mark(),
-            Err(TaskError::Fatal("context key `k` already exists (use update or insert_or_update)".into()))
+            Err(TaskError::ContextError {
+                task_id: String::new(),
+                error: crate::context::Error::KeyExists("k".into())
+            })
         );
     }
 }

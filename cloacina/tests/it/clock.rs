@@ -69,6 +69,7 @@ engine_test!(a_retry_comes_due_on_the_runner_clock, |t| {
         initial_delay: Duration::from_secs(3_600),
         max_delay: Duration::from_secs(3_600),
         jitter: false,
+        ..RetryPolicy::default()
     };
     let wf = Workflow::builder("later")
         .task(TaskSpec { retry, ..TaskSpec::new("flaky", &[]) }, move |ctx: Context<Value>| {

@@ -236,6 +236,7 @@ engine_test!(a_retryable_error_is_retried_with_backoff, |t| {
         initial_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(50),
         jitter: false,
+        ..RetryPolicy::default()
     };
     let wf = Workflow::builder("flaky")
         .task(TaskSpec { retry, ..TaskSpec::new("flaky", &[]) }, move |mut ctx: Context<Value>| {
@@ -270,6 +271,7 @@ engine_test!(timeouts_fail_a_task_once_attempts_are_spent, |t| {
                     initial_delay: Duration::from_millis(10),
                     max_delay: Duration::from_millis(10),
                     jitter: false,
+                    ..RetryPolicy::default()
                 },
                 ..TaskSpec::new("slow", &[])
             },
@@ -283,7 +285,10 @@ engine_test!(timeouts_fail_a_task_once_attempts_are_spent, |t| {
     let runner = runner(&t, vec![wf]).await;
     let result = runner.execute("slow", Context::new()).await.expect("execute");
     assert_eq!(result.status, WorkflowStatus::Failed);
-    assert!(result.task_results[0].error_message.as_deref().is_some_and(|m| m.contains("timed out")));
+    assert!(result.task_results[0]
+        .error_message
+        .as_deref()
+        .is_some_and(|m| m.starts_with("Task timeout: slow exceeded")));
     assert_eq!(result.task_results[0].attempts, 2, "a timeout is retried while attempts remain");
     runner.shutdown().await.expect("shutdown");
 });
@@ -353,6 +358,7 @@ engine_test!(a_waiting_retry_survives_a_restart_of_every_runner, |t| {
             initial_delay: Duration::from_millis(700),
             max_delay: Duration::from_millis(700),
             jitter: false,
+            ..RetryPolicy::default()
         };
         Workflow::builder("restart")
             .task(TaskSpec { retry, ..TaskSpec::new("once_flaky", &[]) }, move |ctx: Context<Value>| {
@@ -532,6 +538,7 @@ engine_test!(task_code_knows_its_run_task_and_attempt, |t| {
         initial_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(10),
         jitter: false,
+        ..RetryPolicy::default()
     };
     let wf = Workflow::builder("introspective")
         .task(TaskSpec { retry, ..TaskSpec::new("me", &[]) }, |mut ctx: Context<Value>| async move {

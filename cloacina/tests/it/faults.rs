@@ -69,6 +69,7 @@ fn flaky(runs: &Runs) -> Workflow {
         initial_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(20),
         jitter: false,
+        ..RetryPolicy::default()
     };
     let x_runs = runs.clone();
     let z_runs = runs.clone();

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cloacina::executor::{WorkflowExecutor, WorkflowStatus};
+use cloacina::retry::RetryCondition;
 use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
 use cloacina::{task, workflow, Context, TaskError, TaskStatus};
 
@@ -39,7 +40,7 @@ pub mod etl {
         Ok(())
     }
 
-    #[task(id = "load", dependencies = ["transform"], timeout_ms = 5_000)]
+    #[task(id = "load", dependencies = ["transform"], timeout_ms = 5_000, retry_condition = "pattern:down, unavailable")]
     pub async fn load(context: &mut Context<serde_json::Value>) -> Result<(), TaskError> {
         context.insert("loaded", serde_json::json!(true))?;
         Ok(())
@@ -70,6 +71,16 @@ fn the_macro_builds_the_declared_graph() {
     assert_eq!(transform.dependencies, ["extract"]);
     assert_eq!(transform.retry.max_attempts, 3);
     assert_eq!(wf.spec().task("load").and_then(|t| t.timeout), Some(Duration::from_millis(5_000)));
+    let load = wf.spec().task("load").expect("load");
+    assert_eq!(
+        load.retry.retry_conditions,
+        [RetryCondition::ErrorPattern { patterns: vec!["down".into(), "unavailable".into()] }]
+    );
+    // Upstream's defaults for a bare `#[task]`: three attempts, every error retried, rule `always`.
+    let extract = wf.spec().task("extract").expect("extract");
+    assert_eq!(extract.retry.max_attempts, 3);
+    assert_eq!(extract.retry.retry_conditions, [RetryCondition::AllErrors]);
+    assert_eq!(extract.trigger_rule, cloacina::task::TriggerRule::Always);
     assert!(cloacina::workflow::registered().iter().any(|w| w.name() == "macro_etl"), "it registered itself");
 }
 

@@ -1,7 +1,7 @@
 //! The defaults an upstream Cloacina user relies on without writing them down (issue 12): a task
 //! runs once its dependencies have ended whatever they did (default trigger rule `always`), it
 //! gets three attempts, and a failed pipeline's final context is the context of the task that
-//! completed last. Each on both backends.
+//! completed last; retry conditions choose which errors retry. Each on both backends.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -107,5 +107,51 @@ engine_test!(a_task_gets_three_attempts_by_default, |t| {
     let result = handle.wait_for_completion().await.expect("result");
     assert_eq!(result.status, WorkflowStatus::Failed);
     assert_eq!((result.task_results[0].attempts, calls.load(Ordering::SeqCst)), (3, 3));
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(retry_conditions_choose_which_errors_are_retried, |t| {
+    use cloacina::retry::{Backoff, RetryCondition, RetryPolicy};
+    let quick = |condition: RetryCondition| RetryPolicy {
+        backoff: Backoff::Fixed,
+        initial_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(10),
+        jitter: false,
+        retry_conditions: vec![condition],
+        ..RetryPolicy::default()
+    };
+    let network_calls = Arc::new(AtomicU32::new(0));
+    let counter = network_calls.clone();
+    let wf = Workflow::builder("conditions")
+        .task(
+            TaskSpec { retry: quick(RetryCondition::TransientOnly), ..TaskSpec::new("invalid", &[]) },
+            |_ctx: Context<Value>| async move { Err(TaskError::ValidationFailed { message: "bad row".into() }) },
+        )
+        .task(TaskSpec { retry: quick(RetryCondition::TransientOnly), ..TaskSpec::new("network", &[]) }, move |ctx| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if n < 3 {
+                    return Err(TaskError::retryable("network unreachable"));
+                }
+                Ok(ctx)
+            }
+        })
+        .task(TaskSpec { retry: quick(RetryCondition::Never), ..TaskSpec::new("never", &[]) }, |_ctx| async move {
+            Err(TaskError::retryable("network unreachable"))
+        })
+        .task(TaskSpec { retry: quick(RetryCondition::AllErrors), ..TaskSpec::new("fatal", &[]) }, |_ctx| async move {
+            Err(TaskError::fatal("a bug"))
+        })
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let result = runner.execute("conditions", Context::new()).await.expect("execute");
+    let task = |n: &str| result.task_results.iter().find(|r| r.task_name == n).cloned().expect("task");
+    assert_eq!((task("invalid").status, task("invalid").attempts), (TaskStatus::Failed, 1), "not transient");
+    assert_eq!((task("network").status, task("network").attempts), (TaskStatus::Completed, 3), "transient");
+    assert_eq!((task("never").status, task("never").attempts), (TaskStatus::Failed, 1));
+    assert_eq!((task("fatal").status, task("fatal").attempts), (TaskStatus::Failed, 1), "fatal is never retried");
+    assert_eq!(task("invalid").error_message.as_deref(), Some("Task validation failed: bad row"));
+    assert_eq!(result.status, WorkflowStatus::Failed);
     runner.shutdown().await.expect("shutdown");
 });
