@@ -61,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut input = Context::new();
     input.insert("requested_by", json!("quickstart"))?;
     let result = runner.execute("orders_report", input).await?;
-    println!("pipeline {} {} in {:?}", result.execution_id, result.status, result.duration);
+    println!("pipeline {} {} in {:?}", result.execution_id, result.status, result.duration.unwrap_or_default());
     for task in &result.task_results {
         println!("  {:<16} {:<10} attempts {}", task.task_name, task.status, task.attempts);
     }

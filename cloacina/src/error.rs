@@ -30,6 +30,14 @@ pub enum Error {
     /// The runner is shutting down or has shut down.
     #[error("the runner is shut down")]
     ShutDown,
+    /// A wait with a time limit ran out before the pipeline ended (it goes on running).
+    #[error("pipeline {id} did not end within {waited:?}")]
+    Timeout {
+        /// The pipeline waited for.
+        id: PipelineExecutionId,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
     /// A runner setting is outside its documented bounds.
     #[error("invalid setting `{setting}`: {reason}")]
     InvalidSetting {
@@ -66,7 +74,7 @@ impl Error {
             | Error::ScheduleNotFound(_)
             | Error::InvalidSetting { .. } => ErrorKind::InvalidInput,
             Error::Database(e) if e.kind() == crate::database::ErrorKind::Configuration => ErrorKind::InvalidInput,
-            Error::Database(_) | Error::ShutDown => ErrorKind::Other,
+            Error::Database(_) | Error::ShutDown | Error::Timeout { .. } => ErrorKind::Other,
         }
     }
 }

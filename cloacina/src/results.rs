@@ -19,7 +19,13 @@ pub struct TaskResult {
     pub status: TaskStatus,
     /// Attempts made (0 for a task that never ran).
     pub attempts: u32,
-    /// The last error, if any.
+    /// The same, as upstream Cloacina names and types it.
+    pub attempt_count: i32,
+    /// When the last attempt started, if it ran.
+    pub start_time: Option<DateTime<Utc>>,
+    /// When it reached its terminal status.
+    pub end_time: Option<DateTime<Utc>>,
+    /// The last error, if any (for a skipped task: nothing).
     pub error_message: Option<String>,
     /// Time from the start of the last attempt to the end, if it ran.
     pub duration: Option<Duration>,
@@ -34,14 +40,19 @@ pub struct ExecutionResult {
     pub workflow_name: String,
     /// Terminal status.
     pub status: PipelineStatus,
-    /// The final context (empty unless the pipeline completed).
+    /// The final context: for a completed pipeline the input merged with every task's output;
+    /// for a failed one the context of the task that completed last.
     pub final_context: Context<Value>,
     /// One entry per task, in creation order.
     pub task_results: Vec<TaskResult>,
     /// Why the pipeline failed, if it did.
     pub error_message: Option<String>,
-    /// Time from creation to the terminal status.
-    pub duration: Duration,
+    /// When the pipeline was created.
+    pub start_time: DateTime<Utc>,
+    /// When it reached its terminal status (`None` while it runs).
+    pub end_time: Option<DateTime<Utc>>,
+    /// Time from creation to the terminal status (`None` while it runs), as upstream.
+    pub duration: Option<Duration>,
 }
 
 /// Time between two instants, when both are known (zero if they are out of order).
@@ -51,10 +62,14 @@ pub(crate) fn elapsed(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) ->
 
 /// One entry of [`ExecutionResult::task_results`].
 pub(crate) fn task_result(t: &TaskOutcome) -> TaskResult {
+    let attempts = if t.started_at.is_some() { t.attempt } else { 0 };
     TaskResult {
         task_name: t.task_name.clone(),
         status: t.status,
-        attempts: if t.started_at.is_some() { t.attempt } else { 0 },
+        attempts,
+        attempt_count: i32::try_from(attempts).unwrap_or(i32::MAX),
+        start_time: t.started_at,
+        end_time: t.completed_at,
         error_message: t.error_details.clone(),
         duration: elapsed(t.started_at, t.completed_at),
     }
@@ -73,6 +88,8 @@ pub(crate) fn execution_result(
         final_context: final_context.map(Context::from_value).transpose()?.unwrap_or_default(),
         task_results: outcomes.iter().map(task_result).collect(),
         error_message: p.error_details,
-        duration: elapsed(Some(p.created_at), p.completed_at).unwrap_or_default(),
+        start_time: p.created_at,
+        end_time: p.completed_at,
+        duration: elapsed(Some(p.created_at), p.completed_at),
     })
 }

@@ -17,6 +17,17 @@ use crate::{Context, Error};
 /// A pipeline's status, as seen by callers of the runner.
 pub use crate::models::PipelineStatus as WorkflowStatus;
 pub use crate::results::{ExecutionResult, TaskResult};
+/// Upstream Cloacina's name for [`WorkflowExecutor`].
+pub use WorkflowExecutor as PipelineExecutor;
+/// Upstream Cloacina's name for [`ExecutionResult`].
+pub type PipelineResult = ExecutionResult;
+
+/// Told of every status change of a pipeline started with
+/// [`WorkflowExecutor::execute_with_callback`] (upstream Cloacina's callback).
+pub trait StatusCallback: Send + Sync {
+    /// The pipeline's status changed to `status`.
+    fn on_status_change(&self, status: WorkflowStatus);
+}
 
 /// Running workflows and looking at their executions.
 pub trait WorkflowExecutor {
@@ -55,6 +66,88 @@ pub trait WorkflowExecutor {
 
     /// Resumes a paused pipeline; returns whether this call resumed it.
     fn resume(&self, id: PipelineExecutionId) -> impl std::future::Future<Output = Result<bool, Error>> + Send;
+
+    /// A handle on pipeline `id`, wherever it was started.
+    fn attach(
+        &self,
+        id: PipelineExecutionId,
+    ) -> impl std::future::Future<Output = Result<ExecutionHandle, Error>> + Send;
+
+    /// Cancels pipeline `id` (upstream's name): `Ok` whether this call or an earlier one ended it.
+    fn cancel_execution(&self, id: PipelineExecutionId) -> impl std::future::Future<Output = Result<(), Error>> + Send
+    where
+        Self: Sync,
+    {
+        async move { self.cancel(id).await.map(drop) }
+    }
+
+    /// Pauses pipeline `id` (upstream's name); `reason` goes to the log.
+    fn pause_execution(
+        &self,
+        id: PipelineExecutionId,
+        reason: Option<&str>,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send
+    where
+        Self: Sync,
+    {
+        let reason = reason.map(str::to_owned);
+        async move {
+            if self.pause(id).await? {
+                tracing::info!(pipeline = %id, reason = reason.as_deref().unwrap_or(""), "pipeline paused");
+            }
+            Ok(())
+        }
+    }
+
+    /// Resumes pipeline `id` (upstream's name).
+    fn resume_execution(&self, id: PipelineExecutionId) -> impl std::future::Future<Output = Result<(), Error>> + Send
+    where
+        Self: Sync,
+    {
+        async move { self.resume(id).await.map(drop) }
+    }
+
+    /// The result of pipeline `id` as it stands: final once it has ended; while it runs, its
+    /// status and the tasks so far (upstream's `get_execution_result`).
+    fn get_execution_result(
+        &self,
+        id: PipelineExecutionId,
+    ) -> impl std::future::Future<Output = Result<ExecutionResult, Error>> + Send
+    where
+        Self: Sync,
+    {
+        async move { self.attach(id).await?.current_result().await }
+    }
+
+    /// Runs `workflow` like [`execute`](Self::execute), telling `callback` of each status the
+    /// pipeline reaches (as observed: a status held shorter than the poll interval may be missed,
+    /// the terminal one never is).
+    fn execute_with_callback(
+        &self,
+        workflow: &str,
+        context: Context<Value>,
+        callback: Box<dyn StatusCallback>,
+    ) -> impl std::future::Future<Output = Result<ExecutionResult, Error>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let handle = self.execute_async(workflow, context).await?;
+            let mut last = None;
+            loop {
+                let status = handle.status().await?;
+                if last != Some(status) {
+                    callback.on_status_change(status);
+                    last = Some(status);
+                }
+                if status.is_terminal() {
+                    return handle.wait_for_completion().await;
+                }
+                let wait = handle.engine.config.poll_interval;
+                let _ = tokio::time::timeout(wait, handle.engine.waiter(handle.id).changed()).await;
+            }
+        }
+    }
 }
 
 /// A started pipeline.
@@ -78,6 +171,46 @@ impl ExecutionHandle {
         let id = self.id;
         let p = self.engine.db.run(move |c| pipelines::get(c, id)).await?;
         Ok(p.ok_or(Error::ExecutionNotFound(id))?.status)
+    }
+
+    /// [`status`](Self::status), by upstream's name.
+    pub async fn get_status(&self) -> Result<WorkflowStatus, Error> {
+        self.status().await
+    }
+
+    /// [`wait_for_completion`](Self::wait_for_completion) for at most `timeout` (`None`: no
+    /// limit); [`Error::Timeout`] when it runs out (the pipeline goes on).
+    pub async fn wait_for_completion_with_timeout(
+        self,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<ExecutionResult, Error> {
+        let id = self.id;
+        match timeout {
+            None => self.wait_for_completion().await,
+            Some(waited) => tokio::time::timeout(waited, self.wait_for_completion())
+                .await
+                .unwrap_or(Err(Error::Timeout { id, waited })),
+        }
+    }
+
+    /// The result as it stands (final once the pipeline ended).
+    pub(crate) async fn current_result(&self) -> Result<ExecutionResult, Error> {
+        let id = self.id;
+        let (p, rows, fin) = self
+            .engine
+            .db
+            .run(move |c| {
+                let Some(p) = pipelines::get(c, id)? else { return Ok(None) };
+                let rows = tasks::outcomes(c, id)?;
+                let fin = match p.final_context_id {
+                    Some(ctx) => crate::dal::contexts::get(c, ctx)?,
+                    None => None,
+                };
+                Ok::<_, crate::database::Error>(Some((p, rows, fin)))
+            })
+            .await?
+            .ok_or(Error::ExecutionNotFound(id))?;
+        Ok(crate::results::execution_result(p, &rows, fin)?)
     }
 
     /// Cancels the pipeline: tasks not yet started never run. Returns whether this call cancelled it.

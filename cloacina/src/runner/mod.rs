@@ -167,16 +167,6 @@ impl DefaultRunner {
         details.ok_or(Error::ExecutionNotFound(id))
     }
 
-    /// A handle on an existing pipeline (started by another call, a cron schedule or another
-    /// process), to wait for it, look at its status or cancel it.
-    pub async fn attach(&self, id: PipelineExecutionId) -> Result<ExecutionHandle, Error> {
-        let exists = self.engine.db.run(move |c| pipelines::get(c, id)).await?.is_some();
-        if !exists {
-            return Err(Error::ExecutionNotFound(id));
-        }
-        Ok(ExecutionHandle::new(self.engine.clone(), id))
-    }
-
     /// The name this runner claims tasks under.
     pub fn runner_name(&self) -> &str {
         &self.engine.runner_name
@@ -269,6 +259,16 @@ impl WorkflowExecutor for DefaultRunner {
     /// Pipelines matching `filter`, newest first.
     async fn list_executions(&self, filter: PipelineFilter) -> Result<Vec<PipelineExecution>, Error> {
         Ok(self.engine.db.run(move |c| pipelines::list(c, &filter)).await?)
+    }
+
+    /// A handle on an existing pipeline (started by another call, a cron schedule or another
+    /// process), to wait for it, look at its status or cancel it.
+    async fn attach(&self, id: PipelineExecutionId) -> Result<ExecutionHandle, Error> {
+        let exists = self.engine.db.run(move |c| pipelines::get(c, id)).await?.is_some();
+        if !exists {
+            return Err(Error::ExecutionNotFound(id));
+        }
+        Ok(ExecutionHandle::new(self.engine.clone(), id))
     }
 
     async fn execute(&self, workflow: &str, context: Context<Value>) -> Result<ExecutionResult, Error> {

@@ -58,7 +58,7 @@ fn mark(
 
 /// `first`, which runs until the test opens the returned gate, then `second`: room to cancel or
 /// pause in between.
-fn first_then_second(name: &str) -> (Workflow, Arc<tokio::sync::Semaphore>) {
+pub(crate) fn first_then_second(name: &str) -> (Workflow, Arc<tokio::sync::Semaphore>) {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let g = gate.clone();
     let wf = Workflow::builder(name)

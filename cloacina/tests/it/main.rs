@@ -29,6 +29,7 @@ mod schema_parity;
 mod soak;
 mod tenants;
 mod universal_types;
+mod upstream_api;
 mod upstream_defaults;
 mod url_selection;
 mod versioning;
