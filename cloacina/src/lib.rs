@@ -44,6 +44,26 @@ pub use error::{Error, ErrorKind};
 pub use models::TaskStatus;
 pub use task::TaskError;
 
+/// The authoring model under upstream Cloacina's path (`cloacina::cloacina_workflow::TaskError`,
+/// …): context, task errors, retry policies and conditions, trigger rules, workflow definitions.
+pub mod cloacina_workflow {
+    pub use crate::context::{Context, Error as ContextError};
+    pub use crate::retry::{Backoff, RetryCondition, RetryPolicy};
+    pub use crate::task::{TaskAttempt, TaskError, TriggerRule, ValueOperator};
+    pub use crate::workflow::{TaskSpec, Workflow, WorkflowBuilder, WorkflowSpec};
+}
+
+/// What a workflow program usually needs, in one import: `use cloacina::prelude::*;`.
+pub mod prelude {
+    pub use crate::cloacina_workflow::*;
+    pub use crate::executor::{
+        ExecutionHandle, ExecutionResult, PipelineExecutor, PipelineResult, StatusCallback, TaskResult,
+        WorkflowExecutor, WorkflowStatus,
+    };
+    pub use crate::runner::{DefaultRunner, DefaultRunnerConfig};
+    pub use crate::{task, workflow, TaskStatus};
+}
+
 /// Paths used by code that `#[workflow]` generates; not part of the public API.
 #[doc(hidden)]
 pub mod __private {

@@ -83,3 +83,23 @@ engine_test!(a_callback_hears_each_status_up_to_the_end, |t| {
     assert!(heard.windows(2).all(|w| w[0] != w[1]), "changes only: {heard:?}");
     runner.shutdown().await.expect("shutdown");
 });
+
+/// Upstream's import paths resolve: the prelude and `cloacina::cloacina_workflow`.
+mod paths {
+    use cloacina::prelude::*;
+
+    fn failed(message: &str) -> cloacina::cloacina_workflow::TaskError {
+        TaskError::ValidationFailed { message: message.to_owned() }
+    }
+
+    #[test]
+    fn upstreams_import_paths_resolve() {
+        let mut ctx: Context<serde_json::Value> = Context::new();
+        ctx.insert_as("n", &1).expect("insert");
+        assert_eq!(ctx.get_required("n").expect("present"), &serde_json::json!(1));
+        assert_eq!(failed("x").to_string(), "Task validation failed: x");
+        assert_eq!(RetryPolicy::default().retry_conditions, [RetryCondition::AllErrors]);
+        assert_eq!(TriggerRule::default(), TriggerRule::Always);
+        assert!(DefaultRunnerConfig::default().max_concurrent_tasks > 0);
+    }
+}
