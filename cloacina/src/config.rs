@@ -1,5 +1,6 @@
 //! [`DefaultRunnerConfig`]: the runner's settings, their defaults, and the bounds
-//! [`DefaultRunnerConfig::validate`] holds them to before a runner starts.
+//! [`DefaultRunnerConfig::validate`] holds them to before a runner starts; and
+//! [`DefaultRunnerConfigBuilder`], which also takes upstream Cloacina's option names.
 
 use std::time::Duration;
 
@@ -44,6 +45,14 @@ pub struct DefaultRunnerConfig {
     /// Longest sleep of the cron service (default 30 s; 10 ms to 1 h), so it sees schedules
     /// changed by other processes. Changes made through this runner wake it at once.
     pub cron_recheck_interval: Duration,
+    /// Hand on tasks whose runner stopped renewing their lease, and settle pipelines standing
+    /// still (default true). Without it, a crashed runner's tasks wait for a runner that has it.
+    pub enable_recovery: bool,
+    /// Start fire times that a runner claimed and died before starting (default true).
+    pub cron_enable_recovery: bool,
+    /// Most missed fire times one schedule runs when it catches up, over every schedule's own
+    /// `max_catchup` (default: no runner-wide cap; at least 1).
+    pub cron_max_catchup_executions: usize,
 }
 
 impl Default for DefaultRunnerConfig {
@@ -63,6 +72,9 @@ impl Default for DefaultRunnerConfig {
             enable_cron: true,
             cron_late_threshold: Duration::from_secs(60),
             cron_recheck_interval: Duration::from_secs(30),
+            enable_recovery: true,
+            cron_enable_recovery: true,
+            cron_max_catchup_executions: usize::MAX,
         }
     }
 }
@@ -90,6 +102,7 @@ impl DefaultRunnerConfig {
         within("shutdown_timeout", self.shutdown_timeout, Duration::ZERO, HOUR)?;
         within("cron_late_threshold", self.cron_late_threshold, Duration::ZERO, YEAR)?;
         within("cron_recheck_interval", self.cron_recheck_interval, 10 * MS, HOUR)?;
+        in_range("cron_max_catchup_executions", self.cron_max_catchup_executions, 1, usize::MAX)?;
         if let Some(name) = &self.runner_name {
             let printable = !name.chars().any(char::is_control);
             if name.trim().is_empty() || name.chars().count() > 200 || !printable {
@@ -104,6 +117,97 @@ impl DefaultRunnerConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// Builds a [`DefaultRunnerConfig`] from the defaults (upstream Cloacina's
+/// `DefaultRunnerConfig::builder()`); [`build`](Self::build) validates. Each setting has a method
+/// of its own name, and upstream's names are accepted for the settings they mean:
+/// `scheduler_poll_interval` (= `poll_interval`), `task_timeout` (= `default_task_timeout`),
+/// `db_pool_size` (= `pool_size`), `enable_cron_scheduling` (= `enable_cron`),
+/// `cron_poll_interval` (= `cron_recheck_interval`).
+#[derive(Debug, Clone, Default)]
+pub struct DefaultRunnerConfigBuilder {
+    config: DefaultRunnerConfig,
+}
+
+/// A builder setter per `method: type => field`.
+macro_rules! settings {
+    ($($method:ident: $ty:ty => $field:ident),* $(,)?) => {
+        impl DefaultRunnerConfigBuilder {
+            $(
+                #[doc = concat!("Sets `", stringify!($field), "`.")]
+                pub fn $method(mut self, value: $ty) -> Self {
+                    self.config.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+settings! {
+    max_concurrent_tasks: usize => max_concurrent_tasks,
+    claim_batch_size: u32 => claim_batch_size,
+    lease_duration: Duration => lease_duration,
+    heartbeat_interval: Duration => heartbeat_interval,
+    recovery_interval: Duration => recovery_interval,
+    default_task_timeout: Duration => default_task_timeout,
+    task_timeout: Duration => default_task_timeout,
+    poll_interval: Duration => poll_interval,
+    scheduler_poll_interval: Duration => poll_interval,
+    shutdown_timeout: Duration => shutdown_timeout,
+    pool_size: u32 => pool_size,
+    db_pool_size: u32 => pool_size,
+    schema: Option<String> => schema,
+    runner_name: Option<String> => runner_name,
+    enable_cron: bool => enable_cron,
+    enable_cron_scheduling: bool => enable_cron,
+    cron_late_threshold: Duration => cron_late_threshold,
+    cron_recheck_interval: Duration => cron_recheck_interval,
+    cron_poll_interval: Duration => cron_recheck_interval,
+    enable_recovery: bool => enable_recovery,
+    cron_enable_recovery: bool => cron_enable_recovery,
+    cron_max_catchup_executions: usize => cron_max_catchup_executions,
+}
+
+impl DefaultRunnerConfigBuilder {
+    /// The settings, checked ([`DefaultRunnerConfig::validate`]).
+    pub fn build(self) -> Result<DefaultRunnerConfig, Error> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
+impl DefaultRunnerConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> DefaultRunnerConfigBuilder {
+        DefaultRunnerConfigBuilder::default()
+    }
+
+    /// `default_task_timeout`, by upstream's name.
+    pub fn task_timeout(&self) -> Duration {
+        self.default_task_timeout
+    }
+
+    /// `poll_interval`, by upstream's name.
+    pub fn scheduler_poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+
+    /// `pool_size`, by upstream's name.
+    pub fn db_pool_size(&self) -> u32 {
+        self.pool_size
+    }
+
+    /// `enable_cron`, by upstream's name.
+    pub fn enable_cron_scheduling(&self) -> bool {
+        self.enable_cron
+    }
+
+    /// `cron_recheck_interval`, by upstream's name.
+    pub fn cron_poll_interval(&self) -> Duration {
+        self.cron_recheck_interval
     }
 }
 
@@ -135,6 +239,33 @@ mod tests {
     }
 
     #[test]
+    fn the_builder_takes_upstreams_names_and_validates() {
+        let config = DefaultRunnerConfig::builder()
+            .max_concurrent_tasks(8)
+            .task_timeout(Duration::from_secs(600))
+            .scheduler_poll_interval(Duration::from_millis(100))
+            .db_pool_size(4)
+            .enable_cron_scheduling(false)
+            .cron_poll_interval(Duration::from_secs(5))
+            .cron_max_catchup_executions(2)
+            .enable_recovery(false)
+            .build()
+            .expect("valid");
+        assert_eq!(config.max_concurrent_tasks, 8);
+        assert_eq!(
+            (config.default_task_timeout, config.task_timeout()),
+            (Duration::from_secs(600), Duration::from_secs(600))
+        );
+        assert_eq!(config.scheduler_poll_interval(), Duration::from_millis(100));
+        assert_eq!((config.pool_size, config.db_pool_size()), (4, 4));
+        assert!(!config.enable_cron && !config.enable_cron_scheduling() && !config.enable_recovery);
+        assert_eq!(config.cron_poll_interval(), Duration::from_secs(5));
+        assert_eq!(config.cron_max_catchup_executions, 2);
+        let err = DefaultRunnerConfig::builder().max_concurrent_tasks(0).build().expect_err("out of range");
+        assert!(matches!(err, Error::InvalidSetting { setting: "max_concurrent_tasks", .. }), "{err}");
+    }
+
+    #[test]
     fn every_out_of_range_setting_is_named() {
         let base = DefaultRunnerConfig::default;
         let cases: Vec<(&str, DefaultRunnerConfig)> = vec![
@@ -152,6 +283,7 @@ mod tests {
             ("cron_recheck_interval", DefaultRunnerConfig { cron_recheck_interval: Duration::ZERO, ..base() }),
             ("runner_name", DefaultRunnerConfig { runner_name: Some(" ".into()), ..base() }),
             ("runner_name", DefaultRunnerConfig { runner_name: Some("a\nb".into()), ..base() }),
+            ("cron_max_catchup_executions", DefaultRunnerConfig { cron_max_catchup_executions: 0, ..base() }),
         ];
         for (setting, config) in cases {
             let err = config.validate().expect_err(setting);

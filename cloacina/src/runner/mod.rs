@@ -26,7 +26,7 @@ use crate::services::{self, Services};
 use crate::workflow::Workflow;
 use crate::{scheduler, Context, Error};
 
-pub use crate::config::DefaultRunnerConfig;
+pub use crate::config::{DefaultRunnerConfig, DefaultRunnerConfigBuilder};
 pub use crate::executor::ExecutionHandle;
 
 /// How long shutdown waits, after cancelling the last attempts, for their outcomes to be recorded.

@@ -136,9 +136,13 @@ pub(crate) async fn pass(engine: &Arc<Engine>) -> Result<Option<DateTime<Utc>>, 
     let now = engine.clock.now();
     let names = engine.workflow_names.clone();
     let (runner, orphaned_after) = (engine.runner_name.clone(), engine.config.lease_duration);
+    let recover = engine.config.cron_enable_recovery;
     let orphans = engine
         .db
         .run(move |c| {
+            if !recover {
+                return Ok(Vec::new());
+            }
             let before = UniversalTimestamp::from(now).minus(orphaned_after);
             let taken = cron_executions::reclaim_orphaned(c, &runner, &names, before, now.into(), BATCH)?;
             let mut found = Vec::with_capacity(taken.len());
@@ -168,7 +172,8 @@ async fn handle_due(engine: &Arc<Engine>, s: CronSchedule, now: DateTime<Utc>) -
     let (plan, last) = match CronExpression::parse(&s.cron_expression, &s.timezone) {
         Ok(expression) => {
             let late = engine.config.cron_late_threshold;
-            let plan = plan(&expression, Bounds::of(&s), s.catchup_policy, s.max_catchup, expected, now, late);
+            let cap = u32::try_from(engine.config.cron_max_catchup_executions).unwrap_or(u32::MAX);
+            let plan = plan(&expression, Bounds::of(&s), s.catchup_policy, s.max_catchup.min(cap), expected, now, late);
             let last = plan.run.last().copied().or(s.last_run_at);
             (plan, last)
         }

@@ -6,7 +6,8 @@
 //! - [`completer`]: records outcomes in batches, each batch in one transaction together with what
 //!   follows from it (the [`scheduler`](crate::scheduler) decides dependents and the pipeline's end);
 //! - [`heartbeat`]: renews the leases of held claims;
-//! - [`recovery`]: hands on tasks whose lease expired and settles pipelines that stand still;
+//! - [`recovery`]: hands on tasks whose lease expired and settles pipelines that stand still
+//!   (unless `enable_recovery` is off);
 //! - [`registry`]: keeps this runner's workflow versions marked live;
 //! - [`listener`]: wakes the claim loop when another runner announces Ready work (PostgreSQL);
 //! - [`ends`]: tells this process's waiters about pipelines that ended elsewhere;
@@ -46,11 +47,13 @@ pub(crate) fn start(engine: &Arc<Engine>) -> Services {
     let mut background = vec![
         tokio::spawn(completer::run(engine.clone(), reports, handoff)),
         tokio::spawn(heartbeat::run(engine.clone())),
-        tokio::spawn(recovery::run(engine.clone())),
         tokio::spawn(registry::run(engine.clone())),
         tokio::spawn(listener::run(engine.clone())),
         tokio::spawn(ends::run(engine.clone())),
     ];
+    if engine.config.enable_recovery {
+        background.push(tokio::spawn(recovery::run(engine.clone())));
+    }
     if engine.config.enable_cron {
         background.push(tokio::spawn(cron::run(engine.clone())));
     }

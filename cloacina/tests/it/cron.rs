@@ -1,6 +1,6 @@
 //! The cron service on both backends, driven by a manual clock: catch-up after downtime, racing
 //! runners (one pipeline per fire time), pause and resume, daylight-saving changes, orphaned
-//! fire times, and bad schedules refused.
+//! fire times, a runner-wide catch-up cap, and bad schedules refused.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use cloacina::dal::cron_executions;
 use cloacina::dal::pipeline_executions::PipelineFilter;
 use cloacina::executor::{WorkflowExecutor, WorkflowStatus};
 use cloacina::models::{CatchupPolicy, CronScheduleId};
-use cloacina::runner::DefaultRunner;
+use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
 use cloacina::workflow::Workflow;
 use cloacina::Context;
 
@@ -275,5 +275,29 @@ engine_test!(on_the_system_clock_the_service_wakes_at_each_fire_time, |t| {
     for pair in times.windows(2) {
         assert_eq!(pair[1] - pair[0], Duration::seconds(1), "consecutive seconds, none twice: {times:?}");
     }
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(a_runner_wide_catch_up_cap_bounds_every_schedule, |t| {
+    let clock = ManualClock::new(utc("2026-01-01T09:59:00Z"));
+    let first = cron_runner(&t, &clock).await;
+    let schedule = ScheduleConfig::new("report", "0 * * * *").catchup(CatchupPolicy::RunAll).max_catchup(10);
+    let id = first.create_schedule(schedule).await.expect("create").id;
+    first.shutdown().await.expect("shutdown");
+    drop(first);
+    // Down from 09:59 to 15:30; the next runner runs at most 2 missed fire times per schedule
+    // (upstream's cron_max_catchup_executions), although the schedule allows 10.
+    clock.set(utc("2026-01-01T15:30:00Z"));
+    let capped = DefaultRunnerConfig { cron_max_catchup_executions: 2, ..config(&t) };
+    let runner = DefaultRunner::builder(t.url.clone())
+        .config(capped)
+        .workflow(report())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .await
+        .expect("runner");
+    move_clock(&runner, &clock, utc("2026-01-01T15:30:00Z"), &[id]).await;
+    let h = |s: &str| utc(&format!("2026-01-01T{s}:00:00Z"));
+    assert_eq!(fired(&runner, id).await, vec![h("14"), h("15")]);
     runner.shutdown().await.expect("shutdown");
 });
