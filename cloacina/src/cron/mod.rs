@@ -105,6 +105,22 @@ impl ScheduleConfig {
         self
     }
 
+    /// The settings of a stored schedule (to change some of them and update it); an error if its
+    /// stored context is not a JSON object (edited by hand).
+    pub fn from_schedule(s: &CronSchedule) -> Result<Self, crate::context::Error> {
+        Ok(Self {
+            workflow: s.workflow_name.clone(),
+            expression: s.cron_expression.clone(),
+            timezone: s.timezone.clone(),
+            context: Context::from_value(s.context.clone())?,
+            enabled: s.enabled,
+            catchup: s.catchup_policy,
+            max_catchup: s.max_catchup,
+            start_at: s.start_at,
+            end_at: s.end_at,
+        })
+    }
+
     /// Checks everything and computes the first fire time after `now`: the row to store.
     pub(crate) fn to_new_schedule(&self, now: DateTime<Utc>) -> Result<NewSchedule, ScheduleError> {
         let expression = CronExpression::parse(&self.expression, &self.timezone)?;

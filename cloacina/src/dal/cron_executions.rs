@@ -123,13 +123,49 @@ pub fn reclaim_orphaned(
     })
 }
 
-/// The fire-time history of a schedule, newest first.
-pub fn list_for_schedule(conn: &mut AnyConnection, schedule: CronScheduleId, limit: u32) -> Result<Vec<CronExecution>> {
+/// The fire-time history of a schedule, newest first: `limit` entries after skipping `offset`.
+pub fn list_for_schedule(
+    conn: &mut AnyConnection,
+    schedule: CronScheduleId,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<CronExecution>> {
     let rows: Vec<CronExecutionRow> = ce::table
         .filter(ce::schedule_id.eq(UniversalUuid::from(schedule)))
         .order(ce::scheduled_time.desc())
         .limit(i64::from(limit))
+        .offset(i64::from(offset))
         .select(CronExecutionRow::as_select())
         .load(conn)?;
     Ok(rows.into_iter().map(CronExecution::from).collect())
+}
+
+/// Fire times claimed since `since`: how many, how many started their pipeline, and how many
+/// were claimed before `lost_before` and still have none (their runner died before starting
+/// them; recovery re-fires them unless it is off).
+pub fn counts_since(
+    conn: &mut AnyConnection,
+    since: UniversalTimestamp,
+    lost_before: UniversalTimestamp,
+) -> Result<FireCounts> {
+    let recent = || ce::table.filter(ce::claimed_at.ge(since));
+    let total: i64 = recent().count().get_result(conn)?;
+    let started: i64 = recent().filter(ce::pipeline_execution_id.is_not_null()).count().get_result(conn)?;
+    let lost: i64 = recent()
+        .filter(ce::pipeline_execution_id.is_null())
+        .filter(ce::claimed_at.lt(lost_before))
+        .count()
+        .get_result(conn)?;
+    Ok(FireCounts { total, started, lost })
+}
+
+/// What [`counts_since`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FireCounts {
+    /// Fire times claimed.
+    pub total: i64,
+    /// Those whose pipeline was started.
+    pub started: i64,
+    /// Those claimed long ago and never started.
+    pub lost: i64,
 }

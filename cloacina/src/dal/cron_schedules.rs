@@ -118,6 +118,17 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<CronSchedule>> {
     rows.into_iter().map(CronSchedule::try_from).collect()
 }
 
+/// Schedules oldest first, only enabled ones if `enabled_only`: `limit` after skipping `offset`.
+pub fn page(conn: &mut AnyConnection, enabled_only: bool, limit: u32, offset: u32) -> Result<Vec<CronSchedule>> {
+    let mut query = cs::table.order((cs::created_at.asc(), cs::id.asc())).into_boxed();
+    if enabled_only {
+        query = query.filter(cs::enabled.eq(UniversalBool(true)));
+    }
+    let rows: Vec<ScheduleRow> =
+        query.limit(i64::from(limit)).offset(i64::from(offset)).select(ScheduleRow::as_select()).load(conn)?;
+    rows.into_iter().map(CronSchedule::try_from).collect()
+}
+
 /// Enabled schedules of `workflows` whose next fire time is at or before `now`, earliest first.
 pub fn due(
     conn: &mut AnyConnection,

@@ -1,14 +1,36 @@
 //! The cron schedule API of [`DefaultRunner`]: create, list, read, update, pause, resume and
-//! delete schedules, their next fire times and history. Every change wakes this runner's cron
-//! service at once; other runners see it at their next recheck.
+//! delete schedules, their next fire times and history; and the same under upstream Cloacina's
+//! names (`register_cron_workflow`, `list_cron_schedules`, …). Every change wakes this runner's
+//! cron service at once; other runners see it at their next recheck.
 
 use chrono::{DateTime, Utc};
 
 use super::DefaultRunner;
 use crate::cron::ScheduleConfig;
 use crate::database::UniversalTimestamp;
-use crate::models::{CronExecution, CronSchedule, CronScheduleId};
+use crate::models::{CatchupPolicy, CronExecution, CronSchedule, CronScheduleId};
 use crate::Error;
+
+/// Fire times claimed since a moment (upstream Cloacina's `CronExecutionStats`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CronExecutionStats {
+    /// Fire times claimed.
+    pub total_executions: i64,
+    /// Those whose pipeline was started.
+    pub successful_executions: i64,
+    /// Those claimed more than a lease ago whose pipeline was never started.
+    pub lost_executions: i64,
+    /// `successful_executions` as a percentage of `total_executions` (0 when there are none).
+    pub success_rate: f64,
+}
+
+/// A page bound from upstream's `i64` arguments: negative is a clear error.
+fn page_bound(name: &'static str, value: i64) -> Result<u32, Error> {
+    u32::try_from(value.max(0)).ok().filter(|_| value >= 0).ok_or_else(|| Error::InvalidSetting {
+        setting: name,
+        reason: format!("is {value}; must be between 0 and {}", u32::MAX),
+    })
+}
 
 impl DefaultRunner {
     /// Creates a cron schedule. The expression, time zone and bounds are checked now (a clear
@@ -74,7 +96,96 @@ impl DefaultRunner {
 
     /// The fire times a schedule has claimed, newest first, with the pipeline each started.
     pub async fn schedule_history(&self, id: CronScheduleId, limit: u32) -> Result<Vec<CronExecution>, Error> {
-        Ok(self.engine.db.run(move |c| crate::dal::cron_executions::list_for_schedule(c, id, limit)).await?)
+        Ok(self.engine.db.run(move |c| crate::dal::cron_executions::list_for_schedule(c, id, limit, 0)).await?)
+    }
+
+    /// Upstream's `register_cron_workflow`: a schedule of `workflow` on `expression` in `timezone`
+    /// (an IANA name, or "UTC"), missed fire times skipped; returns its id.
+    pub async fn register_cron_workflow(
+        &self,
+        workflow: &str,
+        expression: &str,
+        timezone: &str,
+    ) -> Result<CronScheduleId, Error> {
+        let config = ScheduleConfig::new(workflow, expression).timezone(timezone).catchup(CatchupPolicy::Skip);
+        Ok(self.create_schedule(config).await?.id)
+    }
+
+    /// Upstream's `list_cron_schedules`: oldest first, only enabled ones if `enabled_only`,
+    /// `limit` after skipping `offset` (negative bounds are refused).
+    pub async fn list_cron_schedules(
+        &self,
+        enabled_only: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<CronSchedule>, Error> {
+        let (limit, offset) = (page_bound("limit", limit)?, page_bound("offset", offset)?);
+        Ok(self.engine.db.run(move |c| crate::dal::cron_schedules::page(c, enabled_only, limit, offset)).await?)
+    }
+
+    /// Upstream's `get_cron_schedule`.
+    pub async fn get_cron_schedule(&self, id: CronScheduleId) -> Result<CronSchedule, Error> {
+        self.get_schedule(id).await
+    }
+
+    /// Upstream's `set_cron_schedule_enabled`: resumes (from now) or pauses the schedule.
+    pub async fn set_cron_schedule_enabled(&self, id: CronScheduleId, enabled: bool) -> Result<(), Error> {
+        if enabled {
+            self.resume_schedule(id).await.map(drop)
+        } else {
+            self.pause_schedule(id).await.map(drop)
+        }
+    }
+
+    /// Upstream's `delete_cron_schedule`: `Ok` whether or not it existed.
+    pub async fn delete_cron_schedule(&self, id: CronScheduleId) -> Result<(), Error> {
+        self.delete_schedule(id).await.map(drop)
+    }
+
+    /// Upstream's `update_cron_schedule`: a new expression and/or time zone (checked as at
+    /// creation); the next fire time is recomputed from now, the other settings kept.
+    pub async fn update_cron_schedule(
+        &self,
+        id: CronScheduleId,
+        expression: Option<&str>,
+        timezone: Option<&str>,
+    ) -> Result<(), Error> {
+        let current = self.get_schedule(id).await?;
+        let mut config = ScheduleConfig::from_schedule(&current)?;
+        if let Some(expression) = expression {
+            config.expression = expression.to_owned();
+        }
+        if let Some(timezone) = timezone {
+            config.timezone = timezone.to_owned();
+        }
+        self.update_schedule(id, config).await.map(drop)
+    }
+
+    /// Upstream's `get_cron_execution_history`: fire times newest first, `limit` after `offset`.
+    pub async fn get_cron_execution_history(
+        &self,
+        id: CronScheduleId,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<CronExecution>, Error> {
+        let (limit, offset) = (page_bound("limit", limit)?, page_bound("offset", offset)?);
+        Ok(self.engine.db.run(move |c| crate::dal::cron_executions::list_for_schedule(c, id, limit, offset)).await?)
+    }
+
+    /// Upstream's `get_cron_execution_stats`: fire times claimed since `since`, how many started
+    /// their pipeline, and how many were lost (claimed more than a lease ago, never started).
+    pub async fn get_cron_execution_stats(&self, since: DateTime<Utc>) -> Result<CronExecutionStats, Error> {
+        let lost_before = UniversalTimestamp::from(self.engine.clock.now()).minus(self.engine.config.lease_duration);
+        let since = UniversalTimestamp::from(since);
+        let counts =
+            self.engine.db.run(move |c| crate::dal::cron_executions::counts_since(c, since, lost_before)).await?;
+        let rate = if counts.total > 0 { counts.started as f64 * 100.0 / counts.total as f64 } else { 0.0 };
+        Ok(CronExecutionStats {
+            total_executions: counts.total,
+            successful_executions: counts.started,
+            lost_executions: counts.lost,
+            success_rate: rate,
+        })
     }
 
     /// Runs a schedule operation on a pooled connection at the cron clock's "now", then wakes the

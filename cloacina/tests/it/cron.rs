@@ -301,3 +301,35 @@ engine_test!(a_runner_wide_catch_up_cap_bounds_every_schedule, |t| {
     assert_eq!(fired(&runner, id).await, vec![h("14"), h("15")]);
     runner.shutdown().await.expect("shutdown");
 });
+
+engine_test!(upstreams_cron_api_names_work, |t| {
+    let clock = ManualClock::new(utc("2026-01-01T09:59:00Z"));
+    let runner = cron_runner(&t, &clock).await;
+    let id = runner.register_cron_workflow("report", "0 * * * *", "UTC").await.expect("register");
+    assert_eq!(runner.list_cron_schedules(true, 10, 0).await.expect("list").len(), 1);
+    runner.set_cron_schedule_enabled(id, false).await.expect("disable");
+    assert!(runner.list_cron_schedules(true, 10, 0).await.expect("enabled only").is_empty());
+    assert_eq!(runner.list_cron_schedules(false, 10, 0).await.expect("all").len(), 1);
+    assert!(runner.list_cron_schedules(false, 10, 1).await.expect("offset").is_empty());
+    let err = runner.list_cron_schedules(false, -1, 0).await.expect_err("negative limit");
+    assert_eq!(err.kind(), cloacina::ErrorKind::InvalidInput, "{err}");
+    runner.set_cron_schedule_enabled(id, true).await.expect("enable");
+    runner.update_cron_schedule(id, Some("30 * * * *"), None).await.expect("update");
+    let s = runner.get_cron_schedule(id).await.expect("get");
+    assert_eq!((s.cron_expression.as_str(), s.timezone.as_str()), ("30 * * * *", "UTC"));
+    assert_eq!(s.next_run_at, Some(utc("2026-01-01T10:30:00Z")));
+    let bad = runner.update_cron_schedule(id, None, Some("Mars/Olympus")).await.expect_err("bad zone");
+    assert!(bad.to_string().contains("time zone"), "{bad}");
+
+    move_clock(&runner, &clock, utc("2026-01-01T10:30:01Z"), &[id]).await;
+    assert_eq!(fired(&runner, id).await, vec![utc("2026-01-01T10:30:00Z")]);
+    let history = runner.get_cron_execution_history(id, 10, 0).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert!(history[0].pipeline_execution_id.is_some());
+    let stats = runner.get_cron_execution_stats(utc("2026-01-01T00:00:00Z")).await.expect("stats");
+    assert_eq!((stats.total_executions, stats.successful_executions, stats.lost_executions), (1, 1, 0));
+    assert_eq!(stats.success_rate, 100.0);
+    runner.delete_cron_schedule(id).await.expect("delete");
+    assert!(runner.list_cron_schedules(false, 10, 0).await.expect("list").is_empty());
+    runner.shutdown().await.expect("shutdown");
+});

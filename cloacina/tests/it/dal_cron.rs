@@ -94,9 +94,27 @@ backend_test!(a_fire_time_is_claimed_once_and_orphans_are_taken_over, |t| {
     assert!(fires::link_pipeline(&mut conn, won, "r2", p, later).expect("link"));
     let second = cloacina::models::PipelineExecutionId::new();
     assert!(!fires::link_pipeline(&mut conn, won, "r2", second, later).expect("twice"));
-    let history = fires::list_for_schedule(&mut conn, id, 10).expect("history");
+    let history = fires::list_for_schedule(&mut conn, id, 10, 0).expect("history");
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].pipeline_execution_id, Some(p));
+});
+
+backend_test!(fire_counts_tell_started_from_lost, |t| {
+    let mut conn = t.conn();
+    let now = UniversalTimestamp::now();
+    let id = schedules::insert(&mut conn, &schedule(now, true), now).expect("insert");
+    let at = |minutes: i64| now.as_datetime() + chrono::Duration::minutes(minutes);
+    let started = fires::claim(&mut conn, id, at(1), "r1", now).expect("claim").expect("won");
+    fires::claim(&mut conn, id, at(2), "r1", now).expect("claim").expect("won"); // never started
+    let p = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("etl", 1, 0), now)
+        .expect("create");
+    assert!(fires::link_pipeline(&mut conn, started, "r1", p, now).expect("link"));
+    let later = now.plus(Duration::from_secs(60));
+    let counts = fires::counts_since(&mut conn, now, later).expect("counts");
+    assert_eq!((counts.total, counts.started, counts.lost), (2, 1, 1));
+    // Claimed after `lost_before`: not lost yet, only waiting.
+    assert_eq!(fires::counts_since(&mut conn, now, now).expect("counts").lost, 0);
+    assert_eq!(fires::counts_since(&mut conn, later, later).expect("counts").total, 0, "none since");
 });
 
 backend_test!(racing_claims_of_one_fire_time_have_one_winner, |t| {

@@ -76,7 +76,7 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
         SchedulesCommand::Show { id, count, json } => {
             let schedule = cron::get(&mut conn, id_of(&id)?)?;
             let upcoming = cron::upcoming(&schedule, count as usize, now)?;
-            let history = cron_executions::list_for_schedule(&mut conn, schedule.id, count)?;
+            let history = cron_executions::list_for_schedule(&mut conn, schedule.id, count, 0)?;
             if json {
                 let doc = serde_json::json!({ "schedule": schedule, "upcoming": upcoming, "recent": history });
                 return output::json(&doc);
