@@ -70,6 +70,8 @@ struct TaskDef {
     rule_refs: Vec<LitStr>,
     retry: TokenStream2,
     timeout: TokenStream2,
+    /// `.on_success(…)` / `.on_failure(…)` builder calls for the task's hooks.
+    hooks: TokenStream2,
 }
 
 fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<TokenStream2> {
@@ -110,7 +112,7 @@ fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<Token
 
     let description = description.map_or_else(|| quote!(), |d| quote!(.description(#d)));
     let steps = tasks.iter().map(|t| {
-        let (id, f, rule, retry, timeout) = (&t.id, &t.fn_ident, &t.rule, &t.retry, &t.timeout);
+        let (id, f, rule, retry, timeout, hooks) = (&t.id, &t.fn_ident, &t.rule, &t.retry, &t.timeout, &t.hooks);
         let deps = &t.deps;
         quote! {
             .task(
@@ -125,6 +127,7 @@ fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<Token
                     #f(&mut ctx).await.map(|()| ctx)
                 },
             )
+            #hooks
         }
     });
     items.push(syn::parse_quote! {
@@ -196,6 +199,14 @@ fn check_signature(func: &ItemFn) -> syn::Result<()> {
     Ok(())
 }
 
+/// `on_success = path` / `on_failure = path`: the hook function.
+fn hook_path(value: &Expr) -> syn::Result<syn::Path> {
+    match value {
+        Expr::Path(p) => Ok(p.path.clone()),
+        other => Err(Error::new(other.span(), "expected the name of an async hook function")),
+    }
+}
+
 /// `retry_condition = "all" | "never" | "transient" | "pattern:a,b"` (upstream's spellings).
 fn retry_condition(value: &Expr) -> syn::Result<TokenStream2> {
     let lit = lit_str(value)?;
@@ -237,9 +248,10 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
         rule_refs: Vec::new(),
         retry: TokenStream2::new(),
         timeout: quote!(::std::option::Option::None),
+        hooks: TokenStream2::new(),
     };
     let (mut attempts, mut backoff, mut delay, mut max_delay, mut jitter) = (3u64, None, 1_000u64, 60_000u64, true);
-    let mut condition = None;
+    let (mut condition, mut success, mut failure) = (None, None, None);
     for arg in &args {
         match key(arg)?.as_str() {
             "id" => {
@@ -268,6 +280,8 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
             "retry_max_delay_ms" => max_delay = lit_u64(&arg.value)?,
             "retry_jitter" => jitter = lit_bool(&arg.value)?,
             "retry_condition" => condition = Some(retry_condition(&arg.value)?),
+            "on_success" => success = Some(hook_path(&arg.value)?),
+            "on_failure" => failure = Some(hook_path(&arg.value)?),
             "timeout_ms" => {
                 let ms = lit_u64(&arg.value)?;
                 def.timeout = quote!(::std::option::Option::Some(::std::time::Duration::from_millis(#ms)));
@@ -278,8 +292,8 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
                     arg.path.span(),
                     format!(
                         "unknown task argument `{other}`; expected id, dependencies, retry_attempts, retry_backoff, \
-                         retry_delay_ms, retry_max_delay_ms, retry_jitter, retry_condition, timeout_ms or \
-                         trigger_rules"
+                         retry_delay_ms, retry_max_delay_ms, retry_jitter, retry_condition, timeout_ms, \
+                         trigger_rules, on_success or on_failure"
                     ),
                 ))
             }
@@ -288,6 +302,20 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
     let attempts = u32::try_from(attempts).map_err(|_| Error::new(attr.span(), "retry_attempts is too large"))?;
     let backoff = backoff.unwrap_or_else(|| quote!(::cloacina::retry::Backoff::Exponential));
     let condition = condition.unwrap_or_else(|| quote!(::cloacina::retry::RetryCondition::AllErrors));
+    let id = &def.id;
+    let context = quote!(::cloacina::Context<::cloacina::__private::serde_json::Value>);
+    if let Some(f) = success {
+        def.hooks.extend(quote! {
+            .on_success(#id, |task_id: ::std::string::String, ctx: #context| async move { #f(&task_id, &ctx).await })
+        });
+    }
+    if let Some(f) = failure {
+        def.hooks.extend(quote! {
+            .on_failure(#id, |task_id: ::std::string::String, error: ::cloacina::TaskError, ctx: #context| async move {
+                #f(&task_id, &error, &ctx).await
+            })
+        });
+    }
     def.retry = quote! {
         ::cloacina::retry::RetryPolicy {
             max_attempts: #attempts,

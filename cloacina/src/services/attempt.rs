@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::completer::{Completer, Outcome, Report};
+use super::completer::{AfterRecorded, Completer, Outcome, Report};
 use crate::dal::pipeline_executions as pipelines;
 use crate::engine::{input_context, Engine, Persistence, PipelineInfo};
 use crate::models::{PipelineStatus, TaskExecution};
@@ -33,8 +33,9 @@ pub(crate) async fn run(
     slot: OwnedSemaphorePermit,
     input: Option<Context<Value>>,
 ) {
-    let (info, outcome) = match prepare_and_run(&engine, &task, input).await {
-        Ran::Outcome(info, outcome) => (info, outcome),
+    let (info, outcome, after_recorded) = match prepare_and_run(&engine, &task, input).await {
+        Ran::Outcome(info, outcome) => (info, outcome, None),
+        Ran::Hooked(info, outcome, hook) => (info, outcome, Some(hook)),
         Ran::KeepClaim => {
             // The code did not stop when cancelled: leave the claim to lapse (recovery takes it).
             engine.release(task.id);
@@ -50,6 +51,7 @@ pub(crate) async fn run(
         info,
         outcome,
         slot,
+        after_recorded,
     };
     if !completer.send(report) {
         // The completer has stopped (the runner is going away): the claim lapses.
@@ -60,6 +62,8 @@ pub(crate) async fn run(
 enum Ran {
     /// Report this outcome (with the pipeline's facts when they could be read).
     Outcome(Option<Arc<PipelineInfo>>, Outcome),
+    /// The same, and run the task's hook once the outcome is recorded.
+    Hooked(Option<Arc<PipelineInfo>>, Outcome, AfterRecorded),
     /// Report nothing and keep the claim until it lapses.
     KeepClaim,
 }
@@ -126,6 +130,9 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
         attempt: task.attempt,
         max_attempts: task.max_attempts,
     };
+    let hooks = workflow.task_hooks(&task.task_name).cloned().unwrap_or_default();
+    // The hook gets the context the task was given: kept only when there is a hook to get it.
+    let failure_input = hooks.on_failure.as_ref().map(|_| input.clone());
     tracing::debug!(task = %task.task_name, id = %task.id, attempt = task.attempt, "task started");
     let mut handle = tokio::spawn(attempt.scope(async move { tokio::time::timeout(timeout, code.run(input)).await }));
     let mut cancel = engine.cancel_attempts.subscribe();
@@ -156,8 +163,16 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
         }
         Err(j) => Err(TaskError::fatal(format!("task panicked: {j}"))),
     };
+    let name = task.task_name.clone();
     let outcome = match result {
-        Ok(output) => Outcome::Completed(output.to_value()),
+        Ok(output) => match hooks.on_success {
+            Some(hook) => {
+                let value = output.to_value();
+                let call: AfterRecorded = Box::new(move || hook(name, output));
+                return Ran::Hooked(Some(info), Outcome::Completed(value), call);
+            }
+            None => Outcome::Completed(output.to_value()),
+        },
         Err(e) if spec.retry.should_retry(&e, task.attempt) => {
             let delay = spec.retry.delay_after(task.attempt, fastrand::f64());
             tracing::info!(task = %task.task_name, id = %task.id, attempt = task.attempt, ?delay, error = %e, "task failed; retry scheduled");
@@ -165,7 +180,12 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
         }
         Err(e) => {
             tracing::warn!(task = %task.task_name, id = %task.id, attempt = task.attempt, error = %e, "task failed");
-            Outcome::Failed(e.to_string())
+            let outcome = Outcome::Failed(e.to_string());
+            if let (Some(hook), Some(input)) = (hooks.on_failure, failure_input) {
+                let call: AfterRecorded = Box::new(move || hook(name, e, input));
+                return Ran::Hooked(Some(info), outcome, call);
+            }
+            outcome
         }
     };
     Ran::Outcome(Some(info), outcome)

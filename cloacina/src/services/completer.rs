@@ -25,7 +25,7 @@
 //! so one bad outcome cannot hold the others back; one that still fails is given up, and its
 //! task runs again once the lease lapses.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +64,9 @@ pub(crate) enum Outcome {
     Released(String),
 }
 
+/// What to run once an outcome is recorded: the task's hook with its arguments.
+pub(crate) type AfterRecorded = Box<dyn FnOnce() -> crate::workflow::HookFuture + Send>;
+
 /// One outcome to record, with the slot its attempt held.
 pub(crate) struct Report {
     pub(crate) task: TaskExecutionId,
@@ -76,6 +79,8 @@ pub(crate) struct Report {
     pub(crate) outcome: Outcome,
     /// The attempt's slot: reused for a task this batch claims, or freed.
     pub(crate) slot: OwnedSemaphorePermit,
+    /// The task's hook, run only if this outcome is recorded.
+    pub(crate) after_recorded: Option<AfterRecorded>,
 }
 
 /// A task the completer claimed, with the slot it runs in.
@@ -155,9 +160,13 @@ struct Recorded {
 }
 
 async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::UnboundedSender<Handoff>) {
+    let mut hooks = HashMap::new();
     let (items, mut slots): (Vec<Item>, Vec<OwnedSemaphorePermit>) = batch
         .into_iter()
         .map(|r| {
+            if let Some(hook) = r.after_recorded {
+                hooks.insert(r.task, (r.task_name.clone(), hook));
+            }
             let item = Item {
                 task: r.task,
                 task_name: r.task_name,
@@ -225,6 +234,11 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
                 tracing::info!(pipeline = %id, status = %result.status, "pipeline ended");
                 engine.pipeline_finished(id, Some(result));
             }
+            for task in &recorded.won {
+                if let Some((name, hook)) = hooks.remove(task) {
+                    run_hook(*task, name, hook);
+                }
+            }
         }
         Err(e) if items.len() > 1 && e.kind() != crate::ErrorKind::Unavailable => {
             tracing::warn!(outcomes = items.len(), error = %e, "recording a batch of outcomes failed; recording them one by one");
@@ -237,6 +251,7 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
                     info: item.info,
                     outcome: item.outcome,
                     slot,
+                    after_recorded: hooks.remove(&item.task).map(|(_, hook)| hook),
                 };
                 Box::pin(record(engine, vec![report], handoffs)).await;
             }
@@ -463,4 +478,17 @@ fn already_recorded(conn: &mut AnyConnection, runner: &str, item: &Item) -> Resu
             row.status == TaskStatus::Ready && row.attempt == item.attempt + 1 && row.claimed_by.is_none()
         }
     })
+}
+
+/// Runs a task's hook now that its outcome is durable, in a Tokio task of its own: an error or a
+/// panic is logged and changes nothing.
+fn run_hook(task: TaskExecutionId, name: String, hook: AfterRecorded) {
+    let running = tokio::spawn(hook());
+    tokio::spawn(async move {
+        match running.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(task = %name, id = %task, error = %e, "task hook failed; the outcome stands"),
+            Err(e) => tracing::warn!(task = %name, id = %task, error = %e, "task hook panicked; the outcome stands"),
+        }
+    });
 }

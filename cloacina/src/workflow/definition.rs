@@ -1,4 +1,5 @@
-//! [`Workflow`]: a validated [`WorkflowSpec`] paired with the code of each task, and its builder.
+//! [`Workflow`]: a validated [`WorkflowSpec`] paired with the code of each task and its hooks, and
+//! its builder.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,11 +31,32 @@ where
     }
 }
 
-/// A runnable workflow: structure plus task code. Cheap to clone.
+/// What a task hook returns (upstream Cloacina's callback result): an error is logged, and never
+/// changes the task's outcome.
+pub type HookResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+/// The future of a task hook.
+pub type HookFuture = Pin<Box<dyn Future<Output = HookResult> + Send + 'static>>;
+/// Runs once a task's success is recorded: the task id and its output context.
+pub type SuccessHook = Arc<dyn Fn(String, Context<Value>) -> HookFuture + Send + Sync>;
+/// Runs once a task's failure is recorded for good (no retry left): the task id, the error and
+/// the context the task was given.
+pub type FailureHook = Arc<dyn Fn(String, TaskError, Context<Value>) -> HookFuture + Send + Sync>;
+
+/// The hooks of one task (`#[task(on_success = f, on_failure = g)]`).
+#[derive(Clone, Default)]
+pub struct TaskHooks {
+    /// After a recorded success.
+    pub on_success: Option<SuccessHook>,
+    /// After a recorded final failure.
+    pub on_failure: Option<FailureHook>,
+}
+
+/// A runnable workflow: structure plus task code and hooks. Cheap to clone.
 #[derive(Clone)]
 pub struct Workflow {
     spec: Arc<WorkflowSpec>,
     code: Arc<HashMap<String, Arc<dyn Task>>>,
+    hooks: Arc<HashMap<String, TaskHooks>>,
 }
 
 impl fmt::Debug for Workflow {
@@ -46,7 +68,7 @@ impl fmt::Debug for Workflow {
 impl Workflow {
     /// Starts a builder for a workflow called `name`.
     pub fn builder(name: impl Into<String>) -> WorkflowBuilder {
-        WorkflowBuilder { name: name.into(), description: None, tasks: Vec::new() }
+        WorkflowBuilder { name: name.into(), description: None, tasks: Vec::new(), hooks: HashMap::new() }
     }
 
     /// The validated structure.
@@ -68,6 +90,11 @@ impl Workflow {
     pub fn task_code(&self, id: &str) -> Option<Arc<dyn Task>> {
         self.code.get(id).cloned()
     }
+
+    /// The hooks of task `id`, if it has any.
+    pub fn task_hooks(&self, id: &str) -> Option<&TaskHooks> {
+        self.hooks.get(id)
+    }
 }
 
 /// Assembles a [`Workflow`] at run time; [`WorkflowBuilder::build`] validates it.
@@ -75,6 +102,7 @@ pub struct WorkflowBuilder {
     name: String,
     description: Option<String>,
     tasks: Vec<(TaskSpec, Arc<dyn Task>)>,
+    hooks: HashMap<String, TaskHooks>,
 }
 
 impl WorkflowBuilder {
@@ -90,17 +118,47 @@ impl WorkflowBuilder {
         self
     }
 
-    /// Adds a task with default settings (default trigger rule, no retries, runner timeout).
+    /// Adds a task with default settings (rule `always`, 3 attempts, the runner's timeout).
     pub fn simple_task(self, id: &str, dependencies: &[&str], code: impl Task) -> Self {
         self.task(TaskSpec::new(id, dependencies), code)
     }
 
-    /// Validates the graph (duplicates, unknown dependencies, cycles) and builds the workflow.
+    /// Runs `hook` after each recorded success of task `task` (the task id and its output).
+    pub fn on_success<F, Fut>(mut self, task: &str, hook: F) -> Self
+    where
+        F: Fn(String, Context<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HookResult> + Send + 'static,
+    {
+        let hook: SuccessHook = Arc::new(move |id, ctx| Box::pin(hook(id, ctx)));
+        self.hooks.entry(task.to_owned()).or_default().on_success = Some(hook);
+        self
+    }
+
+    /// Runs `hook` after task `task` failed for good (the task id, the error, its input).
+    pub fn on_failure<F, Fut>(mut self, task: &str, hook: F) -> Self
+    where
+        F: Fn(String, TaskError, Context<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HookResult> + Send + 'static,
+    {
+        let hook: FailureHook = Arc::new(move |id, error, ctx| Box::pin(hook(id, error, ctx)));
+        self.hooks.entry(task.to_owned()).or_default().on_failure = Some(hook);
+        self
+    }
+
+    /// Validates the graph (duplicates, unknown dependencies, cycles; hooks of unknown tasks)
+    /// and builds the workflow.
     pub fn build(self) -> Result<Workflow, Error> {
         let (specs, code): (Vec<TaskSpec>, Vec<Arc<dyn Task>>) = self.tasks.into_iter().unzip();
         let ids: Vec<String> = specs.iter().map(|t| t.id.clone()).collect();
+        if let Some(unknown) = self.hooks.keys().find(|h| !ids.contains(h)) {
+            return Err(Error::UnknownHookTask { workflow: self.name, task: unknown.clone() });
+        }
         let spec = WorkflowSpec::new(self.name, self.description, specs)?;
-        Ok(Workflow { spec: Arc::new(spec), code: Arc::new(ids.into_iter().zip(code).collect()) })
+        Ok(Workflow {
+            spec: Arc::new(spec),
+            code: Arc::new(ids.into_iter().zip(code).collect()),
+            hooks: Arc::new(self.hooks),
+        })
     }
 }
 

@@ -13,7 +13,9 @@ use crate::task::TriggerRule;
 
 mod definition;
 
-pub use definition::{Task, TaskFuture, Workflow, WorkflowBuilder};
+pub use definition::{
+    FailureHook, HookFuture, HookResult, SuccessHook, Task, TaskFuture, TaskHooks, Workflow, WorkflowBuilder,
+};
 
 /// A workflow that registers itself when linked: `#[workflow]` submits one per module.
 /// Runners include every registered workflow (see [`registered`]).
@@ -47,6 +49,14 @@ pub enum Error {
         /// Workflow name.
         workflow: String,
         /// The repeated id.
+        task: String,
+    },
+    /// A hook is attached to a task the workflow does not have.
+    #[error("workflow `{workflow}`: a hook is attached to unknown task `{task}`")]
+    UnknownHookTask {
+        /// Workflow name.
+        workflow: String,
+        /// The task named by the hook.
         task: String,
     },
     /// A dependency or trigger rule names a task the workflow does not have.

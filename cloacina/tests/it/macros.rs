@@ -1,5 +1,5 @@
 //! Workflows written with `#[workflow]` / `#[task]`: they register themselves, and their
-//! attributes (ids, dependencies, retries, timeouts, trigger rules) reach the engine.
+//! attributes (ids, dependencies, retries, timeouts, trigger rules, hooks) reach the engine.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -116,3 +116,74 @@ crate::harness::backend_test!(a_macro_workflow_runs_on_the_engine, |t| {
 fn bad_workflows_do_not_compile() {
     trybuild::TestCases::new().compile_fail(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui/*.rs"));
 }
+
+/// Hook calls seen, as (run, task, what): tests run in parallel, so each run has its own id.
+static HOOK_CALLS: Mutex<Vec<(String, String, String)>> = Mutex::new(Vec::new());
+
+fn run_of(context: &Context<serde_json::Value>) -> String {
+    context.get("run").and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+}
+
+async fn note_success(
+    task_id: &str,
+    context: &Context<serde_json::Value>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let entry = (run_of(context), task_id.to_owned(), "ok".to_owned());
+    HOOK_CALLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(entry);
+    Ok(())
+}
+
+async fn note_failure(
+    task_id: &str,
+    error: &cloacina::cloacina_workflow::TaskError,
+    context: &Context<serde_json::Value>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let entry = (run_of(context), task_id.to_owned(), error.to_string());
+    HOOK_CALLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(entry);
+    Ok(())
+}
+
+#[workflow(name = "macro_hooks")]
+pub mod hooked {
+    use super::*;
+
+    #[task(on_success = note_success)]
+    pub async fn fine(_context: &mut Context<serde_json::Value>) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    #[task(dependencies = ["fine"], retry_condition = "never", on_failure = note_failure)]
+    pub async fn broken(_context: &mut Context<serde_json::Value>) -> Result<(), TaskError> {
+        Err(TaskError::ValidationFailed { message: "bad input".into() })
+    }
+}
+
+crate::harness::backend_test!(macro_hooks_run_after_the_outcome, |t| {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        let config = DefaultRunnerConfig {
+            schema: t.db.schema().map(str::to_owned),
+            poll_interval: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let runner = DefaultRunner::with_config(&t.url, config).await.expect("runner");
+        let run = uuid::Uuid::new_v4().to_string();
+        let mut input = Context::new();
+        input.insert("run", serde_json::json!(run)).expect("input");
+        let result = runner.execute("macro_hooks", input).await.expect("execute");
+        assert_eq!(result.status, WorkflowStatus::Failed);
+        let mine = || {
+            let calls = HOOK_CALLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut mine: Vec<(String, String)> =
+                calls.iter().filter(|c| c.0 == run).map(|c| (c.1.clone(), c.2.clone())).collect();
+            mine.sort();
+            mine
+        };
+        crate::harness::wait_until("both hooks ran", Duration::from_secs(30), || (mine().len() == 2).then_some(()));
+        assert_eq!(
+            mine(),
+            [("broken".into(), "Task validation failed: bad input".into()), ("fine".into(), "ok".into())]
+        );
+        runner.shutdown().await.expect("shutdown");
+    });
+});

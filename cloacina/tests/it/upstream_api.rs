@@ -103,3 +103,81 @@ mod paths {
         assert!(DefaultRunnerConfig::default().max_concurrent_tasks > 0);
     }
 }
+
+engine_test!(hooks_run_once_the_outcome_is_recorded_and_never_change_it, |t| {
+    use cloacina::retry::{Backoff, RetryPolicy};
+    use cloacina::workflow::{TaskSpec, Workflow};
+    use cloacina::TaskError;
+    use serde_json::{json, Value};
+
+    let (heard, mut hears) = tokio::sync::mpsc::unbounded_channel::<(String, String, Option<TaskStatus>)>();
+    let (on_ok, on_err) = (heard.clone(), heard);
+    let url = t.url.clone();
+    let schema = t.db.schema().map(str::to_owned);
+    let quick = RetryPolicy {
+        max_attempts: 2,
+        backoff: Backoff::Fixed,
+        initial_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(10),
+        jitter: false,
+        ..RetryPolicy::default()
+    };
+    let wf = Workflow::builder("hooked")
+        .simple_task("works", &[], |mut ctx: cloacina::Context<Value>| async move {
+            ctx.insert_or_update("worked", json!(true));
+            Ok(ctx)
+        })
+        .task(TaskSpec { retry: quick, ..TaskSpec::new("breaks", &[]) }, |_ctx| async move {
+            Err(TaskError::retryable("still broken"))
+        })
+        .on_success("works", move |task_id, ctx| {
+            let (on_ok, url, schema) = (on_ok.clone(), url.clone(), schema.clone());
+            async move {
+                // The outcome is durable before the hook runs: the row already says so.
+                let parsed = cloacina::database::DatabaseUrl::parse(&url)?;
+                let options = cloacina::database::ConnectOptions { schema, ..Default::default() };
+                let mut conn = cloacina::database::establish(&parsed, &options)?;
+                let pipelines = cloacina::dal::pipeline_executions::list(&mut conn, &Default::default())?;
+                let p = pipelines.first().map(|p| p.id).ok_or("no pipeline")?;
+                let stored = cloacina::dal::task_executions::list_for_pipeline(&mut conn, p)?
+                    .into_iter()
+                    .find(|r| r.task_name == task_id)
+                    .map(|r| r.status);
+                on_ok.send((task_id, ctx.get("worked").map(Value::to_string).unwrap_or_default(), stored))?;
+                Ok(())
+            }
+        })
+        .on_failure("breaks", move |task_id, error, _ctx| {
+            let on_err = on_err.clone();
+            async move {
+                on_err.send((task_id, error.to_string(), None))?;
+                Err("the alerting service is down too".into()) // must not change the outcome
+            }
+        })
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let result = runner.execute("hooked", Context::new()).await.expect("execute");
+    let task = |n: &str| result.task_results.iter().find(|r| r.task_name == n).cloned().expect("task");
+    assert_eq!(task("works").status, TaskStatus::Completed);
+    assert_eq!((task("breaks").status, task("breaks").attempts), (TaskStatus::Failed, 2));
+    let mut calls = Vec::new();
+    for _ in 0..2 {
+        calls.push(
+            tokio::time::timeout(Duration::from_secs(30), hears.recv()).await.expect("a hook ran").expect("open"),
+        );
+    }
+    calls.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        calls,
+        vec![
+            ("breaks".to_owned(), "Task execution failed: still broken".to_owned(), None),
+            ("works".to_owned(), "true".to_owned(), Some(TaskStatus::Completed)),
+        ],
+        "one success hook, one failure hook after the last attempt (not one per attempt)"
+    );
+    runner.shutdown().await.expect("shutdown");
+    assert!(hears.try_recv().is_err(), "no further hook calls");
+    let stored = runner.get_execution_result(result.execution_id).await.expect("stored");
+    assert_eq!(stored.status, WorkflowStatus::Failed, "a failing hook changed nothing");
+});
