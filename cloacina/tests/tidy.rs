@@ -40,7 +40,20 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "services",
-        &["context", "cron", "dal", "database", "engine", "error", "faults", "models", "results", "scheduler", "task"],
+        &[
+            "context",
+            "cron",
+            "dal",
+            "database",
+            "engine",
+            "error",
+            "faults",
+            "models",
+            "results",
+            "scheduler",
+            "task",
+            "workflow",
+        ],
     ),
     ("executor", &["context", "dal", "database", "engine", "error", "models", "results"]),
     (
