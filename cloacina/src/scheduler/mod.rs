@@ -250,10 +250,20 @@ fn resolve(
             decided += taken.len();
             c.budget -= taken.len();
             known.extend(taken.iter().map(|t| (t.task_name.clone(), TaskStatus::Running)));
+            if !taken.is_empty() {
+                let names: Vec<&str> = taken.iter().map(|t| t.task_name.as_str()).collect();
+                tracing::debug!(pipeline = %p.id, tasks = ?names, "tasks ready, claimed by this runner");
+            }
             c.claimed.extend(taken);
         }
         let moved_ready = tasks::resolve_not_started(conn, p.id, &ready, TaskStatus::Ready, now)?;
         let moved_skipped = tasks::resolve_not_started(conn, p.id, &skipped, TaskStatus::Skipped, now)?;
+        if !moved_ready.is_empty() {
+            tracing::debug!(pipeline = %p.id, tasks = ?moved_ready, "tasks ready");
+        }
+        if !moved_skipped.is_empty() {
+            tracing::debug!(pipeline = %p.id, tasks = ?moved_skipped, "tasks skipped by their trigger rules");
+        }
         made_ready += moved_ready.len();
         decided += moved_ready.len() + moved_skipped.len();
         known.extend(moved_ready.into_iter().map(|n| (n, TaskStatus::Ready)));

@@ -133,7 +133,8 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
     let hooks = workflow.task_hooks(&task.task_name).cloned().unwrap_or_default();
     // The hook gets the context the task was given: kept only when there is a hook to get it.
     let failure_input = hooks.on_failure.as_ref().map(|_| input.clone());
-    tracing::debug!(task = %task.task_name, id = %task.id, attempt = task.attempt, "task started");
+    let pipeline = task.pipeline_execution_id;
+    tracing::debug!(%pipeline, task = %task.task_name, id = %task.id, attempt = task.attempt, "task started");
     let mut handle = tokio::spawn(attempt.scope(async move { tokio::time::timeout(timeout, code.run(input)).await }));
     let mut cancel = engine.cancel_attempts.subscribe();
     let finished = tokio::select! {
@@ -164,6 +165,9 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
         Err(j) => Err(TaskError::fatal(format!("task panicked: {j}"))),
     };
     let name = task.task_name.clone();
+    if result.is_ok() {
+        tracing::debug!(%pipeline, task = %task.task_name, id = %task.id, attempt = task.attempt, "task completed");
+    }
     let outcome = match result {
         Ok(output) => match hooks.on_success {
             Some(hook) => {
@@ -175,11 +179,14 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
         },
         Err(e) if spec.retry.should_retry(&e, task.attempt) => {
             let delay = spec.retry.delay_after(task.attempt, fastrand::f64());
-            tracing::info!(task = %task.task_name, id = %task.id, attempt = task.attempt, ?delay, error = %e, "task failed; retry scheduled");
+            tracing::info!(
+                %pipeline, task = %task.task_name, id = %task.id, attempt = task.attempt, ?delay, error = %e,
+                "task failed; retry scheduled"
+            );
             Outcome::Retry { error: e.to_string(), delay }
         }
         Err(e) => {
-            tracing::warn!(task = %task.task_name, id = %task.id, attempt = task.attempt, error = %e, "task failed");
+            tracing::warn!(%pipeline, task = %task.task_name, id = %task.id, attempt = task.attempt, error = %e, "task failed");
             let outcome = Outcome::Failed(e.to_string());
             if let (Some(hook), Some(input)) = (hooks.on_failure, failure_input) {
                 let call: AfterRecorded = Box::new(move || hook(name, e, input));

@@ -21,6 +21,7 @@ mod dal_registry;
 mod dal_tasks;
 mod engine;
 mod faults;
+mod logging;
 mod macros;
 mod migrations;
 mod multiprocess;
