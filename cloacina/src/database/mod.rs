@@ -5,6 +5,7 @@
 //! DAL above reaches it through [`connection::write_transaction`], the `on_inner!` and
 //! `load_skip_locked!` macros, and the backend functions the DAL calls by name.
 
+pub mod admin;
 pub(crate) mod backend;
 pub mod connection;
 mod error;
@@ -14,6 +15,7 @@ pub mod schema;
 pub mod universal_types;
 mod url;
 
+pub use admin::{AdminError, DatabaseAdmin, TenantConfig, TenantCredentials};
 pub(crate) use backend::{dispatch, listen_work, load_skip_locked, notify_work, on_inner, take_notifications};
 pub use backend::{Backend, BackendFeature};
 pub use connection::{establish, serialize_writes, write_transaction, AnyConnection, ConnectOptions};

@@ -105,6 +105,17 @@ impl DatabaseUrl {
         out
     }
 
+    /// This PostgreSQL URL with another user and password (encoded): the same server and
+    /// database for another login. `None` for a SQLite URL. Contains the password: never log it.
+    pub(crate) fn with_login(&self, user: &str, password: &str) -> Option<String> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        let (scheme, rest) = self.connect_string.split_once("://")?;
+        let (_, host_part) = split_userinfo(rest);
+        Some(format!("{scheme}://{}:{}@{host_part}", encode(user), encode(password)))
+    }
+
     /// The URL with its password replaced by `***`, safe for messages and logs.
     pub fn redacted(&self) -> String {
         self.shown.clone()

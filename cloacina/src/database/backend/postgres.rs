@@ -57,7 +57,9 @@ pub(crate) fn writer_queue(_conn: &mut AnyConnection) -> QueryResult<Option<supe
     Ok(None)
 }
 
-/// Applies pending migrations under an advisory lock (per schema), creating the schema first.
+/// Applies pending migrations under an advisory lock (per schema), creating the schema first if
+/// it is missing (only then: a tenant's role may use its schema without the right to create
+/// schemas, and PostgreSQL checks that right even for `CREATE SCHEMA IF NOT EXISTS`).
 pub(crate) fn run_migrations(conn: &mut AnyConnection, schema: Option<&str>) -> Result<Vec<String>> {
     let c = native(conn)?;
     let key = advisory_lock_key(schema);
@@ -65,7 +67,13 @@ pub(crate) fn run_migrations(conn: &mut AnyConnection, schema: Option<&str>) -> 
     let result = (|| {
         if let Some(schema) = schema {
             crate::database::connection::validate_schema_name(schema)?;
-            c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
+            let found: super::Count =
+                diesel::sql_query("SELECT count(*) AS n FROM pg_catalog.pg_namespace WHERE nspname = $1")
+                    .bind::<Text, _>(schema)
+                    .get_result(c)?;
+            if found.n == 0 {
+                c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
+            }
         }
         super::apply_migrations(c, MIGRATIONS)
     })();
