@@ -49,7 +49,7 @@ pub use task::TaskError;
 pub mod cloacina_workflow {
     pub use crate::context::{Context, Error as ContextError};
     pub use crate::retry::{Backoff, RetryCondition, RetryPolicy};
-    pub use crate::task::{TaskAttempt, TaskError, TriggerRule, ValueOperator};
+    pub use crate::task::{TaskAttempt, TaskError, TaskState, TriggerRule, ValueOperator};
     pub use crate::workflow::{TaskSpec, Workflow, WorkflowBuilder, WorkflowSpec};
 }
 

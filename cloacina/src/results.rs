@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::dal::task_executions::TaskOutcome;
 use crate::models::{PipelineExecution, PipelineExecutionId, PipelineStatus, TaskStatus};
+use crate::task::TaskState;
 use crate::Context;
 
 /// The outcome of one task of a finished pipeline.
@@ -15,8 +16,11 @@ use crate::Context;
 pub struct TaskResult {
     /// Task id.
     pub task_name: String,
-    /// Final status.
-    pub status: TaskStatus,
+    /// Its state, as upstream reports it (`TaskState::Failed { error, .. }`, …); compares equal
+    /// to the `TaskStatus` it stands for.
+    pub status: TaskState,
+    /// Its stored status (tells `NotStarted` from `Ready`).
+    pub task_status: TaskStatus,
     /// Attempts made (0 for a task that never ran).
     pub attempts: u32,
     /// The same, as upstream Cloacina names and types it.
@@ -65,7 +69,8 @@ pub(crate) fn task_result(t: &TaskOutcome) -> TaskResult {
     let attempts = if t.started_at.is_some() { t.attempt } else { 0 };
     TaskResult {
         task_name: t.task_name.clone(),
-        status: t.status,
+        status: TaskState::of(t.status, t.started_at, t.completed_at, t.error_details.as_deref()),
+        task_status: t.status,
         attempts,
         attempt_count: i32::try_from(attempts).unwrap_or(i32::MAX),
         start_time: t.started_at,

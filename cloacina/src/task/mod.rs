@@ -5,7 +5,10 @@ mod trigger;
 
 pub use trigger::{TaskOutcomes, TriggerRule, ValueOperator};
 
-use crate::models::{PipelineExecutionId, TaskExecutionId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::models::{PipelineExecutionId, TaskExecutionId, TaskStatus};
 
 tokio::task_local! {
     static CURRENT: TaskAttempt;
@@ -121,6 +124,119 @@ pub enum TaskError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// Where a task stands in a result, as upstream Cloacina reports it (`TaskResult::status`); the
+/// stored [`TaskStatus`] is `TaskResult::task_status`. Compares equal to the `TaskStatus` it
+/// stands for (`Pending` to `NotStarted` and `Ready`; `Skipped` to `Skipped` and `Cancelled`,
+/// which upstream does not have).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskState {
+    /// Not started yet (waiting for its dependencies, or Ready).
+    Pending,
+    /// An attempt is running.
+    Running {
+        /// When it started.
+        start_time: DateTime<Utc>,
+    },
+    /// It succeeded.
+    Completed {
+        /// When.
+        completion_time: DateTime<Utc>,
+    },
+    /// It failed for good.
+    Failed {
+        /// The last error.
+        error: String,
+        /// When.
+        failure_time: DateTime<Utc>,
+    },
+    /// Its trigger rule did not hold.
+    Skipped {
+        /// Why.
+        reason: String,
+        /// When it was decided.
+        skip_time: DateTime<Utc>,
+    },
+}
+
+impl TaskState {
+    /// The state of a task with status `status`, its last attempt's start, its end and its
+    /// last error.
+    pub fn of(
+        status: TaskStatus,
+        started: Option<DateTime<Utc>>,
+        ended: Option<DateTime<Utc>>,
+        error: Option<&str>,
+    ) -> Self {
+        let at = |t: Option<DateTime<Utc>>| t.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        match status {
+            TaskStatus::NotStarted | TaskStatus::Ready => TaskState::Pending,
+            TaskStatus::Running => TaskState::Running { start_time: at(started) },
+            TaskStatus::Completed => TaskState::Completed { completion_time: at(ended) },
+            TaskStatus::Failed => {
+                TaskState::Failed { error: error.unwrap_or("failed").to_owned(), failure_time: at(ended) }
+            }
+            TaskStatus::Skipped => TaskState::Skipped {
+                reason: error.unwrap_or("its trigger rule did not hold").to_owned(),
+                skip_time: at(ended),
+            },
+            TaskStatus::Cancelled => TaskState::Skipped {
+                reason: error.unwrap_or("its pipeline was cancelled").to_owned(),
+                skip_time: at(ended),
+            },
+        }
+    }
+
+    /// Completed.
+    pub fn is_completed(&self) -> bool {
+        matches!(self, TaskState::Completed { .. })
+    }
+
+    /// Failed.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, TaskState::Failed { .. })
+    }
+
+    /// Running.
+    pub fn is_running(&self) -> bool {
+        matches!(self, TaskState::Running { .. })
+    }
+
+    /// Not started.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, TaskState::Pending)
+    }
+
+    /// Skipped.
+    pub fn is_skipped(&self) -> bool {
+        matches!(self, TaskState::Skipped { .. })
+    }
+}
+
+/// `Pending`, `Running`, `Completed`, `Failed: <error>`, `Skipped: <reason>`.
+impl std::fmt::Display for TaskState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskState::Pending => f.write_str("Pending"),
+            TaskState::Running { .. } => f.write_str("Running"),
+            TaskState::Completed { .. } => f.write_str("Completed"),
+            TaskState::Failed { error, .. } => write!(f, "Failed: {error}"),
+            TaskState::Skipped { reason, .. } => write!(f, "Skipped: {reason}"),
+        }
+    }
+}
+
+impl PartialEq<TaskStatus> for TaskState {
+    fn eq(&self, status: &TaskStatus) -> bool {
+        match self {
+            TaskState::Pending => matches!(status, TaskStatus::NotStarted | TaskStatus::Ready),
+            TaskState::Running { .. } => *status == TaskStatus::Running,
+            TaskState::Completed { .. } => *status == TaskStatus::Completed,
+            TaskState::Failed { .. } => *status == TaskStatus::Failed,
+            TaskState::Skipped { .. } => matches!(status, TaskStatus::Skipped | TaskStatus::Cancelled),
+        }
+    }
 }
 
 /// Words that make an `ExecutionFailed` or `Unknown` error transient (upstream's list).

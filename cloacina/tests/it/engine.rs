@@ -179,7 +179,7 @@ engine_test!(the_final_context_merges_the_ends_of_the_run, |t| {
     input.insert("given", json!(0)).expect("input");
     let result = runner.execute("ends", input).await.expect("execute");
     assert_eq!(result.status, WorkflowStatus::Completed);
-    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.status);
+    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.task_status);
     assert_eq!((status("d"), status("e")), (Some(TaskStatus::Skipped), Some(TaskStatus::Skipped)));
     let mut keys: Vec<&str> = result.final_context.keys().collect();
     keys.sort_unstable();
@@ -208,7 +208,7 @@ engine_test!(a_fatal_failure_skips_dependents_that_need_it_and_fails_the_pipelin
     let runner = runner(&t, vec![wf]).await;
     let result = runner.execute("failing", Context::new()).await.expect("execute");
     assert_eq!(result.status, WorkflowStatus::Failed);
-    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.status);
+    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.task_status);
     assert_eq!(status("boom"), Some(TaskStatus::Failed));
     assert_eq!(status("after"), Some(TaskStatus::Skipped));
     assert_eq!(status("after_after"), Some(TaskStatus::Skipped), "skips propagate");
@@ -316,7 +316,7 @@ engine_test!(context_rules_choose_a_branch, |t| {
         .expect("wf");
     let runner = runner(&t, vec![wf]).await;
     let result = runner.execute("branch", Context::new()).await.expect("execute");
-    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.status);
+    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.task_status);
     assert_eq!(
         (status("big"), status("small"), status("report")),
         (Some(TaskStatus::Completed), Some(TaskStatus::Skipped), Some(TaskStatus::Completed))

@@ -177,7 +177,7 @@ async fn flaky_survives(t: &crate::harness::TestDb, point: FaultPoint) {
     let result = run_once(t, flaky(&runs), point, Before, FaultKind::ConnectionLost).await;
     assert_eq!(result.status, WorkflowStatus::Failed, "{point:?}: {result:?}");
     assert_eq!(result.error_message.as_deref(), Some("task `z` failed"));
-    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| (r.status, r.attempts));
+    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| (r.task_status, r.attempts));
     assert_eq!(status("x"), Some((TaskStatus::Completed, 2)));
     assert_eq!(status("y"), Some((TaskStatus::Completed, 1)));
     assert_eq!(status("z"), Some((TaskStatus::Failed, 1)));

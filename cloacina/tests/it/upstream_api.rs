@@ -41,7 +41,7 @@ engine_test!(a_handle_waits_with_a_time_limit_and_reports_as_upstream, |t| {
     assert!(result.start_time <= end);
     assert_eq!(result.duration, Some((end - result.start_time).to_std().expect("ordered")));
     for task in &result.task_results {
-        assert_eq!((task.attempt_count, task.status), (1, TaskStatus::Completed));
+        assert_eq!((task.attempt_count, task.task_status), (1, TaskStatus::Completed));
         assert!(task.start_time.is_some() && task.start_time <= task.end_time);
     }
     assert_eq!(runner.get_execution_result(id).await.expect("final"), result);
@@ -160,7 +160,7 @@ engine_test!(hooks_run_once_the_outcome_is_recorded_and_never_change_it, |t| {
     let result = runner.execute("hooked", Context::new()).await.expect("execute");
     let task = |n: &str| result.task_results.iter().find(|r| r.task_name == n).cloned().expect("task");
     assert_eq!(task("works").status, TaskStatus::Completed);
-    assert_eq!((task("breaks").status, task("breaks").attempts), (TaskStatus::Failed, 2));
+    assert_eq!((task("breaks").task_status, task("breaks").attempts), (TaskStatus::Failed, 2));
     let mut calls = Vec::new();
     for _ in 0..2 {
         calls.push(

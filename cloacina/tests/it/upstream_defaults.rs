@@ -15,6 +15,7 @@ use cloacina::clock::ManualClock;
 use cloacina::dal::task_executions as tasks;
 use cloacina::executor::{WorkflowExecutor, WorkflowStatus};
 use cloacina::runner::DefaultRunner;
+use cloacina::task::TaskState;
 use cloacina::workflow::{TaskSpec, Workflow};
 use cloacina::{Context, TaskError, TaskStatus};
 
@@ -25,15 +26,33 @@ engine_test!(a_dependent_runs_after_a_failed_dependency_by_default, |t| {
             ctx.insert_or_update("reported", json!(true));
             Ok(ctx)
         })
+        .task(
+            TaskSpec {
+                trigger_rule: cloacina::task::TriggerRule::TaskSuccess { task: "fails".into() },
+                ..TaskSpec::new("on_success_only", &["fails"])
+            },
+            |ctx: Context<Value>| async move { Ok(ctx) },
+        )
         .build()
         .expect("wf");
     let runner = runner(&t, vec![wf]).await;
     let result = runner.execute("carry_on", Context::new()).await.expect("execute");
-    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.status);
+    let status = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.task_status);
     assert_eq!(status("fails"), Some(TaskStatus::Failed));
     assert_eq!(status("reports"), Some(TaskStatus::Completed), "the default rule is `always`");
     assert_eq!(result.status, WorkflowStatus::Failed, "a pipeline with a failed task still fails");
     assert_eq!(result.error_message.as_deref(), Some("task `fails` failed"));
+    // Upstream's TaskState, as tutorial 04 matches on it.
+    let state = |n: &str| result.task_results.iter().find(|r| r.task_name == n).map(|r| r.status.clone());
+    match state("fails") {
+        Some(TaskState::Failed { error, .. }) => assert_eq!(error, "broken"),
+        other => panic!("expected Failed with its error, got {other:?}"),
+    }
+    match state("on_success_only") {
+        Some(TaskState::Skipped { reason, .. }) => assert!(reason.contains("trigger rule"), "{reason}"),
+        other => panic!("expected Skipped with a reason, got {other:?}"),
+    }
+    assert!(state("reports").is_some_and(|s| s.is_completed() && s == TaskStatus::Completed));
     runner.shutdown().await.expect("shutdown");
 });
 
@@ -147,10 +166,10 @@ engine_test!(retry_conditions_choose_which_errors_are_retried, |t| {
     let runner = runner(&t, vec![wf]).await;
     let result = runner.execute("conditions", Context::new()).await.expect("execute");
     let task = |n: &str| result.task_results.iter().find(|r| r.task_name == n).cloned().expect("task");
-    assert_eq!((task("invalid").status, task("invalid").attempts), (TaskStatus::Failed, 1), "not transient");
-    assert_eq!((task("network").status, task("network").attempts), (TaskStatus::Completed, 3), "transient");
-    assert_eq!((task("never").status, task("never").attempts), (TaskStatus::Failed, 1));
-    assert_eq!((task("fatal").status, task("fatal").attempts), (TaskStatus::Failed, 1), "fatal is never retried");
+    assert_eq!((task("invalid").task_status, task("invalid").attempts), (TaskStatus::Failed, 1), "not transient");
+    assert_eq!((task("network").task_status, task("network").attempts), (TaskStatus::Completed, 3), "transient");
+    assert_eq!((task("never").task_status, task("never").attempts), (TaskStatus::Failed, 1));
+    assert_eq!((task("fatal").task_status, task("fatal").attempts), (TaskStatus::Failed, 1), "fatal is never retried");
     assert_eq!(task("invalid").error_message.as_deref(), Some("Task validation failed: bad row"));
     assert_eq!(result.status, WorkflowStatus::Failed);
     runner.shutdown().await.expect("shutdown");
