@@ -85,11 +85,6 @@ impl<V> Context<V> {
         self.data.get(key)
     }
 
-    /// The value of `key`, or [`Error::KeyNotFound`] (upstream Cloacina's `get_required`).
-    pub fn get_required(&self, key: &str) -> Result<&V, Error> {
-        self.data.get(key).ok_or_else(|| Error::KeyNotFound(key.to_owned()))
-    }
-
     /// Every key and value, in key order.
     pub fn data(&self) -> &BTreeMap<String, V> {
         &self.data
@@ -181,12 +176,19 @@ impl Context<Value> {
             .transpose()
     }
 
+    /// The value of `key` converted to `T`; [`Error::KeyNotFound`] if it is missing (upstream
+    /// Cloacina's typed `get_required`: `let rows: Vec<Row> = ctx.get_required("rows")?;`).
+    pub fn get_required<T: DeserializeOwned>(&self, key: &str) -> Result<T, Error> {
+        self.get_as(key)?.ok_or_else(|| Error::KeyNotFound(key.to_owned()))
+    }
+
     /// Sets `key` to `value` serialised to JSON, replacing any value it had (as upstream Cloacina's
-    /// `insert_as`; [`insert`](Self::insert) is the one that refuses an existing key).
-    pub fn insert_as<T: Serialize>(&mut self, key: impl Into<String>, value: &T) -> Result<(), Error> {
+    /// `insert_as`; [`insert`](Self::insert) is the one that refuses an existing key). Takes the
+    /// value or a reference to it.
+    pub fn insert_as<T: Serialize>(&mut self, key: impl Into<String>, value: T) -> Result<(), Error> {
         let key = key.into();
         let json =
-            serde_json::to_value(value).map_err(|e| Error::Conversion { key: key.clone(), message: e.to_string() })?;
+            serde_json::to_value(&value).map_err(|e| Error::Conversion { key: key.clone(), message: e.to_string() })?;
         self.data.insert(key, json);
         Ok(())
     }
@@ -215,8 +217,11 @@ mod tests {
     fn upstream_accessors_and_json_text() {
         let mut ctx = Context::new();
         ctx.insert("a", json!(1)).expect("insert");
-        assert_eq!(ctx.get_required("a"), Ok(&json!(1)));
-        assert_eq!(ctx.get_required("b"), Err(Error::KeyNotFound("b".into())));
+        assert_eq!(ctx.get_required::<u32>("a"), Ok(1));
+        assert_eq!(ctx.get_required::<u32>("b"), Err(Error::KeyNotFound("b".into())));
+        assert!(matches!(ctx.get_required::<String>("a"), Err(Error::Conversion { .. })));
+        ctx.insert_as("owned", vec![1, 2]).expect("by value");
+        assert_eq!(ctx.get_required::<Vec<u8>>("owned"), Ok(vec![1, 2]));
         let text = ctx.to_json().expect("text");
         assert_eq!(text, r#"{"a":1}"#);
         assert_eq!(Context::<Value>::from_json(text).expect("parse"), ctx);

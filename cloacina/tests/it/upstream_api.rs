@@ -96,7 +96,7 @@ mod paths {
     fn upstreams_import_paths_resolve() {
         let mut ctx: Context<serde_json::Value> = Context::new();
         ctx.insert_as("n", &1).expect("insert");
-        assert_eq!(ctx.get_required("n").expect("present"), &serde_json::json!(1));
+        assert_eq!(ctx.get_required::<i64>("n").expect("present"), 1);
         assert_eq!(failed("x").to_string(), "Task validation failed: x");
         assert_eq!(RetryPolicy::default().retry_conditions, [RetryCondition::AllErrors]);
         assert_eq!(TriggerRule::default(), TriggerRule::Always);
