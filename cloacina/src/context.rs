@@ -223,7 +223,7 @@ mod tests {
         ctx.insert_as("owned", vec![1, 2]).expect("by value");
         assert_eq!(ctx.get_required::<Vec<u8>>("owned"), Ok(vec![1, 2]));
         let text = ctx.to_json().expect("text");
-        assert_eq!(text, r#"{"a":1}"#);
+        assert_eq!(text, r#"{"a":1,"owned":[1,2]}"#);
         assert_eq!(Context::<Value>::from_json(text).expect("parse"), ctx);
         assert!(matches!(Context::<Value>::from_json("[1]".into()), Err(Error::NotAnObject(_))));
         assert!(matches!(Context::<Value>::from_json("{".into()), Err(Error::Conversion { .. })));
