@@ -234,8 +234,8 @@ mod tests {
     #[test]
     fn insert_as_overwrites_as_upstream() {
         let mut ctx = Context::new();
-        ctx.insert_as("n", &1).expect("first");
-        ctx.insert_as("n", &"two").expect("an existing key is replaced");
+        ctx.insert_as("n", 1).expect("first");
+        ctx.insert_as("n", "two").expect("an existing key is replaced");
         assert_eq!(ctx.get("n"), Some(&json!("two")));
         assert_eq!(ctx.get_as::<String>("n").expect("typed"), Some("two".to_owned()));
     }

@@ -95,7 +95,7 @@ mod paths {
     #[test]
     fn upstreams_import_paths_resolve() {
         let mut ctx: Context<serde_json::Value> = Context::new();
-        ctx.insert_as("n", &1).expect("insert");
+        ctx.insert_as("n", 1).expect("insert");
         assert_eq!(ctx.get_required::<i64>("n").expect("present"), 1);
         assert_eq!(failed("x").to_string(), "Task validation failed: x");
         assert_eq!(RetryPolicy::default().retry_conditions, [RetryCondition::AllErrors]);
