@@ -30,7 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["error"]),
     ("faults", &["error"]),
     ("dal", &["database", "models", "workflow"]),
-    ("results", &["context", "dal", "models"]),
+    ("results", &["context", "dal", "models", "task"]),
     ("admin", &["dal", "database", "models"]),
     ("cron", &["clock", "context", "cron::expression", "dal", "database", "error", "models"]),
     ("engine", &["clock", "config", "context", "dal", "database", "error", "faults", "models", "results", "workflow"]),

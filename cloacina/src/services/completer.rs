@@ -16,6 +16,9 @@
 //! 6. end the pipelines with nothing left (not those this runner still holds tasks of), the final
 //!    context taking the batch's outputs from memory.
 //!
+//! After the commit, the task hooks (`on_success`, and `on_failure` after the last attempt) of
+//! the outcomes the batch recorded run, each in a Tokio task of its own.
+//!
 //! A lone outcome is written at once; under load, outcomes that arrive while a batch is written go
 //! together in the next. The pipeline lock is skipped when nothing can follow from the batch (only
 //! completions of tasks without dependents, in pipelines this runner holds other tasks of).
