@@ -39,20 +39,50 @@ pub struct DefaultRunner {
     services: Mutex<Option<Services>>,
 }
 
-/// Assembles a [`DefaultRunner`].
+/// Assembles a [`DefaultRunner`]: `DefaultRunner::builder(url)`, or upstream's
+/// `DefaultRunnerBuilder::new().database_url(url)`.
 pub struct DefaultRunnerBuilder {
-    url: String,
+    url: Option<String>,
     config: DefaultRunnerConfig,
     workflows: Vec<Workflow>,
     clock: Arc<dyn Clock>,
     faults: Faults,
 }
 
+impl Default for DefaultRunnerBuilder {
+    fn default() -> Self {
+        Self {
+            url: None,
+            config: DefaultRunnerConfig::default(),
+            workflows: Vec::new(),
+            clock: Arc::new(SystemClock),
+            faults: Faults::default(),
+        }
+    }
+}
+
 impl DefaultRunnerBuilder {
+    /// A builder without a database URL yet (upstream's form; set it with
+    /// [`database_url`](Self::database_url)).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The database URL (SQLite or PostgreSQL).
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.url = Some(url.to_owned());
+        self
+    }
+
     /// Replaces the configuration.
     pub fn config(mut self, config: DefaultRunnerConfig) -> Self {
         self.config = config;
         self
+    }
+
+    /// [`config`](Self::config), by upstream's name.
+    pub fn with_config(self, config: DefaultRunnerConfig) -> Self {
+        self.config(config)
     }
 
     /// Keeps the tables in a PostgreSQL schema (a tenant).
@@ -87,6 +117,10 @@ impl DefaultRunnerBuilder {
     /// `workflow_registry` and starts the services.
     pub async fn build(self) -> Result<DefaultRunner, Error> {
         let DefaultRunnerBuilder { url, config, workflows, clock, faults } = self;
+        let url = url.ok_or_else(|| Error::InvalidSetting {
+            setting: "database_url",
+            reason: "is not set: pass it to DefaultRunner::builder or DefaultRunnerBuilder::database_url".to_owned(),
+        })?;
         config.validate()?;
         let db_config =
             DatabaseConfig { pool_size: config.pool_size, schema: config.schema.clone(), ..Default::default() };
@@ -132,13 +166,7 @@ fn default_runner_name() -> String {
 impl DefaultRunner {
     /// A builder for `url` with the default configuration and no workflows.
     pub fn builder(url: impl Into<String>) -> DefaultRunnerBuilder {
-        DefaultRunnerBuilder {
-            url: url.into(),
-            config: DefaultRunnerConfig::default(),
-            workflows: Vec::new(),
-            clock: Arc::new(SystemClock),
-            faults: Faults::default(),
-        }
+        DefaultRunnerBuilder { url: Some(url.into()), ..DefaultRunnerBuilder::default() }
     }
 
     /// A runner on `url` with the default configuration and every `#[workflow]` of the binary.

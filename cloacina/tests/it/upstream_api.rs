@@ -1,7 +1,8 @@
 //! Upstream Cloacina's executor names on our runner (issue 12), on both backends: the handle's
 //! `get_status` and `wait_for_completion_with_timeout`, the executor's `get_execution_result`,
 //! `pause_execution` / `resume_execution` / `cancel_execution` and `execute_with_callback`, and
-//! the result fields upstream code reads (`start_time`, `end_time`, `attempt_count`, …).
+//! the result fields upstream code reads (`start_time`, `end_time`, `attempt_count`, …), and
+//! `DefaultRunnerBuilder::new().database_url(…)`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -180,4 +181,23 @@ engine_test!(hooks_run_once_the_outcome_is_recorded_and_never_change_it, |t| {
     assert!(hears.try_recv().is_err(), "no further hook calls");
     let stored = runner.get_execution_result(result.execution_id).await.expect("stored");
     assert_eq!(stored.status, WorkflowStatus::Failed, "a failing hook changed nothing");
+});
+
+engine_test!(upstreams_runner_builder_takes_the_url_later, |t| {
+    use cloacina::runner::DefaultRunnerBuilder;
+    let (wf, gate) = first_then_second("built");
+    gate.add_permits(1);
+    let runner = DefaultRunnerBuilder::new()
+        .database_url(&t.url)
+        .with_config(crate::engine::config(&t))
+        .workflow(wf)
+        .build()
+        .await
+        .expect("runner");
+    let result = runner.execute("built", Context::new()).await.expect("execute");
+    assert_eq!(result.status, WorkflowStatus::Completed);
+    runner.shutdown().await.expect("shutdown");
+    let err = DefaultRunnerBuilder::new().build().await.err().expect("no URL");
+    assert!(matches!(err, Error::InvalidSetting { setting: "database_url", .. }), "{err}");
+    assert_eq!(err.kind(), cloacina::ErrorKind::InvalidInput);
 });
