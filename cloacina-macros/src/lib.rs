@@ -72,6 +72,8 @@ struct TaskDef {
     timeout: TokenStream2,
     /// `.on_success(…)` / `.on_failure(…)` builder calls for the task's hooks.
     hooks: TokenStream2,
+    /// The function takes a `TaskHandle` as its second parameter.
+    with_handle: bool,
 }
 
 fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<TokenStream2> {
@@ -113,6 +115,14 @@ fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<Token
     let description = description.map_or_else(|| quote!(), |d| quote!(.description(#d)));
     let steps = tasks.iter().map(|t| {
         let (id, f, rule, retry, timeout, hooks) = (&t.id, &t.fn_ident, &t.rule, &t.retry, &t.timeout, &t.hooks);
+        let call = if t.with_handle {
+            quote!({
+                let mut handle = ::cloacina::task::TaskHandle::current();
+                #f(&mut ctx, &mut handle).await
+            })
+        } else {
+            quote!(#f(&mut ctx).await)
+        };
         let deps = &t.deps;
         quote! {
             .task(
@@ -124,7 +134,7 @@ fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<Token
                     timeout: #timeout,
                 },
                 |mut ctx: ::cloacina::Context<::cloacina::__private::serde_json::Value>| async move {
-                    #f(&mut ctx).await.map(|()| ctx)
+                    #call.map(|()| ctx)
                 },
             )
             #hooks
@@ -186,10 +196,19 @@ fn check_signature(func: &ItemFn) -> syn::Result<()> {
     }
     let mut inputs = sig.inputs.iter();
     let first = inputs.next();
-    let is_mut_ref = matches!(first, Some(syn::FnArg::Typed(p)) if matches!(&*p.ty, syn::Type::Reference(r) if r.mutability.is_some()));
-    if !is_mut_ref || inputs.next().is_some() {
+    let is_mut_ref = |arg: Option<&syn::FnArg>| matches!(arg, Some(syn::FnArg::Typed(p)) if matches!(&*p.ty, syn::Type::Reference(r) if r.mutability.is_some()));
+    if !is_mut_ref(first) {
         let span = first.map_or(sig.ident.span(), Spanned::span);
         return Err(Error::new(span, format!("{expected}: it takes exactly one `&mut Context<…>` argument")));
+    }
+    // An optional second parameter, as upstream: `handle: &mut TaskHandle` (or `task_handle`).
+    if let Some(second) = inputs.next() {
+        if !(is_mut_ref(Some(second)) && takes_handle(func)) || inputs.next().is_some() {
+            return Err(Error::new(
+                second.span(),
+                format!("{expected}, optionally followed by `handle: &mut TaskHandle`"),
+            ));
+        }
     }
     let returns_result = matches!(&sig.output, syn::ReturnType::Type(_, ty)
         if matches!(&**ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Result")));
@@ -197,6 +216,12 @@ fn check_signature(func: &ItemFn) -> syn::Result<()> {
         return Err(Error::new(sig.output.span(), format!("{expected}: it must return `Result<(), TaskError>`")));
     }
     Ok(())
+}
+
+/// True when the task's second parameter is its `TaskHandle` (named `handle` or `task_handle`).
+fn takes_handle(func: &ItemFn) -> bool {
+    matches!(func.sig.inputs.iter().nth(1), Some(syn::FnArg::Typed(p))
+        if matches!(&*p.pat, syn::Pat::Ident(i) if i.ident == "handle" || i.ident == "task_handle"))
 }
 
 /// `on_success = path` / `on_failure = path`: the hook function.
@@ -249,6 +274,7 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
         retry: TokenStream2::new(),
         timeout: quote!(::std::option::Option::None),
         hooks: TokenStream2::new(),
+        with_handle: takes_handle(func),
     };
     let (mut attempts, mut backoff, mut delay, mut max_delay, mut jitter) = (3u64, None, 1_000u64, 60_000u64, true);
     let (mut condition, mut success, mut failure) = (None, None, None);

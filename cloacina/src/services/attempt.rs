@@ -17,7 +17,7 @@ use super::completer::{AfterRecorded, Completer, Outcome, Report};
 use crate::dal::pipeline_executions as pipelines;
 use crate::engine::{input_context, Engine, Persistence, PipelineInfo};
 use crate::models::{PipelineStatus, TaskExecution};
-use crate::task::TaskAttempt;
+use crate::task::{run_attempt, AttemptSlot, SlotCell, TaskAttempt};
 use crate::{Context, TaskError};
 
 /// How long a cancelled attempt gets to stop before its claim is left for recovery.
@@ -33,7 +33,14 @@ pub(crate) async fn run(
     slot: OwnedSemaphorePermit,
     input: Option<Context<Value>>,
 ) {
-    let (info, outcome, after_recorded) = match prepare_and_run(&engine, &task, input).await {
+    // The slot stays with the attempt, except while its task defers (`TaskHandle::defer_until`).
+    let cell: SlotCell = Arc::new(std::sync::Mutex::new(Some(slot)));
+    let freed: Arc<dyn Fn() + Send + Sync> = {
+        let engine = engine.clone();
+        Arc::new(move || engine.work_available.notify_one())
+    };
+    let held = AttemptSlot { cell: cell.clone(), freed };
+    let (info, outcome, after_recorded) = match prepare_and_run(&engine, &task, input, held).await {
         Ran::Outcome(info, outcome) => (info, outcome, None),
         Ran::Hooked(info, outcome, hook) => (info, outcome, Some(hook)),
         Ran::KeepClaim => {
@@ -50,7 +57,8 @@ pub(crate) async fn run(
         pipeline: task.pipeline_execution_id,
         info,
         outcome,
-        slot,
+        // `None` only when the code ended while deferring (it was cancelled mid-wait).
+        slot: cell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(),
         after_recorded,
     };
     if !completer.send(report) {
@@ -68,7 +76,12 @@ enum Ran {
     KeepClaim,
 }
 
-async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Option<Context<Value>>) -> Ran {
+async fn prepare_and_run(
+    engine: &Arc<Engine>,
+    task: &TaskExecution,
+    input: Option<Context<Value>>,
+    slot: AttemptSlot,
+) -> Ran {
     let id = task.pipeline_execution_id;
     let loaded = match engine.cached_pipeline(id) {
         Some(info) => Ok(Some(info)),
@@ -135,7 +148,8 @@ async fn prepare_and_run(engine: &Arc<Engine>, task: &TaskExecution, input: Opti
     let failure_input = hooks.on_failure.as_ref().map(|_| input.clone());
     let pipeline = task.pipeline_execution_id;
     tracing::debug!(%pipeline, task = %task.task_name, id = %task.id, attempt = task.attempt, "task started");
-    let mut handle = tokio::spawn(attempt.scope(async move { tokio::time::timeout(timeout, code.run(input)).await }));
+    let run = async move { tokio::time::timeout(timeout, code.run(input)).await };
+    let mut handle = tokio::spawn(run_attempt(attempt, slot, run));
     let mut cancel = engine.cancel_attempts.subscribe();
     let finished = tokio::select! {
         joined = &mut handle => Some(joined),

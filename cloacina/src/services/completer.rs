@@ -80,8 +80,9 @@ pub(crate) struct Report {
     /// The pipeline's facts; `None` when they could not be read (only for `Released`).
     pub(crate) info: Option<Arc<PipelineInfo>>,
     pub(crate) outcome: Outcome,
-    /// The attempt's slot: reused for a task this batch claims, or freed.
-    pub(crate) slot: OwnedSemaphorePermit,
+    /// The attempt's slot: reused for a task this batch claims, or freed (`None` when the task
+    /// ended while it had given its slot up).
+    pub(crate) slot: Option<OwnedSemaphorePermit>,
     /// The task's hook, run only if this outcome is recorded.
     pub(crate) after_recorded: Option<AfterRecorded>,
 }
@@ -164,7 +165,7 @@ struct Recorded {
 
 async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::UnboundedSender<Handoff>) {
     let mut hooks = HashMap::new();
-    let (items, mut slots): (Vec<Item>, Vec<OwnedSemaphorePermit>) = batch
+    let (items, slots): (Vec<Item>, Vec<Option<OwnedSemaphorePermit>>) = batch
         .into_iter()
         .map(|r| {
             if let Some(hook) = r.after_recorded {
@@ -184,7 +185,7 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
     let claim = if engine.is_shutting_down() {
         0
     } else {
-        u32::try_from(slots.len()).unwrap_or(u32::MAX).min(engine.config.claim_batch_size)
+        u32::try_from(slots.iter().flatten().count()).unwrap_or(u32::MAX).min(engine.config.claim_batch_size)
     };
     let stamp = engine.claim_stamp();
     let (e, batch_items) = (engine.clone(), items.clone());
@@ -195,6 +196,7 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
         .await;
     match written {
         Ok(recorded) => {
+            let mut slots: Vec<OwnedSemaphorePermit> = slots.into_iter().flatten().collect();
             // Forget these claims before the next batch is written: `holds_others_of` counts on it.
             for item in &items {
                 engine.release(item.task);

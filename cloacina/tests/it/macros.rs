@@ -187,3 +187,32 @@ crate::harness::backend_test!(macro_hooks_run_after_the_outcome, |t| {
         runner.shutdown().await.expect("shutdown");
     });
 });
+
+#[workflow(name = "macro_deferred")]
+pub mod deferred {
+    use super::*;
+    use cloacina::task::TaskHandle;
+
+    /// Takes its handle as upstream's tasks do, and defers until a condition that already holds.
+    #[task]
+    pub async fn patient(context: &mut Context<serde_json::Value>, handle: &mut TaskHandle) -> Result<(), TaskError> {
+        let held_before = handle.holds_slot();
+        handle.defer_until(|| async { true }, Duration::from_millis(1)).await?;
+        context.insert("held_before", serde_json::json!(held_before))?;
+        context.insert("held_after", serde_json::json!(handle.holds_slot()))?;
+        Ok(())
+    }
+}
+
+crate::harness::backend_test!(a_macro_task_takes_its_handle, |t| {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        let config = DefaultRunnerConfig { schema: t.db.schema().map(str::to_owned), ..Default::default() };
+        let runner = DefaultRunner::with_config(&t.url, config).await.expect("runner");
+        let result = runner.execute("macro_deferred", Context::new()).await.expect("execute");
+        assert_eq!(result.status, WorkflowStatus::Completed);
+        assert_eq!(result.final_context.get("held_before"), Some(&serde_json::json!(true)));
+        assert_eq!(result.final_context.get("held_after"), Some(&serde_json::json!(true)));
+        runner.shutdown().await.expect("shutdown");
+    });
+});

@@ -2,7 +2,7 @@
 //! `get_status` and `wait_for_completion_with_timeout`, the executor's `get_execution_result`,
 //! `pause_execution` / `resume_execution` / `cancel_execution` and `execute_with_callback`, and
 //! the result fields upstream code reads (`start_time`, `end_time`, `attempt_count`, …), and
-//! `DefaultRunnerBuilder::new().database_url(…)`.
+//! `DefaultRunnerBuilder::new().database_url(…)`, and `TaskHandle::defer_until`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -201,3 +201,79 @@ engine_test!(upstreams_runner_builder_takes_the_url_later, |t| {
     assert!(matches!(err, Error::InvalidSetting { setting: "database_url", .. }), "{err}");
     assert_eq!(err.kind(), cloacina::ErrorKind::InvalidInput);
 });
+
+engine_test!(a_deferred_task_gives_its_slot_to_other_work_while_it_waits, |t| {
+    use cloacina::task::TaskHandle;
+    use cloacina::workflow::Workflow;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let (deferring, released) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (d, r) = (deferring.clone(), released.clone());
+    let waiter = Workflow::builder("waiter")
+        .simple_task("wait_for_file", &[], move |ctx: Context<serde_json::Value>| {
+            let (d, r) = (d.clone(), r.clone());
+            async move {
+                let mut handle = TaskHandle::current();
+                assert!(handle.holds_slot(), "an attempt starts with its slot");
+                let condition = || {
+                    d.store(true, Ordering::SeqCst);
+                    let done = r.load(Ordering::SeqCst);
+                    async move { done }
+                };
+                handle.defer_until(condition, Duration::from_millis(5)).await?;
+                assert!(handle.holds_slot(), "it has a slot again when it resumes");
+                Ok(ctx)
+            }
+        })
+        .build()
+        .expect("waiter");
+    let r = released.clone();
+    let releaser = Workflow::builder("releaser")
+        .simple_task("drop_file", &[], move |ctx: Context<serde_json::Value>| {
+            r.store(true, Ordering::SeqCst);
+            async move { Ok(ctx) }
+        })
+        .build()
+        .expect("releaser");
+    // One slot: the releaser can only run while the waiter has given its slot up.
+    let config = cloacina::runner::DefaultRunnerConfig { max_concurrent_tasks: 1, ..crate::engine::config(&t) };
+    let runner = cloacina::runner::DefaultRunner::builder(t.url.clone())
+        .config(config)
+        .workflow(waiter)
+        .workflow(releaser)
+        .build()
+        .await
+        .expect("runner");
+    let waiting = runner.execute_async("waiter", Context::new()).await.expect("start waiter");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !deferring.load(Ordering::SeqCst) {
+        assert!(tokio::time::Instant::now() < deadline, "the waiter never deferred");
+        tokio::time::sleep(Duration::from_millis(5)).await; // the pace of polling observed state
+    }
+    let releasing = runner.execute_async("releaser", Context::new()).await.expect("start releaser");
+    let released_run = tokio::time::timeout(Duration::from_secs(30), releasing.wait_for_completion())
+        .await
+        .expect("the releaser ran in the freed slot")
+        .expect("result");
+    assert_eq!(released_run.status, WorkflowStatus::Completed);
+    let waited = tokio::time::timeout(Duration::from_secs(30), waiting.wait_for_completion())
+        .await
+        .expect("the waiter resumed")
+        .expect("result");
+    assert_eq!(waited.status, WorkflowStatus::Completed);
+    runner.shutdown().await.expect("shutdown");
+});
+
+#[tokio::test]
+async fn outside_the_engine_a_handle_defers_without_a_slot() {
+    let mut handle = cloacina::task::TaskHandle::current();
+    assert!(!handle.holds_slot());
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    let condition = || {
+        let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { n >= 2 }
+    };
+    handle.defer_until(condition, Duration::from_millis(1)).await.expect("waits");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
