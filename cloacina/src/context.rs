@@ -30,6 +30,9 @@ pub enum Error {
     /// The document is not a JSON object.
     #[error("a context must be a JSON object, got {0}")]
     NotAnObject(String),
+    /// The text is not JSON, or its values do not fit the context's value type.
+    #[error("not a context document: {0}")]
+    InvalidDocument(String),
 }
 
 /// A key/value document; keys are kept in sorted order, so its JSON form is deterministic.
@@ -147,7 +150,7 @@ impl<V> Context<V> {
 impl<V: Serialize> Context<V> {
     /// The context as JSON text (upstream Cloacina's `to_json`).
     pub fn to_json(&self) -> Result<String, Error> {
-        serde_json::to_string(&self.data).map_err(|e| Error::Conversion { key: String::new(), message: e.to_string() })
+        serde_json::to_string(&self.data).map_err(|e| Error::InvalidDocument(e.to_string()))
     }
 }
 
@@ -155,11 +158,11 @@ impl<V: DeserializeOwned> Context<V> {
     /// A context from JSON text holding an object (upstream Cloacina's `from_json`).
     pub fn from_json(json: String) -> Result<Self, Error> {
         match serde_json::from_str::<Value>(&json) {
-            Ok(Value::Object(_)) => serde_json::from_str(&json)
-                .map(|data| Self { data })
-                .map_err(|e| Error::Conversion { key: String::new(), message: e.to_string() }),
+            Ok(Value::Object(_)) => {
+                serde_json::from_str(&json).map(|data| Self { data }).map_err(|e| Error::InvalidDocument(e.to_string()))
+            }
             Ok(other) => Err(Error::NotAnObject(other.to_string())),
-            Err(e) => Err(Error::Conversion { key: String::new(), message: e.to_string() }),
+            Err(e) => Err(Error::InvalidDocument(e.to_string())),
         }
     }
 }
@@ -226,7 +229,9 @@ mod tests {
         assert_eq!(text, r#"{"a":1,"owned":[1,2]}"#);
         assert_eq!(Context::<Value>::from_json(text).expect("parse"), ctx);
         assert!(matches!(Context::<Value>::from_json("[1]".into()), Err(Error::NotAnObject(_))));
-        assert!(matches!(Context::<Value>::from_json("{".into()), Err(Error::Conversion { .. })));
+        let broken = Context::<Value>::from_json("{".into()).expect_err("not JSON");
+        assert!(matches!(broken, Error::InvalidDocument(_)), "{broken}");
+        assert!(broken.to_string().starts_with("not a context document"), "{broken}");
         let copy = Context::from_data(ctx.clone_data().into_data());
         assert_eq!(copy.data(), ctx.data());
     }

@@ -26,6 +26,18 @@ macro_rules! engine_test {
 }
 pub(crate) use engine_test;
 
+/// `attempts` in all, 10 ms apart, without jitter: retries that do not slow a test down.
+pub(crate) fn quick_retry(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: attempts,
+        backoff: Backoff::Fixed,
+        initial_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(10),
+        jitter: false,
+        ..RetryPolicy::default()
+    }
+}
+
 pub(crate) fn config(t: &crate::harness::TestDb) -> DefaultRunnerConfig {
     DefaultRunnerConfig {
         schema: t.db.schema().map(str::to_owned),
@@ -263,18 +275,7 @@ engine_test!(a_retryable_error_is_retried_with_backoff, |t| {
 engine_test!(timeouts_fail_a_task_once_attempts_are_spent, |t| {
     let wf = Workflow::builder("slow")
         .task(
-            TaskSpec {
-                timeout: Some(Duration::from_millis(50)),
-                retry: RetryPolicy {
-                    max_attempts: 2,
-                    backoff: Backoff::Fixed,
-                    initial_delay: Duration::from_millis(10),
-                    max_delay: Duration::from_millis(10),
-                    jitter: false,
-                    ..RetryPolicy::default()
-                },
-                ..TaskSpec::new("slow", &[])
-            },
+            TaskSpec { timeout: Some(Duration::from_millis(50)), retry: quick_retry(2), ..TaskSpec::new("slow", &[]) },
             |ctx: Context<Value>| async move {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 Ok(ctx)
@@ -532,14 +533,7 @@ where
 }
 
 engine_test!(task_code_knows_its_run_task_and_attempt, |t| {
-    let retry = RetryPolicy {
-        max_attempts: 2,
-        backoff: Backoff::Fixed,
-        initial_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(10),
-        jitter: false,
-        ..RetryPolicy::default()
-    };
+    let retry = quick_retry(2);
     let wf = Workflow::builder("introspective")
         .task(TaskSpec { retry, ..TaskSpec::new("me", &[]) }, |mut ctx: Context<Value>| async move {
             let a = cloacina::task::TaskAttempt::current().expect("inside task code");

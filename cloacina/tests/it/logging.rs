@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 use serde_json::Value;
 use tracing::field::{Field, Visit};
@@ -19,7 +18,6 @@ use tracing::{Event, Level, Metadata, Subscriber};
 
 use crate::engine::{engine_test, runner};
 use cloacina::executor::{PipelineExecutor, WorkflowStatus};
-use cloacina::retry::{Backoff, RetryPolicy};
 use cloacina::workflow::{TaskSpec, Workflow};
 use cloacina::{Context, TaskError};
 
@@ -100,19 +98,12 @@ fn has(events: &[Seen], level: Level, message: &str, fields: &[(&str, &str)]) ->
 engine_test!(a_runs_life_is_in_the_log_with_its_pipeline_id, |t| {
     install();
     ACTIVE.fetch_add(1, Ordering::SeqCst);
-    let quick = RetryPolicy {
-        max_attempts: 2,
-        backoff: Backoff::Fixed,
-        initial_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(10),
-        jitter: false,
-        ..RetryPolicy::default()
-    };
     let wf = Workflow::builder("logged")
         .simple_task("first", &[], |ctx: Context<Value>| async move { Ok(ctx) })
-        .task(TaskSpec { retry: quick, ..TaskSpec::new("flaky", &["first"]) }, |_ctx| async move {
-            Err(TaskError::retryable("upstream timed out"))
-        })
+        .task(
+            TaskSpec { retry: crate::engine::quick_retry(2), ..TaskSpec::new("flaky", &["first"]) },
+            |_ctx| async move { Err(TaskError::retryable("upstream timed out")) },
+        )
         .build()
         .expect("wf");
     let runner = runner(&t, vec![wf]).await;

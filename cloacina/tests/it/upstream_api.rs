@@ -106,7 +106,6 @@ mod paths {
 }
 
 engine_test!(hooks_run_once_the_outcome_is_recorded_and_never_change_it, |t| {
-    use cloacina::retry::{Backoff, RetryPolicy};
     use cloacina::workflow::{TaskSpec, Workflow};
     use cloacina::TaskError;
     use serde_json::{json, Value};
@@ -115,14 +114,7 @@ engine_test!(hooks_run_once_the_outcome_is_recorded_and_never_change_it, |t| {
     let (on_ok, on_err) = (heard.clone(), heard);
     let url = t.url.clone();
     let schema = t.db.schema().map(str::to_owned);
-    let quick = RetryPolicy {
-        max_attempts: 2,
-        backoff: Backoff::Fixed,
-        initial_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(10),
-        jitter: false,
-        ..RetryPolicy::default()
-    };
+    let quick = crate::engine::quick_retry(2);
     let wf = Workflow::builder("hooked")
         .simple_task("works", &[], |mut ctx: cloacina::Context<Value>| async move {
             ctx.insert_or_update("worked", json!(true));

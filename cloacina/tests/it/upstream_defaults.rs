@@ -130,14 +130,10 @@ engine_test!(a_task_gets_three_attempts_by_default, |t| {
 });
 
 engine_test!(retry_conditions_choose_which_errors_are_retried, |t| {
-    use cloacina::retry::{Backoff, RetryCondition, RetryPolicy};
+    use cloacina::retry::{RetryCondition, RetryPolicy};
     let quick = |condition: RetryCondition| RetryPolicy {
-        backoff: Backoff::Fixed,
-        initial_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(10),
-        jitter: false,
         retry_conditions: vec![condition],
-        ..RetryPolicy::default()
+        ..crate::engine::quick_retry(RetryPolicy::default().max_attempts)
     };
     let network_calls = Arc::new(AtomicU32::new(0));
     let counter = network_calls.clone();
