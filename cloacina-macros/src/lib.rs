@@ -7,8 +7,6 @@
 //! Every error points at the offending token. `#[task]` outside a workflow only checks the
 //! signature.
 
-use std::collections::{HashMap, HashSet};
-
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
@@ -110,7 +108,7 @@ fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<Token
     if tasks.is_empty() {
         return Err(Error::new(mod_span, format!("workflow `{name}` has no #[task] functions")));
     }
-    check_graph(&tasks)?;
+    check_graph(&name, &tasks)?;
 
     let description = description.map_or_else(|| quote!(), |d| quote!(.description(#d)));
     let steps = tasks.iter().map(|t| {
@@ -448,64 +446,35 @@ fn rule(expr: &Expr, refs: &mut Vec<LitStr>) -> syn::Result<TokenStream2> {
     })
 }
 
-/// Duplicate ids, unknown dependencies or rule references, and cycles, each reported at its source.
-fn check_graph(tasks: &[TaskDef]) -> syn::Result<()> {
-    let mut seen: HashSet<&str> = HashSet::new();
-    for t in tasks {
-        if !seen.insert(&t.id) {
-            return Err(Error::new(t.id_span, format!("duplicate task id `{}`", t.id)));
+/// The graph rules of `cloacina-workflow` (the ones `WorkflowSpec::new` applies at run time), each
+/// violation reported at its source: a duplicate at the repeated id, an unknown task at the name
+/// that refers to it, a cycle at the first task's first dependency.
+fn check_graph(workflow: &str, tasks: &[TaskDef]) -> syn::Result<()> {
+    use cloacina_workflow::workflow::{check_graph, Error as GraphError, GraphNode};
+    let names: Vec<(Vec<String>, Vec<String>)> = tasks
+        .iter()
+        .map(|t| (t.deps.iter().map(LitStr::value).collect(), t.rule_refs.iter().map(LitStr::value).collect()))
+        .collect();
+    let nodes: Vec<GraphNode<'_>> = tasks
+        .iter()
+        .zip(&names)
+        .map(|(t, (deps, refs))| GraphNode {
+            id: &t.id,
+            dependencies: deps.iter().map(String::as_str).collect(),
+            references: refs.iter().map(String::as_str).collect(),
+        })
+        .collect();
+    let Err(error) = check_graph(workflow, &nodes) else { return Ok(()) };
+    let by_id = |id: &str| tasks.iter().rev().find(|t| t.id == id);
+    let span = match &error {
+        GraphError::DuplicateTask { task, .. } => by_id(task).map(|t| t.id_span),
+        GraphError::UnknownTask { task, unknown, .. } => by_id(task)
+            .and_then(|t| t.deps.iter().chain(&t.rule_refs).find(|r| r.value() == *unknown))
+            .map(LitStr::span),
+        GraphError::Cycle { path, .. } => {
+            path.first().and_then(|first| by_id(first)).map(|t| t.deps.first().map_or(t.id_span, LitStr::span))
         }
-    }
-    for t in tasks {
-        for r in t.deps.iter().chain(&t.rule_refs) {
-            if !seen.contains(r.value().as_str()) {
-                return Err(Error::new(r.span(), format!("task `{}` refers to unknown task `{}`", t.id, r.value())));
-            }
-        }
-    }
-    let index: HashMap<&str, usize> = tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
-    // 0 = unvisited, 1 = on the current path, 2 = done.
-    let mut state = vec![0u8; tasks.len()];
-    for start in 0..tasks.len() {
-        let mut path = Vec::new();
-        if let Some(cycle) = visit(start, tasks, &index, &mut state, &mut path) {
-            let names: Vec<&str> = cycle.iter().map(|&i| tasks[i].id.as_str()).collect();
-            let at = &tasks[cycle[0]];
-            let span = at.deps.first().map_or(at.id_span, LitStr::span);
-            return Err(Error::new(span, format!("dependency cycle: {}", names.join(" -> "))));
-        }
-    }
-    Ok(())
-}
-
-fn visit(
-    node: usize,
-    tasks: &[TaskDef],
-    index: &HashMap<&str, usize>,
-    state: &mut [u8],
-    path: &mut Vec<usize>,
-) -> Option<Vec<usize>> {
-    match state[node] {
-        2 => return None,
-        1 => {
-            let from = path.iter().position(|&n| n == node).unwrap_or(0);
-            let mut cycle = path[from..].to_vec();
-            cycle.push(node);
-            cycle.reverse(); // edges point at dependencies; print in run order
-            return Some(cycle);
-        }
-        _ => {}
-    }
-    state[node] = 1;
-    path.push(node);
-    for dep in &tasks[node].deps {
-        if let Some(&d) = index.get(dep.value().as_str()) {
-            if let Some(cycle) = visit(d, tasks, index, state, path) {
-                return Some(cycle);
-            }
-        }
-    }
-    path.pop();
-    state[node] = 2;
-    None
+        _ => None,
+    };
+    Err(Error::new(span.unwrap_or_else(Span::call_site), error.to_string()))
 }

@@ -8,6 +8,9 @@
 //! outputs of the run's ends (or, when a task failed, the last completed task's output). What
 //! needs the engine does not apply: each task runs once (no retries, no timeout, no hooks).
 //!
+//! It depends on `cloacina-workflow` only: no database, no async runtime (the tasks' futures run
+//! on whatever runtime the test uses).
+//!
 //! ```
 //! use cloacina::workflow::Workflow;
 //! use cloacina::Context;
@@ -33,9 +36,7 @@
 
 use std::collections::HashMap;
 
-use cloacina::task::TaskOutcomes;
-use cloacina::workflow::Workflow;
-use cloacina::{Context, TaskError, TaskStatus};
+use cloacina_workflow::{Context, TaskError, TaskOutcomes, TaskStatus, Workflow};
 use serde_json::Value;
 
 /// Runs one workflow's tasks in process (see the crate documentation for the rules).
@@ -112,7 +113,7 @@ impl TestRunner {
                         last_completed = Some(task.id.clone());
                         TaskOutcome::Completed
                     }
-                    Err(e) => TaskOutcome::Failed(e),
+                    Err(e) => TaskOutcome::Failed(e.for_task(&task.id)),
                 }
             };
             let status = match outcome {

@@ -16,7 +16,6 @@
 pub mod admin;
 pub mod clock;
 mod config;
-pub mod context;
 pub mod cron;
 pub mod dal;
 pub mod database;
@@ -30,13 +29,13 @@ pub mod faults;
 mod faults;
 pub mod models;
 mod results;
-pub mod retry;
 pub mod runner;
 mod scheduler;
 mod services;
 pub mod task;
 pub mod workflow;
 
+pub use ::cloacina_workflow::{context, retry};
 pub use cloacina_macros::{task, workflow};
 pub use context::{Context, Error as ContextError};
 pub use database::{Backend, BackendFeature, Database, DatabaseConfig};
@@ -45,13 +44,9 @@ pub use models::TaskStatus;
 pub use task::TaskError;
 
 /// The authoring model under upstream Cloacina's path (`cloacina::cloacina_workflow::TaskError`,
-/// …): context, task errors, retry policies and conditions, trigger rules, workflow definitions.
-pub mod cloacina_workflow {
-    pub use crate::context::{Context, Error as ContextError};
-    pub use crate::retry::{Backoff, RetryCondition, RetryPolicy};
-    pub use crate::task::{TaskAttempt, TaskError, TaskState, TriggerRule, ValueOperator};
-    pub use crate::workflow::{TaskSpec, Workflow, WorkflowBuilder, WorkflowSpec};
-}
+/// …): the `cloacina-workflow` crate (context, task errors, retry policies and conditions, trigger
+/// rules, workflow definitions).
+pub use ::cloacina_workflow;
 
 /// What a workflow program usually needs, in one import: `use cloacina::prelude::*;`.
 pub mod prelude {
@@ -61,6 +56,7 @@ pub mod prelude {
         WorkflowExecutor, WorkflowStatus,
     };
     pub use crate::runner::{DefaultRunner, DefaultRunnerConfig};
+    pub use crate::task::{TaskAttempt, TaskHandle};
     pub use crate::{task, workflow, TaskStatus};
 }
 

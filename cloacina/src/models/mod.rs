@@ -3,8 +3,7 @@
 
 mod ids;
 mod records;
-mod status;
 
+pub use cloacina_workflow::status::{PipelineStatus, TaskStatus, UnknownStatus};
 pub use ids::*;
 pub use records::*;
-pub use status::{PipelineStatus, TaskStatus, UnknownStatus};

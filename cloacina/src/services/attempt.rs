@@ -178,6 +178,7 @@ async fn prepare_and_run(
         }
         Err(j) => Err(TaskError::fatal(format!("task panicked: {j}"))),
     };
+    let result = result.map_err(|e| e.for_task(&task.task_name));
     let name = task.task_name.clone();
     if result.is_ok() {
         tracing::debug!(%pipeline, task = %task.task_name, id = %task.id, attempt = task.attempt, "task completed");

@@ -170,3 +170,23 @@ engine_test!(retry_conditions_choose_which_errors_are_retried, |t| {
     assert_eq!(result.status, WorkflowStatus::Failed);
     runner.shutdown().await.expect("shutdown");
 });
+
+engine_test!(errors_built_in_task_code_name_their_task, |t| {
+    // `?` on a context error builds TaskError::ContextError with no task id (task code does not
+    // know its id); the engine fills it in before the error is stored or handed to a hook.
+    let mut once = TaskSpec::new("needs_input", &[]);
+    once.retry.max_attempts = 1;
+    let wf = Workflow::builder("named_errors")
+        .task(once, |ctx: Context<Value>| async move {
+            let _rows: i64 = ctx.get_required("rows")?;
+            Ok(ctx)
+        })
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let result = runner.execute("named_errors", Context::new()).await.expect("execute");
+    let task = result.task_results.iter().find(|r| r.task_name == "needs_input").expect("task");
+    let error = task.error_message.as_deref().unwrap_or_default();
+    assert!(error.starts_with("Context error in task needs_input: "), "{error}");
+    runner.shutdown().await.expect("shutdown");
+});

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Error, TaskSpec, WorkflowSpec};
+use crate::spec::{Error, TaskSpec, WorkflowSpec};
 use crate::{Context, TaskError};
 
 /// The future a task returns: its output context, or why it failed.

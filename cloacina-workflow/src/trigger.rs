@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::models::TaskStatus;
-use crate::Context;
+use crate::{Context, TaskStatus};
 
 /// Comparison used by [`TriggerRule::ContextValue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,390 @@
+//! [`WorkflowSpec`]: a validated DAG of task specifications with its deterministic order and
+//! structural version. [`check_graph`] holds the graph rules, shared with `#[workflow]`, which
+//! applies them at compile time.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::retry::RetryPolicy;
+use crate::task::TriggerRule;
+
+/// Why a workflow definition was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The workflow has no name.
+    #[error("a workflow needs a non-empty name")]
+    EmptyName,
+    /// The workflow has no tasks.
+    #[error("workflow `{0}` has no tasks")]
+    NoTasks(String),
+    /// A task has no id.
+    #[error("workflow `{0}` has a task with an empty id")]
+    EmptyTaskId(String),
+    /// Two tasks share an id.
+    #[error("workflow `{workflow}`: duplicate task id `{task}`")]
+    DuplicateTask {
+        /// Workflow name.
+        workflow: String,
+        /// The repeated id.
+        task: String,
+    },
+    /// A hook is attached to a task the workflow does not have.
+    #[error("workflow `{workflow}`: a hook is attached to unknown task `{task}`")]
+    UnknownHookTask {
+        /// Workflow name.
+        workflow: String,
+        /// The task named by the hook.
+        task: String,
+    },
+    /// A dependency or trigger rule names a task the workflow does not have.
+    #[error("workflow `{workflow}`: task `{task}` refers to unknown task `{unknown}`")]
+    UnknownTask {
+        /// Workflow name.
+        workflow: String,
+        /// The referring task.
+        task: String,
+        /// The missing task.
+        unknown: String,
+    },
+    /// The dependencies form a cycle (listed in order, first task repeated at the end).
+    #[error("workflow `{workflow}`: dependency cycle {}", path.join(" -> "))]
+    Cycle {
+        /// Workflow name.
+        workflow: String,
+        /// The cycle.
+        path: Vec<String>,
+    },
+}
+
+/// One task as the engine stores and schedules it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Task id, unique within the workflow.
+    pub id: String,
+    /// Dependencies, in declared order (their outputs merge into the input in this order).
+    pub dependencies: Vec<String>,
+    /// When the task runs once its dependencies are terminal.
+    pub trigger_rule: TriggerRule,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Per-attempt timeout; `None` uses the runner's default.
+    pub timeout: Option<Duration>,
+}
+
+impl TaskSpec {
+    /// A task with the default rule, no retries and the runner's timeout.
+    pub fn new(id: impl Into<String>, dependencies: &[&str]) -> Self {
+        Self {
+            id: id.into(),
+            dependencies: dependencies.iter().map(|d| (*d).to_owned()).collect(),
+            trigger_rule: TriggerRule::default(),
+            retry: RetryPolicy::default(),
+            timeout: None,
+        }
+    }
+}
+
+/// A validated workflow structure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowSpec {
+    name: String,
+    description: Option<String>,
+    /// Tasks in a deterministic topological order (declared order among independent tasks).
+    tasks: Vec<TaskSpec>,
+    /// Position in `tasks` of each task id.
+    index: HashMap<String, usize>,
+    /// Positions in `tasks` of each task's dependents, in topological order.
+    dependents: Vec<Vec<usize>>,
+    version: String,
+}
+
+impl WorkflowSpec {
+    /// Validates `tasks` as a DAG and computes the workflow's version.
+    pub fn new(name: impl Into<String>, description: Option<String>, tasks: Vec<TaskSpec>) -> Result<Self, Error> {
+        let name = name.into();
+        if name.trim().is_empty() {
+            return Err(Error::EmptyName);
+        }
+        if tasks.is_empty() {
+            return Err(Error::NoTasks(name));
+        }
+        let nodes: Vec<GraphNode<'_>> = tasks
+            .iter()
+            .map(|t| GraphNode {
+                id: &t.id,
+                dependencies: t.dependencies.iter().map(String::as_str).collect(),
+                references: t.trigger_rule.referenced_tasks(),
+            })
+            .collect();
+        check_graph(&name, &nodes)?;
+        let tasks = topological_order(tasks);
+        let version = structural_version(&name, &tasks);
+        let index: HashMap<String, usize> = tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        let mut dependents = vec![Vec::new(); tasks.len()];
+        for (i, t) in tasks.iter().enumerate() {
+            for d in &t.dependencies {
+                dependents[index[d]].push(i);
+            }
+        }
+        Ok(Self { name, description, tasks, index, dependents, version })
+    }
+
+    /// Workflow name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Free-text description.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// Tasks in topological order.
+    pub fn tasks(&self) -> &[TaskSpec] {
+        &self.tasks
+    }
+
+    /// The task with this id (a hash lookup: the scheduler calls it per task outcome).
+    pub fn task(&self, id: &str) -> Option<&TaskSpec> {
+        self.index.get(id).map(|&i| &self.tasks[i])
+    }
+
+    /// Tasks that list `id` as a dependency, in topological order (precomputed adjacency).
+    pub fn dependents(&self, id: &str) -> impl Iterator<Item = &TaskSpec> + '_ {
+        self.index.get(id).into_iter().flat_map(move |&i| self.dependents[i].iter().map(move |&d| &self.tasks[d]))
+    }
+
+    /// Structural version: a SHA-256 over task ids, dependencies, rules, retry and timeout
+    /// settings (first 16 hex digits). Independent of the order tasks were declared in.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The task graph as JSON, as recorded in `workflow_registry`.
+    pub fn graph_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.graph()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// [`graph_json`](Self::graph_json) as text, written without building a JSON value (which
+    /// takes kilobytes per task).
+    pub fn graph_text(&self) -> String {
+        serde_json::to_string(&self.graph()).unwrap_or_else(|_| "null".to_owned())
+    }
+
+    fn graph(&self) -> Graph<'_> {
+        Graph { name: &self.name, tasks: sorted_tasks(&self.tasks) }
+    }
+}
+
+/// What `workflow_registry` records of a workflow: its name and its tasks, sorted by id.
+#[derive(serde::Serialize)]
+struct Graph<'a> {
+    name: &'a str,
+    tasks: Vec<&'a TaskSpec>,
+}
+
+fn sorted_tasks(tasks: &[TaskSpec]) -> Vec<&TaskSpec> {
+    let mut sorted: Vec<&TaskSpec> = tasks.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    sorted
+}
+
+fn structural_version(name: &str, tasks: &[TaskSpec]) -> String {
+    let canonical = serde_json::to_vec(&(name, sorted_tasks(tasks))).unwrap_or_default();
+    Sha256::digest(&canonical).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// One task as the graph rules see it: its id, its dependencies, and the tasks its trigger rule
+/// names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphNode<'a> {
+    /// Task id.
+    pub id: &'a str,
+    /// Its dependencies.
+    pub dependencies: Vec<&'a str>,
+    /// Tasks its trigger rule refers to.
+    pub references: Vec<&'a str>,
+}
+
+/// The graph rules, in the order they are checked: no empty or duplicate task id, no dependency
+/// or rule reference to an unknown task, no cycle. `WorkflowSpec::new` and `#[workflow]` (at
+/// compile time) both apply them.
+pub fn check_graph(workflow: &str, nodes: &[GraphNode<'_>]) -> Result<(), Error> {
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(nodes.len());
+    for (i, n) in nodes.iter().enumerate() {
+        if n.id.trim().is_empty() {
+            return Err(Error::EmptyTaskId(workflow.to_owned()));
+        }
+        if index.insert(n.id, i).is_some() {
+            return Err(Error::DuplicateTask { workflow: workflow.to_owned(), task: n.id.to_owned() });
+        }
+    }
+    for n in nodes {
+        if let Some(unknown) = n.dependencies.iter().chain(&n.references).find(|r| !index.contains_key(*r)) {
+            return Err(Error::UnknownTask {
+                workflow: workflow.to_owned(),
+                task: n.id.to_owned(),
+                unknown: (*unknown).to_owned(),
+            });
+        }
+    }
+    match find_cycle(nodes, &index) {
+        Some(path) => Err(Error::Cycle { workflow: workflow.to_owned(), path }),
+        None => Ok(()),
+    }
+}
+
+/// The first cycle found by depth-first search, as a path that starts and ends on the same task.
+fn find_cycle(nodes: &[GraphNode<'_>], index: &HashMap<&str, usize>) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnStack,
+        Done,
+    }
+    let mut marks = vec![Mark::New; nodes.len()];
+    for start in 0..nodes.len() {
+        if marks[start] != Mark::New {
+            continue;
+        }
+        // Iterative DFS: (task, next dependency to visit).
+        let mut stack = vec![(start, 0usize)];
+        marks[start] = Mark::OnStack;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(dep) = nodes[node].dependencies.get(*next) {
+                *next += 1;
+                let d = index[dep];
+                match marks[d] {
+                    Mark::New => {
+                        marks[d] = Mark::OnStack;
+                        stack.push((d, 0));
+                    }
+                    Mark::OnStack => {
+                        let from = stack.iter().position(|&(n, _)| n == d).unwrap_or(0);
+                        let mut path: Vec<String> =
+                            stack[from..].iter().map(|&(n, _)| nodes[n].id.to_owned()).collect();
+                        path.push(nodes[d].id.to_owned());
+                        path.reverse(); // dependency edges point backwards: print in run order
+                        return Some(path);
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                marks[node] = Mark::Done;
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+/// Kahn's algorithm in O(tasks + edges); among ready tasks the earliest declared goes first, so
+/// the order is deterministic. Called only on an acyclic graph with known dependencies.
+fn topological_order(tasks: Vec<TaskSpec>) -> Vec<TaskSpec> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let index: HashMap<&str, usize> = tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+    let mut waiting_on: Vec<usize> = tasks.iter().map(|t| t.dependencies.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
+    for (i, t) in tasks.iter().enumerate() {
+        for d in &t.dependencies {
+            dependents[index[d.as_str()]].push(i);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..tasks.len()).filter(|&i| waiting_on[i] == 0).map(Reverse).collect();
+    let mut order = Vec::with_capacity(tasks.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &next in &dependents[i] {
+            waiting_on[next] -= 1;
+            if waiting_on[next] == 0 {
+                ready.push(Reverse(next));
+            }
+        }
+    }
+    let mut slots: Vec<Option<TaskSpec>> = tasks.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(tasks: Vec<TaskSpec>) -> Result<WorkflowSpec, Error> {
+        WorkflowSpec::new("etl", None, tasks)
+    }
+
+    #[test]
+    fn orders_a_diamond_topologically() {
+        let w = spec(vec![
+            TaskSpec::new("load", &["left", "right"]),
+            TaskSpec::new("right", &["extract"]),
+            TaskSpec::new("left", &["extract"]),
+            TaskSpec::new("extract", &[]),
+        ])
+        .expect("valid");
+        let order: Vec<_> = w.tasks().iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(order, ["extract", "right", "left", "load"]);
+        assert_eq!(w.dependents("extract").map(|t| t.id.as_str()).collect::<Vec<_>>(), ["right", "left"]);
+    }
+
+    #[test]
+    fn rejects_bad_graphs_with_clear_errors() {
+        let dup = spec(vec![TaskSpec::new("a", &[]), TaskSpec::new("a", &[])]).expect_err("dup");
+        assert_eq!(dup.to_string(), "workflow `etl`: duplicate task id `a`");
+        let unknown = spec(vec![TaskSpec::new("a", &["ghost"])]).expect_err("unknown");
+        assert_eq!(unknown.to_string(), "workflow `etl`: task `a` refers to unknown task `ghost`");
+        let cycle = spec(vec![TaskSpec::new("a", &["c"]), TaskSpec::new("b", &["a"]), TaskSpec::new("c", &["b"])])
+            .expect_err("cycle");
+        assert_eq!(cycle.to_string(), "workflow `etl`: dependency cycle a -> b -> c -> a");
+        let selfish = spec(vec![TaskSpec::new("a", &["a"])]).expect_err("self");
+        assert!(matches!(selfish, Error::Cycle { ref path, .. } if path == &["a", "a"]), "{selfish}");
+        let mut rule_ref = TaskSpec::new("a", &[]);
+        rule_ref.trigger_rule = TriggerRule::TaskFailed { task: "nope".into() };
+        assert!(matches!(spec(vec![rule_ref]), Err(Error::UnknownTask { .. })));
+        assert_eq!(spec(vec![]), Err(Error::NoTasks("etl".into())));
+        assert_eq!(WorkflowSpec::new(" ", None, vec![TaskSpec::new("a", &[])]), Err(Error::EmptyName));
+    }
+
+    #[test]
+    fn version_tracks_structure_not_declaration_order() {
+        let a = spec(vec![TaskSpec::new("x", &[]), TaskSpec::new("y", &["x"])]).expect("a");
+        let b = spec(vec![TaskSpec::new("y", &["x"]), TaskSpec::new("x", &[])]).expect("b");
+        assert_eq!(a.version(), b.version());
+        assert_eq!(a.version().len(), 16);
+        let mut retried = TaskSpec::new("y", &["x"]);
+        retried.retry.max_attempts = 5;
+        let c = spec(vec![TaskSpec::new("x", &[]), retried]).expect("c");
+        assert_ne!(a.version(), c.version());
+        let mut timed = TaskSpec::new("y", &["x"]);
+        timed.timeout = Some(Duration::from_secs(5));
+        assert_ne!(a.version(), spec(vec![TaskSpec::new("x", &[]), timed]).expect("d").version());
+        assert_eq!(a.graph_json()["tasks"][1]["dependencies"], serde_json::json!(["x"]));
+        let text: serde_json::Value = serde_json::from_str(&a.graph_text()).expect("graph text is JSON");
+        assert_eq!(text, a.graph_json(), "text and value say the same");
+    }
+
+    #[test]
+    fn long_chains_validate_quickly() {
+        let tasks: Vec<TaskSpec> = (0..10_000)
+            .map(|i| {
+                let dep = format!("t{}", i.max(1) - 1);
+                if i == 0 {
+                    TaskSpec::new("t0", &[])
+                } else {
+                    TaskSpec::new(format!("t{i}"), &[dep.as_str()])
+                }
+            })
+            .collect();
+        let reversed: Vec<TaskSpec> = tasks.iter().rev().cloned().collect();
+        let w = spec(tasks).expect("chain");
+        assert_eq!(w.tasks().last().map(|t| t.id.as_str()), Some("t9999"));
+        let r = spec(reversed).expect("reversed chain");
+        assert_eq!(r.tasks().first().map(|t| t.id.as_str()), Some("t0"));
+        assert_eq!(r.version(), w.version());
+    }
+}
