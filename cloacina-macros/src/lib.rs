@@ -1,5 +1,5 @@
 //! Procedural macros for Cloacina's authoring model: `#[workflow]` on a module of `#[task]`
-//! functions.
+//! functions, and `#[trigger]` on an event trigger's poll function.
 //!
 //! `#[workflow]` does the work: it reads every `#[task(...)]` function of its module, checks
 //! each signature and the whole graph at compile time (duplicate ids, unknown dependencies or
@@ -56,6 +56,81 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
             quote!(#err #module).into()
         }
     }
+}
+
+/// Makes an async poll function an event trigger that registers itself (upstream's form):
+///
+/// ```text
+/// #[trigger(on = "workflow_name", poll_interval = "5s", allow_concurrent = false, name = "…")]
+/// async fn check_inbox() -> Result<TriggerResult, TriggerError> { … }
+/// ```
+///
+/// `on` and `poll_interval` (`100ms`, `5s`, `2m`, `1h`) are required and checked at compile
+/// time; `allow_concurrent` defaults to `false`, `name` to the function's name. The function
+/// stays callable as written.
+#[proc_macro_attribute]
+pub fn trigger(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func = syn::parse_macro_input!(item as ItemFn);
+    match expand_trigger(args.into(), &func) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => {
+            let err = e.to_compile_error();
+            quote!(#err #func).into()
+        }
+    }
+}
+
+fn expand_trigger(args: TokenStream2, func: &ItemFn) -> syn::Result<TokenStream2> {
+    let args = Args::parse_terminated.parse2(args)?;
+    let (mut on, mut interval, mut allow, mut name) = (None, None, false, None);
+    for arg in &args {
+        match key(arg)?.as_str() {
+            "on" => on = Some(lit_str(&arg.value)?),
+            "poll_interval" => {
+                let lit = lit_str(&arg.value)?;
+                let parsed = cloacina_workflow::trigger::parse_poll_interval(&lit.value())
+                    .map_err(|e| Error::new(lit.span(), e.to_string()))?;
+                interval = Some(u64::try_from(parsed.as_millis()).unwrap_or(u64::MAX));
+            }
+            "allow_concurrent" => allow = lit_bool(&arg.value)?,
+            "name" => name = Some(lit_str(&arg.value)?.value()),
+            "cron" | "timezone" => {
+                return Err(Error::new(
+                    arg.path.span(),
+                    "cron triggers are schedules here: use DefaultRunner::register_cron_workflow (or create_schedule)",
+                ))
+            }
+            other => {
+                return Err(Error::new(
+                    arg.path.span(),
+                    format!("unknown trigger argument `{other}`; expected on, poll_interval, allow_concurrent or name"),
+                ))
+            }
+        }
+    }
+    let sig = &func.sig;
+    let expected = "a trigger must be `async fn name() -> Result<TriggerResult, TriggerError>`";
+    if sig.asyncness.is_none() {
+        return Err(Error::new(sig.fn_token.span(), format!("{expected}: this function is not async")));
+    }
+    if let Some(arg) = sig.inputs.first() {
+        return Err(Error::new(arg.span(), format!("{expected}: it takes no arguments")));
+    }
+    let on = on.ok_or_else(|| Error::new(sig.ident.span(), "#[trigger] needs `on = \"workflow_name\"`"))?;
+    let interval = interval
+        .ok_or_else(|| Error::new(sig.ident.span(), "#[trigger] needs `poll_interval = \"5s\"` (ms, s, m or h)"))?;
+    let ident = &sig.ident;
+    let name = name.unwrap_or_else(|| ident.to_string());
+    Ok(quote! {
+        #func
+        ::cloacina::__private::inventory::submit! {
+            ::cloacina::trigger::Registration(|| {
+                ::cloacina::trigger::Trigger::new(#name, #on, ::std::time::Duration::from_millis(#interval), #ident)
+                    .expect("the trigger's settings were checked at compile time")
+                    .allow_concurrent(#allow)
+            })
+        }
+    })
 }
 
 /// One task as read from its attribute.

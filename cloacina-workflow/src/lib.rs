@@ -7,6 +7,8 @@
 //! - [`WorkflowSpec`] and [`check_graph`]: the validated task graph and its structural version;
 //!   the `#[workflow]` macro applies the same rules at compile time.
 //! - [`Workflow`] and the [`Task`] trait: the graph paired with each task's code and hooks.
+//! - [`Trigger`], [`TriggerResult`], [`TriggerError`]: event triggers (poll functions that start
+//!   runs).
 //!
 //! The `cloacina` crate re-exports all of it (under `cloacina::cloacina_workflow` too) and runs
 //! it; depend on this crate alone for code that defines or inspects workflows without running
@@ -15,15 +17,17 @@
 pub mod context;
 mod definition;
 pub mod retry;
+mod rules;
 mod spec;
 pub mod status;
 pub mod task;
-mod trigger;
+pub mod trigger;
 
 pub use context::{Context, Error as ContextError};
 pub use retry::{Backoff, RetryCondition, RetryPolicy};
 pub use status::{PipelineStatus, TaskStatus, UnknownStatus};
 pub use task::{TaskError, TaskOutcomes, TaskState, TriggerRule, ValueOperator};
+pub use trigger::{Trigger, TriggerError, TriggerResult};
 
 /// Workflow graphs and runnable workflows.
 pub mod workflow {

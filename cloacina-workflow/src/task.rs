@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use crate::trigger::{TaskOutcomes, TriggerRule, ValueOperator};
+pub use crate::rules::{TaskOutcomes, TriggerRule, ValueOperator};
 use crate::TaskStatus;
 
 /// Why a task did not succeed: upstream Cloacina's variants, plus [`TaskError::Fatal`]. Whether a

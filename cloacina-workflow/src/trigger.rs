@@ -1,208 +1,237 @@
-//! Trigger rules: whether a task whose dependencies are all terminal runs (Ready) or is Skipped.
+//! Event triggers: a poll function the runners call every `poll_interval`; when it returns
+//! [`TriggerResult::Fire`], a run of its workflow starts with the context it gives. The engine
+//! (`cloacina`'s trigger service) polls each trigger once per interval across all runners and
+//! deduplicates fires by the context's hash ([`TriggerResult::context_hash`]).
 
-use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
-use crate::{Context, TaskStatus};
+use crate::Context;
 
-/// Comparison used by [`TriggerRule::ContextValue`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ValueOperator {
-    /// The value equals the operand.
-    Equals,
-    /// The value differs from the operand (a missing key differs from everything).
-    NotEquals,
-    /// Both are numbers and the value is greater.
-    GreaterThan,
-    /// Both are numbers and the value is smaller.
-    LessThan,
-    /// A string containing the operand string, or an array containing the operand.
-    Contains,
-    /// The key is present.
-    Exists,
-    /// The key is absent.
-    NotExists,
+/// What one poll decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TriggerResult {
+    /// Nothing to do; poll again next interval.
+    Skip,
+    /// Start a run, with this context as its input (an empty one for `None`).
+    Fire(Option<Context<Value>>),
 }
 
-/// When a task runs, decided once every dependency has ended (Completed, Failed or Skipped). The
-/// default, [`TriggerRule::Always`], runs it whatever its dependencies did, as upstream Cloacina
-/// does; a pipeline with a failed task still ends Failed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "rule", rename_all = "snake_case")]
-pub enum TriggerRule {
-    /// Every dependency completed.
-    AllDependenciesCompleted,
-    /// Always run, whatever the dependencies did (the default).
-    #[default]
-    Always,
-    /// Every inner rule holds.
-    All {
-        /// The rules.
-        rules: Vec<TriggerRule>,
-    },
-    /// At least one inner rule holds.
-    Any {
-        /// The rules.
-        rules: Vec<TriggerRule>,
-    },
-    /// No inner rule holds.
-    None {
-        /// The rules.
-        rules: Vec<TriggerRule>,
-    },
-    /// The named task completed.
-    TaskSuccess {
-        /// Task id.
-        task: String,
-    },
-    /// The named task failed.
-    TaskFailed {
-        /// Task id.
-        task: String,
-    },
-    /// The named task was skipped.
-    TaskSkipped {
-        /// Task id.
-        task: String,
-    },
-    /// A context value satisfies `op` against `value`.
-    ContextValue {
-        /// Context key.
-        key: String,
-        /// Comparison.
-        op: ValueOperator,
-        /// Operand (ignored by `exists` / `not_exists`).
-        #[serde(default)]
-        value: Value,
-    },
-}
+impl TriggerResult {
+    /// True for [`TriggerResult::Fire`].
+    pub fn should_fire(&self) -> bool {
+        matches!(self, TriggerResult::Fire(_))
+    }
 
-/// What the rule sees: the final status of each task it may name.
-pub type TaskOutcomes = HashMap<String, TaskStatus>;
-
-impl TriggerRule {
-    /// Whether the rule holds, given the task's dependencies, the outcomes so far and the task's
-    /// input context.
-    pub fn evaluate(&self, dependencies: &[String], outcomes: &TaskOutcomes, context: &Context<Value>) -> bool {
-        let status_is = |task: &str, want: TaskStatus| outcomes.get(task) == Some(&want);
+    /// The context of a fire (`None` for a skip or a fire without one).
+    pub fn into_context(self) -> Option<Context<Value>> {
         match self {
-            TriggerRule::AllDependenciesCompleted => dependencies.iter().all(|d| status_is(d, TaskStatus::Completed)),
-            TriggerRule::Always => true,
-            TriggerRule::All { rules } => rules.iter().all(|r| r.evaluate(dependencies, outcomes, context)),
-            TriggerRule::Any { rules } => rules.iter().any(|r| r.evaluate(dependencies, outcomes, context)),
-            TriggerRule::None { rules } => !rules.iter().any(|r| r.evaluate(dependencies, outcomes, context)),
-            TriggerRule::TaskSuccess { task } => status_is(task, TaskStatus::Completed),
-            TriggerRule::TaskFailed { task } => status_is(task, TaskStatus::Failed),
-            TriggerRule::TaskSkipped { task } => status_is(task, TaskStatus::Skipped),
-            TriggerRule::ContextValue { key, op, value } => compare(context.get(key), *op, value),
+            TriggerResult::Fire(context) => context,
+            TriggerResult::Skip => None,
         }
     }
 
-    /// Every task id the rule names (checked against the workflow when it is built).
-    pub fn referenced_tasks(&self) -> Vec<&str> {
+    /// The fire's identity for deduplication: a SHA-256 of the context's JSON (keys are sorted, so
+    /// equal contexts hash equally in every process and version), first 16 hex digits;
+    /// `fire_no_context` for a fire without a context and `skip` for a skip.
+    pub fn context_hash(&self) -> String {
         match self {
-            TriggerRule::All { rules } | TriggerRule::Any { rules } | TriggerRule::None { rules } => {
-                rules.iter().flat_map(TriggerRule::referenced_tasks).collect()
+            TriggerResult::Skip => "skip".to_owned(),
+            TriggerResult::Fire(None) => "fire_no_context".to_owned(),
+            TriggerResult::Fire(Some(context)) => {
+                let text = serde_json::to_vec(context.data()).unwrap_or_default();
+                Sha256::digest(&text).iter().take(8).map(|b| format!("{b:02x}")).collect()
             }
-            TriggerRule::TaskSuccess { task }
-            | TriggerRule::TaskFailed { task }
-            | TriggerRule::TaskSkipped { task } => {
-                vec![task.as_str()]
-            }
-            _ => Vec::new(),
         }
     }
 }
 
-fn compare(actual: Option<&Value>, op: ValueOperator, operand: &Value) -> bool {
-    match (op, actual) {
-        (ValueOperator::Exists, a) => a.is_some(),
-        (ValueOperator::NotExists, a) => a.is_none(),
-        (ValueOperator::NotEquals, a) => a != Some(operand),
-        (_, None) => false,
-        (ValueOperator::Equals, Some(a)) => a == operand,
-        (ValueOperator::GreaterThan, Some(a)) => matches!((a.as_f64(), operand.as_f64()), (Some(x), Some(y)) if x > y),
-        (ValueOperator::LessThan, Some(a)) => matches!((a.as_f64(), operand.as_f64()), (Some(x), Some(y)) if x < y),
-        (ValueOperator::Contains, Some(Value::String(s))) => operand.as_str().is_some_and(|o| s.contains(o)),
-        (ValueOperator::Contains, Some(Value::Array(items))) => items.contains(operand),
-        (ValueOperator::Contains, Some(_)) => false,
+/// Why a poll failed: logged by the runner, which polls again next interval.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TriggerError {
+    /// The poll could not tell.
+    #[error("Trigger poll error: {message}")]
+    PollError {
+        /// What went wrong.
+        message: String,
+    },
+    /// Building the fire's context failed.
+    #[error("Context error: {0}")]
+    ContextError(#[from] crate::context::Error),
+}
+
+/// The future a poll function returns.
+pub type PollFuture = Pin<Box<dyn Future<Output = Result<TriggerResult, TriggerError>> + Send + 'static>>;
+
+/// An event trigger: a named poll function bound to a workflow (`#[trigger(on = …)]` builds one;
+/// [`Trigger::new`] builds one at run time).
+#[derive(Clone)]
+pub struct Trigger {
+    name: String,
+    workflow: String,
+    poll_interval: Duration,
+    allow_concurrent: bool,
+    poll: Arc<dyn Fn() -> PollFuture + Send + Sync>,
+}
+
+impl fmt::Debug for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trigger")
+            .field("name", &self.name)
+            .field("workflow", &self.workflow)
+            .field("poll_interval", &self.poll_interval)
+            .field("allow_concurrent", &self.allow_concurrent)
+            .finish_non_exhaustive()
     }
+}
+
+impl Trigger {
+    /// Trigger `name` starts `workflow` when `poll`, called every `poll_interval`, fires. By
+    /// default a fire is dropped while a run it started with the same context hash is unfinished
+    /// ([`Trigger::allow_concurrent`] lifts that).
+    pub fn new<F, Fut>(
+        name: impl Into<String>,
+        workflow: impl Into<String>,
+        poll_interval: Duration,
+        poll: F,
+    ) -> Result<Self, InvalidTrigger>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<TriggerResult, TriggerError>> + Send + 'static,
+    {
+        let (name, workflow) = (name.into(), workflow.into());
+        if name.trim().is_empty() {
+            return Err(InvalidTrigger("a trigger needs a non-empty name".to_owned()));
+        }
+        if workflow.trim().is_empty() {
+            return Err(InvalidTrigger(format!("trigger `{name}` names no workflow (`on`)")));
+        }
+        if poll_interval < MIN_POLL_INTERVAL || poll_interval > MAX_POLL_INTERVAL {
+            return Err(InvalidTrigger(format!(
+                "trigger `{name}`: poll_interval {poll_interval:?} is outside {MIN_POLL_INTERVAL:?} ..= {MAX_POLL_INTERVAL:?}"
+            )));
+        }
+        let poll = Arc::new(move || -> PollFuture { Box::pin(poll()) });
+        Ok(Self { name, workflow, poll_interval, allow_concurrent: false, poll })
+    }
+
+    /// Whether a fire may start a run while one with the same context hash is unfinished.
+    pub fn allow_concurrent(mut self, allow: bool) -> Self {
+        self.allow_concurrent = allow;
+        self
+    }
+
+    /// The trigger's name (unique among triggers).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The workflow it starts.
+    pub fn workflow(&self) -> &str {
+        &self.workflow
+    }
+
+    /// How often it is polled (once per interval across all runners).
+    pub fn poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+
+    /// See [`Trigger::allow_concurrent`].
+    pub fn allows_concurrent(&self) -> bool {
+        self.allow_concurrent
+    }
+
+    /// Calls the poll function once.
+    pub fn poll(&self) -> PollFuture {
+        (self.poll)()
+    }
+}
+
+/// The shortest poll interval a trigger may have.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// The longest poll interval a trigger may have (one week).
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A trigger definition that cannot work (empty name, no workflow, interval out of range).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidTrigger(pub String);
+
+/// Parses a poll interval as upstream writes it: a whole number with `ms`, `s`, `m` or `h`
+/// (`"100ms"`, `"5s"`, `"2m"`, `"1h"`), within [`MIN_POLL_INTERVAL`] ..= [`MAX_POLL_INTERVAL`].
+pub fn parse_poll_interval(text: &str) -> Result<Duration, InvalidTrigger> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad =
+        || InvalidTrigger(format!("poll interval `{text}`: expected a whole number and ms, s, m or h, like `5s`"));
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let interval = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(bad()),
+    };
+    if interval < MIN_POLL_INTERVAL || interval > MAX_POLL_INTERVAL {
+        return Err(InvalidTrigger(format!(
+            "poll interval `{text}` is outside {MIN_POLL_INTERVAL:?} ..= {MAX_POLL_INTERVAL:?}"
+        )));
+    }
+    Ok(interval)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn outcomes(pairs: &[(&str, TaskStatus)]) -> TaskOutcomes {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    #[test]
+    fn poll_intervals_parse_like_upstreams() {
+        assert_eq!(parse_poll_interval("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_poll_interval("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_poll_interval("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_poll_interval("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "5", "s", "5 s", "5d", "-1s", "1.5s"] {
+            assert!(parse_poll_interval(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_poll_interval("1ms").expect_err("too short").to_string().contains("outside"));
+        assert!(parse_poll_interval("200h").is_err(), "longer than a week");
     }
 
     #[test]
-    fn the_default_rule_runs_whatever_the_dependencies_did() {
-        let deps = vec!["a".to_owned(), "b".to_owned()];
-        let rule = TriggerRule::default();
-        assert_eq!(rule, TriggerRule::Always);
-        let failed = outcomes(&[("a", TaskStatus::Failed), ("b", TaskStatus::Skipped)]);
-        assert!(rule.evaluate(&deps, &failed, &Context::new()));
+    fn equal_contexts_hash_equally_whatever_the_insertion_order() {
+        let mut a = Context::new();
+        a.insert("file", serde_json::json!("x.csv")).expect("a");
+        a.insert("size", serde_json::json!(3)).expect("a");
+        let mut b = Context::new();
+        b.insert("size", serde_json::json!(3)).expect("b");
+        b.insert("file", serde_json::json!("x.csv")).expect("b");
+        let (fa, fb) = (TriggerResult::Fire(Some(a)), TriggerResult::Fire(Some(b)));
+        assert_eq!(fa.context_hash(), fb.context_hash());
+        assert_eq!(fa.context_hash().len(), 16);
+        let mut c = Context::new();
+        c.insert("file", serde_json::json!("y.csv")).expect("c");
+        assert_ne!(fa.context_hash(), TriggerResult::Fire(Some(c)).context_hash());
+        assert_eq!(TriggerResult::Fire(None).context_hash(), "fire_no_context");
+        assert!(!TriggerResult::Skip.should_fire() && fa.should_fire());
     }
 
     #[test]
-    fn all_dependencies_completed_needs_every_dependency_completed() {
-        let deps = vec!["a".to_owned(), "b".to_owned()];
-        let ctx = Context::new();
-        let rule = TriggerRule::AllDependenciesCompleted;
-        assert!(rule.evaluate(&deps, &outcomes(&[("a", TaskStatus::Completed), ("b", TaskStatus::Completed)]), &ctx));
-        assert!(!rule.evaluate(&deps, &outcomes(&[("a", TaskStatus::Completed), ("b", TaskStatus::Skipped)]), &ctx));
-    }
-
-    #[test]
-    fn composite_and_status_rules() {
-        let ctx = Context::new();
-        let seen = outcomes(&[("a", TaskStatus::Failed), ("b", TaskStatus::Skipped)]);
-        let failed_a = TriggerRule::TaskFailed { task: "a".into() };
-        let ok_a = TriggerRule::TaskSuccess { task: "a".into() };
-        let skipped_b = TriggerRule::TaskSkipped { task: "b".into() };
-        assert!(TriggerRule::All { rules: vec![failed_a.clone(), skipped_b.clone()] }.evaluate(&[], &seen, &ctx));
-        assert!(TriggerRule::Any { rules: vec![ok_a.clone(), skipped_b] }.evaluate(&[], &seen, &ctx));
-        assert!(TriggerRule::None { rules: vec![ok_a] }.evaluate(&[], &seen, &ctx));
-        assert!(!TriggerRule::None { rules: vec![failed_a] }.evaluate(&[], &seen, &ctx));
-        assert!(TriggerRule::Always.evaluate(&[], &seen, &ctx));
-    }
-
-    #[test]
-    fn context_value_operators() {
-        let ctx = Context::from_value(json!({"n": 5, "s": "hello world", "list": [1, 2], "flag": true})).expect("ctx");
-        let check = |key: &str, op, value| {
-            TriggerRule::ContextValue { key: key.into(), op, value }.evaluate(&[], &TaskOutcomes::new(), &ctx)
-        };
-        assert!(check("n", ValueOperator::Equals, json!(5)));
-        assert!(check("n", ValueOperator::GreaterThan, json!(4.5)));
-        assert!(!check("n", ValueOperator::LessThan, json!(5)));
-        assert!(check("s", ValueOperator::Contains, json!("world")));
-        assert!(check("list", ValueOperator::Contains, json!(2)));
-        assert!(check("flag", ValueOperator::NotEquals, json!(false)));
-        assert!(check("missing", ValueOperator::NotEquals, json!(1)));
-        assert!(!check("missing", ValueOperator::Equals, json!(null)));
-        assert!(check("missing", ValueOperator::NotExists, json!(null)));
-        assert!(check("n", ValueOperator::Exists, json!(null)));
-        assert!(!check("s", ValueOperator::GreaterThan, json!(1)));
-    }
-
-    #[test]
-    fn rules_serialise_for_the_task_row() {
-        let rule = TriggerRule::Any {
-            rules: vec![
-                TriggerRule::TaskSuccess { task: "a".into() },
-                TriggerRule::ContextValue { key: "k".into(), op: ValueOperator::Exists, value: Value::Null },
-            ],
-        };
-        let json = serde_json::to_value(&rule).expect("ser");
-        assert_eq!(json["rule"], "any");
-        assert_eq!(serde_json::from_value::<TriggerRule>(json).expect("de"), rule);
-        assert_eq!(rule.referenced_tasks(), vec!["a"]);
+    fn bad_definitions_are_refused() {
+        let poll = || async { Ok(TriggerResult::Skip) };
+        assert!(Trigger::new("t", "wf", Duration::from_secs(1), poll).is_ok());
+        assert!(Trigger::new(" ", "wf", Duration::from_secs(1), poll).is_err());
+        assert!(Trigger::new("t", "", Duration::from_secs(1), poll).is_err());
+        assert!(Trigger::new("t", "wf", Duration::ZERO, poll).is_err());
+        let t = Trigger::new("t", "wf", Duration::from_secs(1), poll).expect("t").allow_concurrent(true);
+        assert!(t.allows_concurrent());
+        assert!(format!("{t:?}").contains("wf"));
     }
 }

@@ -53,6 +53,10 @@ pub struct DefaultRunnerConfig {
     /// Most missed fire times one schedule runs when it catches up, over every schedule's own
     /// `max_catchup` (default: no runner-wide cap; at least 1).
     pub cron_max_catchup_executions: usize,
+    /// Run the event-trigger service (default true): poll the registered triggers whose workflow
+    /// this runner has. Every runner may run it: each trigger is polled once per interval across
+    /// all of them.
+    pub enable_trigger_scheduling: bool,
 }
 
 impl Default for DefaultRunnerConfig {
@@ -75,6 +79,7 @@ impl Default for DefaultRunnerConfig {
             enable_recovery: true,
             cron_enable_recovery: true,
             cron_max_catchup_executions: usize::MAX,
+            enable_trigger_scheduling: true,
         }
     }
 }
@@ -169,6 +174,7 @@ settings! {
     enable_recovery: bool => enable_recovery,
     cron_enable_recovery: bool => cron_enable_recovery,
     cron_max_catchup_executions: usize => cron_max_catchup_executions,
+    enable_trigger_scheduling: bool => enable_trigger_scheduling,
 }
 
 impl DefaultRunnerConfigBuilder {

@@ -20,6 +20,7 @@ use crate::database::{AnyConnection, Database, UniversalTimestamp};
 use crate::faults::Faults;
 use crate::models::{PipelineExecutionId, TaskExecutionId};
 use crate::results::ExecutionResult;
+use crate::trigger::Trigger;
 use crate::workflow::Workflow;
 use crate::Context;
 
@@ -33,6 +34,8 @@ pub(crate) struct Engine {
     pub(crate) versions: Arc<Vec<String>>,
     /// The names in `workflows`: the cron service handles only their schedules.
     pub(crate) workflow_names: Arc<Vec<String>>,
+    /// The event triggers this runner polls (those whose workflow it has).
+    pub(crate) triggers: Arc<Vec<Trigger>>,
     /// Where every time the engine uses comes from ([`Engine::now`]).
     pub(crate) clock: Arc<dyn Clock>,
     /// Faults a test armed for this runner (always empty without the `failpoints` feature).
@@ -121,6 +124,7 @@ impl Engine {
         config: DefaultRunnerConfig,
         runner_name: String,
         workflows: HashMap<String, Workflow>,
+        triggers: Vec<Trigger>,
         clock: Arc<dyn Clock>,
         faults: Faults,
     ) -> Self {
@@ -131,6 +135,7 @@ impl Engine {
             versions: Arc::new(workflows.values().map(|w| w.version().to_owned()).collect()),
             workflow_names: Arc::new(workflows.keys().cloned().collect()),
             workflows,
+            triggers: Arc::new(triggers),
             clock,
             faults,
             schedules_changed: Notify::new(),

@@ -27,6 +27,9 @@ pub enum Error {
     /// No cron schedule has that id.
     #[error("no cron schedule {0}")]
     ScheduleNotFound(crate::models::CronScheduleId),
+    /// No event trigger has that name (none registered by any runner).
+    #[error("no event trigger named `{0}`")]
+    TriggerNotFound(String),
     /// The runner is shutting down or has shut down.
     #[error("the runner is shut down")]
     ShutDown,
@@ -72,6 +75,7 @@ impl Error {
             | Error::Context(_)
             | Error::Schedule(_)
             | Error::ScheduleNotFound(_)
+            | Error::TriggerNotFound(_)
             | Error::InvalidSetting { .. } => ErrorKind::InvalidInput,
             Error::Database(e) if e.kind() == crate::database::ErrorKind::Configuration => ErrorKind::InvalidInput,
             Error::Database(_) | Error::ShutDown | Error::Timeout { .. } => ErrorKind::Other,

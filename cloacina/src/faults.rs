@@ -44,6 +44,10 @@ pub enum FaultPoint {
     CronClaim,
     /// The transaction that starts a claimed fire time's pipeline.
     CronStart,
+    /// The statement that claims an event trigger's poll slot.
+    TriggerClaim,
+    /// The transaction that starts the run an event trigger fired.
+    TriggerFire,
 }
 
 /// When an injected fault strikes, relative to the step.

@@ -33,10 +33,11 @@ pub mod runner;
 mod scheduler;
 mod services;
 pub mod task;
+pub mod trigger;
 pub mod workflow;
 
 pub use ::cloacina_workflow::{context, retry};
-pub use cloacina_macros::{task, workflow};
+pub use cloacina_macros::{task, trigger, workflow};
 pub use context::{Context, Error as ContextError};
 pub use database::{Backend, BackendFeature, Database, DatabaseConfig};
 pub use error::{Error, ErrorKind};
@@ -57,7 +58,7 @@ pub mod prelude {
     };
     pub use crate::runner::{DefaultRunner, DefaultRunnerConfig};
     pub use crate::task::{TaskAttempt, TaskHandle};
-    pub use crate::{task, workflow, TaskStatus};
+    pub use crate::{task, trigger, workflow, TaskStatus};
 }
 
 /// Paths used by code that `#[workflow]` generates; not part of the public API.

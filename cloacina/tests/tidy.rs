@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("cron::expression", &[]),
     ("task", &["context", "models"]),
     ("retry", &["task"]),
+    ("trigger", &[]),
     ("workflow", &["context", "models", "retry", "task"]),
     ("error", &["context", "cron::expression", "database", "models", "workflow"]),
     ("config", &["error"]),
@@ -33,7 +34,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("results", &["context", "dal", "models", "task"]),
     ("admin", &["dal", "database", "models"]),
     ("cron", &["clock", "context", "cron::expression", "dal", "database", "error", "models"]),
-    ("engine", &["clock", "config", "context", "dal", "database", "error", "faults", "models", "results", "workflow"]),
+    (
+        "engine",
+        &[
+            "clock", "config", "context", "dal", "database", "error", "faults", "models", "results", "trigger",
+            "workflow",
+        ],
+    ),
     (
         "scheduler",
         &["context", "dal", "database", "engine", "error", "faults", "models", "results", "task", "workflow"],
@@ -52,6 +59,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "results",
             "scheduler",
             "task",
+            "trigger",
             "workflow",
         ],
     ),
@@ -73,6 +81,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "faults",
             "models",
             "scheduler",
+            "trigger",
             "services",
             "workflow",
         ],

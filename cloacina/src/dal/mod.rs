@@ -18,6 +18,8 @@ pub mod pipeline_executions;
 pub mod recovery_events;
 pub mod task_execution_metadata;
 pub mod task_executions;
+pub mod trigger_executions;
+pub mod trigger_schedules;
 pub mod workflow_packages;
 pub mod workflow_registry;
 

@@ -171,6 +171,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::database::universal_types::*;
+
+    /// Event triggers, one row per trigger name.
+    trigger_schedules (trigger_name) {
+        trigger_name -> Text,
+        workflow_name -> Text,
+        poll_interval_ms -> BigInt,
+        allow_concurrent -> DbBool,
+        enabled -> DbBool,
+        last_poll_tick -> BigInt,
+        created_at -> DbTimestamp,
+        updated_at -> DbTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::database::universal_types::*;
+
+    /// One row per run an event trigger started.
+    trigger_executions (id) {
+        id -> DbUuid,
+        trigger_name -> Text,
+        context_hash -> Text,
+        pipeline_execution_id -> Nullable<DbUuid>,
+        fired_by -> Text,
+        fired_at -> DbTimestamp,
+    }
+}
+
 diesel::joinable!(pipeline_executions -> contexts (context_id));
 diesel::joinable!(task_executions -> pipeline_executions (pipeline_execution_id));
 diesel::joinable!(task_execution_metadata -> task_executions (task_execution_id));
@@ -179,6 +211,8 @@ diesel::joinable!(recovery_events -> pipeline_executions (pipeline_execution_id)
 diesel::joinable!(recovery_events -> task_executions (task_execution_id));
 diesel::joinable!(cron_executions -> cron_schedules (schedule_id));
 diesel::joinable!(cron_executions -> pipeline_executions (pipeline_execution_id));
+diesel::joinable!(trigger_executions -> trigger_schedules (trigger_name));
+diesel::joinable!(trigger_executions -> pipeline_executions (pipeline_execution_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     contexts,
@@ -189,7 +223,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     workflow_registry,
     workflow_packages,
     cron_schedules,
-    cron_executions
+    cron_executions,
+    trigger_schedules,
+    trigger_executions
 );
 
 /// Calls `$callback!(contexts, pipeline_executions, …)` with every table of the schema, in
@@ -207,7 +243,9 @@ macro_rules! for_each_table {
             workflow_registry,
             workflow_packages,
             cron_schedules,
-            cron_executions
+            cron_executions,
+            trigger_schedules,
+            trigger_executions
         )
     };
 }
@@ -219,4 +257,4 @@ macro_rules! table_names {
 }
 
 /// Every table of the schema, in dependency order (parents first).
-pub const TABLES: [&str; 9] = for_each_table!(table_names);
+pub const TABLES: [&str; 11] = for_each_table!(table_names);

@@ -66,4 +66,6 @@ id_type! {
     CronScheduleId;
     /// Id of a `cron_executions` row: one fire time of one schedule.
     CronExecutionId;
+    /// Id of a `trigger_executions` row: one run an event trigger started.
+    TriggerExecutionId;
 }

@@ -210,6 +210,44 @@ pub struct CronExecution {
     pub claimed_at: DateTime<Utc>,
 }
 
+/// An event trigger as stored (`trigger_schedules`): written by the runners that have it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerSchedule {
+    /// The trigger's name.
+    pub trigger_name: String,
+    /// The workflow it starts.
+    pub workflow_name: String,
+    /// How often it is polled.
+    pub poll_interval: std::time::Duration,
+    /// Whether a fire may overlap an unfinished run with the same context hash.
+    pub allow_concurrent: bool,
+    /// False while paused (`set_trigger_enabled`).
+    pub enabled: bool,
+    /// The latest poll slot a runner claimed (time since the epoch / poll interval).
+    pub last_poll_tick: i64,
+    /// When a runner first registered it.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One run an event trigger started (`trigger_executions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerExecution {
+    /// Its id.
+    pub id: TriggerExecutionId,
+    /// The trigger.
+    pub trigger_name: String,
+    /// The hash of the context it fired with (`TriggerResult::context_hash`).
+    pub context_hash: String,
+    /// The run it started (`None` once that run was deleted).
+    pub pipeline_execution_id: Option<PipelineExecutionId>,
+    /// The runner that fired it.
+    pub fired_by: String,
+    /// When.
+    pub fired_at: DateTime<Utc>,
+}
+
 /// What recovery (or a cut-short attempt's release) did with one claimed task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveredTask {

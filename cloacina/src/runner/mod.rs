@@ -7,12 +7,13 @@
 //! `shutdown_timeout`, then cancel the rest (a cancelled attempt's task is given back, recorded as
 //! a recovery event); stop the background services once every outcome is recorded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 
 mod schedules;
+mod triggers;
 
 use crate::admin::RunDetails;
 use crate::cron::{Clock, SystemClock};
@@ -23,6 +24,7 @@ use crate::executor::{cancel, ExecutionResult, WorkflowExecutor};
 use crate::faults::{FaultPoint, FaultTiming, Faults};
 use crate::models::{PipelineExecution, PipelineExecutionId, PipelineStatus};
 use crate::services::{self, Services};
+use crate::trigger::Trigger;
 use crate::workflow::Workflow;
 use crate::{scheduler, Context, Error};
 
@@ -45,6 +47,7 @@ pub struct DefaultRunnerBuilder {
     url: Option<String>,
     config: DefaultRunnerConfig,
     workflows: Vec<Workflow>,
+    triggers: Vec<Trigger>,
     clock: Arc<dyn Clock>,
     faults: Faults,
 }
@@ -55,6 +58,7 @@ impl Default for DefaultRunnerBuilder {
             url: None,
             config: DefaultRunnerConfig::default(),
             workflows: Vec::new(),
+            triggers: Vec::new(),
             clock: Arc::new(SystemClock),
             faults: Faults::default(),
         }
@@ -98,6 +102,14 @@ impl DefaultRunnerBuilder {
         self
     }
 
+    /// Registers an event trigger with this runner (in addition to those `#[trigger]`
+    /// registered; one with the same name replaces the registered one). The runner polls it when
+    /// it has the trigger's workflow.
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.triggers.push(trigger);
+        self
+    }
+
     /// Sets the clock the runner reads for every time it uses: leases, retry waits, recovery,
     /// cron fire times and the times it records (default: the system clock). A
     /// [`ManualClock`](crate::clock::ManualClock) makes them testable without waiting.
@@ -116,7 +128,7 @@ impl DefaultRunnerBuilder {
     /// Validates the settings, connects (migrating the database), records the workflows in
     /// `workflow_registry` and starts the services.
     pub async fn build(self) -> Result<DefaultRunner, Error> {
-        let DefaultRunnerBuilder { url, config, workflows, clock, faults } = self;
+        let DefaultRunnerBuilder { url, config, workflows, triggers, clock, faults } = self;
         let url = url.ok_or_else(|| Error::InvalidSetting {
             setting: "database_url",
             reason: "is not set: pass it to DefaultRunner::builder or DefaultRunnerBuilder::database_url".to_owned(),
@@ -144,8 +156,22 @@ impl DefaultRunnerBuilder {
             .await?;
             by_name.insert(wf.name().to_owned(), wf);
         }
+        let mut triggers_by_name = BTreeMap::new();
+        for t in crate::trigger::registered().into_iter().chain(triggers) {
+            triggers_by_name.insert(t.name().to_owned(), t);
+        }
+        let (ours, others): (Vec<Trigger>, Vec<Trigger>) =
+            triggers_by_name.into_values().partition(|t| by_name.contains_key(t.workflow()));
+        for t in others {
+            tracing::debug!(
+                trigger = t.name(),
+                workflow = t.workflow(),
+                "trigger not polled here: this runner does not have its workflow"
+            );
+        }
         let runner_name = config.runner_name.clone().unwrap_or_else(default_runner_name);
-        let engine = Arc::new(Engine::new(db, config, runner_name, by_name, clock, faults));
+        let engine = Arc::new(Engine::new(db, config, runner_name, by_name, ours, clock, faults));
+        services::triggers::register(&engine).await?;
         let services = services::start(&engine);
         tracing::info!(runner = %engine.runner_name, database = %engine.db.url(), "runner started");
         Ok(DefaultRunner { engine, services: Mutex::new(Some(services)) })

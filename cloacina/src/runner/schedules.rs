@@ -25,7 +25,7 @@ pub struct CronExecutionStats {
 }
 
 /// A page bound from upstream's `i64` arguments: negative is a clear error.
-fn page_bound(name: &'static str, value: i64) -> Result<u32, Error> {
+pub(super) fn page_bound(name: &'static str, value: i64) -> Result<u32, Error> {
     u32::try_from(value.max(0)).ok().filter(|_| value >= 0).ok_or_else(|| Error::InvalidSetting {
         setting: name,
         reason: format!("is {value}; must be between 0 and {}", u32::MAX),

@@ -11,7 +11,9 @@
 //! - [`registry`]: keeps this runner's workflow versions marked live;
 //! - [`listener`]: wakes the claim loop when another runner announces Ready work (PostgreSQL);
 //! - [`ends`]: tells this process's waiters about pipelines that ended elsewhere;
-//! - [`cron`]: starts one pipeline per schedule and fire time across all runners.
+//! - [`cron`]: starts one pipeline per schedule and fire time across all runners;
+//! - [`triggers`]: polls each event trigger once per interval across all runners and starts the
+//!   runs they fire.
 //!
 //! Data flows one way: claim → attempt → completer → scheduler → waiters. Each service stops on
 //! the engine's shutdown signals and is awaited, never aborted.
@@ -31,6 +33,7 @@ pub(crate) mod heartbeat;
 pub(crate) mod listener;
 pub(crate) mod recovery;
 pub(crate) mod registry;
+pub(crate) mod triggers;
 
 /// The running services: the claim loop (which owns the attempts) apart, because shutdown waits
 /// for it first; the others stop on `stop_services` and are awaited after it.
@@ -56,6 +59,9 @@ pub(crate) fn start(engine: &Arc<Engine>) -> Services {
     }
     if engine.config.enable_cron {
         background.push(tokio::spawn(cron::run(engine.clone())));
+    }
+    if engine.config.enable_trigger_scheduling && !engine.triggers.is_empty() {
+        background.push(tokio::spawn(triggers::run(engine.clone())));
     }
     let claim_loop = tokio::spawn(claim::run(engine.clone(), completer, claim::slots(engine), handoffs));
     Services { claim_loop, background }

@@ -29,6 +29,7 @@ mod pickup;
 mod schema_parity;
 mod soak;
 mod tenants;
+mod triggers;
 mod universal_types;
 mod upstream_api;
 mod upstream_defaults;

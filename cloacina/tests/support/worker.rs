@@ -8,6 +8,7 @@
 //! - `CLOACINA_WORKER_START=<workflow>:<count>`: pipelines to start once the runner is up;
 //! - `CLOACINA_WORKER_HANG=1`: `crashy_*` tasks hang (this process is about to be killed);
 //! - `CLOACINA_WORKER_WIDE=<n>`: also register `wide_<n>`;
+//! - `CLOACINA_WORKER_INBOX=<dir>`: also register `inbox` and its trigger `inbox_watch` (50 ms);
 //! - `CLOACINA_WORKER_TASK_MS`: longest sleep of a `crash_loop` task (default 100);
 //! - `CLOACINA_WORKER_<LEASE|HEARTBEAT|RECOVERY|POLL>_MS`, `…_CONCURRENCY`, `…_POOL`, `…_NAME`:
 //!   runner settings.
@@ -64,6 +65,11 @@ fn main() {
             .workflow(workflows::crash_loop(task_ms, log.clone()));
         if let Some(n) = number::<usize>("WIDE") {
             builder = builder.workflow(workflows::wide(n, log.clone()));
+        }
+        if let Some(dir) = var("INBOX") {
+            builder = builder
+                .workflow(workflows::inbox(dir.clone().into(), task_ms))
+                .trigger(workflows::inbox_watch(dir.into(), Duration::from_millis(50)));
         }
         let runner = builder.build().await.expect("start the runner");
         println!("READY {}", runner.runner_name());

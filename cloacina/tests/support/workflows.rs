@@ -131,3 +131,51 @@ pub(crate) fn crash_loop(task_ms: u64, log: Option<ExecutionLog>) -> Workflow {
         .build()
         .expect("crash_loop workflow")
 }
+
+/// `inbox`: one task that takes the file named by the context's `file` out of `dir` (a missing
+/// file is already taken: the task is idempotent), after sleeping up to `task_ms` ms.
+pub(crate) fn inbox(dir: PathBuf, task_ms: u64) -> Workflow {
+    Workflow::builder("inbox")
+        .task(spec("take", &[], 20), move |ctx: Context<Value>| {
+            let dir = dir.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=task_ms))).await;
+                let file = ctx.get("file").and_then(Value::as_str).unwrap_or_default().to_owned();
+                match std::fs::remove_file(dir.join(&file)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(cloacina::TaskError::retryable(format!("cannot take {file}: {e}")))
+                    }
+                    _ => {}
+                }
+                Ok(ctx)
+            }
+        })
+        .build()
+        .expect("inbox workflow")
+}
+
+/// `inbox_watch`: fires `inbox` with the first file in `dir` (by name) every `every`, leaving the
+/// file where it is (the workflow takes it), so a fire lost to a crash is made again. It takes
+/// 40 ms after looking, so its fires often race the end of that file's run.
+pub(crate) fn inbox_watch(dir: PathBuf, every: Duration) -> cloacina::trigger::Trigger {
+    use cloacina::trigger::{Trigger, TriggerError, TriggerResult};
+    Trigger::new("inbox_watch", "inbox", every, move || {
+        let dir = dir.clone();
+        async move {
+            let entries = std::fs::read_dir(&dir).map_err(|e| TriggerError::PollError { message: e.to_string() })?;
+            let first = entries.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).min();
+            // A slow poll: what it saw may be stale by the time it fires (the run of that file
+            // may have ended meanwhile), which the engine must not turn into a second run.
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            Ok(match first {
+                Some(file) => {
+                    let mut ctx = Context::new();
+                    ctx.insert("file", Value::String(file))?;
+                    TriggerResult::Fire(Some(ctx))
+                }
+                None => TriggerResult::Skip,
+            })
+        }
+    })
+    .expect("inbox trigger")
+}

@@ -1,0 +1,2 @@
+DROP TABLE trigger_executions;
+DROP TABLE trigger_schedules;
