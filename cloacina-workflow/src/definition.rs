@@ -71,6 +71,13 @@ impl Workflow {
         WorkflowBuilder { name: name.into(), description: None, tasks: Vec::new(), hooks: HashMap::new() }
     }
 
+    /// A workflow with `spec`'s structure and no task code: what a process that schedules runs
+    /// but does not run tasks needs (an operator tool starting a run from the registry's graph).
+    /// Its [`task_code`](Self::task_code) is `None` for every task.
+    pub fn definition_only(spec: WorkflowSpec) -> Workflow {
+        Workflow { spec: Arc::new(spec), code: Arc::default(), hooks: Arc::default() }
+    }
+
     /// The validated structure.
     pub fn spec(&self) -> &WorkflowSpec {
         &self.spec

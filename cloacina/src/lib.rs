@@ -28,6 +28,7 @@ pub mod faults;
 #[allow(unreachable_pub, dead_code)] // without the feature nothing arms a fault
 mod faults;
 pub mod models;
+pub mod ops;
 mod results;
 pub mod runner;
 mod scheduler;

@@ -63,6 +63,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "workflow",
         ],
     ),
+    ("ops", &["admin", "context", "dal", "database", "engine", "error", "faults", "models", "scheduler", "workflow"]),
     ("executor", &["context", "dal", "database", "engine", "error", "models", "results"]),
     (
         "runner",

@@ -177,6 +177,14 @@ impl Bounds {
     }
 }
 
+/// Creates a schedule from `config` (checked: expression, time zone, bounds). The caller checks
+/// that the workflow exists (a runner: that it has it; an operator tool: that it is registered).
+pub fn create(conn: &mut AnyConnection, config: &ScheduleConfig, now: DateTime<Utc>) -> Result<CronSchedule, Error> {
+    let new = config.to_new_schedule(now)?;
+    let id = schedules::insert(conn, &new, now.into())?;
+    get(conn, id)
+}
+
 /// The schedule with this id, or [`Error::ScheduleNotFound`].
 pub fn get(conn: &mut AnyConnection, id: CronScheduleId) -> Result<CronSchedule, Error> {
     schedules::get(conn, id)?.ok_or(Error::ScheduleNotFound(id))

@@ -179,6 +179,12 @@ pub struct PipelineFilter {
     pub status: Option<PipelineStatus>,
     /// Only pipelines created at or after this time.
     pub since: Option<DateTime<Utc>>,
+    /// Only pipelines created before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Keyset pagination: only pipelines after this one in the list's order (newest first), given
+    /// by its creation time and id: the last row of the previous page. Unlike `offset`, a page
+    /// costs the same however deep it is, and rows created meanwhile do not shift it.
+    pub after: Option<(DateTime<Utc>, PipelineExecutionId)>,
     /// Page size (default 50).
     pub limit: u32,
     /// Rows to skip (default 0).
@@ -187,7 +193,7 @@ pub struct PipelineFilter {
 
 impl Default for PipelineFilter {
     fn default() -> Self {
-        Self { workflow_name: None, status: None, since: None, limit: 50, offset: 0 }
+        Self { workflow_name: None, status: None, since: None, until: None, after: None, limit: 50, offset: 0 }
     }
 }
 
@@ -202,6 +208,13 @@ pub fn list(conn: &mut AnyConnection, filter: &PipelineFilter) -> Result<Vec<Pip
     }
     if let Some(since) = filter.since {
         query = query.filter(pe::created_at.ge(UniversalTimestamp::from(since)));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(pe::created_at.lt(UniversalTimestamp::from(until)));
+    }
+    if let Some((at, id)) = filter.after {
+        let (at, id) = (UniversalTimestamp::from(at), UniversalUuid::from(id));
+        query = query.filter(pe::created_at.lt(at).or(pe::created_at.eq(at).and(pe::id.lt(id))));
     }
     let rows: Vec<PipelineRow> = query
         .order((pe::created_at.desc(), pe::id.desc()))

@@ -4,6 +4,7 @@ pub(crate) mod db;
 mod output;
 pub(crate) mod runs;
 pub(crate) mod schedules;
+pub(crate) mod serve;
 pub(crate) mod workflows;
 
 use anyhow::Context as _;

@@ -59,7 +59,7 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     match cmd {
         RunsCommand::List { workflow, status, since, limit, offset, json } => {
-            let filter = PipelineFilter { workflow_name: workflow, status, since, limit, offset };
+            let filter = PipelineFilter { workflow_name: workflow, status, since, limit, offset, ..Default::default() };
             let runs = pipelines::list(&mut conn, &filter)?;
             let live = Liveness::read(&mut conn, now)?;
             if json {
