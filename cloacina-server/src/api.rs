@@ -176,10 +176,12 @@ async fn run_detail(State(s): Shared, Path(id): Path<String>) -> ApiResult {
             let Some(d) = cloacina::admin::run_details(c, id, now)? else { return Ok(None) };
             let input = d.pipeline.context_id.map(|cid| contexts::get(c, cid)).transpose()?.flatten();
             let output = d.pipeline.final_context_id.map(|cid| contexts::get(c, cid)).transpose()?.flatten();
-            Ok::<_, cloacina::database::Error>(Some((d, input, output)))
+            let graph =
+                workflow_registry::get(c, &d.pipeline.workflow_name, &d.pipeline.workflow_version)?.map(|e| e.graph);
+            Ok::<_, cloacina::database::Error>(Some((d, input, output, graph)))
         })
         .await?;
-    let Some((d, input, output)) = found else { return Err(ApiError::not_found(format!("no run {id}"))) };
+    let Some((d, input, output, graph)) = found else { return Err(ApiError::not_found(format!("no run {id}"))) };
     let waiting: Vec<String> = d.waiting.iter().map(ToString::to_string).collect();
     ok(json!({
         "run": d.pipeline,
@@ -188,6 +190,7 @@ async fn run_detail(State(s): Shared, Path(id): Path<String>) -> ApiResult {
         "tasks": d.tasks,
         "recovery_events": d.recovery_events,
         "waiting": waiting,
+        "graph": graph,
     }))
 }
 

@@ -2,6 +2,11 @@
 //! too): [`router`] builds an axum `Router` an application can mount under its own path, and
 //! [`serve`] runs it standalone (`cloacinactl serve`).
 //!
+//! - `GET /`: the web dashboard (runs with filters and live refresh, a run's task graph with
+//!   statuses, attempts, errors and contexts, schedules, workflows, and the actions), its assets
+//!   compiled in.
+//! - `GET /metrics`: Prometheus text (the application's recorder, then gauges read from the
+//!   database).
 //! - `GET /healthz` (the process answers) and `GET /readyz` (the database is reachable and
 //!   migrated to this version).
 //! - The JSON API under `/api/v1`, described by `/api/v1/openapi.json`: runs (list with filters and
@@ -25,7 +30,9 @@ use cloacina::Database;
 
 mod api;
 mod auth;
+mod dashboard;
 mod error;
+mod metrics;
 
 pub use error::ApiError;
 
@@ -37,11 +44,15 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// Largest request body accepted (default 1 MiB); larger ones get 413.
     pub max_body_bytes: usize,
+    /// Renders the process's own metrics at the top of `/metrics` (for an application that runs
+    /// runners and installed a recorder: `Arc::new(move || handle.render())` with
+    /// `metrics-exporter-prometheus`). `None`: only the gauges read from the database.
+    pub render_metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { token: None, max_body_bytes: 1 << 20 }
+        Self { token: None, max_body_bytes: 1 << 20, render_metrics: None }
     }
 }
 
@@ -51,6 +62,7 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("render_metrics", &self.render_metrics.is_some())
             .finish()
     }
 }
@@ -66,8 +78,12 @@ pub fn router(db: Database, config: ServerConfig) -> Router {
     let limit = config.max_body_bytes;
     let state = Arc::new(AppState { db, config });
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/app.js", get(dashboard::script))
+        .route("/assets/app.css", get(dashboard::style))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/metrics", get(metrics::scrape))
         .nest("/api/v1", api::routes())
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))

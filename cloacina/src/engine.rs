@@ -326,6 +326,7 @@ impl Engine {
                 Ok(value) => return Ok(value),
                 Err(e) => e,
             };
+            crate::telemetry::database_error(err.kind());
             let retryable = err.kind() == crate::ErrorKind::Unavailable;
             let (tries, limit) = if retryable {
                 retryable_tries += 1;

@@ -34,6 +34,7 @@ pub mod runner;
 mod scheduler;
 mod services;
 pub mod task;
+pub mod telemetry;
 pub mod trigger;
 pub mod workflow;
 

@@ -713,3 +713,51 @@ pub fn any_in_status(conn: &mut AnyConnection, pipeline: PipelineExecutionId, st
 pub fn has_unfinished(conn: &mut AnyConnection, pipeline: PipelineExecutionId) -> Result<bool> {
     any_in_status(conn, pipeline, &[TaskStatus::NotStarted, TaskStatus::Ready, TaskStatus::Running])
 }
+
+/// The Ready queue of one workflow, for monitoring.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadyQueue {
+    /// The workflow.
+    pub workflow_name: String,
+    /// Ready tasks due now (not waiting for a retry time).
+    pub tasks: i64,
+    /// When the longest-waiting of them last changed (became Ready).
+    pub oldest: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Per workflow with Ready work: how many tasks are due and since when the oldest waits.
+pub fn ready_queues(conn: &mut AnyConnection, now: UniversalTimestamp) -> Result<Vec<ReadyQueue>> {
+    let ready = TaskStatus::Ready.as_str();
+    let counts: Vec<(String, i64)> = te::table
+        .inner_join(pe::table)
+        .filter(te::status.eq(ready))
+        .filter(te::retry_at.is_null().or(te::retry_at.le(now)))
+        .group_by(pe::workflow_name)
+        .select((pe::workflow_name, diesel::dsl::count_star()))
+        .load(conn)?;
+    let mut queues = Vec::with_capacity(counts.len());
+    for (workflow_name, tasks) in counts {
+        let oldest: Option<UniversalTimestamp> = te::table
+            .inner_join(pe::table)
+            .filter(te::status.eq(ready))
+            .filter(te::retry_at.is_null().or(te::retry_at.le(now)))
+            .filter(pe::workflow_name.eq(&workflow_name))
+            .order(te::updated_at.asc())
+            .select(te::updated_at)
+            .first(conn)
+            .optional()?;
+        queues.push(ReadyQueue { workflow_name, tasks, oldest: oldest.map(|t| t.as_datetime()) });
+    }
+    Ok(queues)
+}
+
+/// The runners holding at least one unexpired lease (the runners at work right now).
+pub fn runners_holding_leases(conn: &mut AnyConnection, now: UniversalTimestamp) -> Result<Vec<String>> {
+    let names: Vec<Option<String>> = te::table
+        .filter(te::status.eq(TaskStatus::Running.as_str()))
+        .filter(te::lease_expires_at.gt(now))
+        .select(te::claimed_by)
+        .distinct()
+        .load(conn)?;
+    Ok(names.into_iter().flatten().collect())
+}

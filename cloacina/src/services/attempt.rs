@@ -18,6 +18,7 @@ use crate::dal::pipeline_executions as pipelines;
 use crate::engine::{input_context, Engine, Persistence, PipelineInfo};
 use crate::models::{PipelineStatus, TaskExecution};
 use crate::task::{run_attempt, AttemptSlot, SlotCell, TaskAttempt};
+use crate::telemetry::{self, AttemptEnd};
 use crate::{Context, TaskError};
 
 /// How long a cancelled attempt gets to stop before its claim is left for recovery.
@@ -148,6 +149,8 @@ async fn prepare_and_run(
     let failure_input = hooks.on_failure.as_ref().map(|_| input.clone());
     let pipeline = task.pipeline_execution_id;
     tracing::debug!(%pipeline, task = %task.task_name, id = %task.id, attempt = task.attempt, "task started");
+    telemetry::task_started(&info.workflow_name);
+    let began = std::time::Instant::now();
     let run = async move { tokio::time::timeout(timeout, code.run(input)).await };
     let mut handle = tokio::spawn(run_attempt(attempt, slot, run));
     let mut cancel = engine.cancel_attempts.subscribe();
@@ -180,9 +183,16 @@ async fn prepare_and_run(
     };
     let result = result.map_err(|e| e.for_task(&task.task_name));
     let name = task.task_name.clone();
+    let took = began.elapsed();
     if result.is_ok() {
         tracing::debug!(%pipeline, task = %task.task_name, id = %task.id, attempt = task.attempt, "task completed");
     }
+    let end = match &result {
+        Ok(_) => AttemptEnd::Completed,
+        Err(e) if spec.retry.should_retry(e, task.attempt) => AttemptEnd::Retried,
+        Err(_) => AttemptEnd::Failed,
+    };
+    telemetry::task_ended(&info.workflow_name, end, took);
     let outcome = match result {
         Ok(output) => match hooks.on_success {
             Some(hook) => {

@@ -26,6 +26,7 @@ use crate::database::UniversalTimestamp;
 use crate::engine::Engine;
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::TaskExecution;
+use crate::telemetry;
 use crate::Context;
 
 /// The runner's slots: `max_concurrent_tasks` permits shared by the claim loop and the completer.
@@ -84,6 +85,7 @@ pub(crate) async fn run(
             let want = u32::try_from(free).unwrap_or(u32::MAX).min(engine.config.claim_batch_size);
             let now = engine.now();
             let e = engine.clone();
+            let began = std::time::Instant::now();
             let claimed = engine
                 .db
                 .run_with(move |c| {
@@ -96,6 +98,7 @@ pub(crate) async fn run(
                 .await;
             match claimed {
                 Ok(claimed) => {
+                    telemetry::claimed(claimed.len(), began.elapsed());
                     full_batch = claimed.len() == want as usize;
                     started.extend(claimed);
                 }

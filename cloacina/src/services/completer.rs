@@ -43,6 +43,7 @@ use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::{PipelineExecutionId, TaskExecution, TaskExecutionId, TaskStatus};
 use crate::results::ExecutionResult;
 use crate::scheduler;
+use crate::telemetry;
 use crate::{Context, Error};
 
 /// Most outcomes recorded in one transaction.
@@ -133,6 +134,7 @@ pub(crate) async fn run(
             let Ok(next) = reports.try_recv() else { break };
             batch.push(next);
         }
+        telemetry::committed(batch.len());
         record(&engine, batch, &handoffs).await;
         engine.recorded.notify_waiters();
     }

@@ -27,6 +27,7 @@ use crate::database::{write_transaction, UniversalTimestamp};
 use crate::engine::Engine;
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::{CatchupPolicy, CronExecutionId, CronSchedule, PipelineExecutionId};
+use crate::telemetry;
 use crate::{scheduler, Context, Error};
 
 /// Schedules and orphaned fire times handled per pass.
@@ -184,6 +185,7 @@ async fn handle_due(engine: &Arc<Engine>, s: CronSchedule, now: DateTime<Utc>) -
         }
     };
     if plan.dropped > 0 {
+        telemetry::cron_missed(plan.dropped);
         tracing::info!(schedule = %s.id, dropped = plan.dropped, policy = s.catchup_policy.as_str(), "missed fire times not run");
     }
     for &fire_time in &plan.run {
@@ -253,6 +255,7 @@ async fn start(
     match started {
         Some(ended) => {
             tracing::info!(schedule = %s.id, workflow = %s.workflow_name, %fire_time, %pipeline, "cron fired");
+            telemetry::cron_fired();
             if let Some(result) = ended {
                 engine.pipeline_finished(pipeline, Some(result));
             }

@@ -22,6 +22,7 @@ use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::{PipelineExecutionId, PipelineStatus, TaskStatus};
 use crate::results::ExecutionResult;
 use crate::scheduler;
+use crate::telemetry;
 use crate::Error;
 
 /// Most tasks (or pipelines) handled per pass.
@@ -74,6 +75,9 @@ pub(crate) async fn expire(engine: &Arc<Engine>) -> Result<(), Error> {
             Ok::<_, Error>(out)
         })
         .await?;
+    if !recovered.is_empty() {
+        telemetry::leases_recovered(recovered.len());
+    }
     for r in &recovered {
         tracing::warn!(
             task = %r.task_execution_id, pipeline = %r.pipeline_execution_id, from = ?r.previous_claimant,

@@ -27,6 +27,7 @@ use crate::database::{write_transaction, UniversalTimestamp};
 use crate::engine::{Engine, Persistence};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::PipelineExecutionId;
+use crate::telemetry;
 use crate::trigger::{Trigger, TriggerResult};
 use crate::{scheduler, Error};
 
@@ -164,6 +165,7 @@ async fn fire(
     match fired {
         Fired::Started(ended) => {
             tracing::info!(trigger = t.name(), workflow = t.workflow(), %pipeline, context_hash = %hash, "trigger fired");
+            telemetry::trigger_fired();
             if let Some(result) = ended {
                 engine.pipeline_finished(pipeline, Some(result));
             }

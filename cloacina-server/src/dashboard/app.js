@@ -1,0 +1,271 @@
+// Cloacina dashboard: a small single-page app over /api/v1 (same origin, relative URLs so it
+// works wherever the router is mounted). No build step, no external assets.
+"use strict";
+
+const main = document.getElementById("main");
+const tokenInput = document.getElementById("token");
+tokenInput.value = localStorage.getItem("cloacina-token") || "";
+tokenInput.addEventListener("change", () => localStorage.setItem("cloacina-token", tokenInput.value));
+
+let refreshTimer = null;
+
+function esc(text) {
+  return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function when(t) {
+  return t ? new Date(t).toLocaleString() : "";
+}
+
+function took(from, to) {
+  if (!from || !to) return "";
+  const ms = new Date(to) - new Date(from);
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function badge(status) {
+  return `<span class="status" style="background:var(--${esc(status)})" data-status="${esc(status)}">${esc(status)}</span>`;
+}
+
+function toast(text) {
+  const el = document.getElementById("toast");
+  el.textContent = text;
+  el.style.display = "block";
+  setTimeout(() => (el.style.display = "none"), 4000);
+}
+
+async function api(path, options = {}) {
+  const headers = { "Content-Type": "application/json" };
+  if (tokenInput.value) headers.Authorization = `Bearer ${tokenInput.value}`;
+  const response = await fetch(`api/v1/${path}`, { ...options, headers });
+  const body = response.status === 204 ? null : await response.json();
+  if (!response.ok) throw new Error(body?.error?.message || `HTTP ${response.status}`);
+  return body;
+}
+
+async function act(path, question, after) {
+  if (!confirm(question)) return;
+  try {
+    const result = await api(path, { method: "POST" });
+    toast("Done");
+    after(result);
+  } catch (e) {
+    toast(e.message);
+  }
+}
+
+function setActive(name) {
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.id === `nav-${name}`);
+}
+
+// ---- Runs list ----------------------------------------------------------------------------
+
+async function runsPage(params) {
+  setActive("runs");
+  const workflow = params.get("workflow") || "";
+  const status = params.get("status") || "";
+  const live = params.get("live") !== "0";
+  const statuses = ["", "Pending", "Running", "Paused", "Completed", "Failed", "Cancelled"];
+  main.innerHTML = `<h1>Runs</h1>
+    <form class="filters" id="filters">
+      <input name="workflow" placeholder="workflow" value="${esc(workflow)}">
+      <select name="status">${statuses.map((s) => `<option ${s === status ? "selected" : ""} value="${s}">${s || "any status"}</option>`).join("")}</select>
+      <label><input type="checkbox" name="live" ${live ? "checked" : ""}> live</label>
+      <button>Filter</button>
+    </form>
+    <table><thead><tr><th>Run</th><th>Workflow</th><th>Status</th><th class="wide">Created</th><th class="wide">Took</th></tr></thead>
+    <tbody id="runs"></tbody></table>
+    <p><button id="more" hidden>More</button></p>`;
+  document.getElementById("filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const q = new URLSearchParams();
+    if (f.get("workflow")) q.set("workflow", f.get("workflow"));
+    if (f.get("status")) q.set("status", f.get("status"));
+    if (!f.get("live")) q.set("live", "0");
+    location.hash = `#/runs?${q}`;
+  });
+  let cursor = null;
+  const load = async (append) => {
+    const q = new URLSearchParams({ limit: "50" });
+    if (workflow) q.set("workflow", workflow);
+    if (status) q.set("status", status);
+    if (append && cursor) q.set("cursor", cursor);
+    const page = await api(`runs?${q}`);
+    const rows = page.runs.map((r) => `<tr data-run="${esc(r.id)}">
+        <td class="mono"><a href="#/runs/${esc(r.id)}">${esc(r.id.slice(0, 8))}</a></td>
+        <td>${esc(r.workflow_name)}</td><td>${badge(r.status)}</td>
+        <td class="wide">${when(r.created_at)}</td><td class="wide">${took(r.created_at, r.completed_at)}</td></tr>`).join("");
+    const body = document.getElementById("runs");
+    if (!body) return;
+    body.innerHTML = append ? body.innerHTML + rows : rows || `<tr><td colspan="5" class="muted">No runs</td></tr>`;
+    cursor = page.next_cursor;
+    const more = document.getElementById("more");
+    more.hidden = !cursor;
+    more.onclick = () => load(true);
+  };
+  await load(false);
+  if (live) refreshTimer = setInterval(() => load(false).catch(() => {}), 3000);
+}
+
+// ---- One run --------------------------------------------------------------------------------
+
+/// Layered layout: a task's column is the longest dependency path to it.
+function layout(tasks) {
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const depth = new Map();
+  const visit = (id, seen = new Set()) => {
+    if (depth.has(id)) return depth.get(id);
+    if (seen.has(id)) return 0;
+    seen.add(id);
+    const t = byId.get(id);
+    const d = t && t.dependencies.length ? 1 + Math.max(...t.dependencies.map((x) => visit(x, seen))) : 0;
+    depth.set(id, d);
+    return d;
+  };
+  tasks.forEach((t) => visit(t.id));
+  const columns = [];
+  for (const t of tasks) (columns[depth.get(t.id)] ||= []).push(t.id);
+  const pos = new Map();
+  columns.forEach((col, x) => col.forEach((id, y) => pos.set(id, { x: 20 + x * 190, y: 20 + y * 60 })));
+  const width = 40 + columns.length * 190;
+  const height = 40 + Math.max(1, ...columns.map((c) => c.length)) * 60;
+  return { pos, width, height };
+}
+
+function graphSvg(graphTasks, statusOf) {
+  const { pos, width, height } = layout(graphTasks);
+  const edges = graphTasks.flatMap((t) => t.dependencies.map((d) => {
+    const a = pos.get(d), b = pos.get(t.id);
+    return a && b ? `<line x1="${a.x + 150}" y1="${a.y + 18}" x2="${b.x}" y2="${b.y + 18}" marker-end="url(#arrow)"/>` : "";
+  })).join("");
+  const nodes = graphTasks.map((t) => {
+    const p = pos.get(t.id);
+    const status = statusOf(t.id);
+    return `<g class="node" data-task="${esc(t.id)}" data-status="${esc(status)}" transform="translate(${p.x},${p.y})">
+      <rect width="150" height="36" rx="6" fill="var(--${esc(status)}, #9e9e9e)"></rect>
+      <title>${esc(t.id)}: ${esc(status)}</title>
+      <text x="8" y="22">${esc(t.id.length > 20 ? t.id.slice(0, 19) + "…" : t.id)}</text></g>`;
+  }).join("");
+  return `<svg width="${width}" height="${height}" role="img" aria-label="task graph">
+    <defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#888"/></marker></defs>
+    ${edges}${nodes}</svg>`;
+}
+
+async function runPage(id) {
+  setActive("runs");
+  const d = await api(`runs/${encodeURIComponent(id)}`);
+  const run = d.run;
+  const byName = new Map(d.tasks.map((t) => [t.task_name, t]));
+  const graphTasks = d.graph?.tasks?.map((t) => ({ id: t.id, dependencies: t.dependencies }))
+    || d.tasks.map((t) => ({ id: t.task_name, dependencies: [] }));
+  const active = ["Pending", "Running", "Paused"].includes(run.status);
+  main.innerHTML = `<h1>Run <span class="mono">${esc(run.id)}</span></h1>
+    <p>${esc(run.workflow_name)} <span class="muted mono">${esc(run.workflow_version)}</span> ${badge(run.status)}
+      <span class="muted">created ${when(run.created_at)}${run.completed_at ? `, ended ${when(run.completed_at)} (${took(run.created_at, run.completed_at)})` : ""}</span></p>
+    ${run.error_details ? `<p class="error" id="run-error">${esc(run.error_details)}</p>` : ""}
+    <p class="actions">
+      ${active ? `<button id="cancel">Cancel</button>` : ""}
+      ${["Pending", "Running"].includes(run.status) ? `<button id="pause">Pause</button>` : ""}
+      ${run.status === "Paused" ? `<button id="resume">Resume</button>` : ""}
+      ${["Failed", "Cancelled"].includes(run.status) ? `<button id="retry">Retry</button>` : ""}
+    </p>
+    ${d.waiting.length ? `<ul class="muted">${d.waiting.map((w) => `<li>${esc(w)}</li>`).join("")}</ul>` : ""}
+    <div class="graph" id="graph">${graphSvg(graphTasks, (t) => byName.get(t)?.status || "NotStarted")}</div>
+    <div class="panel" id="task-panel"><span class="muted">Click a task for its attempts, error and timings.</span></div>
+    <h2>Tasks</h2>
+    <table><thead><tr><th>Task</th><th>Status</th><th>Attempts</th><th class="wide">Runner</th><th class="wide">Took</th><th>Error</th></tr></thead><tbody>
+    ${d.tasks.map((t) => `<tr><td>${esc(t.task_name)}</td><td>${badge(t.status)}</td><td>${t.attempt}/${t.max_attempts}</td>
+      <td class="wide mono">${esc(t.claimed_by)}</td><td class="wide">${took(t.started_at, t.completed_at)}</td><td class="error">${esc(t.error_details)}</td></tr>`).join("")}
+    </tbody></table>
+    ${d.recovery_events.length ? `<h2>Recovery events</h2><table><tbody>${d.recovery_events.map((e) => `<tr><td>${when(e.recovered_at || e.created_at)}</td><td>${esc(e.recovery_type)}</td><td class="mono">${esc(JSON.stringify(e.details ?? ""))}</td></tr>`).join("")}</tbody></table>` : ""}
+    <h2>Input</h2><pre id="input">${esc(JSON.stringify(d.input, null, 2))}</pre>
+    <h2>Output</h2><pre id="output">${esc(JSON.stringify(d.output, null, 2))}</pre>`;
+  for (const node of main.querySelectorAll(".graph .node")) {
+    node.addEventListener("click", () => {
+      main.querySelectorAll(".graph .node").forEach((n) => n.classList.remove("selected"));
+      node.classList.add("selected");
+      const t = byName.get(node.dataset.task);
+      document.getElementById("task-panel").innerHTML = t
+        ? `<strong>${esc(t.task_name)}</strong> ${badge(t.status)}<br>attempt ${t.attempt} of ${t.max_attempts}
+           ${t.retry_at ? `, next try ${when(t.retry_at)}` : ""}<br>started ${when(t.started_at)} ${t.completed_at ? `, ended ${when(t.completed_at)}` : ""}
+           ${t.claimed_by ? `<br>runner <span class="mono">${esc(t.claimed_by)}</span>${t.lease_expires_at ? `, lease until ${when(t.lease_expires_at)}` : ""}` : ""}
+           ${t.error_details ? `<p class="error" id="task-error">${esc(t.error_details)}</p>` : ""}`
+        : `<strong>${esc(node.dataset.task)}</strong>: not created in this run`;
+    });
+  }
+  const again = () => route();
+  const on = (button, path, question, after = again) => document.getElementById(button)?.addEventListener("click", () => act(path, question, after));
+  on("cancel", `runs/${run.id}/cancel`, "Cancel this run? Tasks not started yet will never run.");
+  on("pause", `runs/${run.id}/pause`, "Pause this run? Nothing new starts until it is resumed.");
+  on("resume", `runs/${run.id}/resume`, "Resume this run?");
+  on("retry", `runs/${run.id}/retry`, "Start a new run of this workflow with the same input?", (r) => (location.hash = `#/runs/${r.id}`));
+  if (active) refreshTimer = setInterval(() => { if (location.hash === `#/runs/${id}`) route(); }, 2000);
+}
+
+// ---- Schedules ----------------------------------------------------------------------------
+
+async function schedulesPage() {
+  setActive("schedules");
+  const { schedules } = await api("schedules");
+  main.innerHTML = `<h1>Schedules</h1>
+    <table><thead><tr><th>Workflow</th><th>Expression</th><th class="wide">Zone</th><th>Next fire</th><th>State</th><th></th></tr></thead><tbody>
+    ${schedules.map((s) => `<tr><td>${esc(s.workflow_name)}</td><td class="mono">${esc(s.cron_expression)}</td><td class="wide">${esc(s.timezone)}</td>
+      <td>${s.enabled ? when(s.next_run_at) : "<span class=muted>paused</span>"}</td><td>${s.enabled ? "running" : "paused"}</td>
+      <td class="actions"><button data-id="${esc(s.id)}" data-do="${s.enabled ? "pause" : "resume"}">${s.enabled ? "Pause" : "Resume"}</button></td></tr>`).join("")
+      || `<tr><td colspan="6" class="muted">No schedules</td></tr>`}
+    </tbody></table>`;
+  for (const b of main.querySelectorAll("button[data-do]")) {
+    b.addEventListener("click", () => act(`schedules/${b.dataset.id}/${b.dataset.do}`, `${b.textContent} this schedule?`, () => route()));
+  }
+}
+
+// ---- Workflows ----------------------------------------------------------------------------
+
+async function workflowsPage() {
+  setActive("workflows");
+  const { workflows } = await api("workflows");
+  main.innerHTML = `<h1>Workflows</h1>${workflows.map((w) => {
+    const latest = w.versions[w.versions.length - 1];
+    const live = w.versions.filter((v) => v.live).map((v) => v.version);
+    return `<section data-workflow="${esc(w.name)}"><h2>${esc(w.name)}</h2>
+      <p class="muted">versions: ${w.versions.map((v) => `<span class="mono">${esc(v.version)}</span>${v.live ? " (live)" : ""}`).join(", ")}
+      ${live.length ? "" : " — no live runner has it"}</p>
+      <div class="graph">${graphSvg((latest.graph?.tasks || []).map((t) => ({ id: t.id, dependencies: t.dependencies })), () => "NotStarted")}</div>
+      <form class="inline start" data-workflow="${esc(w.name)}">
+        <textarea name="context" aria-label="input context (JSON)">{}</textarea>
+        <button>Start a run</button></form></section>`;
+  }).join("") || `<p class="muted">No runner has registered a workflow yet.</p>`}`;
+  for (const form of main.querySelectorAll("form.start")) {
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      let context;
+      try { context = JSON.parse(form.context.value || "{}"); } catch (err) { toast(`The context is not JSON: ${err.message}`); return; }
+      if (!confirm(`Start a run of ${form.dataset.workflow}?`)) return;
+      try {
+        const r = await api("runs", { method: "POST", body: JSON.stringify({ workflow: form.dataset.workflow, context }) });
+        location.hash = `#/runs/${r.id}`;
+      } catch (err) { toast(err.message); }
+    });
+  }
+}
+
+// ---- Router ---------------------------------------------------------------------------------
+
+async function route() {
+  clearInterval(refreshTimer);
+  const [path, query] = (location.hash.replace(/^#/, "") || "/runs").split("?");
+  const params = new URLSearchParams(query || "");
+  try {
+    const run = path.match(/^\/runs\/([0-9a-f-]+)$/i);
+    if (run) await runPage(run[1]);
+    else if (path === "/schedules") await schedulesPage();
+    else if (path === "/workflows") await workflowsPage();
+    else await runsPage(params);
+  } catch (e) {
+    main.innerHTML = `<p class="error" id="page-error">${esc(e.message)}</p>`;
+  }
+}
+
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,65 @@
+//! The dashboard in a real browser (headless Chromium through Selenium, `scripts/browser_test.py`)
+//! against a database a real runner wrote, on SQLite and on PostgreSQL: a failed run's graph and
+//! error, a run started and watched to completion, a run cancelled, a phone's width. Screenshots
+//! are kept under `target/screenshots/<backend>/`.
+//!
+//! Ignored by a plain `cargo test` because it needs Chromium, ChromeDriver and Selenium;
+//! `scripts/test` installs them and runs it (`--ignored`), so CI always does.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod support;
+
+use cloacina::executor::{WorkflowExecutor, WorkflowStatus};
+use cloacina::Context;
+use cloacina_server::ServerConfig;
+use support::{block_on, runner, TestDb};
+use tokio::sync::watch;
+
+async fn drive(t: TestDb, backend: &str) {
+    let (open, gate) = watch::channel(false); // slow_flow waits until the end
+    let runner = runner(&t, &gate).await;
+    let failed = runner.execute("bad_flow", Context::new()).await.unwrap();
+    assert_eq!(failed.status, WorkflowStatus::Failed);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cloacina_server::serve_on(listener, t.open(), ServerConfig::default(), async {
+        let _ = stop.await;
+    }));
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let screenshots = root.join("target/screenshots").join(backend);
+    let script = root.join("scripts/browser_test.py");
+    let failed_id = failed.execution_id.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .args(["--url", &format!("http://{addr}/")])
+            .args(["--failed", &failed_id, "--error", "disk full"])
+            .arg("--screenshots")
+            .arg(&screenshots)
+            .output()
+            .expect("run python3 scripts/browser_test.py")
+    })
+    .await
+    .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "browser test failed on {backend}:\n{text}");
+    assert!(text.contains("browser test:"), "{text}");
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    open.send_replace(true);
+    runner.shutdown().await.unwrap();
+}
+
+#[test]
+#[ignore = "needs Chromium, ChromeDriver and Selenium: scripts/test installs them and runs it"]
+fn dashboard_in_chromium_sqlite() {
+    block_on(drive(TestDb::sqlite(), "sqlite"));
+}
+
+#[test]
+#[ignore = "needs Chromium, ChromeDriver and Selenium: scripts/test installs them and runs it"]
+fn dashboard_in_chromium_postgres() {
+    block_on(drive(TestDb::postgres(), "postgres"));
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Drives the Cloacina dashboard in headless Chromium (Debian's chromium and chromium-driver,
+through Selenium): open a failed run and see its graph and error, start a run and watch it
+complete, cancel a run, and check the runs page fits a phone's width. Screenshots go to
+--screenshots. Run by cloacina-server/tests/browser.rs against a database a real runner wrote."""
+
+import argparse
+import os
+import sys
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--failed", required=True, help="id of a failed run")
+    ap.add_argument("--error", required=True, help="text of its task's error")
+    ap.add_argument("--screenshots", required=True)
+    args = ap.parse_args()
+    os.makedirs(args.screenshots, exist_ok=True)
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    wait = WebDriverWait(driver, 30)
+    shot = lambda name: driver.save_screenshot(os.path.join(args.screenshots, name))
+    try:
+        # The runs list shows the runs the runner wrote.
+        driver.get(args.url + "#/runs")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-run="{args.failed}"]')))
+        shot("runs.png")
+
+        # A failed run: its graph colours the task Failed, clicking it shows the error.
+        driver.get(args.url + f"#/runs/{args.failed}")
+        node = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, '.graph .node[data-status="Failed"]')))
+        assert driver.find_element(By.ID, "run-error").text, "the run shows why it failed"
+        node.click()
+        error = wait.until(ec.visibility_of_element_located((By.ID, "task-error")))
+        assert args.error in error.text, error.text
+        shot("failed-run.png")
+
+        # Start a run from the workflows page and watch it complete (the page refreshes itself).
+        driver.get(args.url + "#/workflows")
+        form = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'form.start[data-workflow="ok_flow"]')))
+        area = form.find_element(By.NAME, "context")
+        area.clear()
+        area.send_keys('{"from": "browser"}')
+        form.find_element(By.TAG_NAME, "button").click()
+        wait.until(ec.alert_is_present()).accept()
+        wait.until(lambda d: "#/runs/" in d.current_url)
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'p .status[data-status="Completed"]')))
+        assert "browser" in driver.find_element(By.ID, "input").text
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '.graph .node[data-status="Completed"]')))
+        shot("started-run.png")
+
+        # Start the waiting workflow, then cancel it from its page.
+        driver.get(args.url + "#/workflows")
+        form = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'form.start[data-workflow="slow_flow"]')))
+        form.find_element(By.TAG_NAME, "button").click()
+        wait.until(ec.alert_is_present()).accept()
+        wait.until(ec.element_to_be_clickable((By.ID, "cancel"))).click()
+        wait.until(ec.alert_is_present()).accept()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'p .status[data-status="Cancelled"]')))
+        shot("cancelled-run.png")
+
+        # A phone's width: nothing wider than the screen.
+        driver.set_window_size(390, 844)
+        driver.get(args.url + "#/runs")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "tr[data-run]")))
+        overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"the runs page is {overflow}px wider than a phone"
+        shot("runs-phone.png")
+        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"] if hasattr(driver, "get_log") else []
+        assert not errors, errors
+        print("browser test: failed run, start and complete, cancel, phone width: ok")
+        return 0
+    except Exception:
+        shot("failure.png")
+        raise
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
