@@ -41,6 +41,11 @@ mod flaky_fetch {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://cloacina-retries.db".to_owned());
     let runner = DefaultRunner::with_config(&url, DefaultRunnerConfig::default()).await?;
     let result = runner.execute("flaky_fetch", Context::new()).await?;

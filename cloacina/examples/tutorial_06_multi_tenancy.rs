@@ -60,6 +60,11 @@ pub mod tenant_onboarding_workflow {
 
 #[tokio::main]
 async fn main() {
+    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     if let Err(e) = run().await {
         eprintln!("error: {e}"); // on SQLite: the schema error, in words
         std::process::exit(1);

@@ -57,6 +57,12 @@ pub struct DefaultRunnerConfig {
     /// this runner has. Every runner may run it: each trigger is polled once per interval across
     /// all of them.
     pub enable_trigger_scheduling: bool,
+    /// Delete finished runs (with their tasks, contexts, outputs and recovery events) that ended
+    /// longer ago than this, in the background (default `None`: keep every run; at least 1 min).
+    /// Running and paused runs are never touched.
+    pub retention: Option<Duration>,
+    /// How often the retention service looks for runs to delete (default 10 min; 1 s to 1 day).
+    pub retention_interval: Duration,
 }
 
 impl Default for DefaultRunnerConfig {
@@ -80,11 +86,14 @@ impl Default for DefaultRunnerConfig {
             cron_enable_recovery: true,
             cron_max_catchup_executions: usize::MAX,
             enable_trigger_scheduling: true,
+            retention: None,
+            retention_interval: Duration::from_secs(600),
         }
     }
 }
 
 const MS: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
 const HOUR: Duration = Duration::from_secs(3_600);
 const DAY: Duration = Duration::from_secs(86_400);
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
@@ -108,6 +117,10 @@ impl DefaultRunnerConfig {
         within("cron_late_threshold", self.cron_late_threshold, Duration::ZERO, YEAR)?;
         within("cron_recheck_interval", self.cron_recheck_interval, 10 * MS, HOUR)?;
         in_range("cron_max_catchup_executions", self.cron_max_catchup_executions, 1, usize::MAX)?;
+        if let Some(keep) = self.retention {
+            within("retention", keep, 60 * SECOND, 100 * YEAR)?;
+        }
+        within("retention_interval", self.retention_interval, SECOND, DAY)?;
         if let Some(name) = &self.runner_name {
             let printable = !name.chars().any(char::is_control);
             if name.trim().is_empty() || name.chars().count() > 200 || !printable {
@@ -175,6 +188,8 @@ settings! {
     cron_enable_recovery: bool => cron_enable_recovery,
     cron_max_catchup_executions: usize => cron_max_catchup_executions,
     enable_trigger_scheduling: bool => enable_trigger_scheduling,
+    retention: Option<Duration> => retention,
+    retention_interval: Duration => retention_interval,
 }
 
 impl DefaultRunnerConfigBuilder {

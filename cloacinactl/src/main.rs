@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 /// Operate Cloacina databases.
 #[derive(Debug, Parser)]
-#[command(name = "cloacinactl", version, about)]
+#[command(name = "cloacinactl", version, long_version = long_version(), about)]
 struct Cli {
     /// Database URL: postgres://…, sqlite://path, sqlite::memory:, or a file path.
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
@@ -18,6 +18,10 @@ struct Cli {
     /// PostgreSQL schema holding Cloacina's tables (a tenant); PostgreSQL only.
     #[arg(long, global = true, env = "CLOACINA_SCHEMA")]
     schema: Option<String>,
+
+    /// Show times in UTC instead of local time.
+    #[arg(long, global = true)]
+    utc: bool,
 
     /// Log format on standard error (levels from RUST_LOG; default: info for `serve`, warn
     /// otherwise).
@@ -61,10 +65,36 @@ enum Command {
     Workflows(commands::workflows::WorkflowsCommand),
     /// Serve the HTTP API over the database (until SIGINT or SIGTERM).
     Serve(commands::serve::ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `--version`: the version, the backends compiled in, and the schema version it migrates to.
+fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let mut backends = Vec::new();
+        if cfg!(feature = "postgres") {
+            backends.push("postgres");
+        }
+        if cfg!(feature = "sqlite") {
+            backends.push("sqlite");
+        }
+        let backend = if cfg!(feature = "postgres") { cloacina::Backend::Postgres } else { cloacina::Backend::Sqlite };
+        let schema = cloacina::database::migrate::known_versions(backend)
+            .ok()
+            .and_then(|v| v.last().cloned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        format!("{}\nbackends: {}\nschema: {schema}", env!("CARGO_PKG_VERSION"), backends.join(", "))
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    commands::output::use_utc(cli.utc);
     init_logging(cli.log_format, if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
     let target = commands::Target { url: cli.database_url, schema: cli.schema };
     let result = match cli.command {
@@ -73,13 +103,21 @@ fn main() -> ExitCode {
         Command::Schedules(cmd) => commands::schedules::run(&target, cmd),
         Command::Workflows(cmd) => commands::workflows::run(&target, cmd),
         Command::Serve(args) => commands::serve::run(&target, args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "cloacinactl", &mut out);
+            commands::output::line(String::from_utf8_lossy(&out).trim_end())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `cloacinactl runs list | head`: the reader left; that is not an error.
+        Err(e) if commands::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, the whole cause chain; messages from the library never contain a password.
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(commands::output::exit_code(&e))
         }
     }
 }

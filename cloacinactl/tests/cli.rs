@@ -102,7 +102,7 @@ fn bad_input_gets_one_clear_line_and_a_failure_code() {
     for (args, url, expected) in cases {
         let out = cloacinactl(args, url);
         let err = stderr(&out);
-        assert!(!out.status.success(), "{args:?} should fail");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: bad input exits 2: {err}");
         assert_eq!(err.lines().count(), 1, "one line on stderr, got: {err}");
         assert!(err.contains(expected), "{err}");
         assert!(!err.contains("pw@"), "{err}");
@@ -127,4 +127,33 @@ fn unreachable_server_is_reported_without_the_password() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("cannot connect to postgres://admin:***@127.0.0.1:1/app"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
+    assert_eq!(out.status.code(), Some(5), "unreachable exits 5: {err}");
+}
+
+#[test]
+fn version_names_the_backends_and_the_schema() {
+    let out = cloacinactl(&["--version"], None);
+    let text = stdout(&out);
+    assert!(out.status.success() && text.starts_with("cloacinactl "), "{text}");
+    assert!(text.contains("backends: ") && text.contains("schema: 2026"), "{text}");
+    #[cfg(all(feature = "postgres", feature = "sqlite"))]
+    assert!(text.contains("backends: postgres, sqlite"), "{text}");
+}
+
+#[test]
+fn completions_print_and_a_closed_stdout_is_a_clean_exit() {
+    let out = cloacinactl(&["completions", "bash"], None);
+    assert!(out.status.success() && stdout(&out).contains("cloacinactl"), "{}", stderr(&out));
+    // `cloacinactl … | head -0`: the reader is gone before the first line is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloacinactl"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "exit {:?}: {err}", out.status.code());
+    assert!(!err.contains("panicked") && err.is_empty(), "{err}");
 }

@@ -36,8 +36,20 @@ impl Db {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A `--json` command's document, checked for the versioned envelope: its `data`.
     fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
+        let doc: Value = serde_json::from_str(&self.ok(args)).unwrap();
+        assert_eq!(doc["version"], 1, "{doc}");
+        doc["data"].clone()
+    }
+
+    /// Runs a command that must fail with exit code `code`; returns its stderr.
+    fn exits(&self, args: &[&str], code: i32) -> String {
+        let out = self.ctl(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        err
     }
 
     /// Runs a command that must fail with `expected` on the first line of stderr (our errors are
@@ -51,6 +63,7 @@ impl Db {
 }
 
 struct Written {
+    context_file: String,
     completed: String,
     failed: String,
     waiting: String,
@@ -102,7 +115,11 @@ fn write_with_a_runner(db: &Db) -> Written {
             .await
             .unwrap();
         runner.shutdown().await.unwrap();
+        let context_file = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/test-dbs")
+            .join(format!("ctx_{}.json", uuid_like()));
         Written {
+            context_file: context_file.display().to_string(),
             completed: completed.to_string(),
             failed: failed.to_string(),
             waiting: waiting.to_string(),
@@ -111,20 +128,27 @@ fn write_with_a_runner(db: &Db) -> Written {
     })
 }
 
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}_{nanos}", std::process::id())
+}
+
 fn operate(db: &Db) {
     db.fails(&["runs", "list"], "holds no Cloacina tables");
     let w = write_with_a_runner(db);
 
     // runs list: filters, pagination, JSON and the table.
-    let all = db.json(&["runs", "list", "--json"]);
+    let all = db.json(&["runs", "list", "--json"])["runs"].clone();
     assert_eq!(all.as_array().unwrap().len(), 3);
-    let failed = db.json(&["runs", "list", "--status", "failed", "--json"]);
+    let failed = db.json(&["runs", "list", "--status", "failed", "--json"])["runs"].clone();
     assert_eq!(failed[0]["run"]["id"], w.failed.as_str());
     assert_eq!(failed.as_array().unwrap().len(), 1);
-    assert_eq!(db.json(&["runs", "list", "--workflow", "cli_ok", "--json"]).as_array().unwrap().len(), 2);
-    assert_eq!(db.json(&["runs", "list", "--since", "1h", "--json"]).as_array().unwrap().len(), 3);
-    assert_eq!(db.json(&["runs", "list", "--since", "2099-01-01", "--json"]).as_array().unwrap().len(), 0);
-    let page2 = db.json(&["runs", "list", "--limit", "2", "--offset", "2", "--json"]);
+    let runs = |args: &[&str]| db.json(args)["runs"].as_array().unwrap().len();
+    assert_eq!(runs(&["runs", "list", "--workflow", "cli_ok", "--json"]), 2);
+    assert_eq!(runs(&["runs", "list", "--since", "1h", "--json"]), 3);
+    assert_eq!(runs(&["runs", "list", "--since", "2099-01-01", "--json"]), 0);
+    assert_eq!(db.json(&["runs", "list", "--limit", "2", "--json"])["next_offset"], 2);
+    let page2 = db.json(&["runs", "list", "--limit", "2", "--offset", "2", "--json"])["runs"].clone();
     assert_eq!(page2.as_array().unwrap().len(), 1);
     assert_eq!(page2[0]["run"]["id"], w.completed.as_str(), "oldest last");
     let waiting: Vec<_> = all.as_array().unwrap().iter().filter(|r| !r["waiting"].is_null()).collect();
@@ -142,26 +166,76 @@ fn operate(db: &Db) {
 
     // runs show: tasks, attempts, errors; why a run waits.
     let shown = db.json(&["runs", "show", &w.failed, "--json"]);
-    assert_eq!(shown["pipeline"]["status"], "Failed");
-    assert_eq!(shown["tasks"][0]["task_name"], "boom");
-    assert_eq!(shown["tasks"][0]["attempt"], 1);
-    assert!(shown["tasks"][0]["error_details"].as_str().unwrap().contains("disk full"));
+    assert_eq!(shown["run"]["status"], "Failed");
+    assert_eq!(shown["tasks"][0]["task"]["task_name"], "boom");
+    assert_eq!(shown["tasks"][0]["attempts"], 1);
+    assert!(shown["tasks"][0]["duration_ms"].is_i64() && shown["duration_ms"].is_i64(), "{shown}");
+    assert!(shown["tasks"][0]["task"]["error_details"].as_str().unwrap().contains("disk full"));
+    assert_eq!(shown["input"], json!({}));
+    let ok = db.json(&["runs", "show", &w.completed, "--json"]);
+    assert!(ok["output"].is_object(), "{ok}");
     let text = db.ok(&["runs", "show", &w.failed]);
     assert!(text.contains("status     Failed") && text.contains("disk full") && text.contains("ATTEMPT"), "{text}");
     let text = db.ok(&["runs", "show", &w.waiting]);
     assert!(text.contains("waiting for a runner with version 0123456789abcdef of workflow `cli_ok`"), "{text}");
     db.fails(&["runs", "show", "not-a-uuid"], "invalid run id `not-a-uuid`");
     db.fails(&["runs", "show", "00000000-0000-0000-0000-000000000000"], "no run 00000000");
+    db.exits(&["runs", "show", "00000000-0000-0000-0000-000000000000"], 3);
+    db.exits(&["runs", "show", "not-a-uuid"], 2);
 
     // runs cancel.
     assert!(db.ok(&["runs", "cancel", &w.waiting]).contains("cancelled run"));
-    db.fails(&["runs", "cancel", &w.waiting], "is already Cancelled; nothing to cancel");
-    db.fails(&["runs", "cancel", &w.completed], "is already Completed");
-    assert_eq!(db.json(&["runs", "show", &w.waiting, "--json"])["tasks"][0]["status"], "Cancelled");
+    db.fails(&["runs", "cancel", &w.waiting], "is Cancelled: cancel applies to Pending, Running or Paused runs");
+    assert!(db.exits(&["runs", "cancel", &w.completed], 4).contains("is Completed"));
+    let cancelled = db.json(&["runs", "show", &w.waiting, "--json"]);
+    assert_eq!(cancelled["tasks"][0]["task"]["status"], "Cancelled");
+    assert_eq!(cancelled["tasks"][0]["attempts"], 0, "a task that never ran made no attempt");
+    assert!(db.ok(&["runs", "show", &w.waiting]).contains("0/"), "0 attempts in the table too");
+
+    // runs start, retry, pause, resume, prune.
+    std::fs::write(&w.context_file, r#"{"day": "2026-11-26"}"#).unwrap();
+    let started = db.json(&["runs", "start", "cli_ok", "--context", &format!("@{}", w.context_file), "--json"]);
+    let started = started["id"].as_str().unwrap().to_owned();
+    let shown = db.json(&["runs", "show", &started, "--json"]);
+    assert_eq!(
+        (shown["run"]["status"].as_str(), shown["input"]["day"].as_str()),
+        (Some("Pending"), Some("2026-11-26"))
+    );
+    assert!(db.ok(&["runs", "pause", &started]).contains("paused run"));
+    assert!(db.exits(&["runs", "pause", &started], 4).contains("is Paused"));
+    assert!(db.ok(&["runs", "resume", &started]).contains("resumed run"));
+    db.exits(&["runs", "start", "no_such_flow"], 3);
+    assert!(db.exits(&["runs", "start", "cli_ok", "--context", "[1]"], 2).contains("JSON object"));
+    assert!(db.exits(&["runs", "start", "cli_ok", "--context", "@/nonexistent.json"], 2).contains("cannot read"));
+    let retried = db.json(&["runs", "retry", &w.failed, "--json"]);
+    assert_eq!(retried["retry_of"], w.failed.as_str());
+    db.exits(&["runs", "retry", &w.completed], 4);
+    assert!(db.ok(&["runs", "cancel", &started]).contains("cancelled run"));
+    let retried = retried["id"].as_str().unwrap().to_owned();
+    assert!(db.ok(&["runs", "cancel", &retried]).contains("cancelled run"));
+    let dry = db.json(&["runs", "prune", "--older-than", "0s", "--status", "failed", "--dry-run", "--json"]);
+    assert_eq!((dry["runs"].as_i64(), dry["dry_run"].as_bool()), (Some(1), Some(true)));
+    db.exits(&["runs", "prune", "--older-than", "0s", "--status", "running"], 2);
+    let pruned = db.json(&["runs", "prune", "--older-than", "0s", "--status", "failed", "--json"]);
+    assert_eq!(pruned["runs"], 1);
+    db.exits(&["runs", "show", &w.failed], 3);
 
     // schedules.
     let list = db.json(&["schedules", "list", "--json"]);
     assert_eq!(list[0]["id"], w.schedule.as_str());
+    let created =
+        db.json(&["schedules", "create", "cli_ok", "*/5 * * * *", "--timezone", "Asia/Tokyo", "--paused", "--json"]);
+    assert_eq!((created["timezone"].as_str(), created["enabled"].as_bool()), (Some("Asia/Tokyo"), Some(false)));
+    let created = created["id"].as_str().unwrap().to_owned();
+    let updated = db.json(&["schedules", "update", &created, "--expression", "0 9 * * 1", "--json"]);
+    assert_eq!(
+        (updated["cron_expression"].as_str(), updated["timezone"].as_str()),
+        (Some("0 9 * * 1"), Some("Asia/Tokyo"))
+    );
+    assert!(db.exits(&["schedules", "create", "cli_ok", "61 * * * *"], 2).contains("invalid cron expression"));
+    db.exits(&["schedules", "create", "nope", "0 * * * *"], 3);
+    db.exits(&["schedules", "update", "00000000-0000-0000-0000-000000000000", "--expression", "0 * * * *"], 3);
+    assert!(db.ok(&["schedules", "delete", &created]).contains("deleted schedule"));
     let show = db.json(&["schedules", "show", &w.schedule, "--count", "3", "--json"]);
     assert_eq!(show["upcoming"].as_array().unwrap().len(), 3);
     assert!(show["upcoming"][0].as_str().unwrap().contains("T02:00:00Z"), "03:00 Berlin in winter: {show}");
@@ -224,9 +298,4 @@ fn operate_runs_schedules_and_workflows_on_a_postgres_schema() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
-}
-
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{}_{nanos}", std::process::id())
 }

@@ -34,3 +34,8 @@ pub fn get(conn: &mut AnyConnection, id: ContextId) -> Result<Option<Value>> {
         .optional()?;
     Ok(value.map(|v| v.0))
 }
+
+/// Deletes the documents with these ids (a prune removes a finished run's documents with it).
+pub fn delete(conn: &mut AnyConnection, ids: &[UniversalUuid]) -> Result<usize> {
+    Ok(serialize_writes(conn, |conn| diesel::delete(contexts::table.filter(contexts::id.eq_any(ids))).execute(conn))?)
+}

@@ -376,3 +376,64 @@ pub fn finish(
     serialize_writes(conn, |conn| link.execute(conn))?;
     Ok(true)
 }
+
+/// Which finished runs [`prune_batch`] deletes.
+#[derive(Debug, Clone)]
+pub struct PruneFilter {
+    /// Only runs that ended before this time.
+    pub ended_before: DateTime<Utc>,
+    /// Only runs in these statuses (each terminal; empty: every terminal status).
+    pub statuses: Vec<PipelineStatus>,
+}
+
+impl PruneFilter {
+    fn statuses(&self) -> Vec<&'static str> {
+        let all = PipelineStatus::ALL.iter().copied().filter(|s| s.is_terminal());
+        all.filter(|s| self.statuses.is_empty() || self.statuses.contains(s)).map(PipelineStatus::as_str).collect()
+    }
+}
+
+/// How many finished runs match `filter` (what a prune would delete).
+pub fn count_prunable(conn: &mut AnyConnection, filter: &PruneFilter) -> Result<i64> {
+    Ok(pe::table
+        .filter(pe::status.eq_any(filter.statuses()))
+        .filter(pe::completed_at.lt(UniversalTimestamp::from(filter.ended_before)))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Deletes up to `limit` finished runs matching `filter` (oldest first), with their tasks,
+/// outputs, recovery events and context documents, in one short transaction; cron and trigger
+/// history keep their rows with the run's id cleared. Returns how many runs it deleted (0: done).
+/// Only terminal runs are touched, and nothing the engine does locks a terminal run's rows, so a
+/// batch never waits on a runner and a runner never waits long on a batch.
+pub fn prune_batch(conn: &mut AnyConnection, filter: &PruneFilter, limit: u32) -> Result<usize> {
+    use crate::database::schema::task_execution_metadata as tm;
+    write_transaction(conn, |conn| {
+        let ids: Vec<UniversalUuid> = pe::table
+            .filter(pe::status.eq_any(filter.statuses()))
+            .filter(pe::completed_at.lt(UniversalTimestamp::from(filter.ended_before)))
+            .order((pe::completed_at.asc(), pe::id.asc()))
+            .select(pe::id)
+            .limit(i64::from(limit))
+            .load(conn)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let own: Vec<(Option<UniversalUuid>, Option<UniversalUuid>)> =
+            pe::table.filter(pe::id.eq_any(&ids)).select((pe::context_id, pe::final_context_id)).load(conn)?;
+        let outputs: Vec<Option<UniversalUuid>> =
+            tm::table.filter(tm::pipeline_execution_id.eq_any(&ids)).select(tm::context_id).load(conn)?;
+        let mut documents: Vec<UniversalUuid> =
+            own.into_iter().flat_map(|(a, b)| [a, b]).chain(outputs).flatten().collect();
+        documents.sort_by_key(|u| u.0);
+        documents.dedup_by_key(|u| u.0);
+        // Children go by ON DELETE CASCADE (tasks, outputs, recovery events) or SET NULL (cron and
+        // trigger history); the context documents are referenced, not owned, by key.
+        let deleted = diesel::delete(pe::table.filter(pe::id.eq_any(&ids))).execute(conn)?;
+        for chunk in documents.chunks(super::LIST_CHUNK) {
+            contexts::delete(conn, chunk)?;
+        }
+        Ok(deleted)
+    })
+}

@@ -152,7 +152,12 @@ async fn prepare_and_run(
     telemetry::task_started(&info.workflow_name);
     let began = std::time::Instant::now();
     let run = async move { tokio::time::timeout(timeout, code.run(input)).await };
-    let mut handle = tokio::spawn(run_attempt(attempt, slot, run));
+    // A span per attempt inside a span per pipeline: what the task's code logs carries the ids.
+    let pipeline_span = tracing::info_span!("pipeline", pipeline = %pipeline, workflow = %info.workflow_name);
+    let span = tracing::info_span!(
+        parent: &pipeline_span, "task", task = %task.task_name, id = %task.id, attempt = task.attempt
+    );
+    let mut handle = tokio::spawn(tracing::Instrument::instrument(run_attempt(attempt, slot, run), span));
     let mut cancel = engine.cancel_attempts.subscribe();
     let finished = tokio::select! {
         joined = &mut handle => Some(joined),

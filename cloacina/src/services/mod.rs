@@ -13,7 +13,8 @@
 //! - [`ends`]: tells this process's waiters about pipelines that ended elsewhere;
 //! - [`cron`]: starts one pipeline per schedule and fire time across all runners;
 //! - [`triggers`]: polls each event trigger once per interval across all runners and starts the
-//!   runs they fire.
+//!   runs they fire;
+//! - [`retention`]: deletes finished runs older than `retention` (when set).
 //!
 //! Data flows one way: claim → attempt → completer → scheduler → waiters. Each service stops on
 //! the engine's shutdown signals and is awaited, never aborted.
@@ -33,6 +34,7 @@ pub(crate) mod heartbeat;
 pub(crate) mod listener;
 pub(crate) mod recovery;
 pub(crate) mod registry;
+pub(crate) mod retention;
 pub(crate) mod triggers;
 
 /// The running services: the claim loop (which owns the attempts) apart, because shutdown waits
@@ -59,6 +61,9 @@ pub(crate) fn start(engine: &Arc<Engine>) -> Services {
     }
     if engine.config.enable_cron {
         background.push(tokio::spawn(cron::run(engine.clone())));
+    }
+    if engine.config.retention.is_some() {
+        background.push(tokio::spawn(retention::run(engine.clone())));
     }
     if engine.config.enable_trigger_scheduling && !engine.triggers.is_empty() {
         background.push(tokio::spawn(triggers::run(engine.clone())));

@@ -29,6 +29,16 @@ struct Seen {
 }
 
 static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+/// A span's name, fields and parent.
+type SpanInfo = (String, BTreeMap<String, String>, Option<u64>);
+
+/// Every span, by id (ids start at 1).
+static SPANS: Mutex<Vec<SpanInfo>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// The spans entered on this thread, innermost last.
+    static ENTERED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 /// Logging tests running now: events are kept only while it is above zero.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
@@ -51,8 +61,19 @@ impl Subscriber for Capture {
         metadata.target().starts_with("cloacina") && *metadata.level() <= Level::DEBUG
     }
 
-    fn new_span(&self, _span: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut fields = BTreeMap::new();
+        span.record(&mut Fields(&mut fields));
+        let parent = span.parent().map(Id::into_u64).or_else(|| {
+            if span.is_contextual() {
+                ENTERED.with(|e| e.borrow().last().copied())
+            } else {
+                None
+            }
+        });
+        let mut spans = SPANS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        spans.push((span.metadata().name().to_owned(), fields, parent));
+        Id::from_u64(spans.len() as u64)
     }
 
     fn record(&self, _span: &Id, _values: &Record<'_>) {}
@@ -65,13 +86,29 @@ impl Subscriber for Capture {
         }
         let mut fields = BTreeMap::new();
         event.record(&mut Fields(&mut fields));
+        // The fields of the spans the event happened in, as `<span>.<field>`.
+        let spans = SPANS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = ENTERED.with(|e| e.borrow().last().copied());
+        while let Some((name, span_fields, parent)) = current.and_then(|id| spans.get(id as usize - 1)) {
+            for (k, v) in span_fields {
+                fields.insert(format!("{name}.{k}"), v.clone());
+            }
+            current = *parent;
+        }
+        drop(spans);
         let seen = Seen { level: *event.metadata().level(), fields };
         SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(seen);
     }
 
-    fn enter(&self, _span: &Id) {}
+    fn enter(&self, span: &Id) {
+        ENTERED.with(|e| e.borrow_mut().push(span.into_u64()));
+    }
 
-    fn exit(&self, _span: &Id) {}
+    fn exit(&self, _span: &Id) {
+        ENTERED.with(|e| {
+            e.borrow_mut().pop();
+        });
+    }
 }
 
 fn install() {
@@ -84,7 +121,10 @@ fn install() {
 /// The events naming pipeline `id`, as (level, message, fields).
 fn events_of(id: &str) -> Vec<Seen> {
     let seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    seen.iter().filter(|s| s.fields.get("pipeline").is_some_and(|p| p == id)).cloned().collect()
+    let of = |s: &&Seen| {
+        [s.fields.get("pipeline"), s.fields.get("pipeline.pipeline")].into_iter().flatten().any(|p| p == id)
+    };
+    seen.iter().filter(of).cloned().collect()
 }
 
 fn has(events: &[Seen], level: Level, message: &str, fields: &[(&str, &str)]) -> bool {
@@ -99,7 +139,10 @@ engine_test!(a_runs_life_is_in_the_log_with_its_pipeline_id, |t| {
     install();
     ACTIVE.fetch_add(1, Ordering::SeqCst);
     let wf = Workflow::builder("logged")
-        .simple_task("first", &[], |ctx: Context<Value>| async move { Ok(ctx) })
+        .simple_task("first", &[], |ctx: Context<Value>| async move {
+            tracing::info!(target: "cloacina::user_task", "hello from task code");
+            Ok(ctx)
+        })
         .task(
             TaskSpec { retry: crate::engine::quick_retry(2), ..TaskSpec::new("flaky", &["first"]) },
             |_ctx| async move { Err(TaskError::retryable("upstream timed out")) },
@@ -136,6 +179,16 @@ engine_test!(a_runs_life_is_in_the_log_with_its_pipeline_id, |t| {
     );
     assert!(has(&events, Level::INFO, "pipeline ended", &[("status", "Failed")]), "{events:#?}");
     assert!(has(&events, Level::DEBUG, "pipeline created", &[("workflow", "logged")]), "{events:#?}");
+    // What task code logs carries the attempt's span and its pipeline's span.
+    assert!(
+        has(
+            &events,
+            Level::INFO,
+            "hello from task code",
+            &[("task.task", "first"), ("task.attempt", "1"), ("pipeline.workflow", "logged")]
+        ),
+        "{events:#?}"
+    );
     let _ = runner.get_execution_result(result.execution_id).await.expect("stored");
     runner.shutdown().await.expect("shutdown");
 });

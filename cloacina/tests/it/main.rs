@@ -26,6 +26,7 @@ mod macros;
 mod migrations;
 mod multiprocess;
 mod pickup;
+mod retention;
 mod schema_parity;
 mod soak;
 mod tenants;

@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use cloacina::database::migrate;
 
+use super::output::outln;
 use super::Target;
 
 /// `db` subcommands.
@@ -29,9 +30,9 @@ fn migrate_cmd(target: &Target) -> anyhow::Result<()> {
     let (url, mut conn) = target.connect()?;
     let applied = migrate::run_pending(&mut conn, target.schema.as_deref())?;
     if applied.is_empty() {
-        println!("{url}: up to date");
+        outln!("{url}: up to date");
     } else {
-        println!("{url}: applied {} migration(s): {}", applied.len(), applied.join(", "));
+        outln!("{url}: applied {} migration(s): {}", applied.len(), applied.join(", "));
     }
     Ok(())
 }
@@ -65,23 +66,23 @@ fn status_cmd(target: &Target, json: bool) -> anyhow::Result<()> {
         rows,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!("backend     {}", report.backend);
-    println!("database    {}", report.database);
-    println!("schema      {}", report.schema.as_deref().unwrap_or("(default)"));
-    println!("migrations  {} applied, {} pending", report.applied.len(), report.pending.len());
+    outln!("backend     {}", report.backend);
+    outln!("database    {}", report.database);
+    outln!("schema      {}", report.schema.as_deref().unwrap_or("(default)"));
+    outln!("migrations  {} applied, {} pending", report.applied.len(), report.pending.len());
     for v in &report.applied {
-        println!("  applied   {v}");
+        outln!("  applied   {v}");
     }
     for v in &report.pending {
-        println!("  pending   {v}  (run `cloacinactl db migrate`)");
+        outln!("  pending   {v}  (run `cloacinactl db migrate`)");
     }
     if let Some(rows) = &report.rows {
-        println!("rows");
+        outln!("rows");
         for (table, n) in rows {
-            println!("  {table:<24} {n:>10}");
+            outln!("  {table:<24} {n:>10}");
         }
     }
     Ok(())

@@ -1,13 +1,12 @@
 //! One module per command group; shared connection handling.
 
 pub(crate) mod db;
-mod output;
+pub(crate) mod output;
 pub(crate) mod runs;
 pub(crate) mod schedules;
 pub(crate) mod serve;
 pub(crate) mod workflows;
 
-use anyhow::Context as _;
 use cloacina::database::{establish, AnyConnection, ConnectOptions, DatabaseUrl};
 
 /// Which database a command works on.
@@ -19,7 +18,9 @@ pub(crate) struct Target {
 impl Target {
     /// The parsed URL, or a one-line error saying how to give one.
     pub(crate) fn url(&self) -> anyhow::Result<DatabaseUrl> {
-        let raw = self.url.as_deref().context("no database URL: pass --database-url or set DATABASE_URL")?;
+        let raw = self.url.as_deref().ok_or_else(|| {
+            output::fail(output::Failure::BadInput, "no database URL: pass --database-url or set DATABASE_URL")
+        })?;
         Ok(DatabaseUrl::parse(raw)?)
     }
 

@@ -1,29 +1,142 @@
-//! Output for people (aligned tables, short times) and shared argument parsing.
+//! Output: tables for people (comfy-table: terminal width, Unicode width), times in local time
+//! (UTC with `--utc`), JSON for scripts in one versioned envelope, and exit codes by failure
+//! class. Everything goes through [`line`], so a closed standard output (`| head`) ends the
+//! command quietly instead of panicking.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Datelike, Utc};
 
-/// Prints `rows` under `headers`, each column as wide as its widest cell.
-pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let text: Vec<String> = cells.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", text.join("  ").trim_end());
+/// The version of the JSON documents `--json` prints (`{"version": 1, "data": …}`).
+pub(crate) const JSON_VERSION: u32 = 1;
+
+static UTC: AtomicBool = AtomicBool::new(false);
+
+/// Shows times in UTC instead of local time (`--utc`).
+pub(crate) fn use_utc(utc: bool) {
+    UTC.store(utc, Ordering::Relaxed);
+}
+
+/// Writes one line to standard output; a closed pipe becomes an error `main` ends quietly on.
+pub(crate) fn line(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// `println!` through [`line`], returning from the enclosing function on a closed pipe.
+macro_rules! outln {
+    () => {
+        $crate::commands::output::line("")?
     };
-    line(&mut headers.iter().copied());
-    for row in rows {
-        line(&mut row.iter().map(String::as_str));
+    ($($arg:tt)*) => {
+        $crate::commands::output::line(format_args!($($arg)*))?
+    };
+}
+pub(crate) use outln;
+
+/// Why a command failed, for its exit code: 2 bad input, 3 not found, 4 conflict (the thing is
+/// already in another state), 5 the database is unreachable; anything else exits 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    BadInput = 2,
+    NotFound = 3,
+    Conflict = 4,
+    Unreachable = 5,
+}
+
+/// An error with its exit class.
+#[derive(Debug)]
+pub(crate) struct Classified {
+    pub(crate) failure: Failure,
+    message: String,
+}
+
+impl std::fmt::Display for Classified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
-/// A time for people: `2026-11-24 10:00:00`, in UTC.
+impl std::error::Error for Classified {}
+
+/// An error that exits with `failure`'s code.
+pub(crate) fn fail(failure: Failure, message: impl Into<String>) -> anyhow::Error {
+    Classified { failure, message: message.into() }.into()
+}
+
+/// A refused operator action as a classified error.
+pub(crate) fn refused(r: cloacina::ops::Refused) -> anyhow::Error {
+    match r {
+        cloacina::ops::Refused::WrongStatus { .. } => fail(Failure::Conflict, r.to_string()),
+        _ => fail(Failure::NotFound, r.to_string()),
+    }
+}
+
+/// The exit code for `error`: a classified error's, or the class of a library error.
+pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(c) = cause.downcast_ref::<Classified>() {
+            return c.failure as u8;
+        }
+        if let Some(e) = cause.downcast_ref::<cloacina::database::Error>() {
+            return match e.kind() {
+                cloacina::database::ErrorKind::Configuration => Failure::BadInput as u8,
+                cloacina::database::ErrorKind::Unavailable => Failure::Unreachable as u8,
+                _ => 1,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<cloacina::Error>() {
+            if matches!(e, cloacina::Error::ScheduleNotFound(_) | cloacina::Error::ExecutionNotFound(_)) {
+                return Failure::NotFound as u8;
+            }
+            return match e.kind() {
+                cloacina::ErrorKind::InvalidInput => Failure::BadInput as u8,
+                cloacina::ErrorKind::Unavailable => Failure::Unreachable as u8,
+                _ => 1,
+            };
+        }
+    }
+    1
+}
+
+/// True when `error` comes from writing to a closed standard output.
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// Prints `rows` under `headers` as a table fitted to the terminal.
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(headers.iter().copied());
+    for row in rows {
+        t.add_row(row.iter().map(String::as_str));
+    }
+    for l in t.lines() {
+        // The preset pads every cell by one space on each side; the first column starts flush.
+        line(l.strip_prefix(' ').unwrap_or(&l).trim_end())?;
+    }
+    Ok(())
+}
+
+/// A time for people: local time (`2026-11-24 11:00:00 +01:00`), or UTC with `--utc`.
 pub(crate) fn time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
+    if UTC.load(Ordering::Relaxed) {
+        t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    } else {
+        t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S %:z").to_string()
+    }
+}
+
+/// Milliseconds between two times, when both are known.
+pub(crate) fn duration_ms(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<i64> {
+    Some((to? - from?).num_milliseconds())
 }
 
 /// An optional time, `-` when absent.
@@ -39,10 +152,10 @@ pub(crate) fn duration(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -
     }
 }
 
-/// Prints `value` as pretty JSON.
+/// Prints `value` as pretty JSON in the versioned envelope `{"version": 1, "data": value}`.
 pub(crate) fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    let doc = serde_json::json!({ "version": JSON_VERSION, "data": value });
+    line(serde_json::to_string_pretty(&doc)?)
 }
 
 /// Parses `--since`: an RFC 3339 time (`2026-11-24T10:00:00Z`), a date (`2026-11-24`, midnight
@@ -71,9 +184,25 @@ pub(crate) fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {
     Utc::now().checked_sub_signed(age).filter(|t| t.year() >= 1).ok_or_else(out_of_range)
 }
 
+/// Reads a context argument: JSON text, or `@path` for a file holding it; it must be an object.
+pub(crate) fn parse_context(arg: Option<&str>) -> anyhow::Result<cloacina::Context<serde_json::Value>> {
+    let Some(arg) = arg else { return Ok(cloacina::Context::new()) };
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| fail(Failure::BadInput, format!("cannot read the context file `{path}`: {e}")))?,
+        None => arg.to_owned(),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| fail(Failure::BadInput, format!("the context is not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(fail(Failure::BadInput, "the context must be a JSON object, like {\"day\": \"2026-11-26\"}"));
+    }
+    cloacina::Context::from_value(value).map_err(|e| fail(Failure::BadInput, e.to_string()))
+}
+
 /// Parses an id argument, naming what it should have been.
 pub(crate) fn parse_id<T: std::str::FromStr>(what: &str, s: &str) -> anyhow::Result<T> {
-    s.parse().map_err(|_| anyhow::anyhow!("invalid {what} id `{s}`: expected a UUID"))
+    s.parse().map_err(|_| fail(Failure::BadInput, format!("invalid {what} id `{s}`: expected a UUID")))
 }
 
 #[cfg(test)]

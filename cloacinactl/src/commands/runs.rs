@@ -1,11 +1,13 @@
-//! `cloacinactl runs list|show|cancel`.
+//! `cloacinactl runs list|show|start|retry|cancel|pause|resume|prune`.
 
 use clap::Subcommand;
 use cloacina::admin::{self, Liveness};
-use cloacina::dal::pipeline_executions::{self as pipelines, PipelineFilter};
-use cloacina::models::{PipelineExecutionId, PipelineStatus};
+use cloacina::dal::contexts;
+use cloacina::dal::pipeline_executions::{self as pipelines, PipelineFilter, PruneFilter};
+use cloacina::models::{PipelineExecution, PipelineExecutionId, PipelineStatus, TaskExecution, TaskStatus};
+use serde_json::json;
 
-use super::output::{self, duration, maybe_time, parse_id, table, time};
+use super::output::{self, duration, duration_ms, fail, maybe_time, outln, parse_id, refused, table, time, Failure};
 use super::Target;
 
 /// `runs` subcommands.
@@ -32,8 +34,28 @@ pub(crate) enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one run: its tasks (attempts, errors, timings), recovery events, and why it waits.
+    /// Show one run: its tasks (attempts, errors, timings, leases), recovery events, input and
+    /// output contexts, and why it waits.
     Show {
+        /// The run's id.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a run of a registered workflow at its live version (runners that have it pick it up).
+    Start {
+        /// The workflow.
+        workflow: String,
+        /// Input context: JSON text, or @file.json.
+        #[arg(long)]
+        context: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retry a failed or cancelled run: a new run of its workflow with the same input.
+    Retry {
         /// The run's id.
         id: String,
         /// Print JSON instead of text.
@@ -45,6 +67,35 @@ pub(crate) enum RunsCommand {
         /// The run's id.
         id: String,
     },
+    /// Pause a run: nothing new starts until it is resumed.
+    Pause {
+        /// The run's id.
+        id: String,
+    },
+    /// Resume a paused run.
+    Resume {
+        /// The run's id.
+        id: String,
+    },
+    /// Delete finished runs (with their tasks, contexts, outputs and recovery events) that ended
+    /// longer ago than --older-than, in small batches; running and paused runs are never touched.
+    Prune {
+        /// Age: 30m, 12h, 30d (runs that ended before now minus this).
+        #[arg(long, value_parser = output::parse_since)]
+        older_than: chrono::DateTime<chrono::Utc>,
+        /// Only runs in these statuses (Completed, Failed, Cancelled; repeatable). Default: all three.
+        #[arg(long = "status", value_parser = parse_status)]
+        statuses: Vec<PipelineStatus>,
+        /// Count what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Runs per batch (1 to 10000): each batch is one short transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_status(s: &str) -> Result<PipelineStatus, String> {
@@ -52,6 +103,28 @@ fn parse_status(s: &str) -> Result<PipelineStatus, String> {
         let all: Vec<&str> = PipelineStatus::ALL.iter().map(|s| s.as_str()).collect();
         format!("unknown status `{s}`; one of {}", all.join(", "))
     })
+}
+
+/// Attempts a task made: 0 when it never started (skipped, cancelled or still waiting).
+fn attempts(t: &TaskExecution) -> u32 {
+    if t.started_at.is_none() && !matches!(t.status, TaskStatus::Running | TaskStatus::Completed | TaskStatus::Failed) {
+        0
+    } else {
+        t.attempt
+    }
+}
+
+/// Where a claimed task's lease stands.
+fn lease(t: &TaskExecution, now: chrono::DateTime<chrono::Utc>) -> String {
+    match (t.status, &t.claimed_by, t.lease_expires_at) {
+        (TaskStatus::Running, Some(_), Some(at)) if at > now => format!("lease until {}", time(at)),
+        (TaskStatus::Running, Some(_), Some(at)) => format!("lease expired at {} (runner gone?)", time(at)),
+        _ => String::new(),
+    }
+}
+
+fn run_json(p: &PipelineExecution) -> serde_json::Value {
+    json!({ "run": p, "duration_ms": duration_ms(p.started_at.or(Some(p.created_at)), p.completed_at) })
 }
 
 pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
@@ -62,10 +135,17 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
             let filter = PipelineFilter { workflow_name: workflow, status, since, limit, offset, ..Default::default() };
             let runs = pipelines::list(&mut conn, &filter)?;
             let live = Liveness::read(&mut conn, now)?;
+            let more = runs.len() == limit as usize;
             if json {
-                let rows: Vec<_> =
-                    runs.iter().map(|p| serde_json::json!({ "run": p, "waiting": live.waiting(p) })).collect();
-                return output::json(&rows);
+                let rows: Vec<_> = runs
+                    .iter()
+                    .map(|p| {
+                        let mut row = run_json(p);
+                        row["waiting"] = json!(live.waiting(p));
+                        row
+                    })
+                    .collect();
+                return output::json(&json!({ "runs": rows, "next_offset": more.then_some(offset + limit) }));
             }
             let rows: Vec<Vec<String>> = runs
                 .iter()
@@ -83,32 +163,49 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            table(&["ID", "WORKFLOW", "STATUS", "CREATED (UTC)", "DURATION"], &rows);
-            if rows.len() == limit as usize {
-                println!("(more may follow: --offset {})", offset + limit);
+            table(&["ID", "WORKFLOW", "STATUS", "CREATED", "DURATION"], &rows)?;
+            if more {
+                outln!("(more may follow: --offset {})", offset + limit);
             }
             Ok(())
         }
         RunsCommand::Show { id, json } => {
             let id: PipelineExecutionId = parse_id("run", &id)?;
-            let details = admin::run_details(&mut conn, id, now)?.ok_or_else(|| anyhow::anyhow!("no run {id}"))?;
-            if json {
-                return output::json(&details);
-            }
+            let details = admin::run_details(&mut conn, id, now)?
+                .ok_or_else(|| fail(Failure::NotFound, format!("no run {id}")))?;
             let p = &details.pipeline;
-            println!("run        {}", p.id);
-            println!("workflow   {} (version {})", p.workflow_name, p.workflow_version);
-            println!("status     {}", p.status);
+            if json {
+                let input = p.context_id.map(|c| contexts::get(&mut conn, c)).transpose()?.flatten();
+                let output = p.final_context_id.map(|c| contexts::get(&mut conn, c)).transpose()?.flatten();
+                let tasks: Vec<_> = details
+                    .tasks
+                    .iter()
+                    .map(|t| {
+                        json!({ "task": t, "attempts": attempts(t), "duration_ms": duration_ms(t.started_at, t.completed_at) })
+                    })
+                    .collect();
+                let waiting: Vec<String> = details.waiting.iter().map(ToString::to_string).collect();
+                let mut doc = run_json(p);
+                doc["input"] = json!(input);
+                doc["output"] = json!(output);
+                doc["tasks"] = json!(tasks);
+                doc["recovery_events"] = json!(details.recovery_events);
+                doc["waiting"] = json!(waiting);
+                return output::json(&doc);
+            }
+            outln!("run        {}", p.id);
+            outln!("workflow   {} (version {})", p.workflow_name, p.workflow_version);
+            outln!("status     {}", p.status);
             for (i, w) in details.waiting.iter().enumerate() {
-                println!("{}{w}", if i == 0 { "waiting    " } else { "           " });
+                outln!("{}{w}", if i == 0 { "waiting    " } else { "           " });
             }
-            println!("created    {}", time(p.created_at));
-            println!("started    {}", maybe_time(p.started_at));
-            println!("finished   {}", maybe_time(p.completed_at));
+            outln!("created    {}", time(p.created_at));
+            outln!("started    {}", maybe_time(p.started_at));
+            outln!("finished   {}", maybe_time(p.completed_at));
             if let Some(e) = &p.error_details {
-                println!("error      {e}");
+                outln!("error      {e}");
             }
-            println!();
+            outln!();
             let rows: Vec<Vec<String>> = details
                 .tasks
                 .iter()
@@ -116,17 +213,18 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
                     vec![
                         t.task_name.clone(),
                         t.status.to_string(),
-                        format!("{}/{}", t.attempt, t.max_attempts),
+                        format!("{}/{}", attempts(t), t.max_attempts),
                         maybe_time(t.started_at),
                         duration(t.started_at, t.completed_at),
                         t.claimed_by.clone().unwrap_or_else(|| "-".into()),
+                        lease(t, now),
                         t.error_details.clone().unwrap_or_default(),
                     ]
                 })
                 .collect();
-            table(&["TASK", "STATUS", "ATTEMPT", "STARTED (UTC)", "DURATION", "RUNNER", "ERROR"], &rows);
+            table(&["TASK", "STATUS", "ATTEMPT", "STARTED", "DURATION", "RUNNER", "LEASE", "ERROR"], &rows)?;
             if !details.recovery_events.is_empty() {
-                println!("\nrecovery events");
+                outln!("\nrecovery events");
                 let rows: Vec<Vec<String>> = details
                     .recovery_events
                     .iter()
@@ -139,20 +237,79 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
                         vec![time(e.recovered_at), e.recovery_type.clone(), task, info]
                     })
                     .collect();
-                table(&["AT (UTC)", "DECISION", "TASK", "DETAILS"], &rows);
+                table(&["AT", "DECISION", "TASK", "DETAILS"], &rows)?;
             }
             Ok(())
         }
-        RunsCommand::Cancel { id } => {
-            let id: PipelineExecutionId = parse_id("run", &id)?;
-            let Some(p) = pipelines::get(&mut conn, id)? else { anyhow::bail!("no run {id}") };
-            if pipelines::cancel(&mut conn, id, cloacina::database::UniversalTimestamp::now())? {
-                println!("cancelled run {id}");
-                Ok(())
-            } else {
-                let status = pipelines::get(&mut conn, id)?.map_or(p.status, |p| p.status);
-                anyhow::bail!("run {id} is already {status}; nothing to cancel")
+        RunsCommand::Start { workflow, context, json } => {
+            let input = output::parse_context(context.as_deref())?;
+            let id = cloacina::ops::start_run(&mut conn, &workflow, &input, now)?.map_err(refused)?;
+            if json {
+                return output::json(&json!({ "id": id }));
             }
+            outln!("started run {id} of {workflow}");
+            Ok(())
+        }
+        RunsCommand::Retry { id, json } => {
+            let id: PipelineExecutionId = parse_id("run", &id)?;
+            let new = cloacina::ops::retry_run(&mut conn, id, now)?.map_err(refused)?;
+            if json {
+                return output::json(&json!({ "id": new, "retry_of": id }));
+            }
+            outln!("started run {new}, a retry of {id}");
+            Ok(())
+        }
+        RunsCommand::Cancel { id } => act(&mut conn, &id, cloacina::ops::cancel_run, "cancelled", now),
+        RunsCommand::Pause { id } => act(&mut conn, &id, cloacina::ops::pause_run, "paused", now),
+        RunsCommand::Resume { id } => act(&mut conn, &id, cloacina::ops::resume_run, "resumed", now),
+        RunsCommand::Prune { older_than, statuses, dry_run, batch, json } => {
+            if let Some(s) = statuses.iter().find(|s| !s.is_terminal()) {
+                return Err(fail(
+                    Failure::BadInput,
+                    format!("--status {s}: only finished runs (Completed, Failed, Cancelled) are pruned"),
+                ));
+            }
+            let filter = PruneFilter { ended_before: older_than, statuses };
+            let (deleted, batches) = if dry_run {
+                (pipelines::count_prunable(&mut conn, &filter)?, 0)
+            } else {
+                let (mut deleted, mut batches) = (0i64, 0u32);
+                loop {
+                    let n = pipelines::prune_batch(&mut conn, &filter, batch)?;
+                    if n == 0 {
+                        break;
+                    }
+                    deleted += i64::try_from(n).unwrap_or(i64::MAX);
+                    batches += 1;
+                }
+                (deleted, batches)
+            };
+            if json {
+                return output::json(
+                    &json!({ "runs": deleted, "batches": batches, "dry_run": dry_run, "ended_before": older_than }),
+                );
+            }
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            outln!("{verb} {deleted} finished run(s) that ended before {}", time(older_than));
+            Ok(())
         }
     }
+}
+
+/// A run action by id, printing what it did.
+fn act(
+    conn: &mut cloacina::database::AnyConnection,
+    id: &str,
+    action: fn(
+        &mut cloacina::database::AnyConnection,
+        PipelineExecutionId,
+        chrono::DateTime<chrono::Utc>,
+    ) -> cloacina::ops::Outcome<()>,
+    done: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let id: PipelineExecutionId = parse_id("run", id)?;
+    action(conn, id, now)?.map_err(refused)?;
+    outln!("{done} run {id}");
+    Ok(())
 }

@@ -5,6 +5,7 @@ use cloacina::cron;
 use cloacina::dal::{cron_executions, cron_schedules};
 use cloacina::models::{CronSchedule, CronScheduleId};
 
+use super::output::outln;
 use super::output::{self, maybe_time, parse_id, table, time};
 use super::Target;
 
@@ -43,6 +44,52 @@ pub(crate) enum SchedulesCommand {
         /// The schedule's id.
         id: String,
     },
+    /// Create a schedule for a registered workflow.
+    Create {
+        /// The workflow.
+        workflow: String,
+        /// Cron expression (5 fields, or 6 with seconds first).
+        expression: String,
+        /// IANA time zone (default UTC).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Input context of every run: JSON text, or @file.json.
+        #[arg(long)]
+        context: Option<String>,
+        /// Missed fire times: Skip (default), RunOnce or RunAll.
+        #[arg(long)]
+        catchup: Option<String>,
+        /// Most missed fire times RunAll replays.
+        #[arg(long)]
+        max_catchup: Option<u32>,
+        /// Create it paused.
+        #[arg(long)]
+        paused: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a schedule's expression, time zone or context (its next fire time is recomputed).
+    Update {
+        /// The schedule's id.
+        id: String,
+        /// New cron expression.
+        #[arg(long)]
+        expression: Option<String>,
+        /// New IANA time zone.
+        #[arg(long)]
+        timezone: Option<String>,
+        /// New input context: JSON text, or @file.json.
+        #[arg(long)]
+        context: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn catchup(text: Option<&str>) -> anyhow::Result<Option<cloacina::models::CatchupPolicy>> {
+    text.map(|t| t.parse().map_err(|e| output::fail(output::Failure::BadInput, format!("--catchup: {e}")))).transpose()
 }
 
 pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> {
@@ -70,7 +117,7 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
                     ]
                 })
                 .collect();
-            table(&["ID", "WORKFLOW", "CRON", "TIME ZONE", "STATE", "CATCH-UP", "NEXT (UTC)", "LAST (UTC)"], &rows);
+            table(&["ID", "WORKFLOW", "CRON", "TIME ZONE", "STATE", "CATCH-UP", "NEXT", "LAST"], &rows)?;
             Ok(())
         }
         SchedulesCommand::Show { id, count, json } => {
@@ -81,19 +128,19 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
                 let doc = serde_json::json!({ "schedule": schedule, "upcoming": upcoming, "recent": history });
                 return output::json(&doc);
             }
-            println!("schedule   {}", schedule.id);
-            println!("workflow   {}", schedule.workflow_name);
-            println!("cron       {} ({})", schedule.cron_expression, schedule.timezone);
-            println!("state      {}", state(&schedule));
-            println!("catch-up   {} (at most {})", schedule.catchup_policy.as_str(), schedule.max_catchup);
-            println!("window     {} .. {}", maybe_time(schedule.start_at), maybe_time(schedule.end_at));
-            println!("context    {}", schedule.context);
+            outln!("schedule   {}", schedule.id);
+            outln!("workflow   {}", schedule.workflow_name);
+            outln!("cron       {} ({})", schedule.cron_expression, schedule.timezone);
+            outln!("state      {}", state(&schedule));
+            outln!("catch-up   {} (at most {})", schedule.catchup_policy.as_str(), schedule.max_catchup);
+            outln!("window     {} .. {}", maybe_time(schedule.start_at), maybe_time(schedule.end_at));
+            outln!("context    {}", schedule.context);
             let label = if schedule.enabled { "next fire times" } else { "next fire times if resumed now" };
-            println!("\n{label} (UTC)");
+            outln!("\n{label}");
             for t in upcoming {
-                println!("  {}", time(t));
+                outln!("  {}", time(t));
             }
-            println!("\nrecent fire times");
+            outln!("\nrecent fire times");
             let rows: Vec<Vec<String>> = history
                 .iter()
                 .map(|f| {
@@ -102,13 +149,13 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
                     vec![time(f.scheduled_time), run, f.claimed_by.clone()]
                 })
                 .collect();
-            table(&["FIRE TIME (UTC)", "RUN", "RUNNER"], &rows);
+            table(&["FIRE TIME", "RUN", "RUNNER"], &rows)?;
             Ok(())
         }
         SchedulesCommand::Pause { id } => {
             let id = id_of(&id)?;
             let changed = cron::pause(&mut conn, id, now)?;
-            println!(
+            outln!(
                 "{}",
                 if changed { format!("paused schedule {id}") } else { format!("schedule {id} was already paused") }
             );
@@ -117,18 +164,75 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
         SchedulesCommand::Resume { id } => {
             let id = id_of(&id)?;
             let changed = cron::resume(&mut conn, id, now)?;
-            println!(
+            outln!(
                 "{}",
                 if changed { format!("resumed schedule {id}") } else { format!("schedule {id} was not paused") }
             );
             Ok(())
         }
+        SchedulesCommand::Create {
+            workflow,
+            expression,
+            timezone,
+            context,
+            catchup: policy,
+            max_catchup,
+            paused,
+            json,
+        } => {
+            if cloacina::ops::live_version(&mut conn, &workflow, now)?.is_none() {
+                return Err(output::fail(
+                    output::Failure::NotFound,
+                    format!("no workflow named `{workflow}` is registered"),
+                ));
+            }
+            let mut config = cloacina::cron::ScheduleConfig::new(workflow, expression)
+                .context(output::parse_context(context.as_deref())?);
+            if let Some(tz) = timezone {
+                config = config.timezone(tz);
+            }
+            if let Some(policy) = catchup(policy.as_deref())? {
+                config = config.catchup(policy);
+            }
+            if let Some(n) = max_catchup {
+                config = config.max_catchup(n);
+            }
+            if paused {
+                config = config.paused();
+            }
+            let schedule = cron::create(&mut conn, &config, now)?;
+            if json {
+                return output::json(&schedule);
+            }
+            outln!("created schedule {} ({} in {})", schedule.id, schedule.cron_expression, schedule.timezone);
+            Ok(())
+        }
+        SchedulesCommand::Update { id, expression, timezone, context, json } => {
+            let id = id_of(&id)?;
+            let current = cron::get(&mut conn, id)?;
+            let mut config = cloacina::cron::ScheduleConfig::from_schedule(&current)?;
+            if let Some(expression) = expression {
+                config.expression = expression;
+            }
+            if let Some(tz) = timezone {
+                config = config.timezone(tz);
+            }
+            if context.is_some() {
+                config = config.context(output::parse_context(context.as_deref())?);
+            }
+            let schedule = cron::update(&mut conn, id, &config, now)?;
+            if json {
+                return output::json(&schedule);
+            }
+            outln!("updated schedule {} ({} in {})", schedule.id, schedule.cron_expression, schedule.timezone);
+            Ok(())
+        }
         SchedulesCommand::Delete { id } => {
             let id = id_of(&id)?;
             if !cron::delete(&mut conn, id)? {
-                anyhow::bail!("no cron schedule {id}");
+                return Err(output::fail(output::Failure::NotFound, format!("no cron schedule {id}")));
             }
-            println!("deleted schedule {id}");
+            outln!("deleted schedule {id}");
             Ok(())
         }
     }

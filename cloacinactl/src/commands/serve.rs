@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context as _;
 use cloacina::{Database, DatabaseConfig};
 use cloacina_server::{ServeError, ServerConfig};
 
@@ -23,7 +22,8 @@ pub(crate) struct ServeArgs {
 pub(crate) fn run(target: &Target, args: ServeArgs) -> anyhow::Result<()> {
     let token = args.token.filter(|t| !t.is_empty());
     cloacina_server::check_bind(args.bind, token.as_deref())?;
-    let url = target.url.clone().context("no database URL: pass --database-url or set DATABASE_URL")?;
+    target.url()?; // a clear error for a missing or bad URL before anything starts
+    let url = target.url.clone().unwrap_or_default();
     let config = DatabaseConfig { schema: target.schema.clone(), ..Default::default() };
     let db = Database::connect_with(&url, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -44,7 +44,7 @@ pub(crate) fn run(target: &Target, cmd: WorkflowsCommand) -> anyhow::Result<()> 
                     ]
                 })
                 .collect();
-            table(&["WORKFLOW", "VERSION", "TASKS", "FIRST SEEN (UTC)", "LAST SEEN (UTC)", "LIVE"], &rows);
+            table(&["WORKFLOW", "VERSION", "TASKS", "FIRST SEEN", "LAST SEEN", "LIVE"], &rows)?;
             Ok(())
         }
     }
