@@ -49,10 +49,24 @@ async fn scrape_after_runs(t: TestDb) {
     let _waiting = runner.execute_async("slow_flow", Context::new()).await.unwrap();
     let render = Arc::new(move || handle.render());
     let app = router(t.open(), ServerConfig { render_metrics: Some(render), ..Default::default() });
-    let response = app.oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let scrape = || async {
+        let response = app.clone().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        let parsed = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        (text, parsed)
+    };
+    // Wait (on what the scrape shows) until the waiting run's task has been claimed and started.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (text, scrape) = loop {
+        let (text, parsed) = scrape().await;
+        let started = value(&parsed, "cloacina_tasks_started_total", Some(("workflow", "slow_flow")));
+        if started.is_some() && value(&parsed, "cloacina_runs", Some(("status", "Running"))) == Some(1.0) {
+            break (text, parsed);
+        }
+        assert!(std::time::Instant::now() < deadline, "slow_flow's task never started: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     // The engine's metrics, by workflow.
     assert!(value(&scrape, "cloacina_tasks_completed_total", Some(("workflow", "ok_flow"))).unwrap() >= 2.0, "{text}");
     assert!(value(&scrape, "cloacina_tasks_failed_total", Some(("workflow", "bad_flow"))).unwrap() >= 1.0);

@@ -164,3 +164,26 @@ pub fn resume_run(conn: &mut AnyConnection, id: PipelineExecutionId, now: DateTi
         Ok(Err(wrong(&p, "resume", "Paused runs")))
     }
 }
+
+/// The pause between prune batches, so writers waiting for the database (a runner's outcomes, on
+/// SQLite its one write lock) go between them.
+pub const PRUNE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Deletes every finished run `filter` selects, `batch` runs per transaction with
+/// [`PRUNE_PAUSE`] between batches; returns the runs deleted and the batches taken.
+pub fn prune_runs(
+    conn: &mut AnyConnection,
+    filter: &pipelines::PruneFilter,
+    batch: u32,
+) -> Result<(usize, u32), Error> {
+    let (mut deleted, mut batches) = (0usize, 0u32);
+    loop {
+        let n = pipelines::prune_batch(conn, filter, batch)?;
+        if n == 0 {
+            return Ok((deleted, batches));
+        }
+        deleted += n;
+        batches += 1;
+        std::thread::sleep(PRUNE_PAUSE);
+    }
+}

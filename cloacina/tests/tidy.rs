@@ -56,6 +56,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "scheduler",
         &["context", "dal", "database", "engine", "error", "faults", "models", "results", "task", "workflow"],
     ),
+    ("ops", &["admin", "context", "dal", "database", "engine", "error", "faults", "models", "scheduler", "workflow"]),
     (
         "services",
         &[
@@ -68,6 +69,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "faults",
             "models",
             "results",
+            "ops",
             "scheduler",
             "task",
             "telemetry",
@@ -75,7 +77,6 @@ const LAYERS: &[(&str, &[&str])] = &[
             "workflow",
         ],
     ),
-    ("ops", &["admin", "context", "dal", "database", "engine", "error", "faults", "models", "scheduler", "workflow"]),
     ("executor", &["context", "dal", "database", "engine", "error", "models", "results"]),
     (
         "runner",

@@ -214,7 +214,8 @@ pub fn list(conn: &mut AnyConnection, filter: &PipelineFilter) -> Result<Vec<Pip
     }
     if let Some((at, id)) = filter.after {
         let (at, id) = (UniversalTimestamp::from(at), UniversalUuid::from(id));
-        query = query.filter(pe::created_at.lt(at).or(pe::created_at.eq(at).and(pe::id.lt(id))));
+        // `created_at <= at` first, so both planners range-scan the created_at index.
+        query = query.filter(pe::created_at.le(at).and(pe::created_at.ne(at).or(pe::id.lt(id))));
     }
     let rows: Vec<PipelineRow> = query
         .order((pe::created_at.desc(), pe::id.desc()))

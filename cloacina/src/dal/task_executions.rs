@@ -727,28 +727,26 @@ pub struct ReadyQueue {
 
 /// Per workflow with Ready work: how many tasks are due and since when the oldest waits.
 pub fn ready_queues(conn: &mut AnyConnection, now: UniversalTimestamp) -> Result<Vec<ReadyQueue>> {
-    let ready = TaskStatus::Ready.as_str();
-    let counts: Vec<(String, i64)> = te::table
+    use crate::database::universal_types::DbTimestamp;
+    use diesel::sql_types::Nullable;
+    // One pass over the Ready rows: count and earliest change per workflow. Stored timestamps
+    // order as their values on both backends, so MIN is the oldest.
+    let oldest = diesel::dsl::sql::<Nullable<DbTimestamp>>("MIN(task_executions.updated_at)");
+    let rows: Vec<(String, i64, Option<UniversalTimestamp>)> = te::table
         .inner_join(pe::table)
-        .filter(te::status.eq(ready))
+        .filter(te::status.eq(TaskStatus::Ready.as_str()))
         .filter(te::retry_at.is_null().or(te::retry_at.le(now)))
         .group_by(pe::workflow_name)
-        .select((pe::workflow_name, diesel::dsl::count_star()))
+        .select((pe::workflow_name, diesel::dsl::count_star(), oldest))
         .load(conn)?;
-    let mut queues = Vec::with_capacity(counts.len());
-    for (workflow_name, tasks) in counts {
-        let oldest: Option<UniversalTimestamp> = te::table
-            .inner_join(pe::table)
-            .filter(te::status.eq(ready))
-            .filter(te::retry_at.is_null().or(te::retry_at.le(now)))
-            .filter(pe::workflow_name.eq(&workflow_name))
-            .order(te::updated_at.asc())
-            .select(te::updated_at)
-            .first(conn)
-            .optional()?;
-        queues.push(ReadyQueue { workflow_name, tasks, oldest: oldest.map(|t| t.as_datetime()) });
-    }
-    Ok(queues)
+    Ok(rows
+        .into_iter()
+        .map(|(workflow_name, tasks, oldest)| ReadyQueue {
+            workflow_name,
+            tasks,
+            oldest: oldest.map(|t| t.as_datetime()),
+        })
+        .collect())
 }
 
 /// The runners holding at least one unexpired lease (the runners at work right now).

@@ -1,20 +1,16 @@
 //! The retention service (with `DefaultRunnerConfig::retention` set): every
 //! `retention_interval` it deletes finished runs that ended longer ago than the retention, in
 //! batches of [`BATCH`] runs, each one short transaction (`pipeline_executions::prune_batch`),
-//! pausing briefly between batches so runners' own writes go first. Several runners may run it:
-//! a batch deletes only what is still there.
+//! pausing `ops::PRUNE_PAUSE` between batches so runners' own writes go between them. Several
+//! runners may run it: a batch deletes only what is still there.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::dal::pipeline_executions::{self as pipelines, PruneFilter};
 use crate::engine::Engine;
 
 /// Runs per batch: one transaction each.
-const BATCH: u32 = 500;
-
-/// The pause between batches.
-const BREATHE: Duration = Duration::from_millis(20);
+const BATCH: u32 = 50;
 
 pub(crate) async fn run(engine: Arc<Engine>) {
     let Some(keep) = engine.config.retention else { return };
@@ -42,7 +38,7 @@ pub(crate) async fn run(engine: Arc<Engine>) {
             if *stop.borrow() {
                 return;
             }
-            tokio::time::sleep(BREATHE).await;
+            tokio::time::sleep(crate::ops::PRUNE_PAUSE).await;
         }
         if deleted > 0 {
             tracing::info!(deleted, %ended_before, "retention: deleted finished runs");

@@ -90,7 +90,7 @@ pub(crate) enum RunsCommand {
         #[arg(long)]
         dry_run: bool,
         /// Runs per batch (1 to 10000): each batch is one short transaction.
-        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         batch: u32,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -273,16 +273,8 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
             let (deleted, batches) = if dry_run {
                 (pipelines::count_prunable(&mut conn, &filter)?, 0)
             } else {
-                let (mut deleted, mut batches) = (0i64, 0u32);
-                loop {
-                    let n = pipelines::prune_batch(&mut conn, &filter, batch)?;
-                    if n == 0 {
-                        break;
-                    }
-                    deleted += i64::try_from(n).unwrap_or(i64::MAX);
-                    batches += 1;
-                }
-                (deleted, batches)
+                let (deleted, batches) = cloacina::ops::prune_runs(&mut conn, &filter, batch)?;
+                (i64::try_from(deleted).unwrap_or(i64::MAX), batches)
             };
             if json {
                 return output::json(

@@ -1,0 +1,8 @@
+DROP INDEX pipeline_executions_finished;
+DROP INDEX task_execution_metadata_context;
+DROP INDEX pipeline_executions_final_context;
+DROP INDEX pipeline_executions_context;
+DROP INDEX trigger_executions_pipeline;
+DROP INDEX cron_executions_pipeline;
+DROP INDEX recovery_events_task;
+DROP INDEX task_execution_metadata_pipeline;
