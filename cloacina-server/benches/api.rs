@@ -5,8 +5,8 @@
 //! `cloacinactl runs prune` does while another connection writes a row every 5 ms, and prints how
 //! long the prune took and the longest that writer waited (what a runner would wait).
 //!
-//! `cargo bench -p cloacina-server --bench api` (`BENCH_RUNS=10000` for a quick look;
-//! PostgreSQL from `CLOACINA_TEST_POSTGRES_URL`).
+//! `cargo bench -p cloacina-server --bench api` (`BENCH_RUNS=10000` for a quick look,
+//! `BENCH_BACKEND=sqlite|postgres` for one backend; PostgreSQL from `CLOACINA_TEST_POSTGRES_URL`).
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -192,7 +192,8 @@ async fn bench(backend: &str, runs: usize) {
 fn main() {
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    for backend in ["sqlite", "postgres"] {
+    let only = std::env::var("BENCH_BACKEND").ok();
+    for backend in ["sqlite", "postgres"].into_iter().filter(|b| only.as_deref().map_or(true, |o| o == *b)) {
         rt.block_on(bench(backend, runs));
     }
 }
