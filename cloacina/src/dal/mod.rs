@@ -57,6 +57,11 @@ fn in_chunks<T, R>(
     Ok(out)
 }
 
+/// The stored names of the statuses of a run that has not ended (Pending, Running, Paused).
+fn unfinished_statuses() -> Vec<&'static str> {
+    crate::models::PipelineStatus::ALL.iter().filter(|s| !s.is_terminal()).map(|s| s.as_str()).collect()
+}
+
 fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> Error {
     Error::Corrupt { table, detail: detail.to_string() }
 }

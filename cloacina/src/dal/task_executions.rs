@@ -732,13 +732,12 @@ pub fn ready_queues(conn: &mut AnyConnection, now: UniversalTimestamp) -> Result
     // One pass over the Ready rows: count and earliest change per workflow. Stored timestamps
     // order as their values on both backends, so MIN is the oldest.
     let oldest = diesel::dsl::sql::<Nullable<DbTimestamp>>("MIN(task_executions.updated_at)");
-    let active: Vec<&str> = PipelineStatus::ALL.iter().filter(|s| !s.is_terminal()).map(|s| s.as_str()).collect();
     let rows: Vec<(String, i64, Option<UniversalTimestamp>)> = te::table
         .inner_join(pe::table)
         .filter(te::status.eq(TaskStatus::Ready.as_str()))
         .filter(te::retry_at.is_null().or(te::retry_at.le(now)))
         // Ready tasks belong to unfinished runs: the join then reads only those runs.
-        .filter(pe::status.eq_any(active))
+        .filter(pe::status.eq_any(super::unfinished_statuses()))
         .group_by(pe::workflow_name)
         .select((pe::workflow_name, diesel::dsl::count_star(), oldest))
         .load(conn)?;

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use super::serialize_writes;
 use crate::database::schema::{pipeline_executions as pe, trigger_executions as te};
 use crate::database::{AnyConnection, Result, UniversalTimestamp, UniversalUuid};
-use crate::models::{PipelineExecutionId, PipelineStatus, TriggerExecution, TriggerExecutionId};
+use crate::models::{PipelineExecutionId, TriggerExecution, TriggerExecutionId};
 
 #[derive(Insertable, Queryable, Selectable)]
 #[diesel(table_name = te)]
@@ -58,12 +58,11 @@ pub fn insert(
 /// ended at or after `polled_at` (the poll may have seen the state before that run's work, such as
 /// a file it had not taken yet).
 pub fn overlaps(conn: &mut AnyConnection, name: &str, hash: &str, polled_at: UniversalTimestamp) -> Result<bool> {
-    let unfinished: Vec<&str> = PipelineStatus::ALL.iter().filter(|s| !s.is_terminal()).map(|s| s.as_str()).collect();
     let n: i64 = te::table
         .inner_join(pe::table)
         .filter(te::trigger_name.eq(name))
         .filter(te::context_hash.eq(hash))
-        .filter(pe::status.eq_any(unfinished).or(pe::completed_at.ge(polled_at)))
+        .filter(pe::status.eq_any(super::unfinished_statuses()).or(pe::completed_at.ge(polled_at)))
         .count()
         .get_result(conn)?;
     Ok(n > 0)
