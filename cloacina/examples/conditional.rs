@@ -5,6 +5,9 @@
 //! cargo run -p cloacina --example conditional        # SQLite; DATABASE_URL=postgres://… for PostgreSQL
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use cloacina::executor::WorkflowExecutor;
 use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
 use cloacina::{task, workflow, Context, TaskError};
@@ -46,12 +49,8 @@ mod order_routing {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://cloacina-conditional.db".to_owned());
+    support::init_logging();
+    let url = support::database_url("cloacina-conditional.db");
     let runner = DefaultRunner::with_config(&url, DefaultRunnerConfig::default()).await?;
     for amount in [250.0, 5_000.0] {
         let mut input = Context::new();

@@ -6,6 +6,9 @@
 //! cargo run -p cloacina --example cron               # SQLite; DATABASE_URL=postgres://… for PostgreSQL
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use cloacina::cron::ScheduleConfig;
@@ -28,12 +31,8 @@ mod heartbeat_report {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://cloacina-cron.db".to_owned());
+    support::init_logging();
+    let url = support::database_url("cloacina-cron.db");
     let runner = DefaultRunner::new(&url).await?;
     let schedule =
         ScheduleConfig::new("heartbeat_report", "*/2 * * * * *").timezone("Europe/Berlin").catchup(CatchupPolicy::Skip);

@@ -6,6 +6,9 @@
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run -p cloacina --example multiple_runners
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 
 use cloacina::executor::WorkflowExecutor;
@@ -30,11 +33,7 @@ fn fan_out() -> Result<Workflow, cloacina::workflow::Error> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    support::init_logging();
     let url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let mut runners = Vec::new();

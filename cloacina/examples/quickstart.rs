@@ -5,6 +5,9 @@
 //! cargo run -p cloacina --example quickstart
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use cloacina::executor::WorkflowExecutor;
@@ -54,12 +57,8 @@ fn orders_report() -> Result<Workflow, cloacina::workflow::Error> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://cloacina-quickstart.db".to_owned());
+    support::init_logging();
+    let url = support::database_url("cloacina-quickstart.db");
     let runner =
         DefaultRunner::builder(url).config(DefaultRunnerConfig::default()).workflow(orders_report()?).build().await?;
     println!("runner {} on {}", runner.runner_name(), runner.database().url());

@@ -5,6 +5,9 @@
 //! cargo run -p cloacina --example retries            # SQLite; DATABASE_URL=postgres://… for PostgreSQL
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use cloacina::executor::WorkflowExecutor;
@@ -41,12 +44,8 @@ mod flaky_fetch {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://cloacina-retries.db".to_owned());
+    support::init_logging();
+    let url = support::database_url("cloacina-retries.db");
     let runner = DefaultRunner::with_config(&url, DefaultRunnerConfig::default()).await?;
     let result = runner.execute("flaky_fetch", Context::new()).await?;
     for t in &result.task_results {

@@ -5,6 +5,9 @@
 //! cargo run -p cloacina --example tutorial_01_basic_workflow   # DATABASE_URL=postgres://… for PostgreSQL
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use cloacina::executor::WorkflowExecutor;
 use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
 use cloacina::{task, workflow, Context, TaskError};
@@ -26,15 +29,8 @@ pub mod simple_workflow {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        let _ = std::fs::remove_file("tutorial-01.db");
-        "sqlite://tutorial-01.db".to_owned()
-    });
+    support::init_logging();
+    let url = support::fresh_database_url("tutorial-01.db");
     let runner = DefaultRunner::with_config(&url, DefaultRunnerConfig::default()).await?;
     let result = runner.execute("simple_workflow", Context::new()).await?;
     println!("status: {:?}", result.status);

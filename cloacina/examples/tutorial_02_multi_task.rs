@@ -5,6 +5,9 @@
 //! cargo run -p cloacina --example tutorial_02_multi_task   # DATABASE_URL=postgres://… for PostgreSQL
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use cloacina::executor::PipelineExecutor;
 use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
 use cloacina::{task, workflow, Context, TaskError};
@@ -51,15 +54,8 @@ pub mod etl_workflow {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        let _ = std::fs::remove_file("tutorial-02.db");
-        "sqlite://tutorial-02.db".to_owned()
-    });
+    support::init_logging();
+    let url = support::fresh_database_url("tutorial-02.db");
     let runner = DefaultRunner::with_config(&url, DefaultRunnerConfig::default()).await?;
     let mut first = Context::new();
     first.insert("numbers", json!([1, 2, 3, 4, 5]))?;

@@ -6,6 +6,9 @@
 //! cargo run -p cloacina --example tutorial_03_dependencies   # DATABASE_URL=postgres://… for PostgreSQL
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -156,15 +159,8 @@ pub mod parallel_processing {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        let _ = std::fs::remove_file("tutorial-03.db");
-        "sqlite://tutorial-03.db".to_owned()
-    });
+    support::init_logging();
+    let url = support::fresh_database_url("tutorial-03.db");
     let runner = DefaultRunner::with_config(&url, DefaultRunnerConfig::default()).await?;
     let result = runner.execute("parallel_processing", Context::new()).await?;
     println!("status: {:?} in {:?}", result.status, result.duration);

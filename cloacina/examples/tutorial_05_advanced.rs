@@ -9,6 +9,9 @@
 //! cargo run -p cloacina --example tutorial_05_advanced   # DATABASE_URL=postgres://… for PostgreSQL
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use cloacina::executor::WorkflowExecutor;
@@ -99,15 +102,8 @@ pub mod daily_report_workflow {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        let _ = std::fs::remove_file("cronscheduling.db");
-        "sqlite://cronscheduling.db".to_owned()
-    });
+    support::init_logging();
+    let url = support::fresh_database_url("cronscheduling.db");
     let config = DefaultRunnerConfig::builder()
         .enable_cron_scheduling(true)
         .cron_enable_recovery(true)

@@ -9,6 +9,9 @@
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run -p cloacina --example tutorial_06_multi_tenancy
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use cloacina::database::{Database, DatabaseAdmin, DatabaseConfig, TenantConfig};
 use cloacina::executor::{WorkflowExecutor, WorkflowStatus};
 use cloacina::runner::DefaultRunner;
@@ -60,11 +63,7 @@ pub mod tenant_onboarding_workflow {
 
 #[tokio::main]
 async fn main() {
-    // Logs on stderr, filtered by RUST_LOG (for example RUST_LOG=cloacina=debug); warnings by default.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    support::init_logging();
     if let Err(e) = run().await {
         eprintln!("error: {e}"); // on SQLite: the schema error, in words
         std::process::exit(1);
@@ -72,7 +71,7 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://tutorial-06.db".to_owned());
+    let url = support::database_url("tutorial-06.db");
 
     println!("=== basic multi-tenant demo ===");
     for tenant in ["acme_corp", "globex_inc", "initech"] {

@@ -406,10 +406,10 @@ pub fn count_prunable(conn: &mut AnyConnection, filter: &PruneFilter) -> Result<
 /// Deletes up to `limit` finished runs matching `filter` (oldest first), with their tasks,
 /// outputs, recovery events and context documents, in one short transaction; cron and trigger
 /// history keep their rows with the run's id cleared. Returns how many runs it deleted (0: done).
-/// Only terminal runs are touched, and nothing the engine does locks a terminal run's rows, so a
-/// batch never waits on a runner and a runner never waits long on a batch.
+/// Only terminal runs without a Running task are touched, and nothing the engine does locks such
+/// a run's rows, so a batch never waits on a runner and a runner never waits long on a batch.
 pub fn prune_batch(conn: &mut AnyConnection, filter: &PruneFilter, limit: u32) -> Result<usize> {
-    use crate::database::schema::task_execution_metadata as tm;
+    use crate::database::schema::{task_execution_metadata as tm, task_executions as te};
     write_transaction(conn, |conn| {
         let ids: Vec<UniversalUuid> = pe::table
             .filter(pe::status.eq_any(filter.statuses()))
@@ -418,6 +418,14 @@ pub fn prune_batch(conn: &mut AnyConnection, filter: &PruneFilter, limit: u32) -
             .select(pe::id)
             .limit(i64::from(limit))
             .load(conn)?;
+        // A cancelled run's task may still be running on a runner (cancel lets it finish): such a
+        // run waits for a later prune, so the runner's outcome still finds its row.
+        let busy: Vec<UniversalUuid> = te::table
+            .filter(te::pipeline_execution_id.eq_any(&ids))
+            .filter(te::status.eq(crate::models::TaskStatus::Running.as_str()))
+            .select(te::pipeline_execution_id)
+            .load(conn)?;
+        let ids: Vec<UniversalUuid> = ids.into_iter().filter(|id| !busy.iter().any(|b| b.0 == id.0)).collect();
         if ids.is_empty() {
             return Ok(0);
         }

@@ -1,6 +1,6 @@
 //! Pruning finished runs, on both backends: `prune_batch` deletes finished runs that ended before
 //! the cut with their tasks, outputs, recovery events and context documents, never an unfinished
-//! run, and in batches; keyset pages (`PipelineFilter::after`) cover every run once; the runner's
+//! run nor a cancelled run whose task still runs, and in batches; keyset pages (`PipelineFilter::after`) cover every run once; the runner's
 //! retention service prunes on its own (manual clock).
 
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use crate::engine::{config, engine_test, wait_for};
 use cloacina::clock::ManualClock;
 use cloacina::dal::pipeline_executions::{self as pipelines, PipelineFilter, PruneFilter};
 use cloacina::dal::row_counts;
+use cloacina::dal::task_executions as tasks;
 use cloacina::executor::{WorkflowExecutor, WorkflowStatus};
 use cloacina::models::PipelineStatus;
 use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
@@ -113,10 +114,16 @@ engine_test!(pruning_deletes_finished_runs_and_everything_they_own, |t| {
     assert_eq!(count(&t, "task_executions"), 1, "only the waiting run's task");
     assert_eq!(count(&t, "task_execution_metadata"), 0);
     assert_eq!(count(&t, "contexts"), 1, "only the waiting run's input");
+    // A cancelled run whose task is still running (cancel lets it finish) is kept until it ends.
+    runner.cancel_execution(waiting).await.expect("cancel");
+    assert_eq!(pipelines::prune_batch(&mut t.conn(), &all, 100).expect("prune"), 0, "its task still runs");
     // A cut before the runs ended deletes nothing.
     let early = PruneFilter { ended_before: utc("2026-05-01T00:00:00Z"), statuses: Vec::new() };
     assert_eq!(pipelines::prune_batch(&mut t.conn(), &early, 100).expect("prune"), 0);
     open.send_replace(true);
+    wait_for(|| async { tasks::list_for_pipeline(&mut t.conn(), waiting).expect("tasks")[0].status.is_terminal() })
+        .await;
+    assert_eq!(pipelines::prune_batch(&mut t.conn(), &all, 100).expect("prune"), 1, "pruned once it ended");
     runner.shutdown().await.expect("shutdown");
 });
 
