@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Drives the Cloacina dashboard in headless Chromium (Debian's chromium and chromium-driver,
-through Selenium): open a failed run and see its graph and error, start a run and watch it
+through Selenium): open a failed run and see its graph, error and attempts, start a run and watch it
 complete, cancel a run, and check the runs page fits a phone's width. Screenshots go to
 --screenshots. Run by cloacina-server/tests/browser.rs against a database a real runner wrote."""
 
@@ -44,6 +44,10 @@ def main() -> int:
         node.click()
         error = wait.until(ec.visibility_of_element_located((By.ID, "task-error")))
         assert args.error in error.text, error.text
+        # Its attempts: the first failed and was retried, the second failed for good.
+        rows = driver.find_elements(By.CSS_SELECTOR, "#attempts tbody tr")
+        outcomes = [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows]
+        assert outcomes == ["retried", "failed"], outcomes
         shot("failed-run.png")
 
         # Start a run from the workflows page and watch it complete (the page refreshes itself).

@@ -188,6 +188,7 @@ async fn run_detail(State(s): Shared, Path(id): Path<String>) -> ApiResult {
         "input": input,
         "output": output,
         "tasks": d.tasks,
+        "attempts": d.attempts,
         "recovery_events": d.recovery_events,
         "waiting": waiting,
         "graph": graph,

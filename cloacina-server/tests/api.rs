@@ -143,6 +143,17 @@ async fn runs_and_actions(t: TestDb) {
     assert_eq!(v["run"]["status"], "Failed");
     assert_eq!(v["input"]["source"], "test");
     assert_eq!(v["tasks"][0]["error_details"], "disk full");
+    // Every attempt with its outcome, error, runner and times.
+    let attempts = v["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{v}");
+    let task_id = &v["tasks"][0]["id"];
+    for (i, (outcome, error)) in [("retried", "disk almost full"), ("failed", "disk full")].into_iter().enumerate() {
+        let a = &attempts[i];
+        assert_eq!((&a["task_execution_id"], a["attempt"].as_u64()), (task_id, Some(i as u64 + 1)), "{a}");
+        assert_eq!(a["outcome"].as_str(), Some(outcome), "{a}");
+        assert!(a["error_details"].as_str().unwrap().ends_with(error), "{a}");
+        assert!(a["runner"].is_string() && a["started_at"].is_string() && a["ended_at"].is_string(), "{a}");
+    }
     let (s, v) = Call::get("/api/v1/runs/not-a-uuid").send(&app).await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_request"));
     let (s, v) = Call::get(&format!("/api/v1/runs/{}", uuid::Uuid::new_v4())).send(&app).await;

@@ -184,6 +184,7 @@ pub fn prune_runs(
         }
         deleted += n;
         batches += 1;
+        crate::database::checkpoint_wal(conn)?;
         std::thread::sleep(PRUNE_PAUSE);
     }
 }

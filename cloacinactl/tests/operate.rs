@@ -168,7 +168,13 @@ fn operate(db: &Db) {
     let shown = db.json(&["runs", "show", &w.failed, "--json"]);
     assert_eq!(shown["run"]["status"], "Failed");
     assert_eq!(shown["tasks"][0]["task"]["task_name"], "boom");
-    assert_eq!(shown["tasks"][0]["attempts"], 1);
+    assert_eq!(shown["tasks"][0]["attempt_count"], 1);
+    let attempt = &shown["tasks"][0]["attempts"][0];
+    assert_eq!((&attempt["attempt"], &attempt["outcome"]), (&json!(1), &json!("failed")), "{shown}");
+    assert!(
+        attempt["error_details"].as_str().unwrap().contains("disk full") && attempt["runner"].is_string(),
+        "{shown}"
+    );
     assert!(shown["tasks"][0]["duration_ms"].is_i64() && shown["duration_ms"].is_i64(), "{shown}");
     assert!(shown["tasks"][0]["task"]["error_details"].as_str().unwrap().contains("disk full"));
     assert_eq!(shown["input"], json!({}));
@@ -189,7 +195,8 @@ fn operate(db: &Db) {
     assert!(db.exits(&["runs", "cancel", &w.completed], 4).contains("is Completed"));
     let cancelled = db.json(&["runs", "show", &w.waiting, "--json"]);
     assert_eq!(cancelled["tasks"][0]["task"]["status"], "Cancelled");
-    assert_eq!(cancelled["tasks"][0]["attempts"], 0, "a task that never ran made no attempt");
+    assert_eq!(cancelled["tasks"][0]["attempt_count"], 0, "a task that never ran made no attempt");
+    assert_eq!(cancelled["tasks"][0]["attempts"], json!([]));
     assert!(db.ok(&["runs", "show", &w.waiting]).contains("0/"), "0 attempts in the table too");
 
     // runs start, retry, pause, resume, prune.

@@ -157,6 +157,7 @@ async function runPage(id) {
   const d = await api(`runs/${encodeURIComponent(id)}`);
   const run = d.run;
   const byName = new Map(d.tasks.map((t) => [t.task_name, t]));
+  const attemptsOf = (t) => d.attempts.filter((a) => a.task_execution_id === t.id);
   const graphTasks = d.graph?.tasks?.map((t) => ({ id: t.id, dependencies: t.dependencies }))
     || d.tasks.map((t) => ({ id: t.task_name, dependencies: [] }));
   const active = ["Pending", "Running", "Paused"].includes(run.status);
@@ -175,7 +176,7 @@ async function runPage(id) {
     <div class="panel" id="task-panel"><span class="muted">Click a task for its attempts, error and timings.</span></div>
     <h2>Tasks</h2>
     <table><thead><tr><th>Task</th><th>Status</th><th>Attempts</th><th class="wide">Runner</th><th class="wide">Took</th><th>Error</th></tr></thead><tbody>
-    ${d.tasks.map((t) => `<tr><td>${esc(t.task_name)}</td><td>${badge(t.status)}</td><td>${t.attempt}/${t.max_attempts}</td>
+    ${d.tasks.map((t) => `<tr><td>${esc(t.task_name)}</td><td>${badge(t.status)}</td><td>${attemptsOf(t).length}/${t.max_attempts}</td>
       <td class="wide mono">${esc(t.claimed_by)}</td><td class="wide">${took(t.started_at, t.completed_at)}</td><td class="error">${esc(t.error_details)}</td></tr>`).join("")}
     </tbody></table>
     ${d.recovery_events.length ? `<h2>Recovery events</h2><table><tbody>${d.recovery_events.map((e) => `<tr><td>${when(e.recovered_at || e.created_at)}</td><td>${esc(e.recovery_type)}</td><td class="mono">${esc(JSON.stringify(e.details ?? ""))}</td></tr>`).join("")}</tbody></table>` : ""}
@@ -186,11 +187,15 @@ async function runPage(id) {
       main.querySelectorAll(".graph .node").forEach((n) => n.classList.remove("selected"));
       node.classList.add("selected");
       const t = byName.get(node.dataset.task);
+      const tries = t ? attemptsOf(t) : [];
       document.getElementById("task-panel").innerHTML = t
-        ? `<strong>${esc(t.task_name)}</strong> ${badge(t.status)}<br>attempt ${t.attempt} of ${t.max_attempts}
-           ${t.retry_at ? `, next try ${when(t.retry_at)}` : ""}<br>started ${when(t.started_at)} ${t.completed_at ? `, ended ${when(t.completed_at)}` : ""}
-           ${t.claimed_by ? `<br>runner <span class="mono">${esc(t.claimed_by)}</span>${t.lease_expires_at ? `, lease until ${when(t.lease_expires_at)}` : ""}` : ""}
-           ${t.error_details ? `<p class="error" id="task-error">${esc(t.error_details)}</p>` : ""}`
+        ? `<strong>${esc(t.task_name)}</strong> ${badge(t.status)}<br>${tries.length} of ${t.max_attempts} attempts run
+           ${t.retry_at && t.status === "Ready" ? `, next try ${when(t.retry_at)}` : ""}
+           ${t.lease_expires_at ? `<br>lease until ${when(t.lease_expires_at)}` : ""}
+           ${t.error_details ? `<p class="error" id="task-error">${esc(t.error_details)}</p>` : ""}
+           ${tries.length ? `<table id="attempts"><thead><tr><th>#</th><th>Outcome</th><th class="wide">Runner</th><th>Started</th><th>Took</th><th>Error</th></tr></thead><tbody>
+           ${tries.map((a) => `<tr><td>${a.attempt}</td><td>${esc(a.outcome)}</td><td class="wide mono">${esc(a.runner)}</td><td>${when(a.started_at)}</td>
+             <td>${took(a.started_at, a.ended_at)}</td><td class="error">${esc(a.error_details)}</td></tr>`).join("")}</tbody></table>` : ""}`
         : `<strong>${esc(node.dataset.task)}</strong>: not created in this run`;
     });
   }

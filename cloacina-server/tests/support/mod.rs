@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // each test file uses its own part
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
@@ -59,7 +61,7 @@ pub fn block_on<F: std::future::Future<Output = ()>>(f: F) {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(f);
 }
 
-/// `ok_flow` (a → b), `bad_flow` (fails for good), `slow_flow` (waits for `gate`).
+/// `ok_flow` (a → b), `bad_flow` (fails, is retried, fails for good), `slow_flow` (waits for `gate`).
 pub fn workflows(gate: &watch::Receiver<bool>) -> Vec<Workflow> {
     let once = |id: &str, deps: &[&str]| {
         let mut spec = TaskSpec::new(id, deps);
@@ -74,10 +76,21 @@ pub fn workflows(gate: &watch::Receiver<bool>) -> Vec<Workflow> {
         .task(once("b", &["a"]), |ctx: Context<Value>| async move { Ok(ctx) })
         .build()
         .unwrap();
-    let bad = Workflow::builder("bad_flow")
-        .task(once("breaks", &[]), |_ctx: Context<Value>| async move { Err(TaskError::fatal("disk full")) })
-        .build()
-        .unwrap();
+    // Two attempts: the first fails with an error that is retried, the second for good.
+    let mut twice = TaskSpec::new("breaks", &[]);
+    twice.retry.max_attempts = 2;
+    twice.retry.initial_delay = Duration::ZERO;
+    let calls = Arc::new(AtomicU32::new(0));
+    let bad =
+        Workflow::builder("bad_flow")
+            .task(twice, move |_ctx: Context<Value>| {
+                let first = calls.fetch_add(1, Ordering::SeqCst) % 2 == 0;
+                async move {
+                    Err(if first { TaskError::retryable("disk almost full") } else { TaskError::fatal("disk full") })
+                }
+            })
+            .build()
+            .unwrap();
     let gate = gate.clone();
     let slow = Workflow::builder("slow_flow")
         .task(once("waits", &[]), move |ctx: Context<Value>| {

@@ -6,11 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use crate::dal::{pipeline_executions as pipelines, recovery_events, task_executions as tasks, workflow_registry};
+use crate::dal::{
+    pipeline_executions as pipelines, recovery_events, task_attempts, task_executions as tasks, workflow_registry,
+};
 use crate::database::{AnyConnection, Result};
 use crate::models::{
-    PipelineExecution, PipelineExecutionId, PipelineStatus, RecoveryEvent, RegisteredWorkflow, TaskExecution,
-    TaskStatus,
+    PipelineExecution, PipelineExecutionId, PipelineStatus, RecoveryEvent, RegisteredWorkflow, TaskAttempt,
+    TaskExecution, TaskStatus,
 };
 
 /// A registry entry is live while a runner refreshed it within this window (runners refresh it
@@ -180,6 +182,9 @@ pub struct RunDetails {
     pub pipeline: PipelineExecution,
     /// Its tasks, in creation order.
     pub tasks: Vec<TaskExecution>,
+    /// Every attempt of its tasks, in task order and by attempt number: who ran it, when, and how
+    /// it ended (see [`task_attempts::history`]).
+    pub attempts: Vec<TaskAttempt>,
     /// Recovery decisions about its tasks, oldest first.
     pub recovery_events: Vec<RecoveryEvent>,
     /// Why an unfinished pipeline has not ended (empty once it has).
@@ -196,7 +201,13 @@ pub fn run_details(
     let live = Liveness::read(conn, now)?;
     let tasks = tasks::list_for_pipeline(conn, id)?;
     let waiting = waiting(&pipeline, &tasks, &live, now);
-    Ok(Some(RunDetails { recovery_events: recovery_events::list_for_pipeline(conn, id)?, tasks, pipeline, waiting }))
+    Ok(Some(RunDetails {
+        recovery_events: recovery_events::list_for_pipeline(conn, id)?,
+        attempts: task_attempts::history(conn, id, &tasks)?,
+        tasks,
+        pipeline,
+        waiting,
+    }))
 }
 
 /// Why `pipeline` (with `tasks`) has not ended, as of `now`.

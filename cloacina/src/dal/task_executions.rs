@@ -9,12 +9,15 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use super::{
-    corrupt, in_chunks, int, locks, recovery_events, serialize_writes, time, uint, write_transaction, INSERT_CHUNK,
+    corrupt, in_chunks, int, locks, recovery_events, serialize_writes, task_attempts, time, uint, write_transaction,
+    INSERT_CHUNK,
 };
 use crate::database::schema::{pipeline_executions as pe, task_executions as te};
 use crate::database::{dispatch, load_skip_locked, on_inner};
 use crate::database::{AnyConnection, JsonText, Result, UniversalTimestamp, UniversalUuid};
-use crate::models::{PipelineExecutionId, PipelineStatus, RecoveredTask, TaskExecution, TaskExecutionId, TaskStatus};
+use crate::models::{
+    AttemptOutcome, PipelineExecutionId, PipelineStatus, RecoveredTask, TaskExecution, TaskExecutionId, TaskStatus,
+};
 use crate::workflow::TaskSpec;
 
 #[derive(Insertable, Queryable, Selectable)]
@@ -416,7 +419,8 @@ pub fn complete_all(
     Ok(won.into_iter().map(TaskExecutionId::from).collect())
 }
 
-/// Records a final failure (`Running` → `Failed`), fenced on the claim.
+/// Records a final failure (`Running` → `Failed`), fenced on the claim, with the attempt in
+/// `task_attempts`.
 #[must_use = "the claim may have been lost"]
 pub fn fail(
     conn: &mut AnyConnection,
@@ -425,8 +429,8 @@ pub fn fail(
     error: &str,
     now: UniversalTimestamp,
 ) -> Result<bool> {
-    let n = serialize_writes(conn, |conn| {
-        diesel::update(claimed!(id, runner))
+    write_transaction(conn, |conn| {
+        let ended: Option<EndedRow> = diesel::update(claimed!(id, runner))
             .set((
                 te::status.eq(TaskStatus::Failed.as_str()),
                 te::completed_at.eq(now),
@@ -434,13 +438,17 @@ pub fn fail(
                 te::error_details.eq(error),
                 te::updated_at.eq(now),
             ))
-            .execute(conn)
-    })?;
-    Ok(n == 1)
+            .returning(ENDED_COLUMNS)
+            .get_result(conn)
+            .optional()?;
+        let how = Ending { outcome: AttemptOutcome::Failed, bumped: 0, runner, error };
+        record_ended(conn, id, ended, how, now)
+    })
 }
 
 /// Schedules another attempt: `Running` → `Ready` with `attempt + 1` and `retry_at`, fenced on the
-/// claim. The waiting retry is an ordinary row, so it survives a restart of every runner.
+/// claim, with the failed attempt in `task_attempts`. The waiting retry is an ordinary row, so it
+/// survives a restart of every runner.
 #[must_use = "the claim may have been lost"]
 pub fn schedule_retry(
     conn: &mut AnyConnection,
@@ -450,8 +458,8 @@ pub fn schedule_retry(
     retry_at: UniversalTimestamp,
     now: UniversalTimestamp,
 ) -> Result<bool> {
-    let n = serialize_writes(conn, |conn| {
-        diesel::update(claimed!(id, runner))
+    write_transaction(conn, |conn| {
+        let ended: Option<EndedRow> = diesel::update(claimed!(id, runner))
             .set((
                 te::status.eq(TaskStatus::Ready.as_str()),
                 te::attempt.eq(te::attempt + 1),
@@ -461,9 +469,50 @@ pub fn schedule_retry(
                 te::error_details.eq(error),
                 te::updated_at.eq(now),
             ))
-            .execute(conn)
-    })?;
-    Ok(n == 1)
+            .returning(ENDED_COLUMNS)
+            .get_result(conn)
+            .optional()?;
+        let how = Ending { outcome: AttemptOutcome::Retried, bumped: 1, runner, error };
+        record_ended(conn, id, ended, how, now)
+    })
+}
+
+/// What a fenced update that ends an attempt returns: the pipeline, the attempt number after the
+/// update, and when the attempt started.
+type EndedRow = (UniversalUuid, i32, Option<UniversalTimestamp>);
+const ENDED_COLUMNS: (te::pipeline_execution_id, te::attempt, te::started_at) =
+    (te::pipeline_execution_id, te::attempt, te::started_at);
+
+/// How a claimed attempt ended: what to store, and how much the fenced update raised the attempt
+/// number.
+struct Ending<'a> {
+    outcome: AttemptOutcome,
+    bumped: i32,
+    runner: &'a str,
+    error: &'a str,
+}
+
+/// Stores the attempt a fenced update ended (`ended`: what the update returned, `None` when the
+/// claim was lost); returns whether there was one.
+fn record_ended(
+    conn: &mut AnyConnection,
+    id: TaskExecutionId,
+    ended: Option<EndedRow>,
+    how: Ending<'_>,
+    now: UniversalTimestamp,
+) -> Result<bool> {
+    let Some((pipeline, attempt, started_at)) = ended else { return Ok(false) };
+    let ended = task_attempts::Ended {
+        task: id.into(),
+        pipeline,
+        attempt: attempt - how.bumped,
+        outcome: how.outcome,
+        runner: Some(how.runner),
+        error: how.error,
+        started_at,
+    };
+    task_attempts::record(conn, &ended, now)?;
+    Ok(true)
 }
 
 /// Gives back a claimed task whose attempt was cut short (a graceful shutdown cancelled it at its
@@ -480,7 +529,7 @@ pub fn release(
     now: UniversalTimestamp,
 ) -> Result<bool> {
     write_transaction(conn, |conn| {
-        let released: Option<(UniversalUuid, i32)> = diesel::update(claimed!(id, runner))
+        let released: Option<EndedRow> = diesel::update(claimed!(id, runner))
             .set((
                 te::status.eq(TaskStatus::Ready.as_str()),
                 te::attempt.eq(te::attempt + 1),
@@ -490,10 +539,10 @@ pub fn release(
                 te::error_details.eq(reason),
                 te::updated_at.eq(now),
             ))
-            .returning((te::pipeline_execution_id, te::attempt))
+            .returning(ENDED_COLUMNS)
             .get_result(conn)
             .optional()?;
-        let Some((pipeline, attempt)) = released else { return Ok(false) };
+        let Some((pipeline, attempt, _)) = released else { return Ok(false) };
         let task = RecoveredTask {
             task_execution_id: id,
             pipeline_execution_id: pipeline.into(),
@@ -502,7 +551,8 @@ pub fn release(
             attempt: uint(attempt),
         };
         recovery_events::insert_for_task(conn, recovery_events::TASK_RELEASED, &task, reason, now)?;
-        Ok(true)
+        let how = Ending { outcome: AttemptOutcome::Released, bumped: 1, runner, error: reason };
+        record_ended(conn, id, released, how, now)
     })
 }
 
@@ -618,7 +668,7 @@ pub fn expire_leases(
         return Ok(Vec::new());
     }
     write_transaction(conn, |conn| {
-        type Candidate = (UniversalUuid, UniversalUuid, Option<String>, i32, i32);
+        type Candidate = (UniversalUuid, UniversalUuid, Option<String>, i32, i32, Option<UniversalTimestamp>);
         let candidates: Vec<Candidate> = te::table
             .filter(te::status.eq(TaskStatus::Running.as_str()))
             .filter(te::lease_expires_at.lt(now))
@@ -627,7 +677,7 @@ pub fn expire_leases(
             ))
             .order(te::lease_expires_at.asc())
             .limit(i64::from(limit))
-            .select((te::id, te::pipeline_execution_id, te::claimed_by, te::attempt, te::max_attempts))
+            .select((te::id, te::pipeline_execution_id, te::claimed_by, te::attempt, te::max_attempts, te::started_at))
             .load(conn)?;
         if candidates.is_empty() {
             return Ok(Vec::new());
@@ -635,7 +685,7 @@ pub fn expire_leases(
         let pipelines: Vec<PipelineExecutionId> = candidates.iter().map(|c| c.1.into()).collect();
         locks::pipelines(conn, &pipelines)?;
         let mut recovered = Vec::with_capacity(candidates.len());
-        for (id, pipeline, claimant, attempt, max_attempts) in candidates {
+        for (id, pipeline, claimant, attempt, max_attempts, started_at) in candidates {
             let retry = attempt < max_attempts;
             let (new_status, new_attempt) =
                 if retry { (TaskStatus::Ready, attempt + 1) } else { (TaskStatus::Failed, attempt) };
@@ -671,6 +721,16 @@ pub fn expire_leases(
             };
             let kind = if retry { recovery_events::TASK_REQUEUED } else { recovery_events::TASK_FAILED };
             recovery_events::insert_for_task(conn, kind, &task, &message, now)?;
+            let ended = task_attempts::Ended {
+                task: id,
+                pipeline,
+                attempt,
+                outcome: AttemptOutcome::LeaseExpired,
+                runner: task.previous_claimant.as_deref(),
+                error: &message,
+                started_at,
+            };
+            task_attempts::record(conn, &ended, now)?;
             recovered.push(task);
         }
         Ok(recovered)

@@ -135,6 +135,14 @@ where
     f(conn)
 }
 
+/// On SQLite, checkpoints the write-ahead log without waiting for anyone (`PRAGMA
+/// wal_checkpoint(PASSIVE)`), outside the writer queue: writers go on meanwhile. A bulk delete
+/// calls it between batches, so the log it grew is not checkpointed inside some other writer's
+/// commit (the one that crosses the auto-checkpoint threshold waits for it). No-op on PostgreSQL.
+pub fn checkpoint_wal(conn: &mut AnyConnection) -> Result<()> {
+    Ok(dispatch!(conn, checkpoint_wal())?)
+}
+
 thread_local! {
     /// The writer queue of the database whose work this thread runs now (set by `Database::run`),
     /// so a write need not look its file up again.

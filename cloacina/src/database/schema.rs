@@ -203,12 +203,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::database::universal_types::*;
+
+    /// One row per attempt of a task that ended without completing it (retried, failed, given
+    /// back, lease expired); the completing or current attempt is its `task_executions` row.
+    task_attempts (id) {
+        id -> DbUuid,
+        task_execution_id -> DbUuid,
+        pipeline_execution_id -> DbUuid,
+        attempt -> Integer,
+        outcome -> Text,
+        runner -> Nullable<Text>,
+        error_details -> Nullable<Text>,
+        started_at -> Nullable<DbTimestamp>,
+        ended_at -> DbTimestamp,
+        created_at -> DbTimestamp,
+        updated_at -> DbTimestamp,
+    }
+}
+
 diesel::joinable!(pipeline_executions -> contexts (context_id));
 diesel::joinable!(task_executions -> pipeline_executions (pipeline_execution_id));
 diesel::joinable!(task_execution_metadata -> task_executions (task_execution_id));
 diesel::joinable!(task_execution_metadata -> contexts (context_id));
 diesel::joinable!(recovery_events -> pipeline_executions (pipeline_execution_id));
 diesel::joinable!(recovery_events -> task_executions (task_execution_id));
+diesel::joinable!(task_attempts -> task_executions (task_execution_id));
+diesel::joinable!(task_attempts -> pipeline_executions (pipeline_execution_id));
 diesel::joinable!(cron_executions -> cron_schedules (schedule_id));
 diesel::joinable!(cron_executions -> pipeline_executions (pipeline_execution_id));
 diesel::joinable!(trigger_executions -> trigger_schedules (trigger_name));
@@ -220,6 +243,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     task_executions,
     task_execution_metadata,
     recovery_events,
+    task_attempts,
     workflow_registry,
     workflow_packages,
     cron_schedules,
@@ -240,6 +264,7 @@ macro_rules! for_each_table {
             task_executions,
             task_execution_metadata,
             recovery_events,
+            task_attempts,
             workflow_registry,
             workflow_packages,
             cron_schedules,
@@ -257,4 +282,4 @@ macro_rules! table_names {
 }
 
 /// Every table of the schema, in dependency order (parents first).
-pub const TABLES: [&str; 11] = for_each_table!(table_names);
+pub const TABLES: [&str; 12] = for_each_table!(table_names);

@@ -58,6 +58,8 @@ id_type! {
     TaskExecutionId;
     /// Id of a `recovery_events` row.
     RecoveryEventId;
+    /// Id of a `task_attempts` row: one ended attempt of a task.
+    TaskAttemptId;
     /// Id of a `workflow_registry` row.
     WorkflowRegistryId;
     /// Id of a `workflow_packages` row.

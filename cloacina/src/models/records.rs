@@ -86,6 +86,81 @@ pub struct RecoveryEvent {
     pub recovered_at: DateTime<Utc>,
 }
 
+/// How one attempt of a task ended (or that it has not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// It completed the task.
+    Completed,
+    /// It is running now.
+    Running,
+    /// It failed with an error the task's retry policy retries: another attempt follows.
+    Retried,
+    /// It failed the task: the error is not retried, or no attempt was left.
+    Failed,
+    /// Its runner gave it back cut short (a graceful shutdown's deadline, say); it was not charged.
+    Released,
+    /// Its runner stopped renewing the lease; recovery requeued or failed the task.
+    LeaseExpired,
+}
+
+impl AttemptOutcome {
+    /// Every outcome, in declaration order.
+    pub const ALL: [AttemptOutcome; 6] = [
+        AttemptOutcome::Completed,
+        AttemptOutcome::Running,
+        AttemptOutcome::Retried,
+        AttemptOutcome::Failed,
+        AttemptOutcome::Released,
+        AttemptOutcome::LeaseExpired,
+    ];
+
+    /// The stored (and JSON) name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Completed => "completed",
+            AttemptOutcome::Running => "running",
+            AttemptOutcome::Retried => "retried",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Released => "released",
+            AttemptOutcome::LeaseExpired => "lease_expired",
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AttemptOutcome {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|o| o.as_str() == text).ok_or_else(|| format!("unknown attempt outcome {text:?}"))
+    }
+}
+
+/// One attempt of a task: who ran it, when, and how it ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TaskAttempt {
+    /// The task.
+    pub task_execution_id: TaskExecutionId,
+    /// Its number, from 1 (a given-back attempt has its own number too).
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// The runner that ran it, when known.
+    pub runner: Option<String>,
+    /// Its error (or why it was given back), if any.
+    pub error_details: Option<String>,
+    /// When it started, when known.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended (none while running).
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
 /// A workflow definition some runner has registered.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RegisteredWorkflow {

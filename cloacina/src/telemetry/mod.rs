@@ -18,6 +18,9 @@
 //! | `cloacina_trigger_fires_total` | counter | | runs started by event triggers |
 //! | `cloacina_database_errors_total` | counter | `kind` | failed engine database steps (retried or not) |
 
+#[cfg(feature = "otel")]
+pub mod otlp;
+
 use std::time::Duration;
 
 /// Attempt metrics, labelled by workflow.

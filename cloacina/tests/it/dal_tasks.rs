@@ -353,3 +353,59 @@ backend_test!(name_lists_longer_than_sqlites_variable_limit_are_accepted, |t| {
     let claimed = tasks::claim_not_started(&mut conn, p, &names, "r1", secs(30), now).expect("claim");
     assert_eq!(claimed.iter().map(|c| c.task_name.as_str()).collect::<Vec<_>>(), vec!["task_00002"]);
 });
+
+backend_test!(every_attempt_is_in_the_history_with_its_outcome_runner_and_times, |t| {
+    use cloacina::dal::task_attempts;
+    use cloacina::models::AttemptOutcome::{Completed, Failed, LeaseExpired, Released, Retried, Running};
+    let mut conn = t.conn();
+    let t0 = UniversalTimestamp::now();
+    let at = |s: u64| t0.plus(secs(s));
+    let p = pipelines::create(&mut conn, cloacina::models::PipelineExecutionId::new(), &pipeline("w", 3, 0), t0)
+        .expect("create");
+    let got = claim(&mut conn, "r1", 3, t0);
+    let (a, b, c) = (got[0].id, got[1].id, got[2].id);
+    // a: an error that is retried, then a completion on another runner.
+    assert!(!tasks::schedule_retry(&mut conn, a, "intruder", "x", t0, at(1)).expect("fenced"));
+    assert!(tasks::schedule_retry(&mut conn, a, "r1", "flaky", t0, at(1)).expect("retry"));
+    // b: given back cut short, then its next runner dies, then it fails for good.
+    assert!(tasks::release(&mut conn, b, "r1", "shutdown", at(1)).expect("release"));
+    assert_eq!(claim(&mut conn, "r2", 2, at(2)).len(), 2);
+    assert!(tasks::complete(&mut conn, a, "r2", &json!({}), at(3)).expect("complete"));
+    // b's lease (r2) and c's (r1) expire: both go back to Ready.
+    assert_eq!(tasks::expire_leases(&mut conn, &versions(), at(40), 10).expect("expire").len(), 2);
+    assert_eq!(claim(&mut conn, "r3", 2, at(41)).len(), 2);
+    assert!(tasks::fail(&mut conn, b, "r3", "bad", at(42)).expect("fail"));
+    // c runs on r3 now.
+    let rows = tasks::list_for_pipeline(&mut conn, p).expect("tasks");
+    let history = task_attempts::history(&mut conn, p, &rows).expect("history");
+    let name = |id| ["a", "b", "c"][[a, b, c].iter().position(|x| *x == id).expect("one of ours")];
+    let got: Vec<_> = history
+        .iter()
+        .map(|h| {
+            let error = h.error_details.as_deref().map(|e| e.split(' ').next().unwrap_or_default().to_owned());
+            let since = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| (t - t0.as_datetime()).num_seconds());
+            (
+                name(h.task_execution_id),
+                h.attempt,
+                h.outcome,
+                h.runner.as_deref(),
+                error,
+                since(h.started_at),
+                since(h.ended_at),
+            )
+        })
+        .collect();
+    let mut want = vec![
+        ("a", 1, Retried, Some("r1"), Some("flaky".to_owned()), Some(0), Some(1)),
+        ("a", 2, Completed, Some("r2"), None, Some(2), Some(3)),
+        ("b", 1, Released, Some("r1"), Some("shutdown".to_owned()), Some(0), Some(1)),
+        ("b", 2, LeaseExpired, Some("r2"), Some("lease".to_owned()), Some(2), Some(40)),
+        ("b", 3, Failed, Some("r3"), Some("bad".to_owned()), Some(41), Some(42)),
+        ("c", 1, LeaseExpired, Some("r1"), Some("lease".to_owned()), Some(0), Some(40)),
+        ("c", 2, Running, Some("r3"), None, Some(41), None),
+    ];
+    // History follows the tasks' creation order, which need not be the claim order.
+    let order: Vec<&str> = rows.iter().map(|r| name(r.id)).collect();
+    want.sort_by_key(|w| (order.iter().position(|n| *n == w.0), w.1));
+    assert_eq!(got, want);
+});

@@ -4,7 +4,9 @@ use clap::Subcommand;
 use cloacina::admin::{self, Liveness};
 use cloacina::dal::contexts;
 use cloacina::dal::pipeline_executions::{self as pipelines, PipelineFilter, PruneFilter};
-use cloacina::models::{PipelineExecution, PipelineExecutionId, PipelineStatus, TaskExecution, TaskStatus};
+use cloacina::models::{
+    AttemptOutcome, PipelineExecution, PipelineExecutionId, PipelineStatus, TaskAttempt, TaskExecution, TaskStatus,
+};
 use serde_json::json;
 
 use super::output::{self, duration, duration_ms, fail, maybe_time, outln, parse_id, refused, table, time, Failure};
@@ -106,12 +108,9 @@ fn parse_status(s: &str) -> Result<PipelineStatus, String> {
 }
 
 /// Attempts a task made: 0 when it never started (skipped, cancelled or still waiting).
-fn attempts(t: &TaskExecution) -> u32 {
-    if t.started_at.is_none() && !matches!(t.status, TaskStatus::Running | TaskStatus::Completed | TaskStatus::Failed) {
-        0
-    } else {
-        t.attempt
-    }
+/// The attempts of task `t` in a run's attempt history.
+fn attempts_of<'a>(t: &TaskExecution, history: &'a [TaskAttempt]) -> Vec<&'a TaskAttempt> {
+    history.iter().filter(|a| a.task_execution_id == t.id).collect()
 }
 
 /// Where a claimed task's lease stands.
@@ -181,7 +180,13 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
                     .tasks
                     .iter()
                     .map(|t| {
-                        json!({ "task": t, "attempts": attempts(t), "duration_ms": duration_ms(t.started_at, t.completed_at) })
+                        let attempts = attempts_of(t, &details.attempts);
+                        json!({
+                            "task": t,
+                            "attempt_count": attempts.len(),
+                            "attempts": attempts,
+                            "duration_ms": duration_ms(t.started_at, t.completed_at),
+                        })
                     })
                     .collect();
                 let waiting: Vec<String> = details.waiting.iter().map(ToString::to_string).collect();
@@ -213,7 +218,7 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
                     vec![
                         t.task_name.clone(),
                         t.status.to_string(),
-                        format!("{}/{}", attempts(t), t.max_attempts),
+                        format!("{}/{}", attempts_of(t, &details.attempts).len(), t.max_attempts),
                         maybe_time(t.started_at),
                         duration(t.started_at, t.completed_at),
                         t.claimed_by.clone().unwrap_or_else(|| "-".into()),
@@ -223,6 +228,27 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
                 })
                 .collect();
             table(&["TASK", "STATUS", "ATTEMPT", "STARTED", "DURATION", "RUNNER", "LEASE", "ERROR"], &rows)?;
+            let ended: Vec<&TaskAttempt> =
+                details.attempts.iter().filter(|a| a.outcome != AttemptOutcome::Completed).collect();
+            if ended.iter().any(|a| a.outcome != AttemptOutcome::Running) {
+                outln!("\nattempts");
+                let rows: Vec<Vec<String>> = ended
+                    .iter()
+                    .map(|a| {
+                        let task = details.tasks.iter().find(|t| t.id == a.task_execution_id);
+                        vec![
+                            task.map_or("-".to_owned(), |t| t.task_name.clone()),
+                            a.attempt.to_string(),
+                            a.outcome.to_string(),
+                            a.runner.clone().unwrap_or_else(|| "-".into()),
+                            maybe_time(a.started_at),
+                            duration(a.started_at, a.ended_at),
+                            a.error_details.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                table(&["TASK", "#", "OUTCOME", "RUNNER", "STARTED", "DURATION", "ERROR"], &rows)?;
+            }
             if !details.recovery_events.is_empty() {
                 outln!("\nrecovery events");
                 let rows: Vec<Vec<String>> = details

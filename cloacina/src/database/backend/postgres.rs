@@ -238,6 +238,11 @@ pub(crate) fn refresh_statistics(conn: &mut AnyConnection) -> QueryResult<()> {
     native(conn)?.batch_execute("ANALYZE task_executions")
 }
 
+/// No-op: PostgreSQL checkpoints on its own.
+pub(crate) fn checkpoint_wal(_conn: &mut AnyConnection) -> QueryResult<()> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

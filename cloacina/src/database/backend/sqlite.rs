@@ -301,3 +301,11 @@ pub(crate) fn take_notifications(_conn: &mut AnyConnection) -> QueryResult<Vec<S
 pub(crate) fn refresh_statistics(_conn: &mut AnyConnection) -> QueryResult<()> {
     Ok(())
 }
+
+/// Copies the WAL's committed pages into the database file as far as no reader needs them
+/// (`PRAGMA wal_checkpoint(PASSIVE)`: it waits for no one, and writers go on meanwhile). A bulk
+/// delete calls it between batches so the WAL it grew is not checkpointed by whichever writer's
+/// commit crosses the auto-checkpoint threshold (that writer would wait for it).
+pub(crate) fn checkpoint_wal(conn: &mut AnyConnection) -> QueryResult<()> {
+    native(conn)?.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
+}
