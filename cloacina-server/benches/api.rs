@@ -10,6 +10,9 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
+#[path = "../../cloacina/benches/support/seed.rs"]
+mod seed;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,12 +20,9 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::Request;
 use axum::Router;
-use cloacina::dal::pipeline_executions::{self as pipelines, NewPipeline, PruneFilter};
-use cloacina::dal::task_executions::NewTask;
-use cloacina::dal::{contexts, write_transaction};
+use cloacina::dal::contexts;
+use cloacina::dal::pipeline_executions::PruneFilter;
 use cloacina::database::UniversalTimestamp;
-use cloacina::models::PipelineExecutionId;
-use cloacina::workflow::TaskSpec;
 use cloacina::{Database, DatabaseConfig};
 use cloacina_server::{router, ServerConfig};
 use http_body_util::BodyExt;
@@ -30,7 +30,6 @@ use serde_json::json;
 use tower::ServiceExt;
 
 const REQUESTS: usize = 40;
-const TASKS_PER_RUN: usize = 10;
 /// Runs per prune batch, as `cloacinactl runs prune` and the retention service use.
 const PRUNE_BATCH: u32 = 50;
 
@@ -62,50 +61,6 @@ fn open(backend: &str) -> (Database, String, Box<dyn FnOnce()>) {
     }
 }
 
-/// RUNS runs of 10 tasks, 1,000 per transaction; then 90 % of them marked finished.
-fn seed(db: &Database, runs: usize) -> PipelineExecutionId {
-    let specs: Vec<TaskSpec> = (0..TASKS_PER_RUN)
-        .map(|i| if i == 0 { TaskSpec::new("t0", &[]) } else { TaskSpec::new(format!("t{i}"), &[]) })
-        .collect();
-    let mut conn = db.get().unwrap();
-    let mut last = PipelineExecutionId::new();
-    for chunk in 0..runs.div_ceil(1_000) {
-        let n = (runs - chunk * 1_000).min(1_000);
-        write_transaction(&mut conn, |c| {
-            for i in 0..n {
-                let new = NewPipeline {
-                    workflow_name: format!("wf{}", (chunk * 1_000 + i) % 5),
-                    workflow_version: "v1".into(),
-                    input: json!({ "n": chunk * 1_000 + i }),
-                    tasks: specs.iter().map(|s| NewTask::of(s, true)).collect(),
-                };
-                last = PipelineExecutionId::new();
-                pipelines::create(c, last, &new, UniversalTimestamp::now())?;
-            }
-            Ok::<_, cloacina::database::Error>(())
-        })
-        .unwrap();
-    }
-    // 90 % finished (their tasks too), the rest left with all tasks Ready.
-    let finished = runs * 9 / 10;
-    diesel::connection::SimpleConnection::batch_execute(
-        &mut *conn,
-        &format!(
-            "UPDATE pipeline_executions SET status = 'Completed', completed_at = created_at \
-             WHERE id IN (SELECT id FROM pipeline_executions ORDER BY created_at LIMIT {finished}); \
-             UPDATE task_executions SET status = 'Completed', completed_at = created_at \
-             WHERE pipeline_execution_id IN (SELECT id FROM pipeline_executions WHERE status = 'Completed')"
-        ),
-    )
-    .unwrap();
-    // Table statistics as autovacuum would have them (PostgreSQL plans by them; SQLite's planner
-    // does not use any unless asked, and the migrations do not ask).
-    if db.backend() == cloacina::Backend::Postgres {
-        diesel::connection::SimpleConnection::batch_execute(&mut *conn, "ANALYZE").unwrap();
-    }
-    last
-}
-
 async fn timed(app: &Router, path: &str) -> Duration {
     let started = Instant::now();
     let response = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
@@ -124,10 +79,10 @@ fn summary(mut samples: Vec<Duration>) -> String {
 async fn bench(backend: &str, runs: usize) {
     let (db, _url, cleanup) = open(backend);
     let seeding = Instant::now();
-    let last = seed(&db, runs);
+    let last = seed::seed(&db, runs);
     println!(
         "{backend}: seeded {runs} runs, {} task rows in {:.1} s",
-        runs * TASKS_PER_RUN,
+        runs * seed::TASKS_PER_RUN,
         seeding.elapsed().as_secs_f64()
     );
     let app = router(db.clone(), ServerConfig::default());

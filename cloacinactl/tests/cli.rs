@@ -26,6 +26,13 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{nanos}", std::process::id())
 }
 
+/// The `data` of a `--json` document (`{"version": 1, "data": …}`).
+fn data(out: &std::process::Output) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
+    assert_eq!(doc["version"], 1, "{doc}");
+    doc["data"].clone()
+}
+
 /// migrate → status --json → status (table), on one database.
 fn migrate_then_status(url: &str, schema: Option<&str>) {
     let mut extra: Vec<&str> = Vec::new();
@@ -36,7 +43,7 @@ fn migrate_then_status(url: &str, schema: Option<&str>) {
 
     let before = cloacinactl(&with(&["db", "status", "--json"]), Some(url));
     assert!(before.status.success(), "{}", stderr(&before));
-    let before: serde_json::Value = serde_json::from_str(&stdout(&before)).unwrap();
+    let before = data(&before);
     assert_eq!(before["applied"].as_array().unwrap().len(), 0);
     let pending = before["pending"].as_array().unwrap().len();
     assert!(pending >= 1);
@@ -49,7 +56,7 @@ fn migrate_then_status(url: &str, schema: Option<&str>) {
     assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
 
     let after = cloacinactl(&with(&["db", "status", "--json"]), Some(url));
-    let after: serde_json::Value = serde_json::from_str(&stdout(&after)).unwrap();
+    let after = data(&after);
     assert_eq!(after["pending"].as_array().unwrap().len(), 0);
     assert_eq!(after["rows"]["task_executions"], 0);
     assert_eq!(after["rows"].as_object().unwrap().len(), cloacina::database::schema::TABLES.len());
@@ -66,10 +73,11 @@ fn migrate_and_status_on_sqlite() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.canonicalize().unwrap().join(format!("{}.db", unique("cli")));
     let url = format!("sqlite://{}", path.display());
+    // An empty file is an empty SQLite database (a missing one is refused, not created).
+    std::fs::File::create(&path).unwrap();
     migrate_then_status(&url, None);
     let status = cloacinactl(&["db", "status", "--json"], Some(&url));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
-    assert_eq!(json["backend"], "sqlite");
+    assert_eq!(data(&status)["backend"], "sqlite");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -156,4 +164,28 @@ fn completions_print_and_a_closed_stdout_is_a_clean_exit() {
     let err = stderr(&out);
     assert!(out.status.success(), "exit {:?}: {err}", out.status.code());
     assert!(!err.contains("panicked") && err.is_empty(), "{err}");
+}
+
+/// A mistyped SQLite path is reported, and no empty database file is left behind; only `db
+/// migrate` creates one.
+#[cfg(feature = "sqlite")]
+#[test]
+fn commands_other_than_migrate_never_create_a_sqlite_file() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-dbs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.canonicalize().unwrap().join(format!("{}.db", unique("typo")));
+    for url in [format!("sqlite://{}", path.display()), path.display().to_string()] {
+        for args in [&["db", "status"][..], &["runs", "list"], &["workflows", "list"], &["schedules", "list"]] {
+            let out = cloacinactl(args, Some(&url));
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(3), "{args:?} on {url}: {err}");
+            assert!(err.contains("no SQLite database at") && err.contains("db migrate"), "{err}");
+            assert!(!path.exists(), "{args:?} created {}", path.display());
+        }
+    }
+    let out = cloacinactl(&["db", "migrate"], Some(&format!("sqlite://{}", path.display())));
+    assert!(out.status.success() && path.exists(), "{}", stderr(&out));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }

@@ -134,7 +134,9 @@ fn uuid_like() -> String {
 }
 
 fn operate(db: &Db) {
-    db.fails(&["runs", "list"], "holds no Cloacina tables");
+    // Nothing there yet: a SQLite file that does not exist is not created; a schema is empty.
+    let missing = if db.schema.is_some() { "holds no Cloacina tables" } else { "no SQLite database at" };
+    db.fails(&["runs", "list"], missing);
     let w = write_with_a_runner(db);
 
     // runs list: filters, pagination, JSON and the table.
@@ -302,6 +304,69 @@ fn operate_runs_schedules_and_workflows_on_a_postgres_schema() {
         &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
     )
     .unwrap();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// `db copy` from the command line: SQLite → a PostgreSQL schema, with its refusals.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[test]
+fn db_copy_from_sqlite_to_a_postgres_schema() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-dbs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str| dir.canonicalize().unwrap().join(format!("{name}_{}.db", uuid_like()));
+    let (source_path, blank_path) = (file("copy_from"), file("copy_blank"));
+    let source = Db { url: format!("sqlite://{}", source_path.display()), schema: None };
+    let pg = std::env::var("CLOACINA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let schema = format!("copy_{}", uuid_like());
+    let target = Db { url: pg.clone(), schema: Some(schema.clone()) };
+    let result = std::panic::catch_unwind(|| {
+        let w = write_with_a_runner(&source);
+        target.ok(&["db", "migrate"]);
+        fn copy<'a>(from: &'a str, to: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+            let mut args = vec!["db", "copy", "--from", from, "--to", to];
+            args.extend_from_slice(extra);
+            args
+        }
+        let from = source.url.as_str();
+        // The runner stopped moments ago: its registry entries still look live.
+        let refused = source.exits(&copy(from, &pg, &["--to-schema", &schema]), 4);
+        assert!(refused.contains("live runner") && refused.contains("--force"), "{refused}");
+        let summary = source.json(&copy(from, &pg, &["--to-schema", &schema, "--force", "--json"]));
+        assert_eq!(summary["tables"].as_array().unwrap().len(), cloacina::database::schema::TABLES.len(), "{summary}");
+        assert!(summary["rows"].as_u64().unwrap() > 10 && summary["verified"] == true, "{summary}");
+        assert!(!summary["to"].as_str().unwrap().contains("password"), "{summary}");
+        // The runs are on PostgreSQL now.
+        let runs = target.json(&["runs", "list", "--json"])["runs"].clone();
+        assert_eq!(runs.as_array().unwrap().len(), 3);
+        assert!(target.ok(&["runs", "show", &w.failed]).contains("disk full"));
+        // Again: the target is not empty any more.
+        let again = source.exits(&copy(from, &pg, &["--to-schema", &schema, "--force"]), 4);
+        assert!(again.contains("is not empty"), "{again}");
+        // A target nobody migrated, and the source itself.
+        let blank = format!("sqlite://{}", blank_path.display());
+        let missing = source.exits(&copy(from, &blank, &["--force"]), 3);
+        assert!(missing.contains("no SQLite database at") && !blank_path.exists(), "{missing}");
+        std::fs::File::create(&blank_path).unwrap();
+        let unmigrated = source.exits(&copy(from, &blank, &["--force"]), 2);
+        assert!(unmigrated.contains("run `cloacinactl db migrate` on it first"), "{unmigrated}");
+        let same = source.exits(&copy(from, from, &[]), 2);
+        assert!(same.contains("the same database"), "{same}");
+    });
+    let parsed = cloacina::database::DatabaseUrl::parse(&pg).unwrap();
+    let mut conn = cloacina::database::establish(&parsed, &Default::default()).unwrap();
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut conn,
+        &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+    )
+    .unwrap();
+    for path in [&source_path, &blank_path] {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }

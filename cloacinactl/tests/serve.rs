@@ -61,7 +61,14 @@ fn serves_sqlite_until_sigterm() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-dbs");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("serve_{}.db", std::process::id()));
-    serve_until_sigterm(&format!("sqlite://{}", path.display()), None);
+    let url = format!("sqlite://{}", path.display());
+    // `serve` refuses a SQLite path with no file (a typo must not create a database).
+    let refused =
+        Command::new(env!("CARGO_BIN_EXE_cloacinactl")).args(["serve"]).env("DATABASE_URL", &url).output().unwrap();
+    assert_eq!(refused.status.code(), Some(3), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(!path.exists());
+    std::fs::File::create(&path).unwrap();
+    serve_until_sigterm(&url, None);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }

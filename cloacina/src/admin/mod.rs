@@ -2,6 +2,8 @@
 //! cancelling them, and reading the workflow registry. `cloacinactl` is built on these; the
 //! runner uses the same functions, so the CLI and the library never disagree.
 
+pub mod copy;
+
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};

@@ -111,6 +111,29 @@ where
     })
 }
 
+/// Refreshes the planner's statistics of `table` on PostgreSQL (`ANALYZE`, inside the caller's
+/// transaction); no-op on SQLite. `table` must be one of the schema's tables.
+pub fn analyze(conn: &mut AnyConnection, table: &str) -> Result<()> {
+    Ok(dispatch!(conn, analyze(table))?)
+}
+
+/// Runs the reads in `f` on one consistent snapshot of the database (PostgreSQL: a `REPEATABLE
+/// READ READ ONLY` transaction; SQLite: a read transaction, which in WAL mode never blocks
+/// writers), then ends the transaction. `f` must not write.
+pub fn read_snapshot<T, E, F>(conn: &mut AnyConnection, f: F) -> std::result::Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> std::result::Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    type Tm = <AnyConnection as Connection>::TransactionManager;
+    dispatch!(conn, begin_snapshot())?;
+    let result = f(conn);
+    match Tm::rollback_transaction(conn) {
+        Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => result,
+        Err(e) => result.and(Err(e.into())),
+    }
+}
+
 /// Runs the write `f`; on SQLite, first waits in this process's queue of writers to the same file
 /// (see `backend::sqlite::writer_queue`). On PostgreSQL, `f` runs as is: writers proceed in
 /// parallel.

@@ -18,7 +18,10 @@ mod url;
 pub use admin::{AdminError, DatabaseAdmin, TenantConfig, TenantCredentials};
 pub(crate) use backend::{dispatch, listen_work, load_skip_locked, notify_work, on_inner, take_notifications};
 pub use backend::{Backend, BackendFeature};
-pub use connection::{checkpoint_wal, establish, serialize_writes, write_transaction, AnyConnection, ConnectOptions};
+pub use connection::{
+    analyze, checkpoint_wal, establish, read_snapshot, serialize_writes, write_transaction, AnyConnection,
+    ConnectOptions,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use pool::{Database, DatabaseConfig, PooledConnection};
 pub use universal_types::{JsonText, UniversalBool, UniversalJson, UniversalTimestamp, UniversalUuid};

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, SubsecRound, Timelike, Utc};
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
 use diesel::serialize::{self, IsNull, Output, ToSql};
@@ -117,7 +117,19 @@ impl UniversalTimestamp {
 
     /// The SQLite text form, e.g. `2026-11-24T03:01:02.000123Z`.
     pub fn to_sqlite_text(&self) -> String {
-        self.0.format(SQLITE_TIMESTAMP_FORMAT).to_string()
+        // Written field by field: the same text as `SQLITE_TIMESTAMP_FORMAT` (a test checks it),
+        // without interpreting the format string for every value (a bulk copy writes millions).
+        let (date, time) = (self.0.date_naive(), self.0.time());
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            date.year(),
+            date.month(),
+            date.day(),
+            time.hour(),
+            time.minute(),
+            time.second(),
+            time.nanosecond() / 1_000
+        )
     }
 
     /// This instant plus `d` (saturating at the representable range).
@@ -154,11 +166,32 @@ impl FromStr for UniversalTimestamp {
 
     /// Parses the SQLite text form, or any RFC 3339 timestamp.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(t) = parse_sqlite_text(s) {
+            return Ok(Self::from(t));
+        }
         match NaiveDateTime::parse_from_str(s, SQLITE_TIMESTAMP_FORMAT) {
             Ok(naive) => Ok(Self::from(naive.and_utc())),
             Err(_) => DateTime::parse_from_rfc3339(s).map(|t| Self::from(t.with_timezone(&Utc))),
         }
     }
+}
+
+/// The fixed-width SQLite text form (`2026-11-24T03:01:02.000123Z`) read digit by digit; `None`
+/// for anything else (which the general parser then handles).
+fn parse_sqlite_text(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'.' || b[26] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(num(0, 4)?).ok()?, num(5, 7)?, num(8, 10)?)?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?)?;
+    Some(NaiveDateTime::new(date, time).and_utc())
 }
 
 impl fmt::Display for UniversalTimestamp {
@@ -400,6 +433,23 @@ mod tests {
         let dawn = now.minus(std::time::Duration::MAX);
         assert_eq!(dawn.to_sqlite_text(), "0001-01-01T00:00:00.000000Z");
         assert_eq!(dawn.to_sqlite_text().len(), now.to_sqlite_text().len());
+    }
+
+    #[test]
+    fn the_fast_text_form_matches_the_format_string_both_ways() {
+        let mut t = DateTime::from_timestamp(MIN_STORED, 0).expect("min");
+        let step = chrono::Duration::seconds(7_919_993) + chrono::Duration::microseconds(123_457);
+        let max = DateTime::from_timestamp(MAX_STORED, 0).expect("max");
+        while t < max {
+            let u = UniversalTimestamp::from(t);
+            let text = u.to_sqlite_text();
+            assert_eq!(text, u.as_datetime().format(SQLITE_TIMESTAMP_FORMAT).to_string());
+            assert_eq!(parse_sqlite_text(&text), Some(u.as_datetime()), "{text}");
+            t += step;
+        }
+        for bad in ["2026-13-02T03:04:05.000007Z", "2026-01-02T03:04:05.00000xZ", "2026-01-02 03:04:05.000007Z"] {
+            assert_eq!(parse_sqlite_text(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -83,6 +83,22 @@ impl DatabaseUrl {
         self.in_memory
     }
 
+    /// The file of a SQLite URL (`None` for PostgreSQL and in-memory databases), so a caller can
+    /// tell a missing file from an empty database before SQLite creates it on open.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        if self.backend != Backend::Sqlite || self.in_memory {
+            return None;
+        }
+        let text = &self.connect_string;
+        let lower = text.to_ascii_lowercase();
+        let rest = ["sqlite://", "file://", "file:"]
+            .into_iter()
+            .find(|p| lower.starts_with(p))
+            .map_or(text.as_str(), |p| &text[p.len()..]);
+        let path = rest.split(['?', '#']).next().unwrap_or_default();
+        Some(std::path::PathBuf::from(path))
+    }
+
     /// The string given to the driver. Contains the password: never log it.
     pub(crate) fn connect_string(&self) -> &str {
         &self.connect_string

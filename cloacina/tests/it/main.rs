@@ -12,6 +12,7 @@ mod workflows;
 
 mod clock;
 mod concurrency;
+mod copy;
 mod crash;
 mod crash_loop;
 mod cron;

@@ -85,3 +85,13 @@ fn both_backends_agree_on_nullability() {
     let postgres = check(&crate::harness::TestDb::postgres());
     assert_eq!(sqlite, postgres);
 }
+
+crate::harness::backend_test!(db_copy_moves_every_column_of_every_table, |t| {
+    let copied = cloacina::admin::copy::copied_columns();
+    assert_eq!(copied.iter().map(|(table, _)| *table).collect::<Vec<_>>(), TABLES.to_vec());
+    let mut conn = t.conn();
+    for (table, columns) in copied {
+        let actual: Vec<String> = actual_columns(&mut conn, table, t.db.schema()).into_iter().map(|c| c.0).collect();
+        assert_eq!(columns.to_vec(), actual, "db copy's columns of {table}");
+    }
+});

@@ -24,9 +24,34 @@ impl Target {
         Ok(DatabaseUrl::parse(raw)?)
     }
 
-    /// One connection (no pool: a CLI command does one thing and exits).
+    /// One connection (no pool: a CLI command does one thing and exits) to a database that
+    /// exists: a SQLite path with no file behind it is refused, not created empty (a mistyped
+    /// path must not leave a new file behind). Only `db migrate` creates databases.
     pub(crate) fn connect(&self) -> anyhow::Result<(DatabaseUrl, AnyConnection)> {
+        self.open(self.existing_url()?)
+    }
+
+    /// The parsed URL of a database that exists (see [`Target::connect`]).
+    pub(crate) fn existing_url(&self) -> anyhow::Result<DatabaseUrl> {
         let url = self.url()?;
+        if let Some(file) = url.sqlite_file().filter(|f| !f.exists()) {
+            return Err(output::fail(
+                output::Failure::NotFound,
+                format!(
+                    "no SQLite database at {}: check the path (`cloacinactl db migrate` creates a new one)",
+                    file.display()
+                ),
+            ));
+        }
+        Ok(url)
+    }
+
+    /// One connection, creating a SQLite file that does not exist yet (for `db migrate`).
+    pub(crate) fn connect_or_create(&self) -> anyhow::Result<(DatabaseUrl, AnyConnection)> {
+        self.open(self.url()?)
+    }
+
+    fn open(&self, url: DatabaseUrl) -> anyhow::Result<(DatabaseUrl, AnyConnection)> {
         let options = ConnectOptions { schema: self.schema.clone(), ..Default::default() };
         let conn = establish(&url, &options)?;
         Ok((url, conn))

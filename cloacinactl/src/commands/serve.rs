@@ -22,7 +22,7 @@ pub(crate) struct ServeArgs {
 pub(crate) fn run(target: &Target, args: ServeArgs) -> anyhow::Result<()> {
     let token = args.token.filter(|t| !t.is_empty());
     cloacina_server::check_bind(args.bind, token.as_deref())?;
-    target.url()?; // a clear error for a missing or bad URL before anything starts
+    target.existing_url()?; // a clear error for a missing or bad URL (or no such file) before anything starts
     let url = target.url.clone().unwrap_or_default();
     let config = DatabaseConfig { schema: target.schema.clone(), ..Default::default() };
     let db = Database::connect_with(&url, config)?;

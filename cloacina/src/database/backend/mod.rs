@@ -100,6 +100,26 @@ macro_rules! on_inner {
 }
 pub(crate) use on_inner;
 
+/// Inserts `$rows` (a slice of `Insertable` structs that treat `None` as NULL) into `$table` as
+/// fast as each backend allows: PostgreSQL `COPY … FROM STDIN` in the binary format; SQLite one
+/// multi-row `INSERT` of `$values` (the same rows as tuples of column assignments: a slice of
+/// structs would be one statement per row there). `$values` is evaluated only on SQLite.
+macro_rules! bulk_insert {
+    ($conn:expr, $table:expr, $rows:expr, $values:expr) => {
+        match $conn {
+            #[cfg(feature = "postgres")]
+            $crate::database::AnyConnection::Postgres(c) => {
+                diesel::ExecuteCopyFromDsl::execute(diesel::copy_from($table).from_insertable($rows), c)
+            }
+            #[cfg(feature = "sqlite")]
+            $crate::database::AnyConnection::Sqlite(c) => {
+                diesel::RunQueryDsl::execute(diesel::insert_into($table).values($values), c)
+            }
+        }
+    };
+}
+pub(crate) use bulk_insert;
+
 /// Loads `$query` locking the rows it returns and skipping rows another transaction holds: it
 /// never waits. PostgreSQL: `FOR UPDATE SKIP LOCKED`. SQLite: the query as it is, because the
 /// caller's `BEGIN IMMEDIATE` already excludes every other writer.

@@ -52,6 +52,22 @@ pub(crate) fn begin_write(conn: &mut AnyConnection) -> QueryResult<()> {
     AnsiTransactionManager::begin_transaction(native(conn)?)
 }
 
+/// Begins a read-only transaction that sees one snapshot for all its statements. Its readers page
+/// through whole tables by primary key, so sequential scans are off for it: on a table whose
+/// statistics are stale (just filled by a copy, not yet analysed) the planner would otherwise
+/// scan and sort the whole table for every page.
+pub(crate) fn begin_snapshot(conn: &mut AnyConnection) -> QueryResult<()> {
+    let c = native(conn)?;
+    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    c.batch_execute("SET LOCAL enable_seqscan = off")
+}
+
+/// Refreshes the planner's statistics of `table` (inside the caller's transaction, counting its
+/// own uncommitted rows), so reading back a table just filled in bulk uses its indexes.
+pub(crate) fn analyze(conn: &mut AnyConnection, table: &str) -> QueryResult<()> {
+    native(conn)?.batch_execute(&format!("ANALYZE \"{table}\""))
+}
+
 /// Writers proceed in parallel on PostgreSQL: no queue (a no-op).
 pub(crate) fn writer_queue(_conn: &mut AnyConnection) -> QueryResult<Option<super::WriterQueue>> {
     Ok(None)

@@ -78,6 +78,17 @@ pub(crate) fn begin_write(conn: &mut AnyConnection) -> QueryResult<()> {
     AnsiTransactionManager::begin_transaction_sql(native(conn)?, "BEGIN IMMEDIATE")
 }
 
+/// Begins a read transaction: in WAL mode its first read fixes the snapshot every later
+/// statement sees, and it never blocks writers.
+pub(crate) fn begin_snapshot(conn: &mut AnyConnection) -> QueryResult<()> {
+    AnsiTransactionManager::begin_transaction_sql(native(conn)?, "BEGIN DEFERRED")
+}
+
+/// No-op: SQLite's planner pages by primary key through its index without statistics.
+pub(crate) fn analyze(_conn: &mut AnyConnection, _table: &str) -> QueryResult<()> {
+    Ok(())
+}
+
 /// The writer queue of the file behind `conn`, shared by every connection of this process to it.
 ///
 /// SQLite admits one writer at a time, and a writer that finds the file locked sleeps and retries
