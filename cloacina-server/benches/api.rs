@@ -148,7 +148,7 @@ fn main() {
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let only = std::env::var("BENCH_BACKEND").ok();
-    for backend in ["sqlite", "postgres"].into_iter().filter(|b| only.as_deref().map_or(true, |o| o == *b)) {
+    for backend in ["sqlite", "postgres"].into_iter().filter(|b| only.as_deref().is_none_or(|o| o == *b)) {
         rt.block_on(bench(backend, runs));
     }
 }

@@ -31,7 +31,7 @@ fn value(scrape: &Scrape, name: &str, label: Option<(&str, &str)>) -> Option<f64
         .samples
         .iter()
         .filter(|s| s.metric == name)
-        .filter(|s| label.map_or(true, |(k, v)| s.labels.get(k) == Some(v)))
+        .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
         .map(|s| match s.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
             Value::Histogram(ref h) => h.iter().map(|b| b.count).fold(0.0, f64::max),

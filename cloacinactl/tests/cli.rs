@@ -51,7 +51,15 @@ fn migrate_then_status(url: &str, schema: Option<&str>) {
 
     let migrated = cloacinactl(&with(&["db", "migrate"]), Some(url));
     assert!(migrated.status.success(), "{}", stderr(&migrated));
-    assert!(stdout(&migrated).contains(&format!("applied {pending} migration(s)")), "{}", stdout(&migrated));
+    let text = stdout(&migrated);
+    assert!(text.contains(&format!("applied {pending} migration(s)")), "{text}");
+    // Each step with its duration, in order.
+    let steps: Vec<&str> = text.lines().filter(|l| l.starts_with("applied 20") && l.ends_with(" ms")).collect();
+    let versions: Vec<&str> = before["pending"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(steps.len(), versions.len(), "{text}");
+    for (step, version) in steps.iter().zip(&versions) {
+        assert!(step.starts_with(&format!("applied {version} in ")), "{step}");
+    }
     let again = cloacinactl(&with(&["db", "migrate"]), Some(url));
     assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
 

@@ -84,7 +84,7 @@ pub fn workflows(gate: &watch::Receiver<bool>) -> Vec<Workflow> {
     let bad =
         Workflow::builder("bad_flow")
             .task(twice, move |_ctx: Context<Value>| {
-                let first = calls.fetch_add(1, Ordering::SeqCst) % 2 == 0;
+                let first = calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(2);
                 async move {
                     Err(if first { TaskError::retryable("disk almost full") } else { TaskError::fatal("disk full") })
                 }

@@ -518,8 +518,12 @@ macro_rules! copy_tables {
                 }
 
                 fn insert(conn: &mut AnyConnection, rows: &[Row]) -> QueryResult<usize> {
-                    let values = || rows.iter().map(|r| ($(t::$column.eq(&r.$column),)*)).collect::<Vec<_>>();
-                    bulk_insert!(conn, t::table, rows, values())
+                    bulk_insert!(
+                        conn,
+                        t::table,
+                        rows,
+                        rows.iter().map(|r| ($(t::$column.eq(&r.$column),)*)).collect::<Vec<_>>()
+                    )
                 }
 
                 fn canonical(row: &Row, out: &mut String) {

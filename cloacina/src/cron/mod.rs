@@ -173,7 +173,7 @@ impl Bounds {
             Some(start) if start > after => start - chrono::Duration::microseconds(1),
             _ => after,
         };
-        expression.next_after(after).filter(|t| self.end_at.map_or(true, |end| *t <= end))
+        expression.next_after(after).filter(|t| self.end_at.is_none_or(|end| *t <= end))
     }
 }
 

@@ -99,7 +99,7 @@ pub fn history(
         let mine = ended.remove(&task.id).unwrap_or_default();
         let last_stored = mine.last().map(|a| a.attempt);
         all.extend(mine);
-        all.extend(from_row(task).filter(|row| last_stored.map_or(true, |n| n < row.attempt)));
+        all.extend(from_row(task).filter(|row| last_stored.is_none_or(|n| n < row.attempt)));
     }
     Ok(all)
 }

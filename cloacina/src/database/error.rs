@@ -74,6 +74,21 @@ pub enum Error {
         /// What was wrong with it.
         detail: String,
     },
+    /// A SQLite file on a network or FUSE file system (see `database::filesystem`).
+    #[error(
+        "the SQLite database {path} is on a {fstype} file system (mounted at {mount}), where SQLite's file locking \
+         cannot be trusted and two hosts writing one file corrupt it: use PostgreSQL to share work across hosts \
+         (`cloacinactl db copy` moves a SQLite database there), or set CLOACINA_SQLITE_ALLOW_NETWORK_FS=1 if you \
+         know this file system locks correctly"
+    )]
+    NetworkFilesystem {
+        /// The database file.
+        path: String,
+        /// The file system's type, as the kernel names it (`nfs4`, `fuse.sshfs`, …).
+        fstype: String,
+        /// Where it is mounted.
+        mount: String,
+    },
     /// A blocking database task panicked or was cancelled.
     #[error("database task did not finish: {0}")]
     Task(String),
@@ -101,7 +116,8 @@ impl Error {
             | Error::InvalidUrl { .. }
             | Error::BackendNotCompiled { .. }
             | Error::InvalidSchemaName(_)
-            | Error::SchemasUnsupported(_) => ErrorKind::Configuration,
+            | Error::SchemasUnsupported(_)
+            | Error::NetworkFilesystem { .. } => ErrorKind::Configuration,
             Error::Connect { .. } | Error::Pool(_) | Error::Task(_) => ErrorKind::Unavailable,
             Error::SchemaTooNew { .. } | Error::Corrupt { .. } => ErrorKind::Incompatible,
             Error::Query(e) if is_transient(e) => ErrorKind::Unavailable,

@@ -19,11 +19,26 @@ pub struct MigrationStatus {
     pub pending: Vec<String>,
 }
 
-/// Applies every pending migration and returns the versions it applied, oldest first.
+/// One migration [`run_pending`] applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    /// Its version (directory name).
+    pub version: String,
+    /// How long it took.
+    #[serde(serialize_with = "millis")]
+    pub took: std::time::Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &std::time::Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Applies every pending migration, one after the other, and returns each with its duration,
+/// oldest first.
 ///
 /// `schema` (PostgreSQL only) is created first if it does not exist; the connection's
 /// `search_path` must already point at it (see [`super::ConnectOptions::schema`]).
-pub fn run_pending(conn: &mut AnyConnection, schema: Option<&str>) -> Result<Vec<String>> {
+pub fn run_pending(conn: &mut AnyConnection, schema: Option<&str>) -> Result<Vec<Applied>> {
     dispatch!(conn, run_migrations(schema))
 }
 

@@ -9,6 +9,8 @@ pub mod admin;
 pub(crate) mod backend;
 pub mod connection;
 mod error;
+#[cfg(feature = "sqlite")]
+pub mod filesystem;
 pub mod migrate;
 mod pool;
 pub mod schema;

@@ -113,8 +113,8 @@ impl Database {
         let queue = connection::writer_queue_of(&mut first)?;
         if config.migrate {
             let applied = migrate::run_pending(&mut first, config.schema.as_deref())?;
-            if !applied.is_empty() {
-                tracing::info!(database = %url, ?applied, "applied migrations");
+            for step in &applied {
+                tracing::info!(database = %url, version = %step.version, took_ms = step.took.as_millis(), "applied migration");
             }
         }
         let in_memory = url.is_in_memory();

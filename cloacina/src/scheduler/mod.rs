@@ -226,7 +226,7 @@ fn resolve(
         let (mut ready, mut skipped) = (Vec::new(), Vec::new());
         for name in &frontier {
             let Some(t) = spec.task(name) else { continue };
-            let undecided = known.get(name).map_or(true, |s| *s == TaskStatus::NotStarted);
+            let undecided = known.get(name).is_none_or(|s| *s == TaskStatus::NotStarted);
             let decidable = undecided && t.dependencies.iter().all(|d| known.get(d).is_some_and(|s| s.is_terminal()));
             if !decidable {
                 continue;

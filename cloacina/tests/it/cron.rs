@@ -60,7 +60,7 @@ async fn move_clock(runner: &DefaultRunner, clock: &ManualClock, to: DateTime<Ut
     for &id in ids {
         wait_for(|| async {
             let s = runner.get_schedule(id).await.expect("schedule");
-            !s.enabled || s.next_run_at.map_or(true, |next| next > to)
+            !s.enabled || s.next_run_at.is_none_or(|next| next > to)
         })
         .await;
     }

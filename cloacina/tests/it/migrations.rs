@@ -12,7 +12,7 @@ backend_test!(connect_applies_every_migration_once, |t| {
     assert!(status.pending.is_empty());
     // A second connect finds nothing to do.
     let mut again = cloacina::database::establish(t.db.url(), &options(&t)).expect("connect");
-    assert_eq!(migrate::run_pending(&mut again, t.db.schema()).expect("rerun"), Vec::<String>::new());
+    assert_eq!(migrate::run_pending(&mut again, t.db.schema()).expect("rerun"), Vec::new());
 });
 
 fn options(t: &crate::harness::TestDb) -> cloacina::database::ConnectOptions {

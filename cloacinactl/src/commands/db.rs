@@ -117,10 +117,13 @@ fn copy_cmd(source: &Target, target: &Target, force: bool, json: bool) -> anyhow
 fn migrate_cmd(target: &Target) -> anyhow::Result<()> {
     let (url, mut conn) = target.connect_or_create()?;
     let applied = migrate::run_pending(&mut conn, target.schema.as_deref())?;
+    for step in &applied {
+        outln!("applied {} in {} ms", step.version, step.took.as_millis());
+    }
     if applied.is_empty() {
         outln!("{url}: up to date");
     } else {
-        outln!("{url}: applied {} migration(s): {}", applied.len(), applied.join(", "));
+        outln!("{url}: applied {} migration(s)", applied.len());
     }
     Ok(())
 }

@@ -242,10 +242,16 @@ fn inspect_migrations<DB: DieselBackend>(
 fn apply_migrations<DB: DieselBackend>(
     conn: &mut impl MigrationHarness<DB>,
     set: EmbeddedMigrations,
-) -> Result<Vec<String>> {
+) -> Result<Vec<super::migrate::Applied>> {
     inspect_migrations(conn, &set)?;
-    let done = conn.run_pending_migrations(set).map_err(migration_error)?;
-    Ok(done.iter().map(ToString::to_string).collect())
+    let pending = conn.pending_migrations(set).map_err(migration_error)?;
+    let mut applied = Vec::with_capacity(pending.len());
+    for migration in pending {
+        let started = std::time::Instant::now();
+        let version = conn.run_migration(&*migration).map_err(migration_error)?;
+        applied.push(super::migrate::Applied { version: version.to_string(), took: started.elapsed() });
+    }
+    Ok(applied)
 }
 
 impl super::AnyConnection {

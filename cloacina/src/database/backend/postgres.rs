@@ -76,7 +76,10 @@ pub(crate) fn writer_queue(_conn: &mut AnyConnection) -> QueryResult<Option<supe
 /// Applies pending migrations under an advisory lock (per schema), creating the schema first if
 /// it is missing (only then: a tenant's role may use its schema without the right to create
 /// schemas, and PostgreSQL checks that right even for `CREATE SCHEMA IF NOT EXISTS`).
-pub(crate) fn run_migrations(conn: &mut AnyConnection, schema: Option<&str>) -> Result<Vec<String>> {
+pub(crate) fn run_migrations(
+    conn: &mut AnyConnection,
+    schema: Option<&str>,
+) -> Result<Vec<crate::database::migrate::Applied>> {
     let c = native(conn)?;
     let key = advisory_lock_key(schema);
     c.batch_execute(&format!("SELECT pg_advisory_lock({key})"))?;

@@ -38,6 +38,9 @@ fn native(conn: &mut AnyConnection) -> QueryResult<&mut SqliteConnection> {
 /// Opens a connection and applies the per-connection PRAGMAs: `busy_timeout` first (so the others
 /// already wait for locks), then WAL, `synchronous = NORMAL` and foreign keys, one per statement.
 pub(crate) fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<AnyConnection> {
+    if let Some(file) = url.sqlite_file() {
+        crate::database::filesystem::check_sqlite_location(&file)?;
+    }
     let mut conn =
         SqliteConnection::establish(url.connect_string()).map_err(|e| super::connect_error(url, e.to_string()))?;
     let pragmas = [
@@ -118,7 +121,10 @@ pub(crate) fn writer_queue(conn: &mut AnyConnection) -> QueryResult<Option<super
 
 /// Applies pending migrations inside one `BEGIN IMMEDIATE` transaction (the file lock serialises
 /// processes migrating at once). SQLite has no schemas.
-pub(crate) fn run_migrations(conn: &mut AnyConnection, schema: Option<&str>) -> Result<Vec<String>> {
+pub(crate) fn run_migrations(
+    conn: &mut AnyConnection,
+    schema: Option<&str>,
+) -> Result<Vec<crate::database::migrate::Applied>> {
     if schema.is_some() {
         return Err(Error::SchemasUnsupported(super::Backend::Sqlite));
     }
