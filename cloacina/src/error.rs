@@ -41,6 +41,20 @@ pub enum Error {
         /// How long the caller waited.
         waited: std::time::Duration,
     },
+    /// A runner of another host is using this SQLite database.
+    #[error(
+        "this SQLite database is in use by runner {runner} on another host ({host}, seen {seen_secs} s ago): SQLite's \
+         locking only holds among the processes of one machine, so runners of several hosts must share a PostgreSQL \
+         database (`cloacinactl db copy` moves this one there); or stop that runner"
+    )]
+    AnotherHost {
+        /// The other runner's name.
+        runner: String,
+        /// Its host name.
+        host: String,
+        /// How long ago it last said it was alive.
+        seen_secs: i64,
+    },
     /// A runner setting is outside its documented bounds.
     #[error("invalid setting `{setting}`: {reason}")]
     InvalidSetting {
@@ -76,7 +90,8 @@ impl Error {
             | Error::Schedule(_)
             | Error::ScheduleNotFound(_)
             | Error::TriggerNotFound(_)
-            | Error::InvalidSetting { .. } => ErrorKind::InvalidInput,
+            | Error::InvalidSetting { .. }
+            | Error::AnotherHost { .. } => ErrorKind::InvalidInput,
             Error::Database(e) if e.kind() == crate::database::ErrorKind::Configuration => ErrorKind::InvalidInput,
             Error::Database(_) | Error::ShutDown | Error::Timeout { .. } => ErrorKind::Other,
         }

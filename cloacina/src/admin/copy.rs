@@ -596,6 +596,10 @@ copy_tables! {
         id: Uuid, trigger_name: String, context_hash: String, pipeline_execution_id: Option<Uuid>, fired_by: String,
         fired_at: Time,
     }
+    runners by runner_name: String {
+        runner_name: String, host_id: String, host_name: String, pid: i64, started_at: Time, last_seen_at: Time,
+        created_at: Time, updated_at: Time,
+    }
 }
 
 /// The columns [`copy`] moves for each table, in [`crate::for_each_table`] order: a test checks

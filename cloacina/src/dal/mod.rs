@@ -16,6 +16,7 @@ pub mod cron_schedules;
 pub mod locks;
 pub mod pipeline_executions;
 pub mod recovery_events;
+pub mod runners;
 pub mod task_attempts;
 pub mod task_execution_metadata;
 pub mod task_executions;

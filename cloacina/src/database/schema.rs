@@ -224,6 +224,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::database::universal_types::*;
+
+    /// Running runner processes and the host each runs on.
+    runners (runner_name) {
+        runner_name -> Text,
+        host_id -> Text,
+        host_name -> Text,
+        pid -> BigInt,
+        started_at -> DbTimestamp,
+        last_seen_at -> DbTimestamp,
+        created_at -> DbTimestamp,
+        updated_at -> DbTimestamp,
+    }
+}
+
 diesel::joinable!(pipeline_executions -> contexts (context_id));
 diesel::joinable!(task_executions -> pipeline_executions (pipeline_execution_id));
 diesel::joinable!(task_execution_metadata -> task_executions (task_execution_id));
@@ -249,7 +266,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     cron_schedules,
     cron_executions,
     trigger_schedules,
-    trigger_executions
+    trigger_executions,
+    runners
 );
 
 /// Calls `$callback!(contexts, pipeline_executions, …)` with every table of the schema, in
@@ -270,7 +288,8 @@ macro_rules! for_each_table {
             cron_schedules,
             cron_executions,
             trigger_schedules,
-            trigger_executions
+            trigger_executions,
+            runners
         )
     };
 }
@@ -282,4 +301,4 @@ macro_rules! table_names {
 }
 
 /// Every table of the schema, in dependency order (parents first).
-pub const TABLES: [&str; 12] = for_each_table!(table_names);
+pub const TABLES: [&str; 13] = for_each_table!(table_names);

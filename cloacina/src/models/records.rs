@@ -86,6 +86,24 @@ pub struct RecoveryEvent {
     pub recovered_at: DateTime<Utc>,
 }
 
+/// A running runner process, as it registered itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunnerProcess {
+    /// Its name (the `claimed_by` of the tasks it runs).
+    pub runner_name: String,
+    /// The machine it runs on: the kernel's boot id (shared by every container of one machine),
+    /// or the host name where there is none.
+    pub host_id: String,
+    /// The host name, for people.
+    pub host_name: String,
+    /// Its process id.
+    pub pid: u32,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it last said it was alive.
+    pub last_seen_at: DateTime<Utc>,
+}
+
 /// How one attempt of a task ended (or that it has not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -18,8 +18,9 @@ mod triggers;
 use crate::admin::RunDetails;
 use crate::cron::{Clock, SystemClock};
 use crate::dal::pipeline_executions::{self as pipelines, PipelineFilter};
+use crate::dal::runners;
 use crate::database::{write_transaction, Database, DatabaseConfig, UniversalTimestamp};
-use crate::engine::{Engine, Persistence};
+use crate::engine::{host_name, Engine, Host, Persistence};
 use crate::executor::{cancel, ExecutionResult, WorkflowExecutor};
 use crate::faults::{FaultPoint, FaultTiming, Faults};
 use crate::models::{PipelineExecution, PipelineExecutionId, PipelineStatus};
@@ -170,6 +171,8 @@ impl DefaultRunnerBuilder {
             );
         }
         let runner_name = config.runner_name.clone().unwrap_or_else(default_runner_name);
+        let (name, now) = (runner_name.clone(), UniversalTimestamp::from(clock.now()));
+        db.run_with(move |c| register_runner(c, &name, &Host::this(), now)).await?;
         let engine = Arc::new(Engine::new(db, config, runner_name, by_name, ours, clock, faults));
         services::triggers::register(&engine).await?;
         let services = services::start(&engine);
@@ -179,14 +182,34 @@ impl DefaultRunnerBuilder {
 }
 
 fn default_runner_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "host".to_owned());
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &suffix[..8])
+    format!("{}-{}-{}", host_name(), std::process::id(), &suffix[..8])
+}
+
+/// Records runner `name` on `host` in `runners`. On a backend that cannot be shared across hosts
+/// (SQLite), first refuses to start when a runner of another host was alive within
+/// [`crate::admin::LIVE_WINDOW`]; the check and the record are one transaction, so two hosts
+/// starting at once cannot both pass.
+pub(crate) fn register_runner(
+    conn: &mut crate::database::AnyConnection,
+    name: &str,
+    host: &Host,
+    now: UniversalTimestamp,
+) -> Result<(), Error> {
+    write_transaction(conn, |conn| {
+        if !conn.backend().supports(crate::database::BackendFeature::MultiHost) {
+            let since = now.minus(crate::admin::LIVE_WINDOW);
+            if let Some(other) = runners::seen_since(conn, since)?.into_iter().find(|r| r.host_id != host.id) {
+                return Err(Error::AnotherHost {
+                    seen_secs: (now.as_datetime() - other.last_seen_at).num_seconds().max(0),
+                    runner: other.runner_name,
+                    host: other.host_name,
+                });
+            }
+        }
+        runners::register(conn, name, &host.id, &host.name, std::process::id(), now)?;
+        Ok(())
+    })
 }
 
 impl DefaultRunner {
@@ -255,6 +278,10 @@ impl DefaultRunner {
         self.engine.stop_services.send_replace(true);
         for service in background {
             let _ = service.await;
+        }
+        let name = self.engine.runner_name.clone();
+        if let Err(e) = self.engine.db.run(move |c| runners::remove(c, &name)).await {
+            tracing::warn!(error = %e, "could not remove this runner from `runners`; its row goes stale");
         }
         tracing::info!(runner = %self.engine.runner_name, "runner stopped");
         Ok(())

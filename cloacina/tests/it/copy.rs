@@ -141,6 +141,8 @@ fn populate(db: &TestDb) {
             metadata: json!({"k": "v"}),
         };
         workflow_packages::insert(&mut conn, package, now).unwrap();
+        // A runner of this host that stopped without removing itself.
+        cloacina::dal::runners::register(&mut conn, "gone-runner", "boot-id", "box", 4242, now).unwrap();
         // A runner that died holding a task: recovery requeues it (a recovery event, an attempt).
         pipelines::create(&mut conn, PipelineExecutionId::new(), &pipeline("w", 1, 0), now).unwrap();
         assert_eq!(
@@ -242,10 +244,15 @@ crate::harness::backend_test!(bad_targets_are_refused_and_left_untouched, |t| {
         Err(CopyError::TargetNotEmpty { table, rows }) => assert!(rows > 0, "{table}"),
         other => panic!("{other:?}"),
     }
-    // Not migrated: a database nobody migrated.
+    // Not migrated: a database nobody migrated (a new SQLite file, or a schema never created).
     let blank = crate::harness::scratch_dir().join(format!("{}.db", crate::harness::unique_name("blank")));
-    let url = cloacina::database::DatabaseUrl::parse(&format!("sqlite://{}", blank.display())).unwrap();
-    let mut empty = cloacina::database::establish(&url, &Default::default()).unwrap();
+    let (url, schema) = match t.db.backend() {
+        cloacina::Backend::Sqlite => (format!("sqlite://{}", blank.display()), None),
+        cloacina::Backend::Postgres => (t.url.clone(), Some(crate::harness::unique_name("blank"))),
+    };
+    let url = cloacina::database::DatabaseUrl::parse(&url).unwrap();
+    let options = cloacina::database::ConnectOptions { schema, ..Default::default() };
+    let mut empty = cloacina::database::establish(&url, &options).unwrap();
     match copy::copy(&mut t.conn(), &mut empty, CopyOptions { force: true }, chrono::Utc::now(), &mut |_| {}) {
         Err(e @ CopyError::TargetNotMigrated { .. }) => {
             assert!(e.to_string().contains("run `cloacinactl db migrate` on it first"), "{e}");

@@ -22,6 +22,7 @@ mod dal_registry;
 mod dal_tasks;
 mod engine;
 mod faults;
+mod hosts;
 mod logging;
 mod macros;
 mod migrations;

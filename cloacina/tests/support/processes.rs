@@ -86,8 +86,13 @@ impl Worker {
         assert!(status.success(), "worker exited with {status}; its stderr:\n{}", self.stderr_tail());
     }
 
+    /// Everything the worker wrote on standard error so far.
+    pub(crate) fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
     fn stderr_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let text = self.stderr_text();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }

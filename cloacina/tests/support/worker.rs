@@ -14,7 +14,9 @@
 //!   runner settings.
 //!
 //! Prints `READY <runner name>`, then `PIPELINE <id>` per started pipeline, and runs until its
-//! standard input closes (then it shuts down gracefully) or it is killed.
+//! standard input closes (then it shuts down gracefully) or it is killed. Warnings and errors the
+//! engine logs (a database step that failed and is retried, say) go to standard error, one line
+//! each, so a test can look for them.
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -38,7 +40,35 @@ fn ms(name: &str) -> Option<Duration> {
     number::<u64>(name).map(Duration::from_millis)
 }
 
+/// Prints every WARN and ERROR event on standard error: level, target, then its fields.
+struct Warnings;
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= tracing::Level::WARN
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+        }
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        eprintln!("{} {}{}", event.metadata().level(), event.metadata().target(), fields.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 fn main() {
+    let _ = tracing::subscriber::set_global_default(Warnings);
     let url = var("URL").expect("CLOACINA_WORKER_URL");
     let defaults = DefaultRunnerConfig::default();
     let config = DefaultRunnerConfig {

@@ -41,6 +41,10 @@ pub enum BackendFeature {
     /// A process can be woken by another process's commit (`LISTEN`/`NOTIFY`); without it,
     /// runners poll for work created elsewhere.
     ListenNotify,
+    /// Runners on several hosts may share one database. SQLite's locking holds only among the
+    /// processes of one machine, so a runner refuses to start on a SQLite database another host's
+    /// runner is using.
+    MultiHost,
 }
 
 impl Backend {
@@ -71,8 +75,12 @@ impl Backend {
     /// Whether this backend has `feature`.
     pub fn supports(self, feature: BackendFeature) -> bool {
         match (self, feature) {
-            (Backend::Postgres, BackendFeature::Schemas | BackendFeature::ListenNotify) => true,
-            (Backend::Sqlite, BackendFeature::Schemas | BackendFeature::ListenNotify) => false,
+            (Backend::Postgres, BackendFeature::Schemas | BackendFeature::ListenNotify | BackendFeature::MultiHost) => {
+                true
+            }
+            (Backend::Sqlite, BackendFeature::Schemas | BackendFeature::ListenNotify | BackendFeature::MultiHost) => {
+                false
+            }
         }
     }
 }
@@ -276,5 +284,7 @@ mod tests {
         assert!(!Backend::Sqlite.supports(BackendFeature::Schemas));
         assert!(Backend::Postgres.supports(BackendFeature::ListenNotify));
         assert!(!Backend::Sqlite.supports(BackendFeature::ListenNotify));
+        assert!(Backend::Postgres.supports(BackendFeature::MultiHost));
+        assert!(!Backend::Sqlite.supports(BackendFeature::MultiHost));
     }
 }

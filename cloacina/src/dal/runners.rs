@@ -1,0 +1,88 @@
+//! `runners`: the runner processes that are running, with the host each runs on. A runner
+//! registers when it starts, refreshes `last_seen_at` with its registry entries, and removes its
+//! row when it stops gracefully; a killed runner's row goes stale.
+
+use diesel::prelude::*;
+
+use super::serialize_writes;
+use crate::database::schema::runners as r;
+use crate::database::{AnyConnection, Result, UniversalTimestamp};
+use crate::models::RunnerProcess;
+
+#[derive(Insertable, Queryable, Selectable)]
+#[diesel(table_name = r)]
+struct RunnerRow {
+    runner_name: String,
+    host_id: String,
+    host_name: String,
+    pid: i64,
+    started_at: UniversalTimestamp,
+    last_seen_at: UniversalTimestamp,
+    created_at: UniversalTimestamp,
+    updated_at: UniversalTimestamp,
+}
+
+impl From<RunnerRow> for RunnerProcess {
+    fn from(row: RunnerRow) -> Self {
+        RunnerProcess {
+            runner_name: row.runner_name,
+            host_id: row.host_id,
+            host_name: row.host_name,
+            pid: u32::try_from(row.pid).unwrap_or(0),
+            started_at: row.started_at.as_datetime(),
+            last_seen_at: row.last_seen_at.as_datetime(),
+        }
+    }
+}
+
+/// Records that runner `name` runs on `host_id` (shown as `host_name`) as process `pid`, replacing
+/// an earlier row of the same name (a runner restarted under a fixed name).
+pub fn register(
+    conn: &mut AnyConnection,
+    name: &str,
+    host_id: &str,
+    host_name: &str,
+    pid: u32,
+    now: UniversalTimestamp,
+) -> Result<()> {
+    super::write_transaction(conn, |conn| {
+        diesel::delete(r::table.find(name)).execute(conn)?;
+        diesel::insert_into(r::table)
+            .values(RunnerRow {
+                runner_name: name.to_owned(),
+                host_id: host_id.to_owned(),
+                host_name: host_name.to_owned(),
+                pid: i64::from(pid),
+                started_at: now,
+                last_seen_at: now,
+                created_at: now,
+                updated_at: now,
+            })
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Moves `last_seen_at` of runner `name` to `now`; false when it has no row (removed meanwhile).
+pub fn touch(conn: &mut AnyConnection, name: &str, now: UniversalTimestamp) -> Result<bool> {
+    let n = serialize_writes(conn, |conn| {
+        diesel::update(r::table.find(name)).set((r::last_seen_at.eq(now), r::updated_at.eq(now))).execute(conn)
+    })?;
+    Ok(n == 1)
+}
+
+/// Removes runner `name`'s row (a graceful stop).
+pub fn remove(conn: &mut AnyConnection, name: &str) -> Result<()> {
+    serialize_writes(conn, |conn| diesel::delete(r::table.find(name)).execute(conn))?;
+    Ok(())
+}
+
+/// The runners seen at or after `since`, most recently seen first.
+pub fn seen_since(conn: &mut AnyConnection, since: UniversalTimestamp) -> Result<Vec<RunnerProcess>> {
+    let rows: Vec<RunnerRow> = r::table
+        .filter(r::last_seen_at.ge(since))
+        .order(r::last_seen_at.desc())
+        .select(RunnerRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(RunnerProcess::from).collect())
+}
