@@ -231,3 +231,24 @@ fn a_short_password_that_appears_in_a_driver_message_withholds_the_message() {
     assert!(shown.contains("withheld"), "{shown}");
     assert!(shown.contains("bob:***@127.0.0.1:1"), "{shown}");
 }
+
+/// libpq is built from source with a vendored OpenSSL: TLS to PostgreSQL works (`sslmode=require`
+/// fails outright without TLS support), and the session is encrypted.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_connections_can_use_tls() {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Ssl {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ssl: bool,
+    }
+    let base = crate::harness::postgres_url();
+    let url = format!("{base}{}sslmode=require", if base.contains('?') { '&' } else { '?' });
+    let parsed = cloacina::database::DatabaseUrl::parse(&url).expect("url");
+    let mut conn = cloacina::database::establish(&parsed, &Default::default()).expect("a TLS connection");
+    let row: Ssl = diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .get_result(&mut conn)
+        .expect("pg_stat_ssl");
+    assert!(row.ssl, "the session is encrypted");
+}
