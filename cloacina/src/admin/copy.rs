@@ -158,9 +158,7 @@ pub fn copy(
 ) -> Result<CopyReport, CopyError> {
     let started = Instant::now();
     check_schemas(source, target)?;
-    if let Some((table, rows)) = row_counts(target)?.into_iter().find(|(_, n)| *n > 0) {
-        return Err(CopyError::TargetNotEmpty { table, rows });
-    }
+    target_empty(target)?;
     read_snapshot(source, |source| {
         if !options.force {
             if let Some(live) = live_runner(source, now)? {
@@ -171,6 +169,8 @@ pub fn copy(
         let total_all = totals.iter().map(|(_, n)| u64::try_from(*n).unwrap_or(0)).sum();
         let mut copied_all = 0u64;
         let tables = write_transaction(target, |target| {
+            // Again inside the transaction (on SQLite it holds the write lock): still empty.
+            target_empty(target)?;
             let mut tables = Vec::new();
             macro_rules! copy_each {
                 ($($table:ident),*) => {$(
@@ -220,6 +220,14 @@ pub fn canonical_rows(conn: &mut AnyConnection) -> Result<Vec<(&'static str, Vec
         crate::for_each_table!(dump_each);
         Ok(all)
     })
+}
+
+/// No table of the target has a row.
+fn target_empty(target: &mut AnyConnection) -> Result<(), CopyError> {
+    match row_counts(target)?.into_iter().find(|(_, n)| *n > 0) {
+        Some((table, rows)) => Err(CopyError::TargetNotEmpty { table, rows }),
+        None => Ok(()),
+    }
 }
 
 /// Both fully migrated, to the same version.
