@@ -132,19 +132,14 @@ pub struct TableSum {
 }
 
 /// What a copy did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct CopyReport {
     /// Every table, in copy order, as verified on the target.
     pub tables: Vec<TableSum>,
     /// Rows copied in all.
     pub rows: u64,
     /// How long it took, verification included.
-    #[serde(serialize_with = "millis")]
     pub elapsed: Duration,
-}
-
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Copies every table of `source` into `target` (see the module documentation); `progress` is
@@ -605,8 +600,8 @@ copy_tables! {
         fired_at: Time,
     }
     runners by runner_name: String {
-        runner_name: String, host_id: String, host_name: String, pid: i64, started_at: Time, last_seen_at: Time,
-        created_at: Time, updated_at: Time,
+        runner_name: String, host_id: String, host_name: String, pid: i64, last_seen_at: Time, created_at: Time,
+        updated_at: Time,
     }
 }
 

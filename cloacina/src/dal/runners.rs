@@ -16,7 +16,6 @@ struct RunnerRow {
     host_id: String,
     host_name: String,
     pid: i64,
-    started_at: UniversalTimestamp,
     last_seen_at: UniversalTimestamp,
     created_at: UniversalTimestamp,
     updated_at: UniversalTimestamp,
@@ -29,7 +28,7 @@ impl From<RunnerRow> for RunnerProcess {
             host_id: row.host_id,
             host_name: row.host_name,
             pid: u32::try_from(row.pid).unwrap_or(0),
-            started_at: row.started_at.as_datetime(),
+            started_at: row.created_at.as_datetime(),
             last_seen_at: row.last_seen_at.as_datetime(),
         }
     }
@@ -53,7 +52,6 @@ pub fn register(
                 host_id: host_id.to_owned(),
                 host_name: host_name.to_owned(),
                 pid: i64::from(pid),
-                started_at: now,
                 last_seen_at: now,
                 created_at: now,
                 updated_at: now,

@@ -20,17 +20,12 @@ pub struct MigrationStatus {
 }
 
 /// One migration [`run_pending`] applied.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     /// Its version (directory name).
     pub version: String,
     /// How long it took.
-    #[serde(serialize_with = "millis")]
     pub took: std::time::Duration,
-}
-
-fn millis<S: serde::Serializer>(d: &std::time::Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Applies every pending migration, one after the other, and returns each with its duration,

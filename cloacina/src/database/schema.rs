@@ -234,7 +234,6 @@ diesel::table! {
         host_id -> Text,
         host_name -> Text,
         pid -> BigInt,
-        started_at -> DbTimestamp,
         last_seen_at -> DbTimestamp,
         created_at -> DbTimestamp,
         updated_at -> DbTimestamp,

@@ -98,7 +98,7 @@ pub struct RunnerProcess {
     pub host_name: String,
     /// Its process id.
     pub pid: u32,
-    /// When it started.
+    /// When it started (registered).
     pub started_at: DateTime<Utc>,
     /// When it last said it was alive.
     pub last_seen_at: DateTime<Utc>,
