@@ -11,7 +11,10 @@
 //! - `CLOACINA_WORKER_INBOX=<dir>`: also register `inbox` and its trigger `inbox_watch` (50 ms);
 //! - `CLOACINA_WORKER_TASK_MS`: longest sleep of a `crash_loop` task (default 100);
 //! - `CLOACINA_WORKER_<LEASE|HEARTBEAT|RECOVERY|POLL>_MS`, `…_CONCURRENCY`, `…_POOL`, `…_NAME`:
-//!   runner settings.
+//!   runner settings;
+//! - `CLOACINA_WORKER_EXIT_WHILE_CONNECTING=<n>`: no runner; `n` threads open connections in a
+//!   loop, and once each has opened one the process exits with them still connecting (the exit
+//!   must be clean: see `url_selection::exit_during_tls_handshakes_is_clean`).
 //!
 //! Prints `READY <runner name>`, then `PIPELINE <id>` per started pipeline, and runs until its
 //! standard input closes (then it shuts down gracefully) or it is killed. Warnings and errors the
@@ -67,9 +70,31 @@ impl tracing::Subscriber for Warnings {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
+/// Starts `threads` threads that connect to `url` over and over, waits until each has connected
+/// once, and returns (so `main` returns and the process exits while handshakes are in flight).
+fn exit_while_connecting(url: &str, threads: usize) {
+    let url = cloacina::database::DatabaseUrl::parse(url).expect("url");
+    let (connected, first) = std::sync::mpsc::channel();
+    for _ in 0..threads {
+        let (url, connected) = (url.clone(), connected.clone());
+        std::thread::spawn(move || loop {
+            drop(cloacina::database::establish(&url, &Default::default()).expect("connect"));
+            let _ = connected.send(());
+        });
+    }
+    for _ in 0..threads {
+        first.recv().expect("a thread connected");
+    }
+    println!("EXITING");
+}
+
 fn main() {
     let _ = tracing::subscriber::set_global_default(Warnings);
     let url = var("URL").expect("CLOACINA_WORKER_URL");
+    if let Some(threads) = number::<usize>("EXIT_WHILE_CONNECTING") {
+        exit_while_connecting(&url, threads);
+        return;
+    }
     let defaults = DefaultRunnerConfig::default();
     let config = DefaultRunnerConfig {
         schema: var("SCHEMA"),

@@ -27,7 +27,14 @@ fn native(conn: &mut AnyConnection) -> QueryResult<&mut PgConnection> {
 }
 
 /// Opens a connection: libpq with a connect timeout, then the schema as `search_path`.
+///
+/// OpenSSL (linked statically for libpq's TLS) is initialised first, by us, without its exit
+/// handler. Left to libpq, OpenSSL registers an `atexit` cleanup that frees its global state while
+/// the process ends; a connection-pool thread that used TLS and exits a moment later then runs
+/// OpenSSL's per-thread destructor on freed memory and the process dies of SIGSEGV after a clean
+/// shutdown. Without the handler the operating system reclaims everything at exit, as usual.
 pub(crate) fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<AnyConnection> {
+    openssl_sys::init();
     let target = with_connect_timeout(url.connect_string(), options.connect_timeout);
     let mut conn = PgConnection::establish(&target).map_err(|e| super::connect_error(url, e.to_string()))?;
     if let Some(schema) = &options.schema {
