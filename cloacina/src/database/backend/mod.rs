@@ -247,17 +247,19 @@ fn inspect_migrations<DB: DieselBackend>(
     Ok((applied, pending))
 }
 
-fn apply_migrations<DB: DieselBackend>(
-    conn: &mut impl MigrationHarness<DB>,
+/// Applies the pending migrations of `set`, each with `run` (which returns its version).
+fn apply_migrations<DB: DieselBackend, C: MigrationHarness<DB>>(
+    conn: &mut C,
     set: EmbeddedMigrations,
+    mut run: impl FnMut(&mut C, &dyn Migration<DB>) -> Result<String>,
 ) -> Result<Vec<super::migrate::Applied>> {
     inspect_migrations(conn, &set)?;
     let pending = conn.pending_migrations(set).map_err(migration_error)?;
     let mut applied = Vec::with_capacity(pending.len());
     for migration in pending {
         let started = std::time::Instant::now();
-        let version = conn.run_migration(&*migration).map_err(migration_error)?;
-        applied.push(super::migrate::Applied { version: version.to_string(), took: started.elapsed() });
+        let version = run(conn, &*migration)?;
+        applied.push(super::migrate::Applied { version, took: started.elapsed() });
     }
     Ok(applied)
 }

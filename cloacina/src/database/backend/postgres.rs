@@ -17,6 +17,73 @@ use crate::database::{
 pub(crate) const MIGRATIONS: EmbeddedMigrations =
     diesel_migrations::embed_migrations!("src/database/migrations/postgres");
 
+/// The migrations that build indexes on tables which may already be large, with their text.
+///
+/// `CREATE INDEX CONCURRENTLY` lets writers go on while the index builds, but cannot run in a
+/// transaction, nor in a multi-statement query (PostgreSQL runs one as a single transaction). So
+/// these migrations say `run_in_transaction = false` in their `metadata.toml` and
+/// [`run_migration`] sends their statements one at a time. Diesel's `Migration` does not expose a
+/// migration's text, hence this table; a test checks it against the migration directories.
+const NON_TRANSACTIONAL: &[(&str, &str)] = &[
+    (
+        "2026-11-24-000002_task_status_by_pipeline",
+        include_str!("../migrations/postgres/2026-11-24-000002_task_status_by_pipeline/up.sql"),
+    ),
+    (
+        "2026-11-24-000003_ready_index_matches_claim_order",
+        include_str!("../migrations/postgres/2026-11-24-000003_ready_index_matches_claim_order/up.sql"),
+    ),
+    ("2026-11-26-000006_prune_indexes", include_str!("../migrations/postgres/2026-11-26-000006_prune_indexes/up.sql")),
+];
+
+/// The statements of a migration script: comment lines dropped, split at `;`.
+fn statements(sql: &str) -> Vec<String> {
+    let code: String = sql.lines().filter(|l| !l.trim_start().starts_with("--")).map(|l| format!("{l}\n")).collect();
+    code.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// The index a `CREATE INDEX CONCURRENTLY IF NOT EXISTS` statement builds.
+fn concurrent_index(statement: &str) -> Option<&str> {
+    statement.strip_prefix("CREATE INDEX CONCURRENTLY IF NOT EXISTS ")?.split_whitespace().next()
+}
+
+/// Runs one pending migration: Diesel's way, in a transaction, or, for [`NON_TRANSACTIONAL`]
+/// ones, statement by statement with the version recorded last. Each of those statements can run
+/// again after an interruption: `IF NOT EXISTS` skips a finished index, and an interrupted
+/// concurrent build (which leaves an invalid index behind) is dropped before its statement runs.
+fn run_migration(c: &mut PgConnection, migration: &dyn diesel::migration::Migration<diesel::pg::Pg>) -> Result<String> {
+    use diesel_migrations::MigrationHarness;
+    if migration.metadata().run_in_transaction() {
+        return c.run_migration(migration).map(|v| v.to_string()).map_err(super::migration_error);
+    }
+    let name = migration.name().to_string();
+    let Some((_, sql)) = NON_TRANSACTIONAL.iter().find(|(n, _)| *n == name) else {
+        return Err(super::migration_error(format!("{name} runs outside a transaction but its text is not embedded")));
+    };
+    for statement in statements(sql) {
+        if let Some(index) = concurrent_index(&statement) {
+            let invalid: super::Count = diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_catalog.pg_index i \
+                 JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+                 JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace \
+                 WHERE c.relname = $1 AND s.nspname = current_schema() AND NOT i.indisvalid",
+            )
+            .bind::<Text, _>(index)
+            .get_result(c)?;
+            if invalid.n > 0 {
+                tracing::warn!(index, "dropping an invalid index an interrupted migration left, to build it again");
+                c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))?;
+            }
+        }
+        c.batch_execute(&statement)?;
+    }
+    let version = migration.name().version().to_string();
+    diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ($1)")
+        .bind::<Text, _>(&version)
+        .execute(c)?;
+    Ok(version)
+}
+
 /// The native connection inside `conn` (dispatch only ever passes this backend's connections).
 #[allow(irrefutable_let_patterns)] // a PostgreSQL-only build has one variant
 fn native(conn: &mut AnyConnection) -> QueryResult<&mut PgConnection> {
@@ -89,7 +156,16 @@ pub(crate) fn run_migrations(
 ) -> Result<Vec<crate::database::migrate::Applied>> {
     let c = native(conn)?;
     let key = advisory_lock_key(schema);
-    c.batch_execute(&format!("SELECT pg_advisory_lock({key})"))?;
+    // Polled, not waited for: a session waiting in `pg_advisory_lock` holds a snapshot, and a
+    // concurrent index build by the lock holder waits for every older snapshot (a deadlock).
+    let mut waited = false;
+    while !diesel::select(pg_try_advisory_lock(key)).get_result::<bool>(c)? {
+        if !waited {
+            tracing::info!(schema = ?schema, "waiting for another process's migration");
+            waited = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let result = (|| {
         if let Some(schema) = schema {
             crate::database::connection::validate_schema_name(schema)?;
@@ -101,7 +177,7 @@ pub(crate) fn run_migrations(
                 c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
             }
         }
-        super::apply_migrations(c, MIGRATIONS)
+        super::apply_migrations(c, MIGRATIONS, run_migration)
     })();
     let unlocked = c.batch_execute(&format!("SELECT pg_advisory_unlock({key})"));
     let applied = result?;
@@ -127,6 +203,11 @@ pub(crate) fn has_bookkeeping_table(conn: &mut AnyConnection) -> Result<bool> {
     )
     .get_result(native(conn)?)?;
     Ok(found.n > 0)
+}
+
+diesel::define_sql_function! {
+    /// Takes a session advisory lock if it is free; never waits.
+    fn pg_try_advisory_lock(key: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
 }
 
 /// A stable advisory-lock key for "migrating this schema" (FNV-1a of a fixed prefix and the schema).
@@ -270,6 +351,7 @@ pub(crate) fn checkpoint_wal(_conn: &mut AnyConnection) -> QueryResult<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -282,5 +364,54 @@ mod tests {
             "postgres://h/db?sslmode=disable&connect_timeout=5"
         );
         assert_eq!(with_connect_timeout("postgres://h/db?connect_timeout=9", t), "postgres://h/db?connect_timeout=9");
+    }
+
+    /// The rule for PostgreSQL migrations: an index on a table the migration did not create is
+    /// built `CONCURRENTLY`, in a migration that runs outside a transaction and whose text is in
+    /// [`NON_TRANSACTIONAL`] (exactly those migrations, each one statement per `;`).
+    #[test]
+    fn indexes_on_existing_tables_are_built_concurrently() {
+        use diesel::migration::MigrationSource;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/database/migrations/postgres");
+        let mut outside = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let up = std::fs::read_to_string(path.join("up.sql")).unwrap();
+            let statements = statements(&up);
+            let created: Vec<&str> =
+                statements.iter().filter_map(|s| s.strip_prefix("CREATE TABLE ")?.split_whitespace().next()).collect();
+            for statement in &statements {
+                let Some(on) = statement.split_once(" ON ").filter(|_| statement.contains("INDEX ")) else { continue };
+                if !statement.starts_with("CREATE ") {
+                    continue;
+                }
+                let table = on.1.split_whitespace().next().unwrap();
+                if created.contains(&table) {
+                    continue;
+                }
+                assert!(concurrent_index(statement).is_some(), "{name}: not built concurrently: {statement}");
+                let embedded = NON_TRANSACTIONAL.iter().find(|(n, _)| *n == name);
+                assert_eq!(embedded.map(|(_, sql)| *sql), Some(up.as_str()), "{name} is not in NON_TRANSACTIONAL");
+                assert!(!up.contains("$$"), "{name}: split at `;` needs plain statements");
+            }
+            if std::fs::read_to_string(path.join("metadata.toml"))
+                .is_ok_and(|m| m.contains("run_in_transaction = false"))
+            {
+                outside.push(name);
+            }
+        }
+        outside.sort_unstable();
+        let listed: Vec<&str> = NON_TRANSACTIONAL.iter().map(|(n, _)| *n).collect();
+        assert_eq!(outside, listed);
+        let embedded: Vec<String> = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+            .unwrap()
+            .iter()
+            .filter(|m| !m.metadata().run_in_transaction())
+            .map(|m| m.name().to_string())
+            .collect();
+        assert_eq!(embedded, listed);
+        assert_eq!(statements(NON_TRANSACTIONAL[1].1).len(), 3);
+        assert_eq!(statements(NON_TRANSACTIONAL[2].1).len(), 8);
     }
 }

@@ -128,7 +128,13 @@ pub(crate) fn run_migrations(
     if schema.is_some() {
         return Err(Error::SchemasUnsupported(super::Backend::Sqlite));
     }
-    native(conn)?.immediate_transaction(|c| super::apply_migrations(c, MIGRATIONS))
+    native(conn)?.immediate_transaction(|c| {
+        super::apply_migrations(c, MIGRATIONS, |c, m| {
+            diesel_migrations::MigrationHarness::run_migration(c, m)
+                .map(|v| v.to_string())
+                .map_err(super::migration_error)
+        })
+    })
 }
 
 /// Applied and pending migration versions.
