@@ -197,3 +197,46 @@ fn commands_other_than_migrate_never_create_a_sqlite_file() {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
+
+/// A real FUSE mount (`bindfs` over a scratch directory): a SQLite database there is refused with
+/// the reason and the way out, nothing is created; `CLOACINA_SQLITE_ALLOW_NETWORK_FS=1` lets it
+/// through. Needs `bindfs` and the right to mount (`scripts/test` installs it; CI runs as root).
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_sqlite_database_on_a_fuse_mount_is_refused_unless_allowed() {
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("fusermount").arg("-u").arg(&self.0).status();
+        }
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-dbs").join(unique("fuse"));
+    let (backing, mount) = (dir.join("backing"), dir.join("mount"));
+    std::fs::create_dir_all(&backing).unwrap();
+    std::fs::create_dir_all(&mount).unwrap();
+    let mounted = Command::new("bindfs").arg(&backing).arg(&mount).status();
+    assert!(
+        mounted.as_ref().is_ok_and(|s| s.success()),
+        "bindfs could not mount a FUSE file system ({mounted:?}); install it with `apt-get install bindfs` (scripts/test does)"
+    );
+    let guard = Unmount(mount.clone());
+    let url = format!("sqlite://{}", mount.join("app.db").display());
+
+    let refused = cloacinactl(&["db", "migrate"], Some(&url));
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("is on a fuse file system") && err.contains("CLOACINA_SQLITE_ALLOW_NETWORK_FS=1"), "{err}");
+    assert!(err.contains("db copy") && err.lines().count() == 1, "{err}");
+    assert_eq!(std::fs::read_dir(&backing).unwrap().count(), 0, "nothing was created");
+
+    let allowed = Command::new(env!("CARGO_BIN_EXE_cloacinactl"))
+        .args(["db", "migrate"])
+        .env("DATABASE_URL", &url)
+        .env("CLOACINA_SQLITE_ALLOW_NETWORK_FS", "1")
+        .output()
+        .unwrap();
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+    assert!(backing.join("app.db").exists());
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+}
