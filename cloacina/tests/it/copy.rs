@@ -154,6 +154,7 @@ fn populate(db: &TestDb) {
     });
 }
 
+/// Also SQLite -> SQLite and PostgreSQL schema -> schema, from the copies.
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 #[test]
 fn sqlite_to_postgres_to_sqlite_arrives_identical() {
@@ -191,6 +192,14 @@ fn sqlite_to_postgres_to_sqlite_arrives_identical() {
     let sums = copy::checksums(&mut original.conn()).unwrap();
     assert_eq!((there.tables.clone(), back.tables.clone()), (sums.clone(), sums));
     assert_eq!(there.rows, source.iter().map(|(_, r)| r.len() as u64).sum::<u64>());
+
+    // A compacted backup (SQLite -> SQLite) and a move between PostgreSQL schemas.
+    let backup = TestDb::sqlite();
+    copy_all(&last, &backup, true).unwrap();
+    assert_eq!(copy::canonical_rows(&mut backup.conn()).unwrap(), source, "SQLite -> SQLite");
+    let moved = TestDb::postgres();
+    copy_all(&middle, &moved, true).unwrap();
+    assert_eq!(copy::canonical_rows(&mut moved.conn()).unwrap(), source, "schema -> schema");
 }
 
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
