@@ -134,6 +134,9 @@ class PipelineResult:
     @property
     def error_message(self) -> Optional[str]: ...
     @property
+    def error(self) -> Optional[str]:
+        """Upstream's name for ``error_message``."""
+    @property
     def start_time(self) -> str: ...
     @property
     def end_time(self) -> Optional[str]: ...

@@ -157,6 +157,12 @@ impl PyPipelineResult {
         self.inner.error_message.clone()
     }
 
+    /// Upstream's name for `error_message`.
+    #[getter]
+    fn error(&self) -> Option<String> {
+        self.inner.error_message.clone()
+    }
+
     /// When the run was created (ISO 8601).
     #[getter]
     fn start_time(&self) -> String {
