@@ -299,3 +299,25 @@ def test_tenants_are_postgres_schemas(db):
             assert r.execute("tenant_job").status == "Completed"
     finally:
         admin.remove_tenant(creds.schema_name, creds.username)
+
+
+def test_a_python_task_holding_the_gil_does_not_stop_heartbeats(db):
+    """A pure-Python busy loop for three lease lengths: the lease is renewed by Rust threads that
+    never need the GIL, so the attempt is neither expired nor run twice."""
+    attempts = []
+    with cloaca.WorkflowBuilder("busy"):
+
+        @cloaca.task(retry_attempts=3, retry_delay_ms=10)
+        def spin(context):
+            attempts.append(1)
+            end = time.monotonic() + 3.0
+            n = 0
+            while time.monotonic() < end:
+                n += 1
+            context.set("spins", n)
+            return context
+
+    with db.runner(lease_duration_ms=1000, heartbeat_interval_ms=200, recovery_interval_ms=100) as runner:
+        result = runner.execute("busy")
+    assert result.status == "Completed", result
+    assert len(attempts) == 1 and result.task_results[0]["attempt_count"] == 1
