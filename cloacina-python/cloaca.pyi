@@ -52,6 +52,14 @@ def all_of(*rules: TriggerRule) -> TriggerRule: ...
 def any_of(*rules: TriggerRule) -> TriggerRule: ...
 def none_of(*rules: TriggerRule) -> TriggerRule: ...
 
+class TaskHandle:
+    """What a task whose second parameter is named ``handle`` or ``task_handle`` receives."""
+
+    def defer_until(self, condition: Callable[[], bool], poll_interval_ms: int = 1000) -> None:
+        """Frees this attempt's concurrency slot, polls ``condition`` until it is true, then takes a
+        slot again. The task keeps its claim meanwhile."""
+    def is_slot_held(self) -> bool: ...
+
 TaskFunction = Callable[..., Any]
 
 def task(

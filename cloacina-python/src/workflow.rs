@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use cloacina::cloacina_workflow::workflow::{HookResult, TaskFuture};
 use cloacina::cloacina_workflow::{Task, TaskSpec, TriggerRule, ValueOperator, Workflow};
 use cloacina::retry::{Backoff, RetryCondition, RetryPolicy};
+use cloacina::task::TaskHandle;
 use cloacina::{Context, TaskError};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -25,12 +26,69 @@ struct PyTask {
     id: String,
     func: Arc<Py<PyAny>>,
     is_async: bool,
+    /// The function takes a second parameter named `handle` or `task_handle`.
+    takes_handle: bool,
 }
 
 impl Task for PyTask {
     fn run(&self, context: Context<Value>) -> TaskFuture {
         let task = self.clone();
-        Box::pin(async move { on_own_thread(move || task.call(context)).await })
+        Box::pin(async move {
+            // Taken here, inside the attempt, for the thread the function runs on.
+            let handle = task.takes_handle.then(TaskHandle::current);
+            on_own_thread(move || task.call(context, handle)).await
+        })
+    }
+}
+
+/// `cloaca.TaskHandle`: what a task taking a `handle` parameter gets (upstream's API).
+#[pyclass(name = "TaskHandle", module = "cloaca")]
+struct PyTaskHandle {
+    inner: Mutex<Option<TaskHandle>>,
+}
+
+#[pymethods]
+impl PyTaskHandle {
+    /// Gives the runner back this attempt's concurrency slot, calls `condition()` every
+    /// `poll_interval_ms` until it returns true, then takes a slot again and returns. The task
+    /// keeps its claim meanwhile. An exception in `condition` ends the wait and is raised here.
+    #[pyo3(signature = (condition, poll_interval_ms = 1000))]
+    fn defer_until(&self, py: Python<'_>, condition: Py<PyAny>, poll_interval_ms: u64) -> PyResult<()> {
+        let mut handle = lock(&self.inner)
+            .take()
+            .ok_or_else(|| PyValueError::new_err("this handle is in use or its attempt has ended"))?;
+        let failed: Arc<Mutex<Option<PyErr>>> = Arc::default();
+        let (condition, seen) = (Arc::new(condition), failed.clone());
+        let poll = std::time::Duration::from_millis(poll_interval_ms.max(1));
+        let (handle, outcome) = crate::wait(py, async move {
+            let check = || {
+                let (condition, seen) = (condition.clone(), seen.clone());
+                async move {
+                    Python::attach(|py| match condition.bind(py).call0().and_then(|r| r.is_truthy()) {
+                        Ok(done) => done,
+                        Err(e) => {
+                            *lock(&seen) = Some(e);
+                            true
+                        }
+                    })
+                }
+            };
+            let outcome = handle.defer_until(check, poll).await;
+            (handle, outcome)
+        })?;
+        *lock(&self.inner) = Some(handle);
+        if let Some(e) = lock(&failed).take() {
+            return Err(e);
+        }
+        outcome.map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// True while the attempt holds a concurrency slot.
+    fn is_slot_held(&self) -> PyResult<bool> {
+        lock(&self.inner)
+            .as_ref()
+            .map(TaskHandle::holds_slot)
+            .ok_or_else(|| PyValueError::new_err("this handle is in use or its attempt has ended"))
     }
 }
 
@@ -51,11 +109,17 @@ async fn on_own_thread<T: Send + 'static>(
 impl PyTask {
     /// One attempt: the function gets a `Context` and returns it (or `None`: the context it was
     /// given, as it left it). A coroutine function runs to completion in an event loop of its own.
-    fn call(&self, context: Context<Value>) -> Result<Context<Value>, TaskError> {
+    fn call(&self, context: Context<Value>, handle: Option<TaskHandle>) -> Result<Context<Value>, TaskError> {
         Python::attach(|py| {
             let run = || -> PyResult<Context<Value>> {
                 let ctx = Bound::new(py, PyContext::wrap(context))?;
-                let mut out = self.func.bind(py).call1((ctx.clone(),))?;
+                let mut out = match handle {
+                    Some(h) => {
+                        let h = Bound::new(py, PyTaskHandle { inner: Mutex::new(Some(h)) })?;
+                        self.func.bind(py).call1((ctx.clone(), h))?
+                    }
+                    None => self.func.bind(py).call1((ctx.clone(),))?,
+                };
                 if self.is_async {
                     out = py.import("asyncio")?.call_method1("run", (out,))?;
                 }
@@ -233,6 +297,15 @@ impl TaskDecorator {
             None => func.getattr("__name__")?.extract()?,
         };
         let is_async = py.import("inspect")?.call_method1("iscoroutinefunction", (&func,))?.is_truthy()?;
+        // Upstream's rule: a second parameter named `handle` or `task_handle` gets a TaskHandle.
+        let takes_handle = func
+            .getattr("__code__")
+            .and_then(|code| {
+                let count: usize = code.getattr("co_argcount")?.extract()?;
+                let names: Vec<String> = code.getattr("co_varnames")?.extract()?;
+                Ok(count >= 2 && matches!(names.get(1).map(String::as_str), Some("handle" | "task_handle")))
+            })
+            .unwrap_or(false);
         let spec = TaskSpec {
             id: id.clone(),
             dependencies: self.dependencies.clone(),
@@ -240,7 +313,7 @@ impl TaskDecorator {
             retry: self.retry.clone(),
             timeout: self.timeout,
         };
-        let task = PyTask { id: id.clone(), func: Arc::new(func.clone().unbind()), is_async };
+        let task = PyTask { id: id.clone(), func: Arc::new(func.clone().unbind()), is_async, takes_handle };
         let entry = (spec, task, self.hooks.clone());
         match lock(&ACTIVE).last() {
             Some(draft) => lock(draft).tasks.push(entry),
@@ -523,6 +596,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWorkflow>()?;
     m.add_class::<PyTriggerRule>()?;
     m.add_class::<TaskDecorator>()?;
+    m.add_class::<PyTaskHandle>()?;
     m.add_function(wrap_pyfunction!(task, m)?)?;
     for f in [
         wrap_pyfunction!(always, m)?,

@@ -321,3 +321,28 @@ def test_a_python_task_holding_the_gil_does_not_stop_heartbeats(db):
         result = runner.execute("busy")
     assert result.status == "Completed", result
     assert len(attempts) == 1 and result.task_results[0]["attempt_count"] == 1
+
+
+def test_a_deferred_task_gives_its_slot_to_another(db):
+    """One slot: `waiter` (created first, so claimed first) defers until `setter` has run, which
+    needs the slot `waiter` gave back; without the release this deadlocks."""
+    flag = threading.Event()
+    with cloaca.WorkflowBuilder("deferring"):
+
+        @cloaca.task()
+        def waiter(context, handle):
+            assert handle.is_slot_held()
+            context.set("had_to_wait", not flag.is_set())
+            handle.defer_until(flag.is_set, poll_interval_ms=10)
+            assert handle.is_slot_held()
+            return context
+
+        @cloaca.task()
+        def setter(context):
+            flag.set()
+            return context
+
+    with db.runner(max_concurrent_tasks=1) as runner:
+        result = runner.execute_async("deferring").wait_for_completion(30)  # a held slot: timeout
+    assert result.status == "Completed", [t["error_message"] for t in result.task_results]
+    assert result.final_context.get("had_to_wait") is True
