@@ -109,11 +109,14 @@ impl DatabaseAdmin {
         }
         identifier("schema_name", &config.schema_name)?;
         identifier("username", &config.username)?;
-        let password = if config.password.is_empty() { generated_password() } else { config.password };
+        let password = if config.password.is_empty() { generated_password()? } else { config.password };
+        // The server gets the SCRAM verifier, never the password: a failed CREATE ROLE is logged
+        // with its statement by default (log_min_error_statement), and statement logs show it too.
+        let verifier = scram_verifier(&password, &random_bytes::<16>()?)?;
         let (schema, user) = (config.schema_name, config.username);
         let statements = [
             format!("CREATE SCHEMA \"{schema}\""),
-            format!("CREATE ROLE \"{user}\" LOGIN PASSWORD {}", literal(&password)),
+            format!("CREATE ROLE \"{user}\" LOGIN PASSWORD {}", literal(&verifier)),
             format!("GRANT USAGE, CREATE ON SCHEMA \"{schema}\" TO \"{user}\""),
             format!("ALTER DEFAULT PRIVILEGES IN SCHEMA \"{schema}\" GRANT ALL ON TABLES TO \"{user}\""),
             format!("ALTER DEFAULT PRIVILEGES IN SCHEMA \"{schema}\" GRANT ALL ON SEQUENCES TO \"{user}\""),
@@ -196,23 +199,111 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// 32 random letters and digits.
-fn generated_password() -> String {
+/// `N` bytes from the operating system's random source.
+fn random_bytes<const N: usize>() -> Result<[u8; N], AdminError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| AdminError::InvalidConfig { message: format!("no random source to make a password with: {e}") })?;
+    Ok(bytes)
+}
+
+/// 32 letters and digits from the operating system's random source (uniform: bytes past the last
+/// whole multiple of 62 are drawn again).
+fn generated_password() -> Result<String, AdminError> {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    (0..32).map(|_| CHARS[fastrand::usize(..CHARS.len())] as char).collect()
+    let mut password = String::with_capacity(32);
+    while password.len() < 32 {
+        for b in random_bytes::<64>()? {
+            if usize::from(b) < 248 && password.len() < 32 {
+                password.push(char::from(CHARS[usize::from(b) % CHARS.len()]));
+            }
+        }
+    }
+    Ok(password)
+}
+
+/// The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802, RFC 7677; 4096
+/// iterations, as PostgreSQL's own): `SCRAM-SHA-256$4096:salt$StoredKey:ServerKey`, base64.
+///
+/// Logging in, libpq normalises the password with SASLprep, which leaves printable ASCII as it is;
+/// other passwords are refused here rather than stored in a form no login would match.
+fn scram_verifier(password: &str, salt: &[u8]) -> Result<String, AdminError> {
+    use sha2::{Digest, Sha256};
+    if !password.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(AdminError::InvalidConfig {
+            message: "a tenant password must be printable ASCII (or empty, to have one generated)".to_owned(),
+        });
+    }
+    // PBKDF2-HMAC-SHA256 with one output block (its length is the hash's).
+    let mut block = hmac_sha256(password.as_bytes(), &[salt, &1u32.to_be_bytes()].concat());
+    let mut salted = block;
+    for _ in 1..4096 {
+        block = hmac_sha256(password.as_bytes(), &block);
+        salted.iter_mut().zip(block).for_each(|(s, b)| *s ^= b);
+    }
+    let stored_key = Sha256::digest(hmac_sha256(&salted, b"Client Key"));
+    let server_key = hmac_sha256(&salted, b"Server Key");
+    Ok(format!("SCRAM-SHA-256$4096:{}${}:{}", base64(salt), base64(&stored_key), base64(&server_key)))
+}
+
+/// HMAC-SHA256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|k| k ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
+}
+
+/// Standard base64 with padding (RFC 4648).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]) } else { '=' });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn literals_double_quotes_and_passwords_are_random() {
         assert_eq!(literal("it's"), "'it''s'");
-        let (a, b) = (generated_password(), generated_password());
+        let (a, b) = (generated_password().unwrap(), generated_password().unwrap());
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    /// Checked against an independent implementation (Python's hashlib.pbkdf2_hmac and hmac) for
+    /// RFC 7677's example password and salt.
+    #[test]
+    fn the_scram_verifier_matches_a_reference() {
+        let salt = [0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e, 0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81];
+        assert_eq!(base64(&salt), "W22ZaJ0SNY7soEsUEjb6gQ==");
+        assert_eq!(
+            scram_verifier("pencil", &salt).unwrap(),
+            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:\
+             wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+        );
+        assert_eq!(
+            [base64(b""), base64(b"f"), base64(b"fo"), base64(b"foo"), base64(b"foob")],
+            ["", "Zg==", "Zm8=", "Zm9v", "Zm9vYg=="]
+        );
+        assert!(matches!(scram_verifier("pässword", &salt), Err(AdminError::InvalidConfig { .. })));
+        assert!(matches!(scram_verifier("tab\there", &salt), Err(AdminError::InvalidConfig { .. })));
     }
 
     #[test]
