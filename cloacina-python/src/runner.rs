@@ -286,6 +286,25 @@ impl PyDefaultRunner {
     }
 }
 
+/// Starts a run; an unknown workflow that was defined after this runner was created says so.
+fn start(
+    py: Python<'_>,
+    runner: &Arc<DefaultRunner>,
+    name: &str,
+    context: cloacina::Context<serde_json::Value>,
+) -> PyResult<ExecutionHandle> {
+    let (starter, workflow) = (runner.clone(), name.to_owned());
+    match wait(py, async move { starter.execute_async(&workflow, context).await })? {
+        Ok(handle) => Ok(handle),
+        Err(e @ cloacina::Error::UnknownWorkflow(_)) if crate::workflow::is_registered(name) => {
+            Err(PyValueError::new_err(format!(
+                "{e}: it was defined after this runner was created; a runner runs the workflows defined before it"
+            )))
+        }
+        Err(e) => Err(engine_error(e)),
+    }
+}
+
 fn context_of(context: Option<PyRef<'_, PyContext>>) -> cloacina::Context<serde_json::Value> {
     context.map(|c| c.inner.clone()).unwrap_or_default()
 }
@@ -326,9 +345,7 @@ impl PyDefaultRunner {
         context: Option<PyRef<'_, PyContext>>,
     ) -> PyResult<PyPipelineResult> {
         let runner = self.runner()?;
-        let (name, ctx) = (workflow_name.to_owned(), context_of(context));
-        let starter = runner.clone();
-        let handle = wait(py, async move { starter.execute_async(&name, ctx).await })?.map_err(engine_error)?;
+        let handle = start(py, &runner, workflow_name, context_of(context))?;
         let id = handle.execution_id();
         match wait(py, handle.wait_for_completion()) {
             Ok(result) => Ok(PyPipelineResult { inner: result.map_err(engine_error)? }),
@@ -349,9 +366,7 @@ impl PyDefaultRunner {
         context: Option<PyRef<'_, PyContext>>,
     ) -> PyResult<PyPipelineHandle> {
         let runner = self.runner()?;
-        let (name, ctx) = (workflow_name.to_owned(), context_of(context));
-        let starter = runner.clone();
-        let handle = wait(py, async move { starter.execute_async(&name, ctx).await })?.map_err(engine_error)?;
+        let handle = start(py, &runner, workflow_name, context_of(context))?;
         Ok(PyPipelineHandle { id: handle.execution_id(), handle: Mutex::new(Some(handle)), runner })
     }
 

@@ -170,6 +170,11 @@ static LOOSE: Mutex<BTreeMap<String, (TaskSpec, PyTask, Hooks)>> = Mutex::new(BT
 /// Every workflow built so far, by name: what a new runner runs.
 static REGISTRY: Mutex<BTreeMap<String, Workflow>> = Mutex::new(BTreeMap::new());
 
+/// Whether a workflow of that name was built.
+pub(crate) fn is_registered(name: &str) -> bool {
+    lock(&REGISTRY).contains_key(name)
+}
+
 /// The workflows built so far.
 pub(crate) fn registered() -> Vec<Workflow> {
     lock(&REGISTRY).values().cloned().collect()

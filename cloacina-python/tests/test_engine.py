@@ -261,6 +261,15 @@ def test_bad_definitions_and_inputs_get_clear_errors(db):
         with pytest.raises(ValueError, match="nowhere"):
             runner.execute("nowhere")
 
+        with cloaca.WorkflowBuilder("too_late"):
+
+            @cloaca.task()
+            def late(context):
+                return context
+
+        with pytest.raises(ValueError, match="defined after this runner was created"):
+            runner.execute_async("too_late")
+
 
 
 def test_connection_errors_are_clear_and_never_show_the_password():
