@@ -17,7 +17,7 @@ with cloaca.WorkflowBuilder("complex_workflow") as builder:
 
     @cloaca.task(dependencies=["prepare_dataset"])
     def analyze_segments(context):
-        segments = {}
+        segments: dict = {}
         for c in context.get("customers"):
             segments[c["segment"]] = segments.get(c["segment"], 0) + 1
         context.set("segments", segments)
