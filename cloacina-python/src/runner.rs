@@ -249,9 +249,7 @@ impl PyPipelineHandle {
 
     /// Cancels the run.
     fn cancel(&self, py: Python<'_>) -> PyResult<()> {
-        let runner = self.runner.clone();
-        let id = self.id;
-        wait(py, async move { runner.cancel_execution(id).await })?.map_err(engine_error)
+        runtime_cancel(py, &self.runner, self.id)
     }
 }
 
