@@ -240,3 +240,81 @@ fn a_sqlite_database_on_a_fuse_mount_is_refused_unless_allowed() {
     drop(guard);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Passwords for the leak tests: each printable ASCII character at the start, the middle and the
+/// end of a password (`/ ? # @ :` and `%` included, unencoded), alone and among an `@` that comes
+/// before a `/`, `#` or `?` (the shapes that once split at the wrong `@`).
+#[cfg(feature = "postgres")]
+fn passwords() -> Vec<String> {
+    (' '..='~')
+        .flat_map(|c| [format!("{c}gh{c}ij{c}"), format!("{c}g@h{c}i/j{c}"), format!("{c}p@ss/w#rd?x{c}")])
+        .collect()
+}
+
+/// Every command that opens a database, given a PostgreSQL URL that cannot connect, names the
+/// URL with `***` for the password and shows no part of it, whatever characters it holds.
+#[cfg(feature = "postgres")]
+#[test]
+fn no_command_shows_any_part_of_a_password() {
+    let copy_target = std::env::temp_dir().join(unique("leak_copy"));
+    let target = format!("sqlite://{}", copy_target.display());
+    let id = "0190b8f4-0000-7000-8000-000000000000";
+    let commands: Vec<Vec<String>> = [
+        vec!["db", "migrate"],
+        vec!["db", "status"],
+        vec!["runs", "list"],
+        vec!["runs", "show", id],
+        vec!["runs", "start", "etl"],
+        vec!["runs", "retry", id],
+        vec!["runs", "cancel", id],
+        vec!["runs", "prune", "--older-than", "1d"],
+        vec!["schedules", "list"],
+        vec!["schedules", "show", id],
+        vec!["workflows", "list"],
+        vec!["serve", "--bind", "127.0.0.1:0"],
+    ]
+    .into_iter()
+    .map(|c| c.into_iter().map(str::to_owned).collect())
+    .collect();
+    let passwords = passwords();
+    let chunks: Vec<&[String]> = passwords.chunks(passwords.len().div_ceil(4)).collect();
+    std::thread::scope(|scope| {
+        for chunk in chunks {
+            let (commands, target) = (&commands, &target);
+            scope.spawn(move || {
+                for password in chunk {
+                    let url = format!("postgres://admin:{password}@127.0.0.1:1/app");
+                    let copy = vec![
+                        "db".to_owned(),
+                        "copy".into(),
+                        "--from".into(),
+                        url.clone(),
+                        "--to".into(),
+                        target.clone(),
+                    ];
+                    for args in commands.iter().chain([&copy]) {
+                        let out = cloacinactl(args, Some(&url));
+                        let all = format!("{}{}", stdout(&out), stderr(&out));
+                        assert!(!out.status.success(), "{args:?} with {password:?} succeeded: {all}");
+                        let core = &password[1..password.len() - 1]; // `gh?ij`: the part no other text has
+                        let encoded: String =
+                            core.bytes()
+                                .map(|b| {
+                                    if b.is_ascii_alphanumeric() {
+                                        (b as char).to_string()
+                                    } else {
+                                        format!("%{b:02X}")
+                                    }
+                                })
+                                .collect();
+                        for form in [core, encoded.as_str()] {
+                            assert!(!all.contains(form), "{args:?} shows the password {password:?}: {all}");
+                        }
+                        assert!(all.contains("postgres://admin:***@127.0.0.1:1/app"), "{args:?} {password:?}: {all}");
+                    }
+                }
+            });
+        }
+    });
+    assert!(!copy_target.exists(), "a failed copy leaves no file");
+}

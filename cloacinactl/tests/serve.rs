@@ -99,3 +99,70 @@ fn a_public_address_without_a_token_is_refused() {
     assert!(err.contains("refusing to listen on 0.0.0.0:0 without a token"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
 }
+
+/// `serve` on a PostgreSQL URL whose password holds any printable ASCII character (at the start,
+/// the middle and the end; the local server trusts the login, so the password is only carried):
+/// the startup log names the database with `***` and shows no part of the password.
+#[cfg(feature = "postgres")]
+#[test]
+fn serve_logs_no_part_of_a_password() {
+    let url = std::env::var("CLOACINA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user, host) = rest.split_once('@').unwrap();
+    let user = user.split(':').next().unwrap();
+    let schema = format!("serve_pw_{}", std::process::id());
+    let passwords: Vec<String> =
+        (' '..='~').flat_map(|c| [format!("{c}gh{c}ij{c}"), format!("{c}p@ss/w#rd?x{c}")]).collect();
+    let chunks: Vec<&[String]> = passwords.chunks(passwords.len().div_ceil(4)).collect();
+    std::thread::scope(|scope| {
+        for chunk in chunks {
+            let schema = &schema;
+            scope.spawn(move || {
+                for password in chunk {
+                    let with_password = format!("{scheme}://{user}:{password}@{host}");
+                    let log = serve_log(&with_password, schema);
+                    let core = &password[1..password.len() - 1];
+                    assert!(!log.contains(core), "serve shows the password {password:?}: {log}");
+                    assert!(log.contains(&format!("{scheme}://{user}:***@{host}")), "{password:?}: {log}");
+                }
+            });
+        }
+    });
+    let _ = Command::new("psql")
+        .args([url.as_str(), "-c", &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")])
+        .output();
+}
+
+/// Everything `serve` logs from its start to its stop on SIGTERM.
+#[cfg(feature = "postgres")]
+fn serve_log(url: &str, schema: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloacinactl"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--schema", schema])
+        .env("DATABASE_URL", url)
+        .env_remove("CLOACINA_TOKEN")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("serving the Cloacina API") {
+            break;
+        }
+    }
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    for line in lines.map_while(Result::ok) {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child.wait().unwrap();
+    log + &out
+}

@@ -128,7 +128,7 @@ impl DatabaseUrl {
             return None;
         }
         let (scheme, rest) = self.connect_string.split_once("://")?;
-        let (_, host_part) = split_userinfo(rest);
+        let host_part = split_userinfo(rest).host_part;
         Some(format!("{scheme}://{}:{}@{host_part}", encode(user), encode(password)))
     }
 
@@ -218,8 +218,9 @@ fn looks_like_keyword_string(url: &str) -> bool {
 
 /// Parses what follows `postgres://` (or `postgresql://`): `[user[:password]@]host…`.
 fn postgres(scheme: &str, rest: &str) -> DatabaseUrl {
-    let (userinfo, host_part) = split_userinfo(rest);
-    let (user, password) = match userinfo {
+    let split = split_userinfo(rest);
+    let host_part = split.host_part;
+    let (user, password) = match split.userinfo {
         Some(info) => match info.split_once(':') {
             Some((user, password)) => (Some(decode(user)), Some(password)),
             None => (Some(decode(info)), None),
@@ -242,6 +243,13 @@ fn postgres(scheme: &str, rest: &str) -> DatabaseUrl {
         authority.push('@');
         shown_authority.push('@');
     }
+    if split.ambiguous {
+        // Another reading would put part of what is shown into the password: show no user info.
+        shown_authority = "***@".to_owned();
+        if let Some(info) = split.userinfo {
+            secrets.extend([info.to_owned(), decode(info)]);
+        }
+    }
     let (shown_rest, query_secrets) = redact_query_passwords(host_part);
     secrets.extend(query_secrets);
     secrets.retain(|s| !s.is_empty());
@@ -256,27 +264,83 @@ fn postgres(scheme: &str, rest: &str) -> DatabaseUrl {
     }
 }
 
-/// Splits `[userinfo@]host…` into the user info and the rest.
+/// What follows `postgres://`, split into its user info and the rest (host, port, database,
+/// query).
+#[derive(Debug, PartialEq, Eq)]
+struct Split<'a> {
+    userinfo: Option<&'a str>,
+    host_part: &'a str,
+    /// More than one `@` could end the user info: the URL can be read in more than one way.
+    ambiguous: bool,
+}
+
+/// Splits `[userinfo@]host…` at the last `@` that a valid host part follows.
 ///
-/// The standard reading ends the authority at the first `/`, `?` or `#` and takes the user info up
-/// to its last `@`. When that authority has no `@` but one follows, the password (or user name)
-/// holds an unencoded `/`, `?` or `#`: the user info then ends at the last `@` before the first
-/// `/` that follows an `@`. A query value containing `@` in a URL without user info keeps the
-/// standard reading (the would-be user info has no `:` password).
-fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    if let Some(at) = rest[..authority_end].rfind('@') {
-        return (Some(&rest[..at]), &rest[at + 1..]);
+/// A password may hold `/ ? # @` unencoded, so the user info cannot end at the first of them (as
+/// RFC 3986 reads it). Every `@` is a candidate; it ends the user info only if what follows parses
+/// as libpq's host part: `host[:port][,host[:port]…][/dbname][?key=value[&key=value…]]`, with
+/// no `#`, no `/` or `@` in the database name, and a `key=value` form for every parameter. Of
+/// the candidates, the last one wins (as a password can hold `@`, a host cannot), and when more
+/// than one is valid the URL is marked ambiguous, so it is shown without any user info.
+fn split_userinfo(rest: &str) -> Split<'_> {
+    // A user name holds no unencoded `/`, `?` or `#` (only a password may): without this, a query
+    // value holding `@` in a URL without user info would read as one.
+    let user_ok = |info: &str| !info.split(':').next().unwrap_or_default().contains(['/', '?', '#']);
+    let mut valid =
+        rest.match_indices('@').map(|(at, _)| at).filter(|&at| user_ok(&rest[..at]) && is_host_part(&rest[at + 1..]));
+    let Some(first) = valid.next() else { return Split { userinfo: None, host_part: rest, ambiguous: false } };
+    let (last, ambiguous) = match valid.last() {
+        Some(last) => (last, true),
+        None => (first, false),
+    };
+    Split { userinfo: Some(&rest[..last]), host_part: &rest[last + 1..], ambiguous }
+}
+
+/// True when `s` has the shape of a PostgreSQL URL's host part (see [`split_userinfo`]).
+fn is_host_part(s: &str) -> bool {
+    if s.contains('#') {
+        return false;
     }
-    let Some(first_at) = rest.find('@') else { return (None, rest) };
-    let path_after = rest[first_at..].find('/').map_or(rest.len(), |i| first_at + i);
-    let at = rest[..path_after].rfind('@').unwrap_or(first_at);
-    let candidate = &rest[..at];
-    if candidate.contains(':') {
-        (Some(candidate), &rest[at + 1..])
-    } else {
-        (None, rest)
+    let (hosts, tail) = s.split_at(s.find(['/', '?']).unwrap_or(s.len()));
+    let host_ok = |h: &str| {
+        let port = match h.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((addr, after)) if addr.chars().all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '%')) => {
+                    match after.strip_prefix(':') {
+                        Some(port) => port,
+                        None if after.is_empty() => "",
+                        None => return false,
+                    }
+                }
+                _ => return false,
+            },
+            None => {
+                let (name, port) = h.split_once(':').unwrap_or((h, ""));
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '~' | '%')) {
+                    return false;
+                }
+                port
+            }
+        };
+        port.chars().all(|c| c.is_ascii_digit())
+    };
+    if !hosts.split(',').all(host_ok) {
+        return false;
     }
+    let (path, query) = match tail.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (tail, None),
+    };
+    let path_ok = path.is_empty() || path.strip_prefix('/').is_some_and(|db| !db.contains(['/', '@']));
+    let query_ok = query.is_none_or(|q| {
+        q.is_empty()
+            || q.split('&').all(|pair| {
+                pair.split_once('=').is_some_and(|(key, _)| {
+                    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+            })
+    });
+    path_ok && query_ok
 }
 
 /// Replaces the values of `password=` query parameters by `***`; returns the shown string and the
@@ -341,16 +405,71 @@ pub fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
+    fn split(rest: &str) -> (Option<&str>, &str, bool) {
+        let s = split_userinfo(rest);
+        (s.userinfo, s.host_part, s.ambiguous)
+    }
+
     #[test]
     fn userinfo_is_split_whatever_the_password_holds() {
-        assert_eq!(split_userinfo("bob:s3cret@db:5432/app"), (Some("bob:s3cret"), "db:5432/app"));
-        assert_eq!(split_userinfo("bob:p/ss@db/app"), (Some("bob:p/ss"), "db/app"));
-        assert_eq!(split_userinfo("bob:p?ss@db/app?sslmode=disable"), (Some("bob:p?ss"), "db/app?sslmode=disable"));
-        assert_eq!(split_userinfo("bob:p#ss@db/app"), (Some("bob:p#ss"), "db/app"));
-        assert_eq!(split_userinfo("bob:p@ss@db/app"), (Some("bob:p@ss"), "db/app"));
-        assert_eq!(split_userinfo("bob:a/b@c@db/app"), (Some("bob:a/b@c"), "db/app"));
-        assert_eq!(split_userinfo("db/app?application_name=me@home"), (None, "db/app?application_name=me@home"));
-        assert_eq!(split_userinfo("db/app"), (None, "db/app"));
+        assert_eq!(split("bob:s3cret@db:5432/app"), (Some("bob:s3cret"), "db:5432/app", false));
+        assert_eq!(split("bob:p/ss@db/app"), (Some("bob:p/ss"), "db/app", false));
+        assert_eq!(split("bob:p?ss@db/app?sslmode=disable"), (Some("bob:p?ss"), "db/app?sslmode=disable", false));
+        assert_eq!(split("bob:p#ss@db/app"), (Some("bob:p#ss"), "db/app", false));
+        assert_eq!(split("bob:p@ss@db/app"), (Some("bob:p@ss"), "db/app", false));
+        assert_eq!(split("bob:a/b@c@db/app"), (Some("bob:a/b@c"), "db/app", false));
+        assert_eq!(split("db/app?application_name=me@home"), (None, "db/app?application_name=me@home", false));
+        assert_eq!(split("db/app"), (None, "db/app", false));
+        // The cases that leaked: an `@` before the first `/` of the password.
+        assert_eq!(split("secp:p@ss/w#rd?x@127.0.0.1:5432/db"), (Some("secp:p@ss/w#rd?x"), "127.0.0.1:5432/db", false));
+        assert_eq!(split("u:x#y@z/w@127.0.0.1:5432/db"), (Some("u:x#y@z/w"), "127.0.0.1:5432/db", false));
+        assert_eq!(split("u:pa:ss@/@127.0.0.1:5432/db"), (Some("u:pa:ss@/"), "127.0.0.1:5432/db", false));
+        // Host lists, IPv6, a socket directory, parameters holding `@` or `/`.
+        assert_eq!(split("u:p@h1:5432,h2:5433/db"), (Some("u:p"), "h1:5432,h2:5433/db", false));
+        assert_eq!(split("u:p@[::1]:5432/db"), (Some("u:p"), "[::1]:5432/db", false));
+        assert_eq!(split("u:p@/db?host=/var/run/postgresql"), (Some("u:p"), "/db?host=/var/run/postgresql", false));
+        // Two readings: the last `@` wins and the URL is marked ambiguous.
+        assert_eq!(
+            split("u:p@db/app?application_name=me@home"),
+            (Some("u:p@db/app?application_name=me"), "home", true)
+        );
+    }
+
+    /// Every printable ASCII character in every position of a password, alone and next to each
+    /// of the characters URLs treat specially: the password comes back whole, and nothing shown
+    /// holds it.
+    #[test]
+    fn no_password_of_printable_ascii_is_misread_or_shown() {
+        let base: Vec<char> = "ghijklmn".chars().collect(); // no hex digits: `%` + two of them would decode
+        let specials = ['@', '/', '?', '#', ':', '%', '&', '=', '[', ']', ',', ' '];
+        let mut passwords = Vec::new();
+        for c in ' '..='~' {
+            for i in 0..=base.len() {
+                let mut p = base.clone();
+                p.insert(i, c);
+                passwords.push(p.iter().collect::<String>());
+                for s in specials {
+                    for j in 0..=p.len() {
+                        let mut q = p.clone();
+                        q.insert(j, s);
+                        passwords.push(q.iter().collect());
+                    }
+                }
+            }
+        }
+        for password in &passwords {
+            for host in ["127.0.0.1:5432/db", "db.example.com/app?sslmode=disable", "[::1]/db", "h/db?host=/tmp"] {
+                let raw = format!("postgres://bob:{password}@{host}");
+                let url = DatabaseUrl::parse(&raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+                assert_eq!(url.connect_string(), format!("postgres://bob:{}@{host}", encode(password)), "{raw}");
+                for shown in [url.to_string(), url.redacted(), redact(&raw)] {
+                    assert_eq!(shown, format!("postgres://bob:***@{host}"), "{raw}");
+                }
+                assert!(!format!("{url:?}").contains(password.as_str()), "{raw}");
+                let message = format!("connection to {host} failed for bob (password {password})");
+                assert!(!url.scrub(&message).contains(password.as_str()), "{raw}");
+            }
+        }
     }
 
     #[test]
