@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Drives the Cloacina dashboard in headless Chromium (Debian's chromium and chromium-driver,
 through Selenium): open a failed run and see its graph, error and attempts, start a run and watch it
-complete, cancel a run, and check the runs page fits a phone's width. Screenshots go to
+complete, keep a task panel open across refreshes, cancel a run, create, edit and delete a schedule,
+keep the token for the tab's session only, tell runs apart by their labels, check the runs page
+fits a phone's width, and that the Content-Security-Policy blocked nothing. Screenshots go to
 --screenshots. Run by cloacina-server/tests/browser.rs against a database a real runner wrote."""
 
 import argparse
@@ -10,6 +12,7 @@ import sys
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -28,8 +31,11 @@ def main() -> int:
     options.binary_location = "/usr/bin/chromium"
     for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800"]:
         options.add_argument(flag)
+    # Console errors (a script error, a Content-Security-Policy violation) are read at the end.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    wait = WebDriverWait(driver, 30)
+    # The pages re-render themselves: an element found a moment ago may be gone; look again.
+    wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
     shot = lambda name: driver.save_screenshot(os.path.join(args.screenshots, name))
     try:
         # The runs list shows the runs the runner wrote.
@@ -64,15 +70,56 @@ def main() -> int:
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '.graph .node[data-status="Completed"]')))
         shot("started-run.png")
 
-        # Start the waiting workflow, then cancel it from its page.
+        # Start the waiting workflow; open its task panel, which stays open while the page
+        # refreshes itself; then cancel the run from its page.
         driver.get(args.url + "#/workflows")
         form = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'form.start[data-workflow="slow_flow"]')))
         form.find_element(By.TAG_NAME, "button").click()
         wait.until(ec.alert_is_present()).accept()
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, '.graph .node[data-status="Running"]'))).click()
+        renders = lambda: int(driver.find_element(By.ID, "main").get_attribute("data-renders") or 0)
+        before = renders()
+        wait.until(lambda d: renders() >= before + 2)
+        panel = driver.find_element(By.ID, "task-panel").text
+        assert "attempts run" in panel, f"the task panel closed on refresh: {panel!r}"
+        assert driver.find_elements(By.CSS_SELECTOR, ".graph .node.selected"), "the task stays selected"
         wait.until(ec.element_to_be_clickable((By.ID, "cancel"))).click()
         wait.until(ec.alert_is_present()).accept()
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'p .status[data-status="Cancelled"]')))
         shot("cancelled-run.png")
+
+        # Runs are told apart by their labels (not the time prefix every UUIDv7 of a moment shares).
+        driver.get(args.url + "#/runs")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "tr[data-run]")))
+        labels = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "tr[data-run] td a")]
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+
+        # Schedules: create, edit, delete from the page.
+        driver.get(args.url + "#/schedules")
+        form = wait.until(ec.presence_of_element_located((By.ID, "schedule-form")))
+        form.find_element(By.NAME, "workflow").send_keys("ok_flow")
+        form.find_element(By.NAME, "expression").send_keys("0 3 * * *")
+        form.find_element(By.NAME, "timezone").send_keys("Europe/Berlin")
+        form.find_element(By.ID, "schedule-save").click()
+        row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "tr[data-schedule]")))
+        assert "0 3 * * *" in row.text and "Europe/Berlin" in row.text, row.text
+        row.find_element(By.CSS_SELECTOR, "button[data-edit]").click()
+        expression = driver.find_element(By.NAME, "expression")
+        expression.clear()
+        expression.send_keys("30 4 * * *")
+        driver.find_element(By.ID, "schedule-save").click()
+        wait.until(lambda d: "30 4 * * *" in d.find_element(By.CSS_SELECTOR, "tr[data-schedule]").text)
+        shot("schedules.png")
+        driver.find_element(By.CSS_SELECTOR, "tr[data-schedule] button[data-delete]").click()
+        wait.until(ec.alert_is_present()).accept()
+        wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "tr[data-schedule]"))
+
+        # The token is kept for this tab's session only, never in localStorage.
+        token = driver.find_element(By.ID, "token")
+        token.send_keys("a-token-typed-in-the-page")
+        driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", token)
+        stored = driver.execute_script("return [localStorage.length, sessionStorage.getItem('cloacina-token')]")
+        assert stored == [0, "a-token-typed-in-the-page"], stored
 
         # A phone's width: nothing wider than the screen.
         driver.set_window_size(390, 844)
@@ -81,9 +128,9 @@ def main() -> int:
         overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"the runs page is {overflow}px wider than a phone"
         shot("runs-phone.png")
-        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"] if hasattr(driver, "get_log") else []
+        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         assert not errors, errors
-        print("browser test: failed run, start and complete, cancel, phone width: ok")
+        print("browser test: failed run, start and complete, panel across refreshes, cancel, schedules, token, labels, phone width, CSP: ok")
         return 0
     except Exception:
         shot("failure.png")

@@ -71,8 +71,12 @@ def test_python_and_rust_runners_share_a_postgres_database(tmp_path):
         db.drop()
 
 
+# The child sets up the SIGINT handling it relies on: a process started in the background
+# (`scripts/test &`, nohup, some CI runners) inherits SIGINT ignored, and Python then installs no
+# KeyboardInterrupt handler of its own.
 INTERRUPTED = """
-import sys, threading, cloaca
+import signal, sys, threading, cloaca
+signal.signal(signal.SIGINT, signal.default_int_handler)
 started = threading.Event()
 with cloaca.WorkflowBuilder("stuck"):
     @cloaca.task()

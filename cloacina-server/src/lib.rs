@@ -14,36 +14,52 @@
 //!   Errors are `{"error": {"code": "…", "message": "…"}}` with a 4xx status for anything the
 //!   caller can fix.
 //!
-//! Security: [`check_bind`] refuses a non-loopback address without a token. With a token, every
-//! request that changes something needs `Authorization: Bearer <token>`. Changes from a browser
-//! page of another origin are refused (the `Origin` header must name this server), so a page on
-//! another site cannot act through a user's browser. No response shows a database password.
+//! Security (see the README's "Security" section for what is and is not protected):
+//! [`ServerConfig::check`] refuses a non-loopback address without a token and a token no client
+//! could send. Every request must name this server by an IP address, `localhost` or a name in
+//! [`ServerConfig::allowed_hosts`] (against DNS rebinding); every response carries a strict
+//! Content-Security-Policy and refuses framing. With a token, every request that changes
+//! something needs `Authorization: Bearer <token>` (compared as SHA-256 digests; failures are
+//! logged and limited per client address); GET requests need none. Changes from a browser page
+//! of another origin are refused. [`Limits`] bound connections, requests in flight and the time a
+//! request may take to arrive. No response shows a database password.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use axum::Router;
 use cloacina::Database;
 
 mod api;
-mod auth;
 mod dashboard;
 mod error;
+mod guard;
+mod limits;
+mod listen;
 mod metrics;
 
 pub use error::ApiError;
+pub use limits::Limits;
 
 /// Server settings.
 #[derive(Clone)]
 pub struct ServerConfig {
     /// Bearer token that requests changing something must carry (`None`: no token; then the
-    /// server must bind to loopback only, see [`check_bind`]).
+    /// server must bind to loopback only, see [`ServerConfig::check`]). 16 to 1024 visible ASCII
+    /// characters.
     pub token: Option<String>,
+    /// Host names (beside IP addresses and `localhost`) that requests may name in their `Host`
+    /// header: the names clients use to reach the server, a load balancer's included. `"*"`
+    /// allows any name (only behind a proxy that checks `Host` itself).
+    pub allowed_hosts: Vec<String>,
     /// Largest request body accepted (default 1 MiB); larger ones get 413.
     pub max_body_bytes: usize,
+    /// Connection, request and timing limits.
+    pub limits: Limits,
     /// Renders the process's own metrics at the top of `/metrics` (for an application that runs
     /// runners and installed a recorder: `Arc::new(move || handle.render())` with
     /// `metrics-exporter-prometheus`). `None`: only the gauges read from the database.
@@ -52,7 +68,13 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { token: None, max_body_bytes: 1 << 20, render_metrics: None }
+        Self {
+            token: None,
+            allowed_hosts: Vec::new(),
+            max_body_bytes: 1 << 20,
+            limits: Limits::default(),
+            render_metrics: None,
+        }
     }
 }
 
@@ -61,9 +83,46 @@ impl std::fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConfig")
             .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("limits", &self.limits)
             .field("render_metrics", &self.render_metrics.is_some())
             .finish()
+    }
+}
+
+impl ServerConfig {
+    /// Refuses settings the server cannot work with on `addr`: a non-loopback address without a
+    /// token, a token no client can send (empty, blank, non-ASCII, with spaces or control
+    /// characters) or too short to resist guessing, and limits of zero.
+    pub fn check(&self, addr: SocketAddr) -> Result<(), ServeError> {
+        if let Some(token) = &self.token {
+            if let Some(reason) = token_problem(token) {
+                return Err(ServeError::BadToken(reason));
+            }
+        }
+        if let Some(reason) = self.limits.problem() {
+            return Err(ServeError::BadLimits(reason));
+        }
+        check_bind(addr, self.token.as_deref())
+    }
+}
+
+/// Shortest token accepted.
+const MIN_TOKEN: usize = 16;
+
+/// Why `token` cannot serve as a bearer token, if it cannot.
+fn token_problem(token: &str) -> Option<&'static str> {
+    if token.trim().is_empty() {
+        Some("the token is empty or blank; no client could send it")
+    } else if !token.chars().all(|c| c.is_ascii_graphic()) {
+        Some("the token holds spaces, control or non-ASCII characters, which an Authorization header cannot carry intact; use visible ASCII, e.g. `openssl rand -hex 32`")
+    } else if token.len() < MIN_TOKEN {
+        Some("the token is shorter than 16 characters, too easy to guess; generate one with `openssl rand -hex 32`")
+    } else if token.len() > 1024 {
+        Some("the token is longer than 1024 characters")
+    } else {
+        None
     }
 }
 
@@ -71,23 +130,48 @@ impl std::fmt::Debug for ServerConfig {
 pub(crate) struct AppState {
     pub(crate) db: Database,
     pub(crate) config: ServerConfig,
+    /// The SHA-256 of the token, when there is one.
+    pub(crate) token_digest: Option<[u8; 32]>,
+    pub(crate) auth_failures: guard::AuthFailures,
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    pub(crate) throttles: limits::Throttles,
+    /// The OpenAPI document, generated from the routes.
+    pub(crate) openapi: String,
 }
 
 /// The API over `db`: mount it (`Router::nest("/cloacina", router(db, config))`) or [`serve`] it.
+///
+/// Mounted in an application, the client's address for the failed-authentication limit comes
+/// from axum's `ConnectInfo<SocketAddr>` (`into_make_service_with_connect_info`); without it,
+/// failures are logged but not limited. Connection limits and header timeouts are the
+/// application server's; [`serve`] sets them from [`ServerConfig::limits`].
 pub fn router(db: Database, config: ServerConfig) -> Router {
     let limit = config.max_body_bytes;
-    let state = Arc::new(AppState { db, config });
+    let (api, mut doc) = api::routes().split_for_parts();
+    api::finish(&mut doc);
+    let state = Arc::new(AppState {
+        db,
+        token_digest: config.token.as_deref().map(guard::digest),
+        auth_failures: guard::AuthFailures::new(config.limits.auth_failures_per_minute),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight)),
+        throttles: limits::Throttles::new(),
+        openapi: doc.to_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
+        config,
+    });
     Router::new()
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::script))
         .route("/assets/app.css", get(dashboard::style))
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/metrics", get(metrics::scrape))
-        .nest("/api/v1", api::routes())
+        .merge(api)
         .fallback(api::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(from_fn_with_state(state.clone(), limits::read_body))
+        .layer(from_fn_with_state(state.clone(), guard::writes))
+        .layer(from_fn_with_state(state.clone(), limits::in_flight))
+        .layer(from_fn_with_state(state.clone(), guard::hosts))
+        .layer(from_fn(error::json_errors))
+        .layer(from_fn(guard::security_headers))
         .with_state(state)
 }
 
@@ -101,6 +185,12 @@ pub enum ServeError {
          set --token (or CLOACINA_TOKEN), or bind to 127.0.0.1"
     )]
     NoTokenOffLoopback(SocketAddr),
+    /// The token cannot work (the reason says why; the token itself is never shown).
+    #[error("unusable token: {0}")]
+    BadToken(&'static str),
+    /// A limit of zero or out of range.
+    #[error("unusable limits: {0}")]
+    BadLimits(String),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -130,7 +220,7 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    check_bind(addr, config.token.as_deref())?;
+    config.check(addr)?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
     serve_on(listener, db, config, shutdown).await
 }
@@ -143,9 +233,11 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let bound = listener.local_addr().map_err(ServeError::Serve)?;
-    check_bind(bound, config.token.as_deref())?;
+    config.check(bound)?;
     tracing::info!(address = %bound, database = %db.url(), "serving the Cloacina API");
-    axum::serve(listener, router(db, config)).with_graceful_shutdown(shutdown).await.map_err(ServeError::Serve)
+    let limits = config.limits.clone();
+    let app = router(db, config);
+    listen::serve(listener, app, &limits, Arc::new(limits::Throttle::new()), shutdown).await.map_err(ServeError::Serve)
 }
 
 /// Completes on SIGINT or SIGTERM (Ctrl-C only where there are no Unix signals).

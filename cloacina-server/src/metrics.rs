@@ -31,6 +31,10 @@ struct Gauges {
     live_versions: usize,
 }
 
+/// Prometheus text: the process's own metrics, then gauges read from the database.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses(
+    (status = OK, description = "Prometheus text exposition format", content_type = "text/plain; version=0.0.4", body = String),
+))]
 pub(crate) async fn scrape(State(s): State<Arc<AppState>>) -> impl IntoResponse {
     let mut out = s.config.render_metrics.as_ref().map(|render| render()).unwrap_or_default();
     if !out.is_empty() && !out.ends_with('\n') {

@@ -22,7 +22,7 @@ use support::{block_on, runner, TestDb};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-const TOKEN: &str = "s3cret-token";
+const TOKEN: &str = "s3cret-token-for-tests";
 
 macro_rules! both_backends {
     ($name:ident, $body:ident) => {
@@ -44,16 +44,24 @@ struct Call<'a> {
     path: &'a str,
     token: Option<&'a str>,
     origin: Option<&'a str>,
+    host: &'a str,
     body: Option<String>,
 }
 
 impl<'a> Call<'a> {
     fn get(path: &'a str) -> Self {
-        Self { method: "GET", path, token: None, origin: None, body: None }
+        Self { method: "GET", path, token: None, origin: None, host: "127.0.0.1:8080", body: None }
     }
 
     fn post(path: &'a str, body: Value) -> Self {
-        Self { method: "POST", path, token: Some(TOKEN), origin: None, body: Some(body.to_string()) }
+        Self {
+            method: "POST",
+            path,
+            token: Some(TOKEN),
+            origin: None,
+            host: "127.0.0.1:8080",
+            body: Some(body.to_string()),
+        }
     }
 
     fn with(mut self, method: &'a str) -> Self {
@@ -62,7 +70,13 @@ impl<'a> Call<'a> {
     }
 
     async fn send(self, app: &Router) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(self.method).uri(self.path).header("host", "127.0.0.1:8080");
+        let (status, _, value) = self.exchange(app).await;
+        (status, value)
+    }
+
+    /// The status, headers and JSON body of the response.
+    async fn exchange(self, app: &Router) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut req = Request::builder().method(self.method).uri(self.path).header("host", self.host);
         if let Some(token) = self.token {
             req = req.header("authorization", format!("Bearer {token}"));
         }
@@ -76,9 +90,15 @@ impl<'a> Call<'a> {
         .unwrap();
         let response = app.clone().oneshot(req).await.unwrap();
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
-        (status, value)
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, headers, value)
     }
 }
 
@@ -163,7 +183,9 @@ async fn runs_and_actions(t: TestDb) {
     let start = json!({ "workflow": "ok_flow", "context": { "from": "api" } });
     let (s, v) = Call { token: None, ..Call::post("/api/v1/runs", start.clone()) }.send(&app).await;
     assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
-    let (s, v) = Call { token: Some("wrong"), ..Call::post("/api/v1/runs", start.clone()) }.send(&app).await;
+    let (s, v) = Call { token: Some("wrong-token-of-the-same-size"), ..Call::post("/api/v1/runs", start.clone()) }
+        .send(&app)
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     let (s, v) =
         Call { origin: Some("http://evil.example"), ..Call::post("/api/v1/runs", start.clone()) }.send(&app).await;
@@ -227,14 +249,19 @@ async fn schedules(t: TestDb) {
     let app = router(t.open(), ServerConfig { token: Some(TOKEN.to_owned()), ..Default::default() });
     for (body, why) in [
         (json!({ "workflow": "ok_flow", "expression": "not cron" }), "bad expression"),
-        (json!({ "workflow": "ghost", "expression": "0 * * * *" }), "unknown workflow"),
         (json!({ "workflow": "ok_flow", "expression": "0 * * * *", "timezone": "Mars/Olympus" }), "bad zone"),
         (json!({ "expression": "0 * * * *" }), "no workflow"),
         (json!({ "workflow": "ok_flow", "expression": "0 * * * *", "catchup": "Sometimes" }), "bad policy"),
+        (json!({ "workflow": "ok_flow", "expression": "0 * * * *", "colour": "red" }), "unknown field"),
+        (json!({ "workflow": "ok_flow", "expression": "0 ".repeat(50_000) }), "a 100,000-character expression"),
     ] {
         let (s, v) = Call::post("/api/v1/schedules", body).send(&app).await;
         assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_request"), "{why}: {v}");
     }
+    // An unknown workflow is 404, as for POST /runs.
+    let (s, v) =
+        Call::post("/api/v1/schedules", json!({ "workflow": "ghost", "expression": "0 * * * *" })).send(&app).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
     let (_, v) = Call::get("/api/v1/schedules").send(&app).await;
     assert!(v["schedules"].as_array().unwrap().is_empty(), "nothing stored by refused requests");
     let body =
@@ -247,6 +274,8 @@ async fn schedules(t: TestDb) {
     assert_eq!(v["next_fire_times"].as_array().unwrap().len(), 5);
     assert!(v["history"].as_array().unwrap().is_empty());
     let one = format!("/api/v1/schedules/{id}");
+    let (s, v) = Call::post(&one, json!({ "workflow": "ok_flow" })).with("PUT").send(&app).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_request"), "a schedule's workflow cannot change: {v}");
     let (s, v) = Call::post(&one, json!({ "expression": "30 4 * * *" })).with("PUT").send(&app).await;
     assert_eq!((s, v["schedule"]["cron_expression"].as_str()), (StatusCode::OK, Some("30 4 * * *")), "{v}");
     assert_eq!(v["schedule"]["timezone"], "Europe/Berlin", "other settings are kept");
@@ -289,6 +318,9 @@ async fn real_socket(t: TestDb) {
 both_backends!(runs_and_actions_over_a_real_runners_database, runs_and_actions);
 both_backends!(schedules_are_managed_and_bad_ones_refused, schedules);
 both_backends!(it_serves_on_a_socket_and_stops_gracefully, real_socket);
+
+#[path = "api/hardening.rs"]
+mod hardening;
 
 #[test]
 fn a_public_address_needs_a_token_and_debug_hides_it() {

@@ -34,7 +34,7 @@ pub mod workflow {
     pub use crate::definition::{
         FailureHook, HookFuture, HookResult, SuccessHook, Task, TaskFuture, TaskHooks, Workflow, WorkflowBuilder,
     };
-    pub use crate::spec::{check_graph, Error, GraphNode, TaskSpec, WorkflowSpec};
+    pub use crate::spec::{check_graph, check_name, Error, GraphNode, TaskSpec, WorkflowSpec, MAX_NAME};
 }
 
 pub use workflow::{Error as WorkflowError, Task, TaskSpec, Workflow, WorkflowBuilder, WorkflowSpec};

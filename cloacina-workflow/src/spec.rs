@@ -18,6 +18,16 @@ pub enum Error {
     /// The workflow has no name.
     #[error("a workflow needs a non-empty name")]
     EmptyName,
+    /// A workflow or task name holds a control character or is too long.
+    #[error("{what} name `{shown}` {reason}")]
+    InvalidName {
+        /// `workflow` or `task`.
+        what: &'static str,
+        /// The name, control characters escaped, cut at 80 characters.
+        shown: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// The workflow has no tasks.
     #[error("workflow `{0}` has no tasks")]
     NoTasks(String),
@@ -58,6 +68,27 @@ pub enum Error {
         /// The cycle.
         path: Vec<String>,
     },
+}
+
+/// Longest workflow or task name, in characters.
+pub const MAX_NAME: usize = 255;
+
+/// The name rule for workflows and tasks: at most [`MAX_NAME`] characters, no control characters
+/// (a name is shown in terminals, logs and pages, and stored as text on both backends).
+pub fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
+    let invalid = |reason: String| Error::InvalidName {
+        what,
+        shown: name.chars().take(80).flat_map(char::escape_debug).collect(),
+        reason,
+    };
+    if name.chars().any(char::is_control) {
+        return Err(invalid("holds a control character".to_owned()));
+    }
+    let len = name.chars().count();
+    if len > MAX_NAME {
+        return Err(invalid(format!("is {len} characters long; at most {MAX_NAME}")));
+    }
+    Ok(())
 }
 
 /// One task as the engine stores and schedules it.
@@ -109,6 +140,7 @@ impl WorkflowSpec {
         if name.trim().is_empty() {
             return Err(Error::EmptyName);
         }
+        check_name("workflow", &name)?;
         if tasks.is_empty() {
             return Err(Error::NoTasks(name));
         }
@@ -210,8 +242,8 @@ pub struct GraphNode<'a> {
     pub references: Vec<&'a str>,
 }
 
-/// The graph rules, in the order they are checked: no empty or duplicate task id, no dependency
-/// or rule reference to an unknown task, no cycle. `WorkflowSpec::new` and `#[workflow]` (at
+/// The graph rules, in the order they are checked: no empty, invalid ([`check_name`]) or
+/// duplicate task id, no dependency or rule reference to an unknown task, no cycle. `WorkflowSpec::new` and `#[workflow]` (at
 /// compile time) both apply them.
 pub fn check_graph(workflow: &str, nodes: &[GraphNode<'_>]) -> Result<(), Error> {
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(nodes.len());
@@ -219,6 +251,7 @@ pub fn check_graph(workflow: &str, nodes: &[GraphNode<'_>]) -> Result<(), Error>
         if n.id.trim().is_empty() {
             return Err(Error::EmptyTaskId(workflow.to_owned()));
         }
+        check_name("task", n.id)?;
         if index.insert(n.id, i).is_some() {
             return Err(Error::DuplicateTask { workflow: workflow.to_owned(), task: n.id.to_owned() });
         }

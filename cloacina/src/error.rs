@@ -55,6 +55,9 @@ pub enum Error {
         /// How long ago it last said it was alive.
         seen_secs: i64,
     },
+    /// A value from outside was refused (a NUL character, a length over its limit).
+    #[error("invalid {0}")]
+    InvalidInput(#[from] crate::input::Invalid),
     /// A runner setting is outside its documented bounds.
     #[error("invalid setting `{setting}`: {reason}")]
     InvalidSetting {
@@ -91,6 +94,7 @@ impl Error {
             | Error::ScheduleNotFound(_)
             | Error::TriggerNotFound(_)
             | Error::InvalidSetting { .. }
+            | Error::InvalidInput(_)
             | Error::AnotherHost { .. } => ErrorKind::InvalidInput,
             Error::Database(e) if e.kind() == crate::database::ErrorKind::Configuration => ErrorKind::InvalidInput,
             Error::Database(_) | Error::ShutDown | Error::Timeout { .. } => ErrorKind::Other,

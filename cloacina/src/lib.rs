@@ -27,6 +27,7 @@ pub mod faults;
 #[cfg(not(feature = "failpoints"))]
 #[allow(unreachable_pub, dead_code)] // without the feature nothing arms a fault
 mod faults;
+pub mod input;
 pub mod models;
 pub mod ops;
 mod results;

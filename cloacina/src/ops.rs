@@ -77,6 +77,8 @@ pub fn start_run(
     input: &Context<Value>,
     now: DateTime<Utc>,
 ) -> Outcome<PipelineExecutionId> {
+    crate::input::text("workflow", workflow, crate::input::MAX_NAME)?;
+    crate::input::context("context", input)?;
     let Some(wf) = live_version(conn, workflow, now)? else { return Ok(Err(Refused::NoWorkflow(workflow.to_owned()))) };
     let id = PipelineExecutionId::new();
     write_transaction(conn, |c| {
@@ -87,6 +89,20 @@ pub fn start_run(
         Ok::<_, Error>(())
     })?;
     Ok(Ok(id))
+}
+
+/// Creates a cron schedule from `config` for a registered workflow (a workflow no runner ever
+/// registered is refused, as [`start_run`] refuses it).
+pub fn create_schedule(
+    conn: &mut AnyConnection,
+    config: &crate::cron::ScheduleConfig,
+    now: DateTime<Utc>,
+) -> Outcome<crate::models::CronSchedule> {
+    crate::input::text("workflow", &config.workflow, crate::input::MAX_NAME)?;
+    if live_version(conn, &config.workflow, now)?.is_none() {
+        return Ok(Err(Refused::NoWorkflow(config.workflow.clone())));
+    }
+    Ok(Ok(crate::cron::create(conn, config, now)?))
 }
 
 /// Retries run `id`, which failed or was cancelled, as a new run of the same workflow (at its live

@@ -116,7 +116,7 @@ fn main() -> ExitCode {
         Err(e) if commands::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, the whole cause chain; messages from the library never contain a password.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", commands::output::printable(&format!("{e:#}")));
             ExitCode::from(commands::output::exit_code(&e))
         }
     }

@@ -80,7 +80,10 @@ fn write_with_a_runner(db: &Db) -> Written {
             .build()
             .unwrap();
         let failing = Workflow::builder("cli_fail")
-            .simple_task("boom", &[], |_: Context<Value>| async move { Err(TaskError::fatal("disk full")) })
+            // Task code's error text holds terminal commands (set the title, clear the screen).
+            .simple_task("boom", &[], |_: Context<Value>| async move {
+                Err(TaskError::fatal("disk full\u{1b}]0;PWNED\u{7}\u{1b}[2J"))
+            })
             .build()
             .unwrap();
         let config = DefaultRunnerConfig { schema: db.schema.clone(), ..Default::default() };
@@ -184,6 +187,8 @@ fn operate(db: &Db) {
     assert!(ok["output"].is_object(), "{ok}");
     let text = db.ok(&["runs", "show", &w.failed]);
     assert!(text.contains("status     Failed") && text.contains("disk full") && text.contains("ATTEMPT"), "{text}");
+    assert!(!text.contains(['\u{1b}', '\u{7}']), "the terminal is sent no command: {text:?}");
+    assert!(text.contains("\\u{1b}]0;PWNED\\u{7}"), "it is shown escaped: {text}");
     let text = db.ok(&["runs", "show", &w.waiting]);
     assert!(text.contains("waiting for a runner with version 0123456789abcdef of workflow `cli_ok`"), "{text}");
     db.fails(&["runs", "show", "not-a-uuid"], "invalid run id `not-a-uuid`");

@@ -166,3 +166,58 @@ fn serve_log(url: &str, schema: &str) -> String {
     child.wait().unwrap();
     log + &out
 }
+
+/// `serve` logs each limit it enforces (throttled), and never the token: failed authentications
+/// with the client's address, then the refusal of the address; the connection limit.
+#[cfg(feature = "sqlite")]
+#[test]
+fn serve_logs_the_limits_it_enforces_without_the_token() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-dbs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("serve_limits_{}.db", std::process::id()));
+    std::fs::File::create(&path).unwrap();
+    let token = "a-token-nobody-should-see-0123";
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloacinactl"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--max-connections", "2"])
+        .args(["--auth-failures-per-minute", "2"])
+        .env("DATABASE_URL", format!("sqlite://{}", path.display()))
+        .env("CLOACINA_TOKEN", token)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("serving the Cloacina API") {
+            break;
+        }
+    }
+    let post = |bearer: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(stream, "POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {bearer}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let guesses: Vec<String> = (0..3).map(|i| post(&format!("guess-number-{i}-of-many"))).collect();
+    assert!(guesses[0].starts_with("HTTP/1.1 401") && guesses[2].starts_with("HTTP/1.1 429"), "{guesses:?}");
+    // Two idle connections fill the limit; the server closes every further one.
+    let held: Vec<std::net::TcpStream> =
+        (0..2).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(port, "/healthz").is_some_and(|r| !r.is_empty()) {
+        assert!(Instant::now() < deadline, "a third connection is still served");
+    }
+    drop(held);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let log: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success());
+    let log = log.join("\n");
+    assert!(log.contains("authentication failed: POST /api/v1/runs from 127.0.0.1"), "{log}");
+    assert!(log.contains("connection limit reached (2 open)"), "{log}");
+    assert!(!log.contains(token) && !log.contains("guess-number"), "no token in the log: {log}");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}

@@ -4,10 +4,12 @@
 
 const main = document.getElementById("main");
 const tokenInput = document.getElementById("token");
-tokenInput.value = localStorage.getItem("cloacina-token") || "";
-tokenInput.addEventListener("change", () => localStorage.setItem("cloacina-token", tokenInput.value));
+// The token lives for this tab's session only (sessionStorage), never in localStorage.
+tokenInput.value = sessionStorage.getItem("cloacina-token") || "";
+tokenInput.addEventListener("change", () => sessionStorage.setItem("cloacina-token", tokenInput.value));
 
 let refreshTimer = null;
+let selectedTask = { run: null, task: null };
 
 function esc(text) {
   return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -24,7 +26,13 @@ function took(from, to) {
 }
 
 function badge(status) {
-  return `<span class="status" style="background:var(--${esc(status)})" data-status="${esc(status)}">${esc(status)}</span>`;
+  return `<span class="status" data-status="${esc(status)}">${esc(status)}</span>`;
+}
+
+/// A run id for people: its last 8 hex digits. A UUIDv7 begins with its creation time, so the
+/// first digits of runs made together are the same; the last ones are random.
+function shortId(id) {
+  return `…${String(id).slice(-8)}`;
 }
 
 function toast(text) {
@@ -93,7 +101,7 @@ async function runsPage(params) {
     if (append && cursor) q.set("cursor", cursor);
     const page = await api(`runs?${q}`);
     const rows = page.runs.map((r) => `<tr data-run="${esc(r.id)}">
-        <td class="mono"><a href="#/runs/${esc(r.id)}">${esc(r.id.slice(0, 8))}</a></td>
+        <td class="mono"><a href="#/runs/${esc(r.id)}" title="${esc(r.id)}">${esc(shortId(r.id))}</a></td>
         <td>${esc(r.workflow_name)}</td><td>${badge(r.status)}</td>
         <td class="wide">${when(r.created_at)}</td><td class="wide">${took(r.created_at, r.completed_at)}</td></tr>`).join("");
     const body = document.getElementById("runs");
@@ -182,23 +190,29 @@ async function runPage(id) {
     ${d.recovery_events.length ? `<h2>Recovery events</h2><table><tbody>${d.recovery_events.map((e) => `<tr><td>${when(e.recovered_at || e.created_at)}</td><td>${esc(e.recovery_type)}</td><td class="mono">${esc(JSON.stringify(e.details ?? ""))}</td></tr>`).join("")}</tbody></table>` : ""}
     <h2>Input</h2><pre id="input">${esc(JSON.stringify(d.input, null, 2))}</pre>
     <h2>Output</h2><pre id="output">${esc(JSON.stringify(d.output, null, 2))}</pre>`;
+  const showTask = (name) => {
+    main.querySelectorAll(".graph .node").forEach((n) => n.classList.toggle("selected", n.dataset.task === name));
+    const t = byName.get(name);
+    const tries = t ? attemptsOf(t) : [];
+    document.getElementById("task-panel").innerHTML = t
+      ? `<strong>${esc(t.task_name)}</strong> ${badge(t.status)}<br>${tries.length} of ${t.max_attempts} attempts run
+         ${t.retry_at && t.status === "Ready" ? `, next try ${when(t.retry_at)}` : ""}
+         ${t.lease_expires_at ? `<br>lease until ${when(t.lease_expires_at)}` : ""}
+         ${t.error_details ? `<p class="error" id="task-error">${esc(t.error_details)}</p>` : ""}
+         ${tries.length ? `<table id="attempts"><thead><tr><th>#</th><th>Outcome</th><th class="wide">Runner</th><th>Started</th><th>Took</th><th>Error</th></tr></thead><tbody>
+         ${tries.map((a) => `<tr><td>${a.attempt}</td><td>${esc(a.outcome)}</td><td class="wide mono">${esc(a.runner)}</td><td>${when(a.started_at)}</td>
+           <td>${took(a.started_at, a.ended_at)}</td><td class="error">${esc(a.error_details)}</td></tr>`).join("")}</tbody></table>` : ""}`
+      : `<strong>${esc(name)}</strong>: not created in this run`;
+  };
   for (const node of main.querySelectorAll(".graph .node")) {
     node.addEventListener("click", () => {
-      main.querySelectorAll(".graph .node").forEach((n) => n.classList.remove("selected"));
-      node.classList.add("selected");
-      const t = byName.get(node.dataset.task);
-      const tries = t ? attemptsOf(t) : [];
-      document.getElementById("task-panel").innerHTML = t
-        ? `<strong>${esc(t.task_name)}</strong> ${badge(t.status)}<br>${tries.length} of ${t.max_attempts} attempts run
-           ${t.retry_at && t.status === "Ready" ? `, next try ${when(t.retry_at)}` : ""}
-           ${t.lease_expires_at ? `<br>lease until ${when(t.lease_expires_at)}` : ""}
-           ${t.error_details ? `<p class="error" id="task-error">${esc(t.error_details)}</p>` : ""}
-           ${tries.length ? `<table id="attempts"><thead><tr><th>#</th><th>Outcome</th><th class="wide">Runner</th><th>Started</th><th>Took</th><th>Error</th></tr></thead><tbody>
-           ${tries.map((a) => `<tr><td>${a.attempt}</td><td>${esc(a.outcome)}</td><td class="wide mono">${esc(a.runner)}</td><td>${when(a.started_at)}</td>
-             <td>${took(a.started_at, a.ended_at)}</td><td class="error">${esc(a.error_details)}</td></tr>`).join("")}</tbody></table>` : ""}`
-        : `<strong>${esc(node.dataset.task)}</strong>: not created in this run`;
+      selectedTask = { run: run.id, task: node.dataset.task };
+      showTask(node.dataset.task);
     });
   }
+  // The page re-renders every 2 s while the run is active: an open task panel stays open.
+  if (selectedTask.run === run.id && selectedTask.task) showTask(selectedTask.task);
+  main.dataset.renders = String(Number(main.dataset.renders || 0) + 1);
   const again = () => route();
   const on = (button, path, question, after = again) => document.getElementById(button)?.addEventListener("click", () => act(path, question, after));
   on("cancel", `runs/${run.id}/cancel`, "Cancel this run? Tasks not started yet will never run.");
@@ -212,16 +226,79 @@ async function runPage(id) {
 
 async function schedulesPage() {
   setActive("schedules");
-  const { schedules } = await api("schedules");
+  const [{ schedules }, { workflows }] = await Promise.all([api("schedules"), api("workflows")]);
+  const policies = ["", "skip", "run_once", "run_all"];
   main.innerHTML = `<h1>Schedules</h1>
+    <form class="schedule" id="schedule-form">
+      <label>Workflow <select name="workflow" required>${workflows.map((w) => `<option value="${esc(w.name)}">${esc(w.name)}</option>`).join("")}</select></label>
+      <label>Cron expression <input name="expression" required maxlength="256" placeholder="0 3 * * *"></label>
+      <label>Time zone <input name="timezone" maxlength="64" placeholder="UTC"></label>
+      <label>Catch-up <select name="catchup">${policies.map((p) => `<option value="${p}">${p || "default"}</option>`).join("")}</select></label>
+      <label class="full">Context (JSON) <textarea name="context">{}</textarea></label>
+      <p class="full"><button id="schedule-save">Create schedule</button> <button type="button" id="schedule-cancel" hidden>Cancel edit</button></p>
+    </form>
     <table><thead><tr><th>Workflow</th><th>Expression</th><th class="wide">Zone</th><th>Next fire</th><th>State</th><th></th></tr></thead><tbody>
-    ${schedules.map((s) => `<tr><td>${esc(s.workflow_name)}</td><td class="mono">${esc(s.cron_expression)}</td><td class="wide">${esc(s.timezone)}</td>
+    ${schedules.map((s) => `<tr data-schedule="${esc(s.id)}"><td>${esc(s.workflow_name)}</td><td class="mono">${esc(s.cron_expression)}</td><td class="wide">${esc(s.timezone)}</td>
       <td>${s.enabled ? when(s.next_run_at) : "<span class=muted>paused</span>"}</td><td>${s.enabled ? "running" : "paused"}</td>
-      <td class="actions"><button data-id="${esc(s.id)}" data-do="${s.enabled ? "pause" : "resume"}">${s.enabled ? "Pause" : "Resume"}</button></td></tr>`).join("")
+      <td class="actions"><button data-id="${esc(s.id)}" data-do="${s.enabled ? "pause" : "resume"}">${s.enabled ? "Pause" : "Resume"}</button>
+        <button data-id="${esc(s.id)}" data-edit>Edit</button><button data-id="${esc(s.id)}" data-delete>Delete</button></td></tr>`).join("")
       || `<tr><td colspan="6" class="muted">No schedules</td></tr>`}
     </tbody></table>`;
+  const form = document.getElementById("schedule-form");
+  let editing = null;
+  const reset = () => {
+    editing = null;
+    form.reset();
+    form.workflow.disabled = false;
+    document.getElementById("schedule-save").textContent = "Create schedule";
+    document.getElementById("schedule-cancel").hidden = true;
+  };
+  document.getElementById("schedule-cancel").addEventListener("click", reset);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    let context;
+    try { context = JSON.parse(form.context.value || "{}"); } catch (err) { toast(`The context is not JSON: ${err.message}`); return; }
+    const body = { expression: form.expression.value, context };
+    if (form.timezone.value) body.timezone = form.timezone.value;
+    if (form.catchup.value) body.catchup = form.catchup.value;
+    try {
+      if (editing) {
+        await api(`schedules/${editing}`, { method: "PUT", body: JSON.stringify(body) });
+        toast("Schedule changed");
+      } else {
+        await api("schedules", { method: "POST", body: JSON.stringify({ workflow: form.workflow.value, ...body }) });
+        toast("Schedule created");
+      }
+      route();
+    } catch (err) { toast(err.message); }
+  });
   for (const b of main.querySelectorAll("button[data-do]")) {
     b.addEventListener("click", () => act(`schedules/${b.dataset.id}/${b.dataset.do}`, `${b.textContent} this schedule?`, () => route()));
+  }
+  for (const b of main.querySelectorAll("button[data-edit]")) {
+    b.addEventListener("click", () => {
+      const s = schedules.find((x) => x.id === b.dataset.id);
+      editing = s.id;
+      form.workflow.value = s.workflow_name;
+      form.workflow.disabled = true;
+      form.expression.value = s.cron_expression;
+      form.timezone.value = s.timezone;
+      form.catchup.value = s.catchup_policy;
+      form.context.value = JSON.stringify(s.context, null, 2);
+      document.getElementById("schedule-save").textContent = "Save changes";
+      document.getElementById("schedule-cancel").hidden = false;
+      form.scrollIntoView();
+    });
+  }
+  for (const b of main.querySelectorAll("button[data-delete]")) {
+    b.addEventListener("click", async () => {
+      if (!confirm("Delete this schedule and its fire-time history? The runs it started stay.")) return;
+      try {
+        await api(`schedules/${b.dataset.id}`, { method: "DELETE" });
+        toast("Schedule deleted");
+        route();
+      } catch (err) { toast(err.message); }
+    });
   }
 }
 

@@ -85,6 +85,19 @@ pub enum CopyError {
         /// Their checksum.
         target_checksum: String,
     },
+    /// A source row holds a NUL character (written by an older version on SQLite).
+    #[error(
+        "row {key} of {table}: column `{column}` holds a NUL character (U+0000), which Cloacina no longer accepts and \
+         PostgreSQL cannot store; correct or delete that row in the source and copy again (nothing was committed)"
+    )]
+    HoldsNul {
+        /// The table.
+        table: &'static str,
+        /// The row's primary key.
+        key: String,
+        /// The column.
+        column: &'static str,
+    },
     /// A database error on either side.
     #[error(transparent)]
     Database(#[from] crate::database::Error),
@@ -261,11 +274,13 @@ trait CopyTable {
     const NAME: &'static str;
     const COLUMNS: &'static [&'static str];
     type Row: Send;
-    type Key;
+    type Key: Canonical;
     fn page(conn: &mut AnyConnection, after: Option<&Self::Key>, limit: i64) -> QueryResult<Vec<Self::Row>>;
     fn key(row: &Self::Row) -> Self::Key;
     fn insert(conn: &mut AnyConnection, rows: &[Self::Row]) -> QueryResult<usize>;
     fn canonical(row: &Self::Row, out: &mut String);
+    /// The first column of `row` holding a NUL character, if any.
+    fn holding_nul(row: &Self::Row) -> Option<&'static str>;
 }
 
 /// Rows per page for a table of `columns` columns.
@@ -296,8 +311,14 @@ fn copy_table<T: CopyTable>(
         });
         let mut written = Ok(0u64);
         for rows in &received {
+            if let Some((row, column)) = rows.iter().find_map(|r| T::holding_nul(r).map(|c| (r, c))) {
+                let mut key = String::new();
+                Canonical::write(&T::key(row), &mut key);
+                written = Err(CopyError::HoldsNul { table: T::NAME, key, column });
+                break;
+            }
             if let Err(e) = T::insert(target, &rows) {
-                written = Err(e);
+                written = Err(e.into());
                 break; // the reader stops at its next page
             }
             let copied = written.as_ref().map_or(0, |n| *n) + rows.len() as u64;
@@ -383,6 +404,25 @@ impl Sum {
 /// A column value's canonical text: the same on both backends for the same stored value.
 trait Canonical {
     fn write(&self, out: &mut String);
+
+    /// True when the value holds a NUL character, which Cloacina refuses on both backends
+    /// (`crate::input`) and PostgreSQL cannot store; an older SQLite database may still hold one.
+    fn holds_nul(&self) -> bool {
+        false
+    }
+}
+
+impl<T: Canonical> Canonical for Option<T> {
+    fn write(&self, out: &mut String) {
+        match self {
+            Some(v) => v.write(out),
+            None => out.push_str("null"),
+        }
+    }
+
+    fn holds_nul(&self) -> bool {
+        self.as_ref().is_some_and(Canonical::holds_nul)
+    }
 }
 
 impl Canonical for UniversalUuid {
@@ -408,6 +448,10 @@ impl Canonical for UniversalJson {
     fn write(&self, out: &mut String) {
         canonical_json(&self.0, out);
     }
+
+    fn holds_nul(&self) -> bool {
+        crate::input::document("", &self.0).is_err()
+    }
 }
 
 /// Length-prefixed, so no content can be mistaken for a separator.
@@ -415,6 +459,10 @@ impl Canonical for String {
     fn write(&self, out: &mut String) {
         let _ = write!(out, "{}:", self.len());
         out.push_str(self);
+    }
+
+    fn holds_nul(&self) -> bool {
+        self.contains('\0')
     }
 }
 
@@ -435,15 +483,6 @@ impl Canonical for Vec<u8> {
         out.push_str("0x");
         for b in self {
             let _ = write!(out, "{b:02x}");
-        }
-    }
-}
-
-impl<T: Canonical> Canonical for Option<T> {
-    fn write(&self, out: &mut String) {
-        match self {
-            Some(v) => v.write(out),
-            None => out.push_str("null"),
         }
     }
 }
@@ -527,6 +566,15 @@ macro_rules! copy_tables {
                         rows,
                         rows.iter().map(|r| ($(t::$column.eq(&r.$column),)*)).collect::<Vec<_>>()
                     )
+                }
+
+                fn holding_nul(row: &Row) -> Option<&'static str> {
+                    $(
+                        if Canonical::holds_nul(&row.$column) {
+                            return Some(stringify!($column));
+                        }
+                    )*
+                    None
                 }
 
                 fn canonical(row: &Row, out: &mut String) {

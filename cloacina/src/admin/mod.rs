@@ -133,7 +133,8 @@ pub enum Waiting {
         /// The earliest retry time.
         next_at: DateTime<Utc>,
     },
-    /// Tasks are Ready and wait for a free slot on a runner with the version.
+    /// Tasks are Ready and wait for a free slot on a live runner with the version (with no such
+    /// runner, [`Waiting::NoRunnerWithVersion`] is the reason instead).
     Ready {
         /// How many tasks.
         tasks: usize,
@@ -218,7 +219,9 @@ fn waiting(pipeline: &PipelineExecution, tasks: &[TaskExecution], live: &Livenes
         return Vec::new();
     }
     let mut reasons = Vec::new();
-    if let Some(v) = live.waiting(pipeline) {
+    let no_runner = live.waiting(pipeline);
+    let runner_live = no_runner.is_none();
+    if let Some(v) = no_runner {
         reasons.push(Waiting::NoRunnerWithVersion(v));
     }
     if pipeline.status == PipelineStatus::Paused {
@@ -255,7 +258,9 @@ fn waiting(pipeline: &PipelineExecution, tasks: &[TaskExecution], live: &Livenes
     if let Some(next_at) = next_retry {
         reasons.push(Waiting::RetryWaiting { tasks: retrying, next_at });
     }
-    if ready > 0 {
+    // Ready tasks wait for a free slot only where a runner with the version is up; otherwise
+    // they wait for such a runner, which the reason above already says.
+    if ready > 0 && runner_live {
         reasons.push(Waiting::Ready { tasks: ready });
     }
     let status: HashMap<&str, TaskStatus> = tasks.iter().map(|t| (t.task_name.as_str(), t.status)).collect();

@@ -20,7 +20,7 @@ pub use expression::{CronExpression, ScheduleError};
 use crate::dal::cron_schedules::{self as schedules, NewSchedule};
 use crate::database::{AnyConnection, UniversalTimestamp};
 use crate::models::{CatchupPolicy, CronSchedule, CronScheduleId};
-use crate::{Context, Error};
+use crate::{input, Context, Error};
 
 /// The settings of a schedule, for [`DefaultRunner::create_schedule`](crate::runner::DefaultRunner::create_schedule)
 /// and `update_schedule`. [`ScheduleConfig::new`] gives the defaults: UTC, an empty input
@@ -123,6 +123,11 @@ impl ScheduleConfig {
 
     /// Checks everything and computes the first fire time after `now`: the row to store.
     pub(crate) fn to_new_schedule(&self, now: DateTime<Utc>) -> Result<NewSchedule, ScheduleError> {
+        let checked = input::text("workflow", &self.workflow, input::MAX_NAME)
+            .and_then(|()| input::text("expression", &self.expression, input::MAX_CRON_EXPRESSION))
+            .and_then(|()| input::text("timezone", &self.timezone, input::MAX_TIMEZONE))
+            .and_then(|()| input::context("context", &self.context));
+        checked.map_err(|e| ScheduleError::Invalid(e.to_string()))?;
         let expression = CronExpression::parse(&self.expression, &self.timezone)?;
         if let (Some(start), Some(end)) = (self.start_at, self.end_at) {
             if end < start {

@@ -289,7 +289,7 @@ fn split_userinfo(rest: &str) -> Split<'_> {
     let mut valid =
         rest.match_indices('@').map(|(at, _)| at).filter(|&at| user_ok(&rest[..at]) && is_host_part(&rest[at + 1..]));
     let Some(first) = valid.next() else { return Split { userinfo: None, host_part: rest, ambiguous: false } };
-    let (last, ambiguous) = match valid.last() {
+    let (last, ambiguous) = match valid.next_back() {
         Some(last) => (last, true),
         None => (first, false),
     };

@@ -2,6 +2,8 @@
 //! returns. They carry no Diesel types; the DAL converts its row structs into them explicitly.
 
 mod ids;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod records;
 
 pub use cloacina_workflow::status::{PipelineStatus, TaskStatus, UnknownStatus};

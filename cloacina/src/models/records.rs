@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::*;
 
 /// One run of a workflow.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PipelineExecution {
     /// Its id.
@@ -15,6 +16,7 @@ pub struct PipelineExecution {
     /// The workflow version (structural hash) it started with.
     pub workflow_version: String,
     /// Where it stands.
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::openapi::pipeline_status))]
     pub status: PipelineStatus,
     /// Its input context.
     pub context_id: Option<ContextId>,
@@ -33,6 +35,7 @@ pub struct PipelineExecution {
 }
 
 /// One task of one pipeline execution.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TaskExecution {
     /// Its id.
@@ -42,6 +45,7 @@ pub struct TaskExecution {
     /// The task's id within its workflow.
     pub task_name: String,
     /// Where it stands.
+    #[cfg_attr(feature = "openapi", schema(schema_with = super::openapi::task_status))]
     pub status: TaskStatus,
     /// The current attempt, from 1.
     pub attempt: u32,
@@ -70,6 +74,7 @@ pub struct TaskExecution {
 }
 
 /// A decision recovery made about a task whose lease expired.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RecoveryEvent {
     /// Its id.
@@ -105,6 +110,7 @@ pub struct RunnerProcess {
 }
 
 /// How one attempt of a task ended (or that it has not).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
@@ -161,6 +167,7 @@ impl std::str::FromStr for AttemptOutcome {
 }
 
 /// One attempt of a task: who ran it, when, and how it ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TaskAttempt {
     /// The task.
@@ -219,6 +226,7 @@ pub struct WorkflowPackage {
 }
 
 /// What a schedule does about fire times missed while no runner was up.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CatchupPolicy {
@@ -254,6 +262,7 @@ impl std::str::FromStr for CatchupPolicy {
 }
 
 /// A cron schedule.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CronSchedule {
     /// Its id.
@@ -287,6 +296,7 @@ pub struct CronSchedule {
 }
 
 /// One claimed fire time of one schedule.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CronExecution {
     /// Its id.

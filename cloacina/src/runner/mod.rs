@@ -97,7 +97,8 @@ impl DefaultRunnerBuilder {
     }
 
     /// Registers a workflow with this runner (in addition to those `#[workflow]` registered;
-    /// one with the same name replaces the registered one).
+    /// one with the same name replaces the registered one). Two workflows of one name given
+    /// here are refused by [`build`](Self::build).
     pub fn workflow(mut self, workflow: Workflow) -> Self {
         self.workflows.push(workflow);
         self
@@ -135,6 +136,16 @@ impl DefaultRunnerBuilder {
             reason: "is not set: pass it to DefaultRunner::builder or DefaultRunnerBuilder::database_url".to_owned(),
         })?;
         config.validate()?;
+        let mut given = std::collections::HashSet::new();
+        if let Some(twice) = workflows.iter().find(|w| !given.insert(w.name())) {
+            return Err(Error::InvalidSetting {
+                setting: "workflow",
+                reason: format!(
+                    "two workflows named `{}` were given to the builder; the second would silently replace the first",
+                    twice.name()
+                ),
+            });
+        }
         let db_config =
             DatabaseConfig { pool_size: config.pool_size, schema: config.schema.clone(), ..Default::default() };
         let db = tokio::task::spawn_blocking(move || Database::connect_with(&url, db_config))

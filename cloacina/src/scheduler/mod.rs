@@ -53,6 +53,8 @@ pub(crate) fn create_pipeline(
     input: &Context<Value>,
     now: UniversalTimestamp,
 ) -> Result<Option<ExecutionResult>, Error> {
+    // Every way a run starts (a runner, an operator, cron, a trigger) comes through here.
+    crate::input::context("context", input)?;
     let no_outcomes = crate::task::TaskOutcomes::new();
     let mut held_back = Vec::new();
     let tasks = wf

@@ -186,7 +186,14 @@ async fn prepare_and_run(
         }
         Err(j) => Err(TaskError::fatal(format!("task panicked: {j}"))),
     };
-    let result = result.map_err(|e| e.for_task(&task.task_name));
+    // An output that cannot be stored fails the attempt here, naming the place, rather than
+    // failing every try to record it.
+    let result = result
+        .and_then(|output| match crate::input::context("output", &output) {
+            Ok(()) => Ok(output),
+            Err(e) => Err(TaskError::fatal(format!("the task's output cannot be stored: {e}"))),
+        })
+        .map_err(|e| e.for_task(&task.task_name));
     let name = task.task_name.clone();
     let took = began.elapsed();
     if result.is_ok() {
@@ -213,11 +220,11 @@ async fn prepare_and_run(
                 %pipeline, task = %task.task_name, id = %task.id, attempt = task.attempt, ?delay, error = %e,
                 "task failed; retry scheduled"
             );
-            Outcome::Retry { error: e.to_string(), delay }
+            Outcome::Retry { error: crate::input::storable(&e.to_string()).into_owned(), delay }
         }
         Err(e) => {
             tracing::warn!(%pipeline, task = %task.task_name, id = %task.id, attempt = task.attempt, error = %e, "task failed");
-            let outcome = Outcome::Failed(e.to_string());
+            let outcome = Outcome::Failed(crate::input::storable(&e.to_string()).into_owned());
             if let (Some(hook), Some(input)) = (hooks.on_failure, failure_input) {
                 let call: AfterRecorded = Box::new(move || hook(name, e, input));
                 return Ran::Hooked(Some(info), outcome, call);

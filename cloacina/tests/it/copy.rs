@@ -274,3 +274,23 @@ crate::harness::backend_test!(bad_targets_are_refused_and_left_untouched, |t| {
         let _ = std::fs::remove_file(format!("{}{suffix}", blank.display()));
     }
 });
+
+/// A SQLite database written before NUL characters were refused may hold one; PostgreSQL cannot
+/// store it. The copy names the table, the row and the column, and commits nothing.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[test]
+fn a_row_holding_nul_is_named_and_nothing_is_copied() {
+    let source = TestDb::sqlite();
+    let now = UniversalTimestamp::now();
+    cloacina::dal::contexts::insert(&mut source.conn(), &json!({"fine": "yes"}), now).unwrap();
+    let bad = cloacina::dal::contexts::insert(&mut source.conn(), &json!({"a": ["x", "nul\u{0}here"]}), now).unwrap();
+    let target = TestDb::postgres();
+    match copy_all(&source, &target, false) {
+        Err(e @ CopyError::HoldsNul { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains(&format!("row {bad} of contexts")) && text.contains("`value`"), "{text}");
+        }
+        other => panic!("a NUL must be named: {other:?}"),
+    }
+    assert!(cloacina::dal::row_counts(&mut target.conn()).unwrap().iter().all(|(_, n)| *n == 0));
+}

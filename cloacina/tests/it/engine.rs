@@ -613,3 +613,56 @@ engine_test!(task_code_that_ignores_cancellation_keeps_its_claim_for_recovery, |
     assert_eq!(events.iter().map(|e| e.recovery_type.as_str()).collect::<Vec<_>>(), ["task_requeued"]);
     second.shutdown().await.expect("shutdown");
 });
+
+// NUL characters: refused on the way in (naming the key), an output holding one fails its task
+// with that reason (never an outcome that cannot be recorded), and an error text holding one is
+// stored with U+FFFD. One rule on both backends.
+engine_test!(nul_characters_are_refused_in_and_never_stall_a_run, |t| {
+    let mut nul_output = TaskSpec::new("nul_output", &[]);
+    nul_output.retry = quick_retry(1);
+    let mut nul_error = TaskSpec::new("nul_error", &[]);
+    nul_error.retry = quick_retry(1);
+    let workflows = vec![
+        Workflow::builder("nul_output")
+            .task(nul_output, |mut ctx: Context<Value>| async move {
+                ctx.insert_or_update("out", json!({"deep": ["fine", "bad\u{0}"]}));
+                Ok(ctx)
+            })
+            .build()
+            .expect("workflow"),
+        Workflow::builder("nul_error")
+            .task(nul_error, |_ctx: Context<Value>| async move { Err(TaskError::fatal("broken\u{0}text")) })
+            .build()
+            .expect("workflow"),
+    ];
+    let runner = runner(&t, workflows).await;
+    let mut input = Context::new();
+    input.insert("name", json!("a\u{0}b")).expect("insert");
+    let refused = runner.execute("nul_output", input).await.expect_err("a NUL in the input");
+    assert_eq!(refused.kind(), cloacina::ErrorKind::InvalidInput);
+    assert!(refused.to_string().contains("`context.name` holds a NUL character"), "{refused}");
+
+    let failed = runner.execute("nul_output", Context::new()).await.expect("execute");
+    assert_eq!(failed.status, WorkflowStatus::Failed);
+    let error = failed.task_results[0].error_message.clone().unwrap_or_default();
+    assert!(error.contains("`output.out.deep[1]` holds a NUL character"), "{error}");
+
+    let failed = runner.execute("nul_error", Context::new()).await.expect("execute");
+    assert_eq!(failed.status, WorkflowStatus::Failed);
+    let error = failed.task_results[0].error_message.clone().unwrap_or_default();
+    assert!(error.contains("broken\u{FFFD}text"), "{error}");
+    runner.shutdown().await.expect("shutdown");
+});
+
+engine_test!(two_workflows_of_one_name_are_refused_by_name, |t| {
+    let wf = |marker: &'static str| {
+        Workflow::builder("twice")
+            .task(TaskSpec::new(marker, &[]), |ctx: Context<Value>| async move { Ok(ctx) })
+            .build()
+            .expect("workflow")
+    };
+    let refused =
+        DefaultRunner::builder(t.url.clone()).config(config(&t)).workflow(wf("a")).workflow(wf("b")).build().await;
+    let error = refused.err().expect("refused").to_string();
+    assert!(error.contains("two workflows named `twice`"), "{error}");
+});

@@ -1,7 +1,9 @@
 //! Output: tables for people (comfy-table: terminal width, Unicode width), times in local time
 //! (UTC with `--utc`), JSON for scripts in one versioned envelope, and exit codes by failure
 //! class. Everything goes through [`line`], so a closed standard output (`| head`) ends the
-//! command quietly instead of panicking.
+//! command quietly instead of panicking, and no text from the database (error messages, names,
+//! contexts written by task code) can send the terminal a command: [`printable`] escapes control
+//! characters on the way out.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,11 +21,34 @@ pub(crate) fn use_utc(utc: bool) {
     UTC.store(utc, Ordering::Relaxed);
 }
 
-/// Writes one line to standard output; a closed pipe becomes an error `main` ends quietly on.
+/// Writes one line to standard output (through [`printable`]); a closed pipe becomes an error
+/// `main` ends quietly on.
 pub(crate) fn line(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    let text = text.to_string();
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")?;
+    writeln!(out, "{}", printable(&text))?;
     Ok(())
+}
+
+/// `text` safe to show on a terminal: control characters (ESC, BEL, CR, backspace, DEL, the C1
+/// range) and the bidirectional overrides that reorder what is shown become visible escapes
+/// (`\u{1b}`); newlines and tabs stay, so multi-line text (a traceback) reads as it was written.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `println!` through [`line`], returning from the enclosing function on a closed pipe.
@@ -81,6 +106,12 @@ pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
         if let Some(c) = cause.downcast_ref::<Classified>() {
             return c.failure as u8;
         }
+        if let Some(e) = cause.downcast_ref::<cloacina_server::ServeError>() {
+            use cloacina_server::ServeError;
+            if matches!(e, ServeError::NoTokenOffLoopback(_) | ServeError::BadToken(_) | ServeError::BadLimits(_)) {
+                return Failure::BadInput as u8;
+            }
+        }
         if let Some(e) = cause.downcast_ref::<cloacina::database::Error>() {
             return match e.kind() {
                 cloacina::database::ErrorKind::Configuration => Failure::BadInput as u8,
@@ -116,7 +147,8 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
         .set_header(headers.iter().copied());
     for row in rows {
-        t.add_row(row.iter().map(String::as_str));
+        // A cell is one line: its newlines too are shown as escapes.
+        t.add_row(row.iter().map(|cell| printable(cell).replace('\n', "\\n")));
     }
     for l in t.lines() {
         // The preset pads every cell by one space on each side; the first column starts flush.
@@ -208,6 +240,15 @@ pub(crate) fn parse_id<T: std::str::FromStr>(what: &str, s: &str) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_commands_in_data_are_shown_not_obeyed() {
+        let hostile = "disk full\u{1b}]0;PWNED\u{7}\u{1b}[2J\r\u{9b}\u{202e}txt";
+        let shown = printable(hostile);
+        assert_eq!(shown, "disk full\\u{1b}]0;PWNED\\u{7}\\u{1b}[2J\\u{d}\\u{9b}\\u{202e}txt");
+        assert!(!shown.chars().any(|c| c.is_control()));
+        assert_eq!(printable("two\nlines\tand a tab"), "two\nlines\tand a tab");
+    }
 
     #[test]
     fn since_accepts_times_dates_and_ages() {

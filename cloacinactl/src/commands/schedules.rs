@@ -180,12 +180,6 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
             paused,
             json,
         } => {
-            if cloacina::ops::live_version(&mut conn, &workflow, now)?.is_none() {
-                return Err(output::fail(
-                    output::Failure::NotFound,
-                    format!("no workflow named `{workflow}` is registered"),
-                ));
-            }
             let mut config = cloacina::cron::ScheduleConfig::new(workflow, expression)
                 .context(output::parse_context(context.as_deref())?);
             if let Some(tz) = timezone {
@@ -200,7 +194,7 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
             if paused {
                 config = config.paused();
             }
-            let schedule = cron::create(&mut conn, &config, now)?;
+            let schedule = cloacina::ops::create_schedule(&mut conn, &config, now)?.map_err(output::refused)?;
             if json {
                 return output::json(&schedule);
             }

@@ -2,9 +2,10 @@
 //! SIGTERM. Binds to loopback by default; another address needs a token.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use cloacina::{Database, DatabaseConfig};
-use cloacina_server::{ServeError, ServerConfig};
+use cloacina_server::{Limits, ServeError, ServerConfig};
 
 use super::Target;
 
@@ -14,21 +15,58 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
-    /// Bearer token that requests changing something must carry (needed off loopback).
+    /// Bearer token that requests changing something must carry (needed off loopback): 16 to 1024
+    /// visible ASCII characters, e.g. from `openssl rand -hex 32`.
     #[arg(long, env = "CLOACINA_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A host name clients reach the server by (beside IP addresses and localhost), checked
+    /// against each request's Host header; repeatable, or comma-separated in the variable.
+    #[arg(long = "allowed-host", env = "CLOACINA_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// Open connections at most; more are closed at once.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Requests handled at once at most; more get 503 (health checks are not counted).
+    #[arg(long, default_value_t = Limits::default().max_in_flight)]
+    max_in_flight: usize,
+    /// Seconds a connection has to send a request's headers (also the idle keep-alive timeout).
+    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs_f64())]
+    header_timeout: f64,
+    /// Seconds a request has to send its whole body.
+    #[arg(long, default_value_t = Limits::default().body_timeout.as_secs_f64())]
+    body_timeout: f64,
+    /// Failed authentications one client address may make per minute before its requests that
+    /// need the token get 429 for the rest of the minute.
+    #[arg(long, default_value_t = Limits::default().auth_failures_per_minute)]
+    auth_failures_per_minute: u32,
+}
+
+/// Seconds from the command line as a duration; out-of-range values are refused by the server's
+/// own check.
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
 }
 
 pub(crate) fn run(target: &Target, args: ServeArgs) -> anyhow::Result<()> {
-    let token = args.token.filter(|t| !t.is_empty());
-    cloacina_server::check_bind(args.bind, token.as_deref())?;
+    let server = ServerConfig {
+        token: args.token.filter(|t| !t.is_empty()),
+        allowed_hosts: args.allowed_hosts.into_iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect(),
+        limits: Limits {
+            max_connections: args.max_connections,
+            max_in_flight: args.max_in_flight,
+            header_timeout: seconds(args.header_timeout),
+            body_timeout: seconds(args.body_timeout),
+            auth_failures_per_minute: args.auth_failures_per_minute,
+        },
+        ..Default::default()
+    };
+    server.check(args.bind)?; // a bad token or bind is one clear line before anything starts
     target.existing_url()?; // a clear error for a missing or bad URL (or no such file) before anything starts
     let url = target.url.clone().unwrap_or_default();
     let config = DatabaseConfig { schema: target.schema.clone(), ..Default::default() };
     let db = Database::connect_with(&url, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let server = ServerConfig { token, ..Default::default() };
         match cloacina_server::serve(db, args.bind, server, cloacina_server::shutdown_signal()).await {
             Ok(()) => Ok(()),
             Err(e @ ServeError::Bind { .. }) => Err(anyhow::Error::new(e)),
