@@ -130,6 +130,10 @@ pub(crate) async fn in_flight(State(state): State<Arc<AppState>>, request: Reque
 /// body limit: a body declared or sent over the limit is 413 before it is read whole, one that
 /// does not arrive in time is 408, and either closes the connection.
 pub(crate) async fn read_body(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    // No route reads the body of another method: such a body is never waited for.
+    if !matches!(*request.method(), axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH) {
+        return next.run(request).await;
+    }
     let limit = state.config.max_body_bytes;
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared == Some(0) {
