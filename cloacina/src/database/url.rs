@@ -460,9 +460,14 @@ mod tests {
         for password in &passwords {
             for host in ["127.0.0.1:5432/db", "db.example.com/app?sslmode=disable", "[::1]/db", "h/db?host=/tmp"] {
                 let raw = format!("postgres://bob:{password}@{host}");
-                let url = DatabaseUrl::parse(&raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+                // The parser itself (a build without PostgreSQL refuses the URL before it).
+                let url = postgres("postgres", &raw["postgres://".len()..]);
                 assert_eq!(url.connect_string(), format!("postgres://bob:{}@{host}", encode(password)), "{raw}");
-                for shown in [url.to_string(), url.redacted(), redact(&raw)] {
+                let mut shown = vec![url.to_string(), url.redacted()];
+                if Backend::Postgres.is_compiled() {
+                    shown.push(redact(&raw));
+                }
+                for shown in shown {
                     assert_eq!(shown, format!("postgres://bob:***@{host}"), "{raw}");
                 }
                 assert!(!format!("{url:?}").contains(password.as_str()), "{raw}");
