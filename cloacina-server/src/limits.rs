@@ -23,6 +23,10 @@ pub struct Limits {
     /// Open connections at most (default 1024); a connection over the limit is closed at once.
     /// Keep it under the process's file descriptor limit.
     pub max_connections: usize,
+    /// Open connections one client address may hold at most (default 128), so one client
+    /// cannot take every connection; raise it behind a proxy, whose address every connection
+    /// then has.
+    pub max_connections_per_client: usize,
     /// Requests being handled at once at most (default 256); more get 503 at once. `/healthz`
     /// and `/readyz` do not count and always answer.
     pub max_in_flight: usize,
@@ -41,6 +45,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 1024,
+            max_connections_per_client: 128,
             max_in_flight: 256,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
@@ -53,7 +58,11 @@ impl Limits {
     /// Why these limits cannot work, if they cannot.
     pub(crate) fn problem(&self) -> Option<String> {
         let positive_duration = |d: Duration| !d.is_zero() && d <= Duration::from_secs(3600);
-        if self.max_connections == 0 || self.max_in_flight == 0 || self.auth_failures_per_minute == 0 {
+        if self.max_connections == 0
+            || self.max_connections_per_client == 0
+            || self.max_in_flight == 0
+            || self.auth_failures_per_minute == 0
+        {
             return Some("connection, request and authentication-failure limits must be at least 1".to_owned());
         }
         if !positive_duration(self.header_timeout) || !positive_duration(self.body_timeout) {

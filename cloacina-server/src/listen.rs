@@ -1,10 +1,12 @@
 //! The accept loop: HTTP/1 connections served by hyper with a header timeout (which also ends
-//! idle keep-alive connections), at most [`Limits::max_connections`](crate::Limits) of them, the
-//! client's address available to the handlers, and a graceful stop that finishes requests in
-//! flight.
+//! idle keep-alive connections), at most [`Limits::max_connections`](crate::Limits) of them and
+//! [`Limits::max_connections_per_client`](crate::Limits) per client address, the client's address
+//! available to the handlers, and a graceful stop that finishes requests in flight.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -30,6 +32,7 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client: Counts = Arc::default();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
     let graceful = GracefulShutdown::new();
@@ -56,6 +59,15 @@ pub(crate) async fn serve(
             drop(stream);
             continue;
         };
+        let Some(client) = PerClient::take(&per_client, peer.ip(), limits.max_connections_per_client) else {
+            refused.warn(format_args!(
+                "client {} holds {} connections, its limit: closing its new ones",
+                peer.ip(),
+                limits.max_connections_per_client
+            ));
+            drop(stream);
+            continue;
+        };
         let app = app.clone().map_request(move |mut request: axum::http::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             request
@@ -64,7 +76,7 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             // A connection's errors (a client gone, a header timeout) concern that client only.
             let _ = connection.await;
-            drop(slot);
+            drop((slot, client));
         });
     }
     drop(listener);
@@ -73,4 +85,38 @@ pub(crate) async fn serve(
         () = tokio::time::sleep(DRAIN) => tracing::warn!("connections still open after {DRAIN:?}: closing them"),
     }
     Ok(())
+}
+
+/// Open connections per client address.
+type Counts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection counted against its client's limit; dropping it gives the place back.
+struct PerClient {
+    counts: Counts,
+    ip: IpAddr,
+}
+
+impl PerClient {
+    /// Counts a new connection of `ip`, unless it already holds `limit`.
+    fn take(counts: &Counts, ip: IpAddr, limit: usize) -> Option<PerClient> {
+        let mut map = counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let held = map.entry(ip).or_insert(0);
+        if *held >= limit {
+            return None;
+        }
+        *held += 1;
+        Some(PerClient { counts: counts.clone(), ip })
+    }
+}
+
+impl Drop for PerClient {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(held) = map.get_mut(&self.ip) {
+            *held -= 1;
+            if *held == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }

@@ -26,6 +26,9 @@ pub(crate) struct ServeArgs {
     /// Open connections at most; more are closed at once.
     #[arg(long, default_value_t = Limits::default().max_connections)]
     max_connections: usize,
+    /// Open connections one client address may hold; raise it behind a proxy.
+    #[arg(long, default_value_t = Limits::default().max_connections_per_client)]
+    max_connections_per_client: usize,
     /// Requests handled at once at most; more get 503 (health checks are not counted).
     #[arg(long, default_value_t = Limits::default().max_in_flight)]
     max_in_flight: usize,
@@ -53,6 +56,7 @@ pub(crate) fn run(target: &Target, args: ServeArgs) -> anyhow::Result<()> {
         allowed_hosts: args.allowed_hosts.into_iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect(),
         limits: Limits {
             max_connections: args.max_connections,
+            max_connections_per_client: args.max_connections_per_client,
             max_in_flight: args.max_in_flight,
             header_timeout: seconds(args.header_timeout),
             body_timeout: seconds(args.body_timeout),
