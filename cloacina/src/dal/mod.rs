@@ -25,7 +25,7 @@ pub mod trigger_schedules;
 pub mod workflow_packages;
 pub mod workflow_registry;
 
-pub use crate::database::connection::{serialize_writes, write_transaction};
+pub use crate::database::{serialize_writes, write_transaction};
 use crate::database::{Error, UniversalTimestamp};
 
 /// Number of rows in each table of [`TABLES`](crate::database::schema::TABLES), in that order.

@@ -1,6 +1,10 @@
 //! `database::Error`: everything that can go wrong below the engine, classified by [`Error::kind`].
 
-use super::Backend;
+use super::kind::Backend;
+
+/// Every URL form accepted, as listed in error messages.
+pub(crate) const SUPPORTED_FORMS: &str =
+    "postgres://…, postgresql://…, sqlite://path, sqlite:///abs/path, sqlite::memory:, file:…, or a file path";
 
 /// Result alias for the database layer and the DAL.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -13,7 +17,7 @@ pub enum Error {
     #[error(
         "unsupported database URL scheme {}; supported: {}",
         if scheme.is_empty() { "(empty URL)".to_owned() } else { format!("`{scheme}`") },
-        super::url::SUPPORTED_FORMS
+        SUPPORTED_FORMS
     )]
     UnsupportedScheme {
         /// The scheme as written, with its `://` (empty for an empty URL).

@@ -19,14 +19,7 @@ pub struct MigrationStatus {
     pub pending: Vec<String>,
 }
 
-/// One migration [`run_pending`] applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Applied {
-    /// Its version (directory name).
-    pub version: String,
-    /// How long it took.
-    pub took: std::time::Duration,
-}
+pub use super::backend::Applied;
 
 /// Applies every pending migration, one after the other, and returns each with its duration,
 /// oldest first.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use diesel::connection::TransactionManager;
 use diesel::Connection;
 
-use super::{connection, migrate, AnyConnection, Backend, ConnectOptions, DatabaseUrl, Error, Result};
+use super::{migrate, session, AnyConnection, Backend, ConnectOptions, DatabaseUrl, Error, Result};
 
 /// A connection checked out of a [`Database`] pool; returned to it on drop.
 pub type PooledConnection = r2d2::PooledConnection<Manager>;
@@ -54,7 +54,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = Error;
 
     fn connect(&self) -> Result<AnyConnection> {
-        connection::establish(&self.url, &self.options)
+        session::establish(&self.url, &self.options)
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<()> {
@@ -109,8 +109,8 @@ impl Database {
             busy_timeout: config.busy_timeout,
             schema: config.schema.clone(),
         };
-        let mut first = connection::establish(&url, &options)?;
-        let queue = connection::writer_queue_of(&mut first)?;
+        let mut first = session::establish(&url, &options)?;
+        let queue = session::writer_queue_of(&mut first)?;
         if config.migrate {
             let applied = migrate::run_pending(&mut first, config.schema.as_deref())?;
             for step in &applied {
@@ -134,7 +134,7 @@ impl Database {
     /// A connection of its own, outside the pool and set up like the pool's, for a session that
     /// must stay open (a `LISTEN`). Blocking.
     pub(crate) fn dedicated_connection(&self) -> Result<AnyConnection> {
-        connection::establish(&self.url, &self.options)
+        session::establish(&self.url, &self.options)
     }
 
     /// The backend this database runs on.
@@ -179,7 +179,7 @@ impl Database {
         let (pool, queue) = (self.pool.clone(), self.queue.clone());
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| Error::Pool(e.to_string()))?;
-            connection::with_writer_queue(queue, || f(&mut conn))
+            session::with_writer_queue(queue, || f(&mut conn))
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?

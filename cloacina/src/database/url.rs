@@ -26,10 +26,6 @@ pub struct DatabaseUrl {
     in_memory: bool,
 }
 
-/// Every URL form accepted, as listed in error messages.
-pub(crate) const SUPPORTED_FORMS: &str =
-    "postgres://…, postgresql://…, sqlite://path, sqlite:///abs/path, sqlite::memory:, file:…, or a file path";
-
 impl DatabaseUrl {
     /// Picks the backend from the URL. This is the only function in Cloacina that does so.
     ///

@@ -54,15 +54,17 @@ fn concurrent_index(statement: &str) -> Option<&str> {
 fn run_migration(c: &mut PgConnection, migration: &dyn diesel::migration::Migration<diesel::pg::Pg>) -> Result<String> {
     use diesel_migrations::MigrationHarness;
     if migration.metadata().run_in_transaction() {
-        return c.run_migration(migration).map(|v| v.to_string()).map_err(super::migration_error);
+        return c.run_migration(migration).map(|v| v.to_string()).map_err(super::support::migration_error);
     }
     let name = migration.name().to_string();
     let Some((_, sql)) = NON_TRANSACTIONAL.iter().find(|(n, _)| *n == name) else {
-        return Err(super::migration_error(format!("{name} runs outside a transaction but its text is not embedded")));
+        return Err(super::support::migration_error(format!(
+            "{name} runs outside a transaction but its text is not embedded"
+        )));
     };
     for statement in statements(sql) {
         if let Some(index) = concurrent_index(&statement) {
-            let invalid: super::Count = diesel::sql_query(
+            let invalid: super::support::Count = diesel::sql_query(
                 "SELECT count(*) AS n FROM pg_catalog.pg_index i \
                  JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
                  JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace \
@@ -103,10 +105,10 @@ fn native(conn: &mut AnyConnection) -> QueryResult<&mut PgConnection> {
 pub(crate) fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<AnyConnection> {
     openssl_sys::init();
     let target = with_connect_timeout(url.connect_string(), options.connect_timeout);
-    let mut conn = PgConnection::establish(&target).map_err(|e| super::connect_error(url, e.to_string()))?;
+    let mut conn = PgConnection::establish(&target).map_err(|e| super::support::connect_error(url, e.to_string()))?;
     if let Some(schema) = &options.schema {
         conn.batch_execute(&format!("SET search_path TO \"{schema}\""))
-            .map_err(|e| super::connect_error(url, e.to_string()))?;
+            .map_err(|e| super::support::connect_error(url, e.to_string()))?;
     }
     Ok(AnyConnection::Postgres(conn))
 }
@@ -143,17 +145,14 @@ pub(crate) fn analyze(conn: &mut AnyConnection, table: &str) -> QueryResult<()> 
 }
 
 /// Writers proceed in parallel on PostgreSQL: no queue (a no-op).
-pub(crate) fn writer_queue(_conn: &mut AnyConnection) -> QueryResult<Option<super::WriterQueue>> {
+pub(crate) fn writer_queue(_conn: &mut AnyConnection) -> QueryResult<Option<super::support::WriterQueue>> {
     Ok(None)
 }
 
 /// Applies pending migrations under an advisory lock (per schema), creating the schema first if
 /// it is missing (only then: a tenant's role may use its schema without the right to create
 /// schemas, and PostgreSQL checks that right even for `CREATE SCHEMA IF NOT EXISTS`).
-pub(crate) fn run_migrations(
-    conn: &mut AnyConnection,
-    schema: Option<&str>,
-) -> Result<Vec<crate::database::migrate::Applied>> {
+pub(crate) fn run_migrations(conn: &mut AnyConnection, schema: Option<&str>) -> Result<Vec<super::support::Applied>> {
     let c = native(conn)?;
     let key = advisory_lock_key(schema);
     // Polled, not waited for: a session waiting in `pg_advisory_lock` holds a snapshot, and a
@@ -169,7 +168,7 @@ pub(crate) fn run_migrations(
     let result = (|| {
         if let Some(schema) = schema {
             crate::database::connection::validate_schema_name(schema)?;
-            let found: super::Count =
+            let found: super::support::Count =
                 diesel::sql_query("SELECT count(*) AS n FROM pg_catalog.pg_namespace WHERE nspname = $1")
                     .bind::<Text, _>(schema)
                     .get_result(c)?;
@@ -177,7 +176,7 @@ pub(crate) fn run_migrations(
                 c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
             }
         }
-        super::apply_migrations(c, MIGRATIONS, run_migration)
+        super::support::apply_migrations(c, MIGRATIONS, run_migration)
     })();
     let unlocked = c.batch_execute(&format!("SELECT pg_advisory_unlock({key})"));
     let applied = result?;
@@ -187,17 +186,17 @@ pub(crate) fn run_migrations(
 
 /// Applied and pending migration versions.
 pub(crate) fn migration_state(conn: &mut AnyConnection) -> Result<(Vec<String>, Vec<String>)> {
-    super::inspect_migrations(native(conn)?, &MIGRATIONS)
+    super::support::inspect_migrations(native(conn)?, &MIGRATIONS)
 }
 
 /// The migration versions this binary ships for PostgreSQL.
 pub(crate) fn known_versions() -> Result<Vec<String>> {
-    super::migration_versions::<diesel::pg::Pg>(&MIGRATIONS)
+    super::support::migration_versions::<diesel::pg::Pg>(&MIGRATIONS)
 }
 
 /// Whether Diesel's bookkeeping table exists in the schema this connection resolves to.
 pub(crate) fn has_bookkeeping_table(conn: &mut AnyConnection) -> Result<bool> {
-    let found: super::Count = diesel::sql_query(
+    let found: super::support::Count = diesel::sql_query(
         "SELECT count(*) AS n FROM pg_catalog.pg_tables \
          WHERE schemaname = current_schema() AND tablename = '__diesel_schema_migrations'",
     )

@@ -41,8 +41,8 @@ pub(crate) fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<A
     if let Some(file) = url.sqlite_file() {
         crate::database::filesystem::check_sqlite_location(&file)?;
     }
-    let mut conn =
-        SqliteConnection::establish(url.connect_string()).map_err(|e| super::connect_error(url, e.to_string()))?;
+    let mut conn = SqliteConnection::establish(url.connect_string())
+        .map_err(|e| super::support::connect_error(url, e.to_string()))?;
     let pragmas = [
         format!("PRAGMA busy_timeout = {}", options.busy_timeout.as_millis()),
         "PRAGMA journal_mode = WAL".to_owned(),
@@ -50,7 +50,8 @@ pub(crate) fn establish(url: &DatabaseUrl, options: &ConnectOptions) -> Result<A
         "PRAGMA foreign_keys = ON".to_owned(),
     ];
     for pragma in &pragmas {
-        run_pragma(&mut conn, pragma, options.busy_timeout).map_err(|e| super::connect_error(url, e.to_string()))?;
+        run_pragma(&mut conn, pragma, options.busy_timeout)
+            .map_err(|e| super::support::connect_error(url, e.to_string()))?;
     }
     Ok(AnyConnection::Sqlite(conn))
 }
@@ -98,7 +99,7 @@ pub(crate) fn analyze(_conn: &mut AnyConnection, _table: &str) -> QueryResult<()
 /// inside `busy_timeout`; under heavy contention a writer can lose every retry and fail with
 /// "database is locked". Writers of one process queue on this mutex instead (without a deadline);
 /// only writers in other processes meet the busy timeout.
-pub(crate) fn writer_queue(conn: &mut AnyConnection) -> QueryResult<Option<super::WriterQueue>> {
+pub(crate) fn writer_queue(conn: &mut AnyConnection) -> QueryResult<Option<super::support::WriterQueue>> {
     #[derive(QueryableByName)]
     struct MainFile {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -121,35 +122,32 @@ pub(crate) fn writer_queue(conn: &mut AnyConnection) -> QueryResult<Option<super
 
 /// Applies pending migrations inside one `BEGIN IMMEDIATE` transaction (the file lock serialises
 /// processes migrating at once). SQLite has no schemas.
-pub(crate) fn run_migrations(
-    conn: &mut AnyConnection,
-    schema: Option<&str>,
-) -> Result<Vec<crate::database::migrate::Applied>> {
+pub(crate) fn run_migrations(conn: &mut AnyConnection, schema: Option<&str>) -> Result<Vec<super::support::Applied>> {
     if schema.is_some() {
-        return Err(Error::SchemasUnsupported(super::Backend::Sqlite));
+        return Err(Error::SchemasUnsupported(crate::database::Backend::Sqlite));
     }
     native(conn)?.immediate_transaction(|c| {
-        super::apply_migrations(c, MIGRATIONS, |c, m| {
+        super::support::apply_migrations(c, MIGRATIONS, |c, m| {
             diesel_migrations::MigrationHarness::run_migration(c, m)
                 .map(|v| v.to_string())
-                .map_err(super::migration_error)
+                .map_err(super::support::migration_error)
         })
     })
 }
 
 /// Applied and pending migration versions.
 pub(crate) fn migration_state(conn: &mut AnyConnection) -> Result<(Vec<String>, Vec<String>)> {
-    super::inspect_migrations(native(conn)?, &MIGRATIONS)
+    super::support::inspect_migrations(native(conn)?, &MIGRATIONS)
 }
 
 /// The migration versions this binary ships for SQLite.
 pub(crate) fn known_versions() -> Result<Vec<String>> {
-    super::migration_versions::<diesel::sqlite::Sqlite>(&MIGRATIONS)
+    super::support::migration_versions::<diesel::sqlite::Sqlite>(&MIGRATIONS)
 }
 
 /// Whether Diesel's bookkeeping table exists (SQLite has one namespace).
 pub(crate) fn has_bookkeeping_table(conn: &mut AnyConnection) -> Result<bool> {
-    let found: super::Count = diesel::sql_query(
+    let found: super::support::Count = diesel::sql_query(
         "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = '__diesel_schema_migrations'",
     )
     .get_result(native(conn)?)?;
