@@ -395,7 +395,7 @@ impl PyDefaultRunner {
         limit: u32,
     ) -> PyResult<Bound<'py, PyAny>> {
         let runner = self.runner()?;
-        let filter = cloacina::dal::pipeline_executions::PipelineFilter { workflow_name, limit, ..Default::default() };
+        let filter = cloacina::ops::runs::RunFilter { workflow_name, limit, ..Default::default() };
         let runs = wait(py, async move { runner.list_executions(filter).await })?.map_err(engine_error)?;
         json_of(py, &runs)
     }

@@ -21,8 +21,8 @@ use axum::body::Body;
 use axum::http::Request;
 use axum::Router;
 use cloacina::dal::contexts;
-use cloacina::dal::pipeline_executions::PruneFilter;
 use cloacina::database::UniversalTimestamp;
+use cloacina::ops::runs::PruneFilter;
 use cloacina::{Database, DatabaseConfig};
 use cloacina_server::{router, ServerConfig};
 use http_body_util::BodyExt;
@@ -124,7 +124,11 @@ async fn bench(backend: &str, runs: usize) {
     let started = Instant::now();
     let filter = PruneFilter { ended_before: chrono::Utc::now() + chrono::Duration::hours(1), statuses: Vec::new() };
     let mut conn = db.get().unwrap();
-    let (deleted, batches) = cloacina::ops::prune_runs(&mut conn, &filter, PRUNE_BATCH).unwrap();
+    let pause = || {
+        std::thread::sleep(cloacina::ops::runs::PRUNE_PAUSE);
+        true
+    };
+    let (deleted, batches) = cloacina::ops::runs::prune(&mut conn, &filter, PRUNE_BATCH, pause).unwrap();
     let took = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let mut waits = writer.join().unwrap();

@@ -3,7 +3,6 @@
 //! router and the document served at `/api/v1/openapi.json` come from the same declarations and
 //! cannot drift: request and response schemas are the handlers' own types.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -14,15 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use cloacina::clock::{Clock, SystemClock};
-use cloacina::cron::ScheduleConfig;
-use cloacina::dal::pipeline_executions::{self as pipelines, PipelineFilter};
-use cloacina::dal::{contexts, cron_executions, cron_schedules, workflow_registry};
 use cloacina::models::openapi::pipeline_status;
-use cloacina::models::{
-    CatchupPolicy, CronExecution, CronSchedule, CronScheduleId, PipelineExecution, PipelineExecutionId, PipelineStatus,
-    RecoveryEvent, TaskAttempt, TaskExecution,
-};
-use cloacina::Context;
+use cloacina::models::{CronSchedule, CronScheduleId, PipelineExecution, PipelineExecutionId, PipelineStatus};
+use cloacina::ops::runs::{Cursor, RunDetails, RunFilter};
+use cloacina::ops::schedules::{ChangeSchedule, CreateSchedule, ScheduleDetails};
+use cloacina::ops::workflows::WorkflowVersions;
+use cloacina::ops::{self, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -191,7 +187,7 @@ struct Ready {
     (status = SERVICE_UNAVAILABLE, description = "The database is unreachable or not migrated", body = ErrorBody),
 ))]
 async fn readyz(State(s): Shared) -> Response {
-    let status = s.db.run(cloacina::database::migrate::status).await;
+    let status = s.db.run_with(|c| ops::database::status(c, false)).await;
     match status {
         Ok(m) if m.pending.is_empty() => {
             Json(Ready { status: "ready".to_owned(), backend: m.backend.to_string(), migrations: m.applied.len() })
@@ -244,11 +240,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ScheduleId {
     }
 }
 
-/// Text from outside, checked by the library's rule (no NUL, bounded length) as a 400.
-fn checked(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    cloacina::input::text(field, value, max).map_err(|e| ApiError::bad_request(format!("invalid {e}")))
-}
-
 /// `GET /runs` filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -280,19 +271,6 @@ struct RunsPage {
     next_cursor: Option<String>,
 }
 
-/// A page cursor: the last row's creation time (microseconds since the epoch) and id.
-fn cursor_of(p: &PipelineExecution) -> String {
-    format!("{}_{}", p.created_at.timestamp_micros(), p.id)
-}
-
-fn parse_cursor(text: &str) -> Result<(DateTime<Utc>, PipelineExecutionId), ApiError> {
-    let shown: String = text.chars().take(64).collect();
-    let bad = || ApiError::bad_request(format!("`{shown}` is not a cursor from a previous page"));
-    let (micros, id) = text.split_once('_').ok_or_else(bad)?;
-    let at = micros.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
-    Ok((at, id.parse().map_err(|_| bad())?))
-}
-
 /// Runs, newest first (keyset pagination).
 #[utoipa::path(get, path = "/runs", tag = "runs", params(RunsQuery), responses((status = OK, body = RunsPage)))]
 async fn list_runs(
@@ -304,75 +282,30 @@ async fn list_runs(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit {limit} is outside 1..={MAX_PAGE}")));
     }
-    if let Some(workflow) = &q.workflow {
-        checked("workflow", workflow, cloacina::input::MAX_NAME)?;
-    }
-    let filter = PipelineFilter {
+    let after =
+        q.cursor.as_deref().map(str::parse::<Cursor>).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let filter = RunFilter {
         workflow_name: q.workflow,
         status: q.status,
         since: q.since,
         until: q.until,
-        after: q.cursor.as_deref().map(parse_cursor).transpose()?,
-        limit: limit + 1,
+        after: after.map(|c| (c.created_at, c.id)),
+        limit,
         offset: 0,
     };
-    let mut runs = s.db.run(move |c| pipelines::list(c, &filter)).await?;
-    let next = (runs.len() > limit as usize).then(|| {
-        runs.truncate(limit as usize);
-        runs.last().map(cursor_of)
-    });
-    Ok(Json(RunsPage { runs, next_cursor: next.flatten() }))
-}
-
-/// One run with everything known about it.
-#[derive(Serialize, ToSchema)]
-struct RunDetail {
-    run: PipelineExecution,
-    /// The input context.
-    #[schema(value_type = Option<Object>)]
-    input: Option<Value>,
-    /// The final context, once the run completed.
-    #[schema(value_type = Option<Object>)]
-    output: Option<Value>,
-    tasks: Vec<TaskExecution>,
-    /// Every attempt of every task.
-    attempts: Vec<TaskAttempt>,
-    recovery_events: Vec<RecoveryEvent>,
-    /// Why an unfinished run has not ended, for people.
-    waiting: Vec<String>,
-    /// The task graph of the run's workflow version, as registered.
-    #[schema(value_type = Option<Object>)]
-    graph: Option<Value>,
+    let page = s.db.run_with(move |c| ops::runs::list(c, &filter)).await?;
+    Ok(Json(RunsPage { runs: page.runs, next_cursor: page.next.map(|c| c.to_string()) }))
 }
 
 /// A run: its tasks and their attempts, recovery events, contexts, graph, and why it waits.
 #[utoipa::path(get, path = "/runs/{id}", tag = "runs", params(("id" = uuid::Uuid, Path, description = "The run's id")), responses(
-    (status = OK, body = RunDetail),
+    (status = OK, body = RunDetails),
     (status = NOT_FOUND, description = "No such run", body = ErrorBody),
 ))]
-async fn run_detail(State(s): Shared, RunId(id): RunId) -> Result<Json<RunDetail>, ApiError> {
+async fn run_detail(State(s): Shared, RunId(id): RunId) -> Result<Json<RunDetails>, ApiError> {
     let now = now();
-    let found =
-        s.db.run(move |c| {
-            let Some(d) = cloacina::admin::run_details(c, id, now)? else { return Ok(None) };
-            let input = d.pipeline.context_id.map(|cid| contexts::get(c, cid)).transpose()?.flatten();
-            let output = d.pipeline.final_context_id.map(|cid| contexts::get(c, cid)).transpose()?.flatten();
-            let graph =
-                workflow_registry::get(c, &d.pipeline.workflow_name, &d.pipeline.workflow_version)?.map(|e| e.graph);
-            Ok::<_, cloacina::database::Error>(Some((d, input, output, graph)))
-        })
-        .await?;
-    let Some((d, input, output, graph)) = found else { return Err(ApiError::not_found(format!("no run {id}"))) };
-    Ok(Json(RunDetail {
-        waiting: d.waiting.iter().map(ToString::to_string).collect(),
-        run: d.pipeline,
-        input,
-        output,
-        tasks: d.tasks,
-        attempts: d.attempts,
-        recovery_events: d.recovery_events,
-        graph,
-    }))
+    let details = s.db.run_with(move |c| ops::runs::details(c, id, now)).await?;
+    details.map(Json).ok_or_else(|| ApiError::not_found(format!("no run {id}")))
 }
 
 /// `POST /runs` body.
@@ -386,14 +319,6 @@ struct StartRun {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     context: Option<Value>,
-}
-
-fn context_of(value: Option<Value>) -> Result<Context<Value>, ApiError> {
-    match value {
-        None | Some(Value::Null) => Ok(Context::new()),
-        Some(v @ Value::Object(_)) => Context::from_value(v).map_err(|e| ApiError::bad_request(e.to_string())),
-        Some(_) => Err(ApiError::bad_request("context must be a JSON object")),
-    }
 }
 
 /// A run was started.
@@ -412,10 +337,9 @@ struct Started {
 ))]
 async fn start_run(State(s): Shared, body: Result<Json<StartRun>, JsonRejection>) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let input = context_of(body.context)?;
+    let input = ops::context_of(body.context.unwrap_or(Value::Null))?;
     let now = now();
-    let id =
-        s.db.run_with(move |c| Ok::<_, ApiError>(cloacina::ops::start_run(c, &body.workflow, &input, now)??)).await?;
+    let id = s.db.run_with(move |c| Ok::<_, ApiError>(ops::runs::start(c, &body.workflow, &input, now)??)).await?;
     Ok((StatusCode::CREATED, Json(Started { id })).into_response())
 }
 
@@ -436,7 +360,7 @@ struct Retried {
 ))]
 async fn retry_run(State(s): Shared, RunId(id): RunId) -> Result<Response, ApiError> {
     let now = now();
-    let new = s.db.run_with(move |c| Ok::<_, ApiError>(cloacina::ops::retry_run(c, id, now)??)).await?;
+    let new = s.db.run_with(move |c| Ok::<_, ApiError>(ops::runs::retry(c, id, now)??)).await?;
     Ok((StatusCode::CREATED, Json(Retried { id: new, retry_of: id })).into_response())
 }
 
@@ -453,20 +377,20 @@ struct RunState {
 async fn act(
     s: Arc<AppState>,
     id: PipelineExecutionId,
-    action: fn(
-        &mut cloacina::database::AnyConnection,
-        PipelineExecutionId,
-        DateTime<Utc>,
-    ) -> cloacina::ops::Outcome<()>,
+    action: fn(&mut cloacina::database::AnyConnection, PipelineExecutionId, DateTime<Utc>) -> Outcome<PipelineStatus>,
 ) -> Result<Json<RunState>, ApiError> {
     let now = now();
-    let status =
-        s.db.run_with(move |c| {
-            action(c, id, now)??;
-            pipelines::get(c, id)?.map(|p| p.status).ok_or_else(|| ApiError::not_found(format!("no run {id}")))
-        })
-        .await?;
+    let status = s.db.run_with(move |c| Ok::<_, ApiError>(action(c, id, now)??)).await?;
     Ok(Json(RunState { id, status }))
+}
+
+/// [`ops::runs::resume`] as a run action.
+fn resume(
+    conn: &mut cloacina::database::AnyConnection,
+    id: PipelineExecutionId,
+    now: DateTime<Utc>,
+) -> Outcome<PipelineStatus> {
+    Ok(ops::runs::resume(conn, id, now)?.map(|r| r.status))
 }
 
 /// Cancel a Pending, Running or Paused run: tasks not started never run.
@@ -476,7 +400,7 @@ async fn act(
     (status = CONFLICT, description = "The run already ended", body = ErrorBody),
 ))]
 async fn cancel_run(State(s): Shared, RunId(id): RunId) -> Result<Json<RunState>, ApiError> {
-    act(s, id, cloacina::ops::cancel_run).await
+    act(s, id, ops::runs::cancel).await
 }
 
 /// Pause a Pending or Running run: nothing new starts until it is resumed.
@@ -486,7 +410,7 @@ async fn cancel_run(State(s): Shared, RunId(id): RunId) -> Result<Json<RunState>
     (status = CONFLICT, description = "The run is not Pending or Running", body = ErrorBody),
 ))]
 async fn pause_run(State(s): Shared, RunId(id): RunId) -> Result<Json<RunState>, ApiError> {
-    act(s, id, cloacina::ops::pause_run).await
+    act(s, id, ops::runs::pause).await
 }
 
 /// Resume a Paused run.
@@ -496,7 +420,7 @@ async fn pause_run(State(s): Shared, RunId(id): RunId) -> Result<Json<RunState>,
     (status = CONFLICT, description = "The run is not Paused", body = ErrorBody),
 ))]
 async fn resume_run(State(s): Shared, RunId(id): RunId) -> Result<Json<RunState>, ApiError> {
-    act(s, id, cloacina::ops::resume_run).await
+    act(s, id, resume).await
 }
 
 /// The registered workflows, each with its versions.
@@ -505,45 +429,11 @@ struct Workflows {
     workflows: Vec<WorkflowVersions>,
 }
 
-/// One workflow and the versions runners registered.
-#[derive(Serialize, ToSchema)]
-struct WorkflowVersions {
-    name: String,
-    /// Oldest first.
-    versions: Vec<WorkflowVersion>,
-}
-
-/// One registered version of a workflow.
-#[derive(Serialize, ToSchema)]
-struct WorkflowVersion {
-    /// Structural version (content hash).
-    version: String,
-    first_seen_at: DateTime<Utc>,
-    last_seen_at: DateTime<Utc>,
-    /// A runner with this version was seen within the last minute.
-    live: bool,
-    /// The task graph.
-    #[schema(value_type = Object)]
-    graph: Value,
-}
-
 /// Workflows registered by runners, with their versions and task graphs.
 #[utoipa::path(get, path = "/workflows", tag = "workflows", responses((status = OK, body = Workflows)))]
 async fn workflows(State(s): Shared) -> Result<Json<Workflows>, ApiError> {
     let now = now();
-    let entries = s.db.run(workflow_registry::list).await?;
-    let mut by_name: BTreeMap<String, Vec<WorkflowVersion>> = BTreeMap::new();
-    for e in entries {
-        let live = cloacina::admin::is_live(&e, now);
-        by_name.entry(e.workflow_name.clone()).or_default().push(WorkflowVersion {
-            version: e.version,
-            first_seen_at: e.first_seen_at,
-            last_seen_at: e.last_seen_at,
-            live,
-            graph: e.graph,
-        });
-    }
-    let workflows = by_name.into_iter().map(|(name, versions)| WorkflowVersions { name, versions }).collect();
+    let workflows = s.db.run_with(move |c| ops::workflows::list(c, now)).await?;
     Ok(Json(Workflows { workflows }))
 }
 
@@ -556,109 +446,18 @@ struct Schedules {
 /// Cron schedules.
 #[utoipa::path(get, path = "/schedules", tag = "schedules", responses((status = OK, body = Schedules)))]
 async fn list_schedules(State(s): Shared) -> Result<Json<Schedules>, ApiError> {
-    let schedules = s.db.run(cron_schedules::list).await?;
+    let schedules = s.db.run_with(ops::schedules::list).await?;
     Ok(Json(Schedules { schedules }))
-}
-
-/// One schedule, its next fire times and its recent history.
-#[derive(Serialize, ToSchema)]
-struct ScheduleDetail {
-    schedule: CronSchedule,
-    /// The next five fire times (if resumed now, for a paused schedule).
-    next_fire_times: Vec<DateTime<Utc>>,
-    /// The last twenty fire times, newest first.
-    history: Vec<CronExecution>,
 }
 
 /// A cron schedule with its next fire times and recent history.
 #[utoipa::path(get, path = "/schedules/{id}", tag = "schedules", params(("id" = uuid::Uuid, Path, description = "The schedule's id")), responses(
-    (status = OK, body = ScheduleDetail),
+    (status = OK, body = ScheduleDetails),
     (status = NOT_FOUND, description = "No such schedule", body = ErrorBody),
 ))]
-async fn schedule_detail(State(s): Shared, ScheduleId(id): ScheduleId) -> Result<Json<ScheduleDetail>, ApiError> {
+async fn schedule_detail(State(s): Shared, ScheduleId(id): ScheduleId) -> Result<Json<ScheduleDetails>, ApiError> {
     let now = now();
-    let (schedule, history) =
-        s.db.run_with(move |c| {
-            let schedule = cloacina::cron::get(c, id)?;
-            let history = cron_executions::list_for_schedule(c, id, 20, 0)?;
-            Ok::<_, ApiError>((schedule, history))
-        })
-        .await?;
-    let next_fire_times = cloacina::cron::upcoming(&schedule, 5, now)?;
-    Ok(Json(ScheduleDetail { schedule, next_fire_times, history }))
-}
-
-/// `POST /schedules` body.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct NewSchedule {
-    /// A registered workflow.
-    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00]*$")]
-    workflow: String,
-    /// Cron expression: 5 fields, or 6 with seconds.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\x00]*$")]
-    expression: String,
-    /// IANA time zone the expression is read in (default UTC).
-    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\x00]*$")]
-    timezone: Option<String>,
-    /// Input context of every run it starts (a JSON object).
-    #[schema(value_type = Option<Object>)]
-    context: Option<Value>,
-    /// What to do about fire times missed while no runner was up.
-    catchup: Option<CatchupPolicy>,
-    /// Most missed fire times `run_all` replays.
-    #[schema(maximum = 2147483647)]
-    max_catchup: Option<u32>,
-    /// False: created paused.
-    enabled: Option<bool>,
-}
-
-/// `PUT /schedules/{id}` body: the settings to change (a schedule's workflow cannot change:
-/// create another schedule).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct ScheduleChange {
-    /// Cron expression: 5 fields, or 6 with seconds.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\x00]*$")]
-    expression: Option<String>,
-    /// IANA time zone the expression is read in.
-    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\x00]*$")]
-    timezone: Option<String>,
-    /// Input context of every run it starts (a JSON object).
-    #[schema(value_type = Option<Object>)]
-    context: Option<Value>,
-    /// What to do about fire times missed while no runner was up.
-    catchup: Option<CatchupPolicy>,
-    /// Most missed fire times `run_all` replays.
-    #[schema(maximum = 2147483647)]
-    max_catchup: Option<u32>,
-    /// False: pause it; true: resume it.
-    enabled: Option<bool>,
-}
-
-/// Applies the settings a body gives to `config`.
-fn apply(mut config: ScheduleConfig, change: ScheduleChange) -> Result<ScheduleConfig, ApiError> {
-    if let Some(expression) = change.expression {
-        config.expression = expression;
-    }
-    if let Some(tz) = change.timezone {
-        config = config.timezone(tz);
-    }
-    if change.context.is_some() {
-        config = config.context(context_of(change.context)?);
-    }
-    if let Some(policy) = change.catchup {
-        config = config.catchup(policy);
-    }
-    if let Some(n) = change.max_catchup {
-        config = config.max_catchup(n);
-    }
-    match change.enabled {
-        Some(false) => config = config.paused(),
-        Some(true) => config.enabled = true,
-        None => {}
-    }
-    Ok(config)
+    Ok(Json(s.db.run_with(move |c| ops::schedules::details(c, id, 5, 20, now)).await?))
 }
 
 /// A schedule as stored after a change.
@@ -668,7 +467,7 @@ struct ScheduleOne {
 }
 
 /// Create a cron schedule for a registered workflow.
-#[utoipa::path(post, path = "/schedules", tag = "schedules", request_body = NewSchedule, security(("bearer" = [])), responses(
+#[utoipa::path(post, path = "/schedules", tag = "schedules", request_body = CreateSchedule, security(("bearer" = [])), responses(
     (status = CREATED, body = ScheduleOne),
     (status = NOT_FOUND, description = "No such workflow is registered", body = ErrorBody),
     (status = PAYLOAD_TOO_LARGE, description = "The body is over the limit", body = ErrorBody),
@@ -676,26 +475,17 @@ struct ScheduleOne {
 ))]
 async fn create_schedule(
     State(s): Shared,
-    body: Result<Json<NewSchedule>, JsonRejection>,
+    body: Result<Json<CreateSchedule>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let change = ScheduleChange {
-        expression: None,
-        timezone: body.timezone,
-        context: body.context,
-        catchup: body.catchup,
-        max_catchup: body.max_catchup,
-        enabled: body.enabled,
-    };
-    let config = apply(ScheduleConfig::new(body.workflow, body.expression), change)?;
     let now = now();
-    let schedule = s.db.run_with(move |c| Ok::<_, ApiError>(cloacina::ops::create_schedule(c, &config, now)??)).await?;
+    let schedule = s.db.run_with(move |c| Ok::<_, ApiError>(ops::schedules::create(c, body, now)??)).await?;
     Ok((StatusCode::CREATED, Json(ScheduleOne { schedule })).into_response())
 }
 
 /// Change a schedule's expression, time zone, context, catch-up or state; its next fire time is
 /// recomputed from now.
-#[utoipa::path(put, path = "/schedules/{id}", tag = "schedules", params(("id" = uuid::Uuid, Path, description = "The schedule's id")), request_body = ScheduleChange, security(("bearer" = [])), responses(
+#[utoipa::path(put, path = "/schedules/{id}", tag = "schedules", params(("id" = uuid::Uuid, Path, description = "The schedule's id")), request_body = ChangeSchedule, security(("bearer" = [])), responses(
     (status = OK, body = ScheduleOne),
     (status = NOT_FOUND, description = "No such schedule", body = ErrorBody),
     (status = PAYLOAD_TOO_LARGE, description = "The body is over the limit", body = ErrorBody),
@@ -704,18 +494,11 @@ async fn create_schedule(
 async fn update_schedule(
     State(s): Shared,
     ScheduleId(id): ScheduleId,
-    body: Result<Json<ScheduleChange>, JsonRejection>,
+    body: Result<Json<ChangeSchedule>, JsonRejection>,
 ) -> Result<Json<ScheduleOne>, ApiError> {
     let Json(body) = body?;
     let now = now();
-    let schedule =
-        s.db.run_with(move |c| {
-            let current = cloacina::cron::get(c, id)?;
-            let config = ScheduleConfig::from_schedule(&current).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            Ok::<_, ApiError>(cloacina::cron::update(c, id, &apply(config, body)?, now)?)
-        })
-        .await?;
-    Ok(Json(ScheduleOne { schedule }))
+    Ok(Json(ScheduleOne { schedule: s.db.run_with(move |c| ops::schedules::change(c, id, body, now)).await? }))
 }
 
 /// Delete a schedule and its fire-time history (the runs it started stay).
@@ -724,7 +507,7 @@ async fn update_schedule(
     (status = NOT_FOUND, description = "No such schedule", body = ErrorBody),
 ))]
 async fn delete_schedule(State(s): Shared, ScheduleId(id): ScheduleId) -> Result<StatusCode, ApiError> {
-    if s.db.run_with(move |c| Ok::<_, ApiError>(cloacina::cron::delete(c, id)?)).await? {
+    if s.db.run_with(move |c| ops::schedules::delete(c, id)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no cron schedule {id}")))
@@ -748,7 +531,7 @@ struct ScheduleState {
 ))]
 async fn pause_schedule(State(s): Shared, ScheduleId(id): ScheduleId) -> Result<Json<ScheduleState>, ApiError> {
     let now = now();
-    let changed = s.db.run_with(move |c| Ok::<_, ApiError>(cloacina::cron::pause(c, id, now)?)).await?;
+    let changed = s.db.run_with(move |c| ops::schedules::pause(c, id, now)).await?;
     Ok(Json(ScheduleState { id, enabled: false, changed }))
 }
 
@@ -759,22 +542,6 @@ async fn pause_schedule(State(s): Shared, ScheduleId(id): ScheduleId) -> Result<
 ))]
 async fn resume_schedule(State(s): Shared, ScheduleId(id): ScheduleId) -> Result<Json<ScheduleState>, ApiError> {
     let now = now();
-    let changed = s.db.run_with(move |c| Ok::<_, ApiError>(cloacina::cron::resume(c, id, now)?)).await?;
+    let changed = s.db.run_with(move |c| ops::schedules::resume(c, id, now)).await?;
     Ok(Json(ScheduleState { id, enabled: true, changed }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_bad_ones_are_refused() {
-        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("time");
-        let id = PipelineExecutionId::new();
-        let text = format!("{}_{id}", at.timestamp_micros());
-        assert_eq!(parse_cursor(&text).expect("cursor"), (at, id));
-        for bad in ["", "x", "12_", "_abc", "12_notauuid"] {
-            assert_eq!(parse_cursor(bad).expect_err(bad).status, StatusCode::BAD_REQUEST);
-        }
-    }
 }

@@ -15,21 +15,10 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use cloacina::clock::{Clock, SystemClock};
-use cloacina::dal::pipeline_executions as pipelines;
-use cloacina::dal::task_executions::{self as tasks, ReadyQueue};
-use cloacina::dal::workflow_registry;
-use cloacina::database::UniversalTimestamp;
 use cloacina::models::PipelineStatus;
+use cloacina::ops::database::{gauges, Gauges};
 
 use crate::AppState;
-
-/// What the database says, read in one visit.
-struct Gauges {
-    ready: Vec<ReadyQueue>,
-    runs: Vec<(PipelineStatus, i64)>,
-    runners: usize,
-    live_versions: usize,
-}
 
 /// Prometheus text: the process's own metrics, then gauges read from the database.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses(
@@ -41,18 +30,7 @@ pub(crate) async fn scrape(State(s): State<Arc<AppState>>) -> impl IntoResponse 
         out.push('\n');
     }
     let now = SystemClock.now();
-    let read =
-        s.db.run(move |c| {
-            let at = UniversalTimestamp::from(now);
-            let live_versions = workflow_registry::list(c)?.iter().filter(|e| cloacina::admin::is_live(e, now)).count();
-            Ok(Gauges {
-                ready: tasks::ready_queues(c, at)?,
-                runs: pipelines::count_by_status(c)?,
-                runners: tasks::runners_holding_leases(c, at)?.len(),
-                live_versions,
-            })
-        })
-        .await;
+    let read: Result<Gauges, _> = s.db.run_with(move |c| gauges(c, now)).await;
     gauge(&mut out, "cloacina_database_up", "1 when the database answered this scrape.");
     match read {
         Ok(g) => {
@@ -76,7 +54,7 @@ pub(crate) async fn scrape(State(s): State<Arc<AppState>>) -> impl IntoResponse 
                 let _ = writeln!(out, "cloacina_runs{{status=\"{status}\"}} {n}");
             }
             gauge(&mut out, "cloacina_runners_holding_leases", "Runners holding at least one unexpired lease.");
-            let _ = writeln!(out, "cloacina_runners_holding_leases {}", g.runners);
+            let _ = writeln!(out, "cloacina_runners_holding_leases {}", g.runners_holding_leases);
             gauge(&mut out, "cloacina_live_workflow_versions", "Workflow versions a live runner has.");
             let _ = writeln!(out, "cloacina_live_workflow_versions {}", g.live_versions);
         }

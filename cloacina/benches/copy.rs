@@ -14,7 +14,7 @@ mod measure;
 #[path = "support/seed.rs"]
 mod seed;
 
-use cloacina::admin::copy::{copy, CopyOptions};
+use cloacina::ops::copy::{copy, CopyOptions};
 use cloacina::{Database, DatabaseConfig};
 use diesel::connection::SimpleConnection;
 use measure::Spread;

@@ -13,7 +13,6 @@
 //! persistence foundation: [`database`] (URL → backend, [`database::AnyConnection`], schema,
 //! migrations, pool) and [`dal`] (one module per table).
 
-pub mod admin;
 pub mod clock;
 mod config;
 pub mod cron;

@@ -84,7 +84,7 @@ fn long_version() -> &'static str {
             backends.push("sqlite");
         }
         let backend = if cfg!(feature = "postgres") { cloacina::Backend::Postgres } else { cloacina::Backend::Sqlite };
-        let schema = cloacina::database::migrate::known_versions(backend)
+        let schema = cloacina::ops::database::known_versions(backend)
             .ok()
             .and_then(|v| v.last().cloned())
             .unwrap_or_else(|| "unknown".to_owned());

@@ -272,11 +272,13 @@ fn operate(db: &Db) {
     let names: Vec<&str> =
         wfs.as_array().unwrap().iter().map(|w| w["workflow"]["workflow_name"].as_str().unwrap()).collect();
     assert!(names.contains(&"cli_ok") && names.contains(&"cli_fail"), "{names:?}");
-    assert!(wfs
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|w| w["live"] == true && w["workflow"]["version"].as_str().unwrap().len() == 16));
+    assert!(
+        wfs.as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["live"] == false && w["workflow"]["version"].as_str().unwrap().len() == 16),
+        "the runner that registered them stopped: no version is live: {wfs}"
+    );
     let table = db.ok(&["workflows", "list"]);
     assert!(table.starts_with("WORKFLOW") && table.contains("cli_ok"), "{table}");
 }
@@ -336,9 +338,19 @@ fn db_copy_from_sqlite_to_a_postgres_schema() {
             args
         }
         let from = source.url.as_str();
-        // The runner stopped moments ago: its registry entries still look live.
+        // The runner stopped gracefully (its row is gone); another one says it is alive.
+        let url = cloacina::database::DatabaseUrl::parse(from).unwrap();
+        let mut conn = cloacina::database::establish(&url, &Default::default()).unwrap();
+        let alive = cloacina::dal::runners::NewRunner {
+            name: "busy-runner",
+            host_id: "boot",
+            host_name: "box",
+            pid: 1,
+            workflow_versions: &[],
+        };
+        cloacina::dal::runners::register(&mut conn, alive, cloacina::database::UniversalTimestamp::now()).unwrap();
         let refused = source.exits(&copy(from, &pg, &["--to-schema", &schema]), 4);
-        assert!(refused.contains("live runner") && refused.contains("--force"), "{refused}");
+        assert!(refused.contains("live runner (runner busy-runner on box") && refused.contains("--force"), "{refused}");
         let summary = source.json(&copy(from, &pg, &["--to-schema", &schema, "--force", "--json"]));
         assert_eq!(summary["tables"].as_array().unwrap().len(), cloacina::database::schema::TABLES.len(), "{summary}");
         assert!(summary["rows"].as_u64().unwrap() > 10 && summary["verified"] == true, "{summary}");

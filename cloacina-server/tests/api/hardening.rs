@@ -147,15 +147,15 @@ fn the_document_is_generated_from_the_routes() {
         }
         assert!(operations >= 18, "{operations} operations");
         let schemas = &doc["components"]["schemas"];
-        for body in ["StartRun", "NewSchedule", "ScheduleChange"] {
+        for body in ["StartRun", "CreateSchedule", "ChangeSchedule"] {
             assert_eq!(schemas[body]["additionalProperties"], false, "{body} refuses unknown fields");
         }
         assert_eq!(schemas["StartRun"]["properties"]["workflow"]["maxLength"], cloacina::input::MAX_NAME);
         assert_eq!(
-            schemas["NewSchedule"]["properties"]["expression"]["maxLength"],
+            schemas["CreateSchedule"]["properties"]["expression"]["maxLength"],
             cloacina::input::MAX_CRON_EXPRESSION
         );
-        assert_eq!(schemas["NewSchedule"]["properties"]["timezone"]["maxLength"], cloacina::input::MAX_TIMEZONE);
+        assert_eq!(schemas["CreateSchedule"]["properties"]["timezone"]["maxLength"], cloacina::input::MAX_TIMEZONE);
         // The changing operations name the token; every one may answer 421 and 503.
         let start = &doc["paths"]["/api/v1/runs"]["post"];
         assert!(start["security"][0]["bearer"].is_array(), "{start}");

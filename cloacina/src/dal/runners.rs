@@ -1,12 +1,13 @@
-//! `runners`: the runner processes that are running, with the host each runs on. A runner
-//! registers when it starts, refreshes `last_seen_at` with its registry entries, and removes its
-//! row when it stops gracefully; a killed runner's row goes stale.
+//! `runners`: the runner processes that are running, with the host each runs on and the workflow
+//! versions each has. A runner registers when it starts, refreshes `last_seen_at` with its
+//! registry entries, and removes its row when it stops gracefully; a killed runner's row goes
+//! stale.
 
 use diesel::prelude::*;
 
 use super::serialize_writes;
 use crate::database::schema::runners as r;
-use crate::database::{AnyConnection, Result, UniversalTimestamp};
+use crate::database::{AnyConnection, Result, UniversalJson, UniversalTimestamp};
 use crate::models::RunnerProcess;
 
 #[derive(Insertable, Queryable, Selectable)]
@@ -19,6 +20,7 @@ struct RunnerRow {
     last_seen_at: UniversalTimestamp,
     created_at: UniversalTimestamp,
     updated_at: UniversalTimestamp,
+    workflow_versions: UniversalJson,
 }
 
 impl From<RunnerRow> for RunnerProcess {
@@ -30,20 +32,30 @@ impl From<RunnerRow> for RunnerProcess {
             pid: u32::try_from(row.pid).unwrap_or(0),
             started_at: row.created_at.as_datetime(),
             last_seen_at: row.last_seen_at.as_datetime(),
+            workflow_versions: serde_json::from_value(row.workflow_versions.0).unwrap_or_default(),
         }
     }
 }
 
-/// Records that runner `name` runs on `host_id` (shown as `host_name`) as process `pid`, replacing
-/// an earlier row of the same name (a runner restarted under a fixed name).
-pub fn register(
-    conn: &mut AnyConnection,
-    name: &str,
-    host_id: &str,
-    host_name: &str,
-    pid: u32,
-    now: UniversalTimestamp,
-) -> Result<()> {
+/// What a runner says about itself when it registers.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRunner<'a> {
+    /// Its name (the `claimed_by` of its tasks).
+    pub name: &'a str,
+    /// The machine's boot id (or host name).
+    pub host_id: &'a str,
+    /// The host name, for people.
+    pub host_name: &'a str,
+    /// Its process id.
+    pub pid: u32,
+    /// The workflow versions it has (it runs tasks of these only).
+    pub workflow_versions: &'a [String],
+}
+
+/// Records `runner`, replacing an earlier row of the same name (a runner restarted under a fixed
+/// name).
+pub fn register(conn: &mut AnyConnection, runner: NewRunner<'_>, now: UniversalTimestamp) -> Result<()> {
+    let NewRunner { name, host_id, host_name, pid, workflow_versions } = runner;
     super::write_transaction(conn, |conn| {
         diesel::delete(r::table.find(name)).execute(conn)?;
         diesel::insert_into(r::table)
@@ -55,6 +67,7 @@ pub fn register(
                 last_seen_at: now,
                 created_at: now,
                 updated_at: now,
+                workflow_versions: UniversalJson(serde_json::json!(workflow_versions)),
             })
             .execute(conn)?;
         Ok(())

@@ -237,6 +237,7 @@ diesel::table! {
         last_seen_at -> DbTimestamp,
         created_at -> DbTimestamp,
         updated_at -> DbTimestamp,
+        workflow_versions -> DbJson,
     }
 }
 

@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::dal::pipeline_executions::{self as pipelines, PipelineFilter};
-use crate::dal::task_executions as tasks;
 use crate::database::Database;
 use crate::engine::{Ending, Engine};
 use crate::models::{PipelineExecution, PipelineExecutionId};
+use crate::ops::runs::RunFilter as PipelineFilter;
 use crate::{Context, Error};
 
 /// A pipeline's status, as seen by callers of the runner.
@@ -169,8 +168,7 @@ impl ExecutionHandle {
     /// The pipeline's current status.
     pub async fn status(&self) -> Result<WorkflowStatus, Error> {
         let id = self.id;
-        let p = self.engine.db.run(move |c| pipelines::get(c, id)).await?;
-        Ok(p.ok_or(Error::ExecutionNotFound(id))?.status)
+        self.engine.db.run_with(move |c| crate::ops::runs::status(c, id)).await?.ok_or(Error::ExecutionNotFound(id))
     }
 
     /// [`status`](Self::status), by upstream's name.
@@ -196,21 +194,7 @@ impl ExecutionHandle {
     /// The result as it stands (final once the pipeline ended).
     pub(crate) async fn current_result(&self) -> Result<ExecutionResult, Error> {
         let id = self.id;
-        let (p, rows, fin) = self
-            .engine
-            .db
-            .run(move |c| {
-                let Some(p) = pipelines::get(c, id)? else { return Ok(None) };
-                let rows = tasks::outcomes(c, id)?;
-                let fin = match p.final_context_id {
-                    Some(ctx) => crate::dal::contexts::get(c, ctx)?,
-                    None => None,
-                };
-                Ok::<_, crate::database::Error>(Some((p, rows, fin)))
-            })
-            .await?
-            .ok_or(Error::ExecutionNotFound(id))?;
-        Ok(crate::results::execution_result(p, &rows, fin)?)
+        self.engine.db.run_with(move |c| crate::ops::runs::result(c, id)).await?.ok_or(Error::ExecutionNotFound(id))
     }
 
     /// Cancels the pipeline: tasks not yet started never run. Returns whether this call cancelled it.
@@ -251,8 +235,8 @@ impl ExecutionHandle {
 
 /// Cancels pipeline `id` and tells its waiters in this process.
 pub(crate) async fn cancel(engine: &Arc<Engine>, id: PipelineExecutionId) -> Result<bool, Error> {
-    let now = engine.now();
-    let cancelled = engine.db.run(move |c| pipelines::cancel(c, id, now)).await?;
+    let now = engine.clock.now();
+    let cancelled = engine.db.run_with(move |c| crate::ops::runs::cancel(c, id, now)).await?.is_ok();
     if cancelled {
         tracing::info!(pipeline = %id, "pipeline cancelled");
         engine.pipeline_finished(id, None);
@@ -265,23 +249,5 @@ pub(crate) async fn result_if_terminal(
     db: &Database,
     id: PipelineExecutionId,
 ) -> Result<Option<ExecutionResult>, Error> {
-    let found = db
-        .run(move |c| {
-            let Some(p) = pipelines::get(c, id)? else { return Ok(None) };
-            if !p.status.is_terminal() {
-                return Ok(Some((p, Vec::new(), None)));
-            }
-            let rows = tasks::outcomes(c, id)?;
-            let fin = match p.final_context_id {
-                Some(ctx) => crate::dal::contexts::get(c, ctx)?,
-                None => None,
-            };
-            Ok(Some((p, rows, fin)))
-        })
-        .await?;
-    let (p, rows, fin) = found.ok_or(Error::ExecutionNotFound(id))?;
-    if !p.status.is_terminal() {
-        return Ok(None);
-    }
-    Ok(Some(crate::results::execution_result(p, &rows, fin)?))
+    db.run_with(move |c| crate::ops::runs::final_result(c, id)).await
 }

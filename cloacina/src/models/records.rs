@@ -107,6 +107,8 @@ pub struct RunnerProcess {
     pub started_at: DateTime<Utc>,
     /// When it last said it was alive.
     pub last_seen_at: DateTime<Utc>,
+    /// The workflow versions it has.
+    pub workflow_versions: Vec<String>,
 }
 
 /// How one attempt of a task ended (or that it has not).

@@ -15,15 +15,14 @@ use serde_json::Value;
 mod schedules;
 mod triggers;
 
-use crate::admin::RunDetails;
 use crate::cron::{Clock, SystemClock};
-use crate::dal::pipeline_executions::{self as pipelines, PipelineFilter};
-use crate::dal::runners;
 use crate::database::{write_transaction, Database, DatabaseConfig, UniversalTimestamp};
 use crate::engine::{host_name, Engine, Host, Persistence};
 use crate::executor::{cancel, ExecutionResult, WorkflowExecutor};
 use crate::faults::{FaultPoint, FaultTiming, Faults};
 use crate::models::{PipelineExecution, PipelineExecutionId, PipelineStatus};
+use crate::ops::runs::RunFilter as PipelineFilter;
+use crate::ops::RunDetails;
 use crate::services::{self, Services};
 use crate::trigger::Trigger;
 use crate::workflow::Workflow;
@@ -31,6 +30,7 @@ use crate::{scheduler, Context, Error};
 
 pub use crate::config::{DefaultRunnerConfig, DefaultRunnerConfigBuilder};
 pub use crate::executor::ExecutionHandle;
+pub use crate::ops::schedules::CronExecutionStats;
 
 /// How long shutdown waits, after cancelling the last attempts, for their outcomes to be recorded.
 const RECORDING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -153,19 +153,8 @@ impl DefaultRunnerBuilder {
             .map_err(|e| crate::database::Error::Task(e.to_string()))??;
         let mut by_name = HashMap::new();
         for wf in crate::workflow::registered().into_iter().chain(workflows) {
-            let now = UniversalTimestamp::from(clock.now());
-            let known = wf.clone();
-            // A version already recorded only has its last sighting moved: its graph (large for a
-            // large workflow) is built and written only the first time.
-            db.run(move |c| {
-                let version = [known.version().to_owned()];
-                if crate::dal::workflow_registry::touch(c, &version, now)? == 0 {
-                    let graph = crate::database::JsonText(known.spec().graph_text());
-                    crate::dal::workflow_registry::record_seen(c, known.name(), known.version(), &graph, now)?;
-                }
-                Ok::<_, crate::database::Error>(())
-            })
-            .await?;
+            let (now, known) = (clock.now(), wf.clone());
+            db.run_with(move |c| crate::ops::workflows::record(c, &known, now)).await?;
             by_name.insert(wf.name().to_owned(), wf);
         }
         let mut triggers_by_name = BTreeMap::new();
@@ -183,7 +172,8 @@ impl DefaultRunnerBuilder {
         }
         let runner_name = config.runner_name.clone().unwrap_or_else(default_runner_name);
         let (name, now) = (runner_name.clone(), UniversalTimestamp::from(clock.now()));
-        db.run_with(move |c| register_runner(c, &name, &Host::this(), now)).await?;
+        let versions: Vec<String> = by_name.values().map(|w| w.version().to_owned()).collect();
+        db.run_with(move |c| crate::ops::liveness::register_runner(c, &name, &Host::this(), &versions, now)).await?;
         let engine = Arc::new(Engine::new(db, config, runner_name, by_name, ours, clock, faults));
         services::triggers::register(&engine).await?;
         let services = services::start(&engine);
@@ -195,32 +185,6 @@ impl DefaultRunnerBuilder {
 fn default_runner_name() -> String {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     format!("{}-{}-{}", host_name(), std::process::id(), &suffix[..8])
-}
-
-/// Records runner `name` on `host` in `runners`. On a backend that cannot be shared across hosts
-/// (SQLite), first refuses to start when a runner of another host was alive within
-/// [`crate::admin::LIVE_WINDOW`]; the check and the record are one transaction, so two hosts
-/// starting at once cannot both pass.
-pub(crate) fn register_runner(
-    conn: &mut crate::database::AnyConnection,
-    name: &str,
-    host: &Host,
-    now: UniversalTimestamp,
-) -> Result<(), Error> {
-    write_transaction(conn, |conn| {
-        if !conn.backend().supports(crate::database::BackendFeature::MultiHost) {
-            let since = now.minus(crate::admin::LIVE_WINDOW);
-            if let Some(other) = runners::seen_since(conn, since)?.into_iter().find(|r| r.host_id != host.id) {
-                return Err(Error::AnotherHost {
-                    seen_secs: (now.as_datetime() - other.last_seen_at).num_seconds().max(0),
-                    runner: other.runner_name,
-                    host: other.host_name,
-                });
-            }
-        }
-        runners::register(conn, name, &host.id, &host.name, std::process::id(), now)?;
-        Ok(())
-    })
 }
 
 impl DefaultRunner {
@@ -251,7 +215,7 @@ impl DefaultRunner {
     /// unfinished, why it waits.
     pub async fn execution_details(&self, id: PipelineExecutionId) -> Result<RunDetails, Error> {
         let now = self.engine.clock.now();
-        let details = self.engine.db.run(move |c| crate::admin::run_details(c, id, now)).await?;
+        let details = self.engine.db.run_with(move |c| crate::ops::runs::details(c, id, now)).await?;
         details.ok_or(Error::ExecutionNotFound(id))
     }
 
@@ -291,7 +255,7 @@ impl DefaultRunner {
             let _ = service.await;
         }
         let name = self.engine.runner_name.clone();
-        if let Err(e) = self.engine.db.run(move |c| runners::remove(c, &name)).await {
+        if let Err(e) = self.engine.db.run(move |c| crate::ops::liveness::deregister(c, &name)).await {
             tracing::warn!(error = %e, "could not remove this runner from `runners`; its row goes stale");
         }
         tracing::info!(runner = %self.engine.runner_name, "runner stopped");
@@ -324,7 +288,7 @@ impl WorkflowExecutor for DefaultRunner {
             .engine
             .persist("create a pipeline", Persistence::BRIEF, move |c, try_no| {
                 // An earlier try may have committed before its answer was lost: never create twice.
-                if try_no > 0 && pipelines::get(c, id)?.is_some() {
+                if try_no > 0 && crate::ops::runs::status(c, id)?.is_some() {
                     return Ok(None);
                 }
                 e.faults.check(FaultPoint::CreatePipeline, FaultTiming::Before)?;
@@ -350,13 +314,13 @@ impl WorkflowExecutor for DefaultRunner {
 
     /// Pipelines matching `filter`, newest first.
     async fn list_executions(&self, filter: PipelineFilter) -> Result<Vec<PipelineExecution>, Error> {
-        Ok(self.engine.db.run(move |c| pipelines::list(c, &filter)).await?)
+        Ok(self.engine.db.run_with(move |c| crate::ops::runs::list(c, &filter)).await?.runs)
     }
 
     /// A handle on an existing pipeline (started by another call, a cron schedule or another
     /// process), to wait for it, look at its status or cancel it.
     async fn attach(&self, id: PipelineExecutionId) -> Result<ExecutionHandle, Error> {
-        let exists = self.engine.db.run(move |c| pipelines::get(c, id)).await?.is_some();
+        let exists = self.engine.db.run_with(move |c| crate::ops::runs::status(c, id)).await?.is_some();
         if !exists {
             return Err(Error::ExecutionNotFound(id));
         }
@@ -368,8 +332,7 @@ impl WorkflowExecutor for DefaultRunner {
     }
 
     async fn get_execution_status(&self, id: PipelineExecutionId) -> Result<PipelineStatus, Error> {
-        let p = self.engine.db.run(move |c| pipelines::get(c, id)).await?;
-        Ok(p.ok_or(Error::ExecutionNotFound(id))?.status)
+        self.engine.db.run_with(move |c| crate::ops::runs::status(c, id)).await?.ok_or(Error::ExecutionNotFound(id))
     }
 
     async fn cancel(&self, id: PipelineExecutionId) -> Result<bool, Error> {
@@ -377,42 +340,17 @@ impl WorkflowExecutor for DefaultRunner {
     }
 
     async fn pause(&self, id: PipelineExecutionId) -> Result<bool, Error> {
-        let now = self.engine.now();
-        Ok(self
-            .engine
-            .db
-            .run(move |c| {
-                let pausable = [PipelineStatus::Pending, PipelineStatus::Running];
-                pipelines::transition_from_any(c, id, &pausable, PipelineStatus::Paused, now)
-            })
-            .await?)
+        let now = self.engine.clock.now();
+        Ok(self.engine.db.run_with(move |c| crate::ops::runs::pause(c, id, now)).await?.is_ok())
     }
 
     /// Resumes a paused pipeline and, in the same transaction, settles it: everything may have
     /// finished while it was paused.
     async fn resume(&self, id: PipelineExecutionId) -> Result<bool, Error> {
-        let e = self.engine.clone();
-        let resumed = self
-            .engine
-            .db
-            .run_with(move |c| {
-                write_transaction(c, |c| {
-                    let now = e.now();
-                    pipelines::lock(c, &[id])?;
-                    if !pipelines::transition(c, id, PipelineStatus::Paused, PipelineStatus::Running, None, now)? {
-                        return Ok::<_, Error>(None);
-                    }
-                    let Some(info) = e.pipeline_info_in(c, id)? else { return Ok(Some(None)) };
-                    let ended = scheduler::settle_all(c, &e.faults, &info, now)?.ended;
-                    if ended.is_none() {
-                        e.announce_work(c)?; // its Ready tasks may be taken again
-                    }
-                    Ok(Some(ended))
-                })
-            })
-            .await?;
-        let Some(ended) = resumed else { return Ok(false) };
-        if let Some(result) = ended {
+        let (now, faults) = (self.engine.clock.now(), self.engine.faults.clone());
+        let resumed = self.engine.db.run_with(move |c| crate::ops::runs::resume_with(c, id, now, &faults)).await?;
+        let Ok(resumed) = resumed else { return Ok(false) };
+        if let Some(result) = resumed.ended {
             self.engine.pipeline_finished(id, Some(result));
         }
         self.engine.work_available.notify_one();

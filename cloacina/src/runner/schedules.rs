@@ -7,22 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::DefaultRunner;
 use crate::cron::ScheduleConfig;
-use crate::database::UniversalTimestamp;
 use crate::models::{CatchupPolicy, CronExecution, CronSchedule, CronScheduleId};
+use crate::ops::schedules::{self, CronExecutionStats};
 use crate::Error;
-
-/// Fire times claimed since a moment (upstream Cloacina's `CronExecutionStats`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CronExecutionStats {
-    /// Fire times claimed.
-    pub total_executions: i64,
-    /// Those whose pipeline was started.
-    pub successful_executions: i64,
-    /// Those claimed more than a lease ago whose pipeline was never started.
-    pub lost_executions: i64,
-    /// `successful_executions` as a percentage of `total_executions` (0 when there are none).
-    pub success_rate: f64,
-}
 
 /// A page bound from upstream's `i64` arguments: negative is a clear error.
 pub(super) fn page_bound(name: &'static str, value: i64) -> Result<u32, Error> {
@@ -39,24 +26,12 @@ impl DefaultRunner {
         if !self.engine.workflows.contains_key(&config.workflow) {
             return Err(Error::UnknownWorkflow(config.workflow));
         }
-        let new = config.to_new_schedule(self.engine.clock.now())?;
-        let now = UniversalTimestamp::from(self.engine.clock.now());
-        let schedule = self
-            .engine
-            .db
-            .run(move |c| {
-                let id = crate::dal::cron_schedules::insert(c, &new, now)?;
-                crate::dal::cron_schedules::get(c, id)
-            })
-            .await?
-            .ok_or(crate::database::Error::Query(diesel::result::Error::NotFound))?;
-        self.engine.schedules_changed.notify_one();
-        Ok(schedule)
+        self.schedule_op(move |c, now| crate::cron::create(c, &config, now)).await
     }
 
     /// Every schedule, oldest first.
     pub async fn list_schedules(&self) -> Result<Vec<CronSchedule>, Error> {
-        Ok(self.engine.db.run(crate::dal::cron_schedules::list).await?)
+        self.engine.db.run_with(schedules::list).await
     }
 
     /// The schedule with this id.
@@ -96,7 +71,7 @@ impl DefaultRunner {
 
     /// The fire times a schedule has claimed, newest first, with the pipeline each started.
     pub async fn schedule_history(&self, id: CronScheduleId, limit: u32) -> Result<Vec<CronExecution>, Error> {
-        Ok(self.engine.db.run(move |c| crate::dal::cron_executions::list_for_schedule(c, id, limit, 0)).await?)
+        self.engine.db.run_with(move |c| schedules::history(c, id, limit, 0)).await
     }
 
     /// Upstream's `register_cron_workflow`: a schedule of `workflow` on `expression` in `timezone`
@@ -120,7 +95,7 @@ impl DefaultRunner {
         offset: i64,
     ) -> Result<Vec<CronSchedule>, Error> {
         let (limit, offset) = (page_bound("limit", limit)?, page_bound("offset", offset)?);
-        Ok(self.engine.db.run(move |c| crate::dal::cron_schedules::page(c, enabled_only, limit, offset)).await?)
+        self.engine.db.run_with(move |c| schedules::page(c, enabled_only, limit, offset)).await
     }
 
     /// Upstream's `get_cron_schedule`.
@@ -169,23 +144,15 @@ impl DefaultRunner {
         offset: i64,
     ) -> Result<Vec<CronExecution>, Error> {
         let (limit, offset) = (page_bound("limit", limit)?, page_bound("offset", offset)?);
-        Ok(self.engine.db.run(move |c| crate::dal::cron_executions::list_for_schedule(c, id, limit, offset)).await?)
+        self.engine.db.run_with(move |c| schedules::history(c, id, limit, offset)).await
     }
 
     /// Upstream's `get_cron_execution_stats`: fire times claimed since `since`, how many started
     /// their pipeline, and how many were lost (claimed more than a lease ago, never started).
     pub async fn get_cron_execution_stats(&self, since: DateTime<Utc>) -> Result<CronExecutionStats, Error> {
-        let lost_before = UniversalTimestamp::from(self.engine.clock.now()).minus(self.engine.config.lease_duration);
-        let since = UniversalTimestamp::from(since);
-        let counts =
-            self.engine.db.run(move |c| crate::dal::cron_executions::counts_since(c, since, lost_before)).await?;
-        let rate = if counts.total > 0 { counts.started as f64 * 100.0 / counts.total as f64 } else { 0.0 };
-        Ok(CronExecutionStats {
-            total_executions: counts.total,
-            successful_executions: counts.started,
-            lost_executions: counts.lost,
-            success_rate: rate,
-        })
+        let lease = chrono::Duration::from_std(self.engine.config.lease_duration).unwrap_or_default();
+        let lost_before = self.engine.clock.now() - lease;
+        self.engine.db.run_with(move |c| schedules::stats(c, since, lost_before)).await
     }
 
     /// Runs a schedule operation on a pooled connection at the cron clock's "now", then wakes the

@@ -4,8 +4,8 @@
 
 use super::schedules::page_bound;
 use super::DefaultRunner;
-use crate::dal::{trigger_executions, trigger_schedules};
 use crate::models::{TriggerExecution, TriggerSchedule};
+use crate::ops::triggers;
 use crate::Error;
 
 impl DefaultRunner {
@@ -18,29 +18,20 @@ impl DefaultRunner {
         offset: i64,
     ) -> Result<Vec<TriggerSchedule>, Error> {
         let (limit, offset) = (page_bound("limit", limit)?, page_bound("offset", offset)?);
-        Ok(self.engine.db.run(move |c| trigger_schedules::list(c, enabled_only, limit.into(), offset.into())).await?)
+        self.engine.db.run_with(move |c| triggers::list(c, enabled_only, limit, offset)).await
     }
 
     /// The trigger called `name`.
     pub async fn get_trigger_schedule(&self, name: &str) -> Result<TriggerSchedule, Error> {
         let key = name.to_owned();
-        self.engine
-            .db
-            .run(move |c| trigger_schedules::get(c, &key))
-            .await?
-            .ok_or_else(|| Error::TriggerNotFound(name.to_owned()))
+        self.engine.db.run_with(move |c| triggers::get(c, &key)).await
     }
 
     /// Upstream's `set_trigger_enabled`: pauses (`false`) or resumes (`true`) a trigger for every
     /// runner; a paused trigger is not polled and its fires in flight are dropped.
     pub async fn set_trigger_enabled(&self, name: &str, enabled: bool) -> Result<(), Error> {
-        let (key, now) = (name.to_owned(), self.engine.now());
-        let found = self.engine.db.run(move |c| trigger_schedules::set_enabled(c, &key, enabled, now)).await?;
-        if found {
-            Ok(())
-        } else {
-            Err(Error::TriggerNotFound(name.to_owned()))
-        }
+        let (key, now) = (name.to_owned(), self.engine.clock.now());
+        self.engine.db.run_with(move |c| triggers::set_enabled(c, &key, enabled, now)).await
     }
 
     /// Upstream's `get_trigger_execution_history`: the runs trigger `name` started, newest first,
@@ -53,6 +44,6 @@ impl DefaultRunner {
     ) -> Result<Vec<TriggerExecution>, Error> {
         let (limit, offset) = (page_bound("limit", limit)?, page_bound("offset", offset)?);
         let key = name.to_owned();
-        Ok(self.engine.db.run(move |c| trigger_executions::history(c, &key, limit.into(), offset.into())).await?)
+        self.engine.db.run_with(move |c| triggers::history(c, &key, limit, offset)).await
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::dal::{runners, workflow_registry};
 use crate::engine::{next_tick, Engine, Host};
+use crate::ops::liveness::register_runner;
 
 /// The service loop.
 pub(crate) async fn run(engine: Arc<Engine>) {
@@ -17,14 +18,13 @@ pub(crate) async fn run(engine: Arc<Engine>) {
         let (versions, now, name) = (engine.versions.clone(), engine.now(), engine.runner_name.clone());
         let touched = engine
             .db
-            .run(move |c| {
+            .run_with(move |c| {
                 workflow_registry::touch(c, &versions, now)?;
                 if !runners::touch(c, &name, now)? {
                     // Removed meanwhile (a copy into this database, an operator): say so again.
-                    let host = Host::this();
-                    runners::register(c, &name, &host.id, &host.name, std::process::id(), now)?;
+                    register_runner(c, &name, &Host::this(), &versions, now)?;
                 }
-                Ok::<_, crate::database::Error>(())
+                Ok::<_, crate::Error>(())
             })
             .await;
         if let Err(e) = touched {

@@ -1,13 +1,13 @@
 //! The retention service (with `DefaultRunnerConfig::retention` set): every
-//! `retention_interval` it deletes finished runs that ended longer ago than the retention, in
-//! batches of [`BATCH`] runs, each one short transaction (`pipeline_executions::prune_batch`),
-//! pausing `ops::PRUNE_PAUSE` between batches so runners' own writes go between them. Several
-//! runners may run it: a batch deletes only what is still there.
+//! `retention_interval` it deletes finished runs that ended longer ago than the retention with
+//! `ops::runs::prune` (the loop `cloacinactl runs prune` runs too), in batches of [`BATCH`] runs,
+//! each one short transaction, `PRUNE_PAUSE` apart so runners' own writes go between them.
+//! Several runners may run it: a batch deletes only what is still there.
 
 use std::sync::Arc;
 
-use crate::dal::pipeline_executions::{self as pipelines, PruneFilter};
 use crate::engine::Engine;
+use crate::ops::runs::{self, PruneFilter};
 
 /// Runs per batch: one transaction each.
 const BATCH: u32 = 50;
@@ -24,22 +24,19 @@ pub(crate) async fn run(engine: Arc<Engine>) {
         }
         let ended_before = engine.clock.now() - chrono::Duration::from_std(keep).unwrap_or_default();
         let filter = PruneFilter { ended_before, statuses: Vec::new() };
-        let mut deleted = 0usize;
-        loop {
-            let f = filter.clone();
-            match engine.db.run(move |c| pipelines::prune_batch(c, &f, BATCH)).await {
-                Ok(0) => break,
-                Ok(n) => deleted += n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "retention: deleting old runs failed; trying again next interval");
-                    break;
-                }
+        let stopping = stop.clone();
+        // Batches on a blocking thread, PRUNE_PAUSE apart, until done or the services stop.
+        let between = move || {
+            std::thread::sleep(runs::PRUNE_PAUSE);
+            !*stopping.borrow()
+        };
+        let deleted = match engine.db.run_with(move |c| runs::prune(c, &filter, BATCH, between)).await {
+            Ok((deleted, _)) => deleted,
+            Err(e) => {
+                tracing::warn!(error = %e, "retention: deleting old runs failed; trying again next interval");
+                0
             }
-            if *stop.borrow() {
-                return;
-            }
-            tokio::time::sleep(crate::ops::PRUNE_PAUSE).await;
-        }
+        };
         if deleted > 0 {
             tracing::info!(deleted, %ended_before, "retention: deleted finished runs");
         }

@@ -6,12 +6,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::harness::backend_test;
-use cloacina::admin::{run_details, Waiting};
 use cloacina::dal::pipeline_executions::{self as pipelines, NewPipeline};
 use cloacina::dal::task_executions::{self as tasks, NewTask};
 use cloacina::dal::workflow_registry;
 use cloacina::database::{AnyConnection, UniversalTimestamp};
 use cloacina::models::{PipelineExecutionId, PipelineStatus};
+use cloacina::ops::runs::details as run_details;
+use cloacina::ops::Waiting;
 use cloacina::workflow::Workflow;
 use cloacina::Context;
 
@@ -19,7 +20,7 @@ fn noop(ctx: Context<Value>) -> std::future::Ready<Result<Context<Value>, cloaci
     std::future::ready(Ok(ctx))
 }
 
-/// `first → second`, registered as seen at `now` (a live version).
+/// `first → second`, registered by a runner that said it was alive at `now` (a live version).
 fn registered(conn: &mut AnyConnection, now: UniversalTimestamp) -> Workflow {
     let wf = Workflow::builder("explained")
         .simple_task("first", &[], noop)
@@ -34,6 +35,15 @@ fn registered(conn: &mut AnyConnection, now: UniversalTimestamp) -> Workflow {
         now,
     )
     .expect("register");
+    let versions = [wf.version().to_owned()];
+    let runner = cloacina::dal::runners::NewRunner {
+        name: "explaining-runner",
+        host_id: "boot-id",
+        host_name: "box",
+        pid: 1,
+        workflow_versions: &versions,
+    };
+    cloacina::dal::runners::register(conn, runner, now).expect("runner");
     wf
 }
 

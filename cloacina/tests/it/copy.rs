@@ -16,7 +16,6 @@ use crate::dal_pipelines::{pipeline, versions};
 use crate::engine::{config, quick_retry};
 use crate::harness::{wait_until, worker, TestDb};
 use crate::workflows::crashy;
-use cloacina::admin::copy::{self, CopyError, CopyOptions};
 use cloacina::dal::{
     cron_executions, pipeline_executions as pipelines, recovery_events, task_executions as tasks, trigger_executions,
     trigger_schedules, workflow_packages,
@@ -24,6 +23,7 @@ use cloacina::dal::{
 use cloacina::database::UniversalTimestamp;
 use cloacina::executor::PipelineExecutor;
 use cloacina::models::{PipelineExecutionId, PipelineStatus, TaskStatus};
+use cloacina::ops::copy::{self, CopyError, CopyOptions};
 use cloacina::runner::DefaultRunner;
 use cloacina::workflow::{TaskSpec, Workflow};
 use cloacina::{Context, TaskError};
@@ -142,7 +142,18 @@ fn populate(db: &TestDb) {
         };
         workflow_packages::insert(&mut conn, package, now).unwrap();
         // A runner of this host that stopped without removing itself.
-        cloacina::dal::runners::register(&mut conn, "gone-runner", "boot-id", "box", 4242, now).unwrap();
+        cloacina::dal::runners::register(
+            &mut conn,
+            cloacina::dal::runners::NewRunner {
+                name: "gone-runner",
+                host_id: "boot-id",
+                host_name: "box",
+                pid: 4242,
+                workflow_versions: &[],
+            },
+            now,
+        )
+        .unwrap();
         // A runner that died holding a task: recovery requeues it (a recovery event, an attempt).
         pipelines::create(&mut conn, PipelineExecutionId::new(), &pipeline("w", 1, 0), now).unwrap();
         assert_eq!(
@@ -173,9 +184,9 @@ fn sqlite_to_postgres_to_sqlite_arrives_identical() {
     }
 
     let middle = TestDb::postgres();
-    // The runner that wrote it stopped moments ago: its registry entries still look live.
+    // A runner of this host died without removing its row moments ago: it looks live.
     match copy_all(&original, &middle, false) {
-        Err(CopyError::LiveRunner(why)) => assert!(why.contains("registered"), "{why}"),
+        Err(CopyError::LiveRunner(why)) => assert!(why.contains("runner gone-runner on box"), "{why}"),
         other => panic!("a live-looking source must be refused: {other:?}"),
     }
     assert!(cloacina::dal::row_counts(&mut middle.conn()).unwrap().iter().all(|(_, n)| *n == 0));
@@ -293,4 +304,27 @@ fn a_row_holding_nul_is_named_and_nothing_is_copied() {
         other => panic!("a NUL must be named: {other:?}"),
     }
     assert!(cloacina::dal::row_counts(&mut target.conn()).unwrap().iter().all(|(_, n)| *n == 0));
+}
+
+/// A runner that stopped gracefully removed its row: the database is not in use, and a copy
+/// right after takes it without --force (the registry's last sighting is only history).
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[test]
+fn a_copy_right_after_a_graceful_stop_is_not_refused() {
+    let source = TestDb::sqlite();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let (_open, gate) = watch::channel(true);
+        let runner = DefaultRunner::builder(source.url.clone())
+            .config(config(&source))
+            .workflow(workflows(&gate).remove(0))
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(runner.execute("copy_ok", Context::new()).await.unwrap().status, PipelineStatus::Completed);
+        runner.shutdown().await.unwrap();
+    });
+    let target = TestDb::postgres();
+    let report = copy_all(&source, &target, false).expect("no live runner: the copy goes ahead");
+    assert!(report.rows > 0);
 }

@@ -21,7 +21,18 @@ async fn start(t: &crate::harness::TestDb) -> Result<DefaultRunner, Error> {
 
 crate::engine::engine_test!(a_live_runner_of_another_host_blocks_sqlite_only, |t| {
     let now = UniversalTimestamp::now();
-    runners::register(&mut t.conn(), "far-away", "another-machine-boot-id", "far.example", 7, now).unwrap();
+    runners::register(
+        &mut t.conn(),
+        runners::NewRunner {
+            name: "far-away",
+            host_id: "another-machine-boot-id",
+            host_name: "far.example",
+            pid: 7,
+            workflow_versions: &[],
+        },
+        now,
+    )
+    .unwrap();
     match (t.db.backend(), start(&t).await) {
         (Backend::Sqlite, Err(e @ Error::AnotherHost { .. })) => {
             let text = e.to_string();
@@ -34,9 +45,26 @@ crate::engine::engine_test!(a_live_runner_of_another_host_blocks_sqlite_only, |t
     }
     // Once that runner is stale (not seen within the live window), anyone may start; a runner of
     // this host never blocks another.
-    let stale = now.minus(cloacina::admin::LIVE_WINDOW + Duration::from_secs(1));
-    runners::register(&mut t.conn(), "far-away", "another-machine-boot-id", "far.example", 7, stale).unwrap();
-    runners::register(&mut t.conn(), "neighbour", &this_host(), "here", 8, now).unwrap();
+    let stale = now.minus(cloacina::ops::LIVE_WINDOW + Duration::from_secs(1));
+    runners::register(
+        &mut t.conn(),
+        runners::NewRunner {
+            name: "far-away",
+            host_id: "another-machine-boot-id",
+            host_name: "far.example",
+            pid: 7,
+            workflow_versions: &[],
+        },
+        stale,
+    )
+    .unwrap();
+    let here = this_host();
+    runners::register(
+        &mut t.conn(),
+        runners::NewRunner { name: "neighbour", host_id: &here, host_name: "here", pid: 8, workflow_versions: &[] },
+        now,
+    )
+    .unwrap();
     let runner = start(&t).await.expect("starts");
     let name = runner.runner_name().to_owned();
     let live = runners::seen_since(&mut t.conn(), now).unwrap();

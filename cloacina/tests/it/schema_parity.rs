@@ -87,7 +87,7 @@ fn both_backends_agree_on_nullability() {
 }
 
 crate::harness::backend_test!(db_copy_moves_every_column_of_every_table, |t| {
-    let copied = cloacina::admin::copy::copied_columns();
+    let copied = cloacina::ops::copy::copied_columns();
     assert_eq!(copied.iter().map(|(table, _)| *table).collect::<Vec<_>>(), TABLES.to_vec());
     let mut conn = t.conn();
     for (table, columns) in copied {

@@ -61,18 +61,18 @@ engine_test!(a_pipeline_waits_for_a_runner_with_its_version, |t| {
         t.db.run(move |c| tasks::claim_ready(c, "probe", &[v2_version], 10, lease, now)).await.expect("claim");
     assert!(claimed.is_empty(), "{claimed:?}");
     let details = new_runner.execution_details(pipeline).await.expect("details");
-    assert_eq!(details.pipeline.status, WorkflowStatus::Pending);
+    assert_eq!(details.run.status, WorkflowStatus::Pending);
     assert_eq!(details.tasks[0].status, TaskStatus::Ready, "not claimed by a runner without its version");
     let waiting = details
         .waiting
         .iter()
         .find_map(|w| match w {
-            cloacina::admin::Waiting::NoRunnerWithVersion(v) => Some(v.clone()),
+            cloacina::ops::Waiting::NoRunnerWithVersion(v) => Some(v.clone()),
             _ => None,
         })
         .expect("reported as waiting");
     assert!(
-        !details.waiting.iter().any(|w| matches!(w, cloacina::admin::Waiting::Ready { .. })),
+        !details.waiting.iter().any(|w| matches!(w, cloacina::ops::Waiting::Ready { .. })),
         "one reason, not also a free slot it waits for: {:?}",
         details.waiting
     );

@@ -3,8 +3,9 @@
 use std::io::IsTerminal;
 
 use clap::Subcommand;
-use cloacina::admin::copy::{self, CopyError, CopyOptions, Progress};
-use cloacina::database::migrate;
+use cloacina::clock::{Clock, SystemClock};
+use cloacina::ops::copy::{self, CopyError, CopyOptions, Progress};
+use cloacina::ops::database;
 
 use super::output::{self, fail, outln, table, Failure};
 use super::Target;
@@ -79,7 +80,7 @@ fn copy_cmd(source: &Target, target: &Target, force: bool, json: bool) -> anyhow
             bar.set_message(p.table);
         }
     };
-    let result = copy::copy(&mut src, &mut dst, CopyOptions { force }, chrono::Utc::now(), &mut show);
+    let result = copy::copy(&mut src, &mut dst, CopyOptions { force }, SystemClock.now(), &mut show);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -116,7 +117,7 @@ fn copy_cmd(source: &Target, target: &Target, force: bool, json: bool) -> anyhow
 
 fn migrate_cmd(target: &Target) -> anyhow::Result<()> {
     let (url, mut conn) = target.connect_or_create()?;
-    let applied = migrate::run_pending(&mut conn, target.schema.as_deref())?;
+    let applied = database::migrate(&mut conn, target.schema.as_deref())?;
     for step in &applied {
         outln!("applied {} in {} ms", step.version, step.took.as_millis());
     }
@@ -141,13 +142,8 @@ struct Status {
 
 fn status_cmd(target: &Target, json: bool) -> anyhow::Result<()> {
     let (url, mut conn) = target.connect()?;
-    let status = migrate::status(&mut conn)?;
-    let rows = if status.pending.is_empty() {
-        let counts = cloacina::dal::row_counts(&mut conn)?;
-        Some(counts.into_iter().map(|(t, n)| (t.to_owned(), n.into())).collect())
-    } else {
-        None
-    };
+    let status = database::status(&mut conn, true)?;
+    let rows = status.rows.map(|counts| counts.into_iter().map(|(t, n)| (t.to_owned(), n.into())).collect());
     let report = Status {
         backend: status.backend,
         database: url.redacted(),

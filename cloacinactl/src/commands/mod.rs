@@ -61,7 +61,7 @@ impl Target {
     /// (these commands never migrate: that is `db migrate`'s job).
     pub(crate) fn connect_migrated(&self) -> anyhow::Result<AnyConnection> {
         let (url, mut conn) = self.connect()?;
-        let status = cloacina::database::migrate::status(&mut conn)?;
+        let status = cloacina::ops::database::status(&mut conn, false)?;
         if status.applied.is_empty() {
             anyhow::bail!(
                 "{url} holds no Cloacina tables{}: start a runner or run `cloacinactl db migrate`",

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Datelike, Utc};
+use cloacina::clock::{Clock, SystemClock};
 
 /// The version of the JSON documents `--json` prints (`{"version": 1, "data": …}`).
 pub(crate) const JSON_VERSION: u32 = 1;
@@ -213,7 +214,7 @@ pub(crate) fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {
     };
     let out_of_range = || anyhow::anyhow!("--since `{s}` reaches before the year 1; give a shorter age or a date");
     let age = n.checked_mul(unit_seconds).and_then(chrono::Duration::try_seconds).ok_or_else(out_of_range)?;
-    Utc::now().checked_sub_signed(age).filter(|t| t.year() >= 1).ok_or_else(out_of_range)
+    SystemClock.now().checked_sub_signed(age).filter(|t| t.year() >= 1).ok_or_else(out_of_range)
 }
 
 /// Reads a context argument: JSON text, or `@path` for a file holding it; it must be an object.

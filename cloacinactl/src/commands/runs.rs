@@ -1,12 +1,12 @@
 //! `cloacinactl runs list|show|start|retry|cancel|pause|resume|prune`.
 
 use clap::Subcommand;
-use cloacina::admin::{self, Liveness};
-use cloacina::dal::contexts;
-use cloacina::dal::pipeline_executions::{self as pipelines, PipelineFilter, PruneFilter};
+use cloacina::clock::{Clock, SystemClock};
 use cloacina::models::{
     AttemptOutcome, PipelineExecution, PipelineExecutionId, PipelineStatus, TaskAttempt, TaskExecution, TaskStatus,
 };
+use cloacina::ops::runs::{self, PruneFilter, RunFilter};
+use cloacina::ops::{Liveness, Outcome};
 use serde_json::json;
 
 use super::output::{self, duration, duration_ms, fail, maybe_time, outln, parse_id, refused, table, time, Failure};
@@ -128,13 +128,13 @@ fn run_json(p: &PipelineExecution) -> serde_json::Value {
 
 pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
     let mut conn = target.connect_migrated()?;
-    let now = chrono::Utc::now();
+    let now = SystemClock.now();
     match cmd {
         RunsCommand::List { workflow, status, since, limit, offset, json } => {
-            let filter = PipelineFilter { workflow_name: workflow, status, since, limit, offset, ..Default::default() };
-            let runs = pipelines::list(&mut conn, &filter)?;
+            let filter = RunFilter { workflow_name: workflow, status, since, limit, offset, ..Default::default() };
+            let page = runs::list(&mut conn, &filter)?;
             let live = Liveness::read(&mut conn, now)?;
-            let more = runs.len() == limit as usize;
+            let (runs, more) = (page.runs, page.next.is_some());
             if json {
                 let rows: Vec<_> = runs
                     .iter()
@@ -170,12 +170,10 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
         }
         RunsCommand::Show { id, json } => {
             let id: PipelineExecutionId = parse_id("run", &id)?;
-            let details = admin::run_details(&mut conn, id, now)?
-                .ok_or_else(|| fail(Failure::NotFound, format!("no run {id}")))?;
-            let p = &details.pipeline;
+            let details =
+                runs::details(&mut conn, id, now)?.ok_or_else(|| fail(Failure::NotFound, format!("no run {id}")))?;
+            let p = &details.run;
             if json {
-                let input = p.context_id.map(|c| contexts::get(&mut conn, c)).transpose()?.flatten();
-                let output = p.final_context_id.map(|c| contexts::get(&mut conn, c)).transpose()?.flatten();
                 let tasks: Vec<_> = details
                     .tasks
                     .iter()
@@ -191,8 +189,8 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
                     .collect();
                 let waiting: Vec<String> = details.waiting.iter().map(ToString::to_string).collect();
                 let mut doc = run_json(p);
-                doc["input"] = json!(input);
-                doc["output"] = json!(output);
+                doc["input"] = json!(details.input);
+                doc["output"] = json!(details.output);
                 doc["tasks"] = json!(tasks);
                 doc["recovery_events"] = json!(details.recovery_events);
                 doc["waiting"] = json!(waiting);
@@ -269,7 +267,7 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
         }
         RunsCommand::Start { workflow, context, json } => {
             let input = output::parse_context(context.as_deref())?;
-            let id = cloacina::ops::start_run(&mut conn, &workflow, &input, now)?.map_err(refused)?;
+            let id = runs::start(&mut conn, &workflow, &input, now)?.map_err(refused)?;
             if json {
                 return output::json(&json!({ "id": id }));
             }
@@ -278,16 +276,16 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
         }
         RunsCommand::Retry { id, json } => {
             let id: PipelineExecutionId = parse_id("run", &id)?;
-            let new = cloacina::ops::retry_run(&mut conn, id, now)?.map_err(refused)?;
+            let new = runs::retry(&mut conn, id, now)?.map_err(refused)?;
             if json {
                 return output::json(&json!({ "id": new, "retry_of": id }));
             }
             outln!("started run {new}, a retry of {id}");
             Ok(())
         }
-        RunsCommand::Cancel { id } => act(&mut conn, &id, cloacina::ops::cancel_run, "cancelled", now),
-        RunsCommand::Pause { id } => act(&mut conn, &id, cloacina::ops::pause_run, "paused", now),
-        RunsCommand::Resume { id } => act(&mut conn, &id, cloacina::ops::resume_run, "resumed", now),
+        RunsCommand::Cancel { id } => act(&mut conn, &id, runs::cancel, "cancelled", now),
+        RunsCommand::Pause { id } => act(&mut conn, &id, runs::pause, "paused", now),
+        RunsCommand::Resume { id } => act(&mut conn, &id, resume, "resumed", now),
         RunsCommand::Prune { older_than, statuses, dry_run, batch, json } => {
             if let Some(s) = statuses.iter().find(|s| !s.is_terminal()) {
                 return Err(fail(
@@ -297,9 +295,13 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
             }
             let filter = PruneFilter { ended_before: older_than, statuses };
             let (deleted, batches) = if dry_run {
-                (pipelines::count_prunable(&mut conn, &filter)?, 0)
+                (runs::count_prunable(&mut conn, &filter)?, 0)
             } else {
-                let (deleted, batches) = cloacina::ops::prune_runs(&mut conn, &filter, batch)?;
+                let pause = || {
+                    std::thread::sleep(runs::PRUNE_PAUSE);
+                    true
+                };
+                let (deleted, batches) = runs::prune(&mut conn, &filter, batch, pause)?;
                 (i64::try_from(deleted).unwrap_or(i64::MAX), batches)
             };
             if json {
@@ -314,6 +316,15 @@ pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
     }
 }
 
+/// [`runs::resume`] as a run action: the status it leaves the run in.
+fn resume(
+    conn: &mut cloacina::database::AnyConnection,
+    id: PipelineExecutionId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Outcome<PipelineStatus> {
+    Ok(runs::resume(conn, id, now)?.map(|r| r.status))
+}
+
 /// A run action by id, printing what it did.
 fn act(
     conn: &mut cloacina::database::AnyConnection,
@@ -322,7 +333,7 @@ fn act(
         &mut cloacina::database::AnyConnection,
         PipelineExecutionId,
         chrono::DateTime<chrono::Utc>,
-    ) -> cloacina::ops::Outcome<()>,
+    ) -> Outcome<PipelineStatus>,
     done: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<()> {

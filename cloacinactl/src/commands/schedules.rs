@@ -1,9 +1,9 @@
 //! `cloacinactl schedules list|show|pause|resume|delete`.
 
 use clap::Subcommand;
-use cloacina::cron;
-use cloacina::dal::{cron_executions, cron_schedules};
+use cloacina::clock::{Clock, SystemClock};
 use cloacina::models::{CronSchedule, CronScheduleId};
+use cloacina::ops::schedules::{self, ChangeSchedule, CreateSchedule};
 
 use super::output::outln;
 use super::output::{self, maybe_time, parse_id, table, time};
@@ -94,11 +94,11 @@ fn catchup(text: Option<&str>) -> anyhow::Result<Option<cloacina::models::Catchu
 
 pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> {
     let mut conn = target.connect_migrated()?;
-    let now = chrono::Utc::now();
+    let now = SystemClock.now();
     let id_of = |s: &str| parse_id::<CronScheduleId>("schedule", s);
     match cmd {
         SchedulesCommand::List { json } => {
-            let all = cron_schedules::list(&mut conn)?;
+            let all = schedules::list(&mut conn)?;
             if json {
                 return output::json(&all);
             }
@@ -121,9 +121,8 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
             Ok(())
         }
         SchedulesCommand::Show { id, count, json } => {
-            let schedule = cron::get(&mut conn, id_of(&id)?)?;
-            let upcoming = cron::upcoming(&schedule, count as usize, now)?;
-            let history = cron_executions::list_for_schedule(&mut conn, schedule.id, count, 0)?;
+            let details = schedules::details(&mut conn, id_of(&id)?, count as usize, count, now)?;
+            let (schedule, upcoming, history) = (details.schedule, details.next_fire_times, details.history);
             if json {
                 let doc = serde_json::json!({ "schedule": schedule, "upcoming": upcoming, "recent": history });
                 return output::json(&doc);
@@ -154,7 +153,7 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
         }
         SchedulesCommand::Pause { id } => {
             let id = id_of(&id)?;
-            let changed = cron::pause(&mut conn, id, now)?;
+            let changed = schedules::pause(&mut conn, id, now)?;
             outln!(
                 "{}",
                 if changed { format!("paused schedule {id}") } else { format!("schedule {id} was already paused") }
@@ -163,7 +162,7 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
         }
         SchedulesCommand::Resume { id } => {
             let id = id_of(&id)?;
-            let changed = cron::resume(&mut conn, id, now)?;
+            let changed = schedules::resume(&mut conn, id, now)?;
             outln!(
                 "{}",
                 if changed { format!("resumed schedule {id}") } else { format!("schedule {id} was not paused") }
@@ -180,21 +179,16 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
             paused,
             json,
         } => {
-            let mut config = cloacina::cron::ScheduleConfig::new(workflow, expression)
-                .context(output::parse_context(context.as_deref())?);
-            if let Some(tz) = timezone {
-                config = config.timezone(tz);
-            }
-            if let Some(policy) = catchup(policy.as_deref())? {
-                config = config.catchup(policy);
-            }
-            if let Some(n) = max_catchup {
-                config = config.max_catchup(n);
-            }
-            if paused {
-                config = config.paused();
-            }
-            let schedule = cloacina::ops::create_schedule(&mut conn, &config, now)?.map_err(output::refused)?;
+            let request = CreateSchedule {
+                workflow,
+                expression,
+                timezone,
+                context: context.as_deref().map(|c| output::parse_context(Some(c))).transpose()?.map(|c| c.to_value()),
+                catchup: catchup(policy.as_deref())?,
+                max_catchup,
+                enabled: paused.then_some(false),
+            };
+            let schedule = schedules::create(&mut conn, request, now)?.map_err(output::refused)?;
             if json {
                 return output::json(&schedule);
             }
@@ -203,18 +197,13 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
         }
         SchedulesCommand::Update { id, expression, timezone, context, json } => {
             let id = id_of(&id)?;
-            let current = cron::get(&mut conn, id)?;
-            let mut config = cloacina::cron::ScheduleConfig::from_schedule(&current)?;
-            if let Some(expression) = expression {
-                config.expression = expression;
-            }
-            if let Some(tz) = timezone {
-                config = config.timezone(tz);
-            }
-            if context.is_some() {
-                config = config.context(output::parse_context(context.as_deref())?);
-            }
-            let schedule = cron::update(&mut conn, id, &config, now)?;
+            let change = ChangeSchedule {
+                expression,
+                timezone,
+                context: context.as_deref().map(|c| output::parse_context(Some(c))).transpose()?.map(|c| c.to_value()),
+                ..ChangeSchedule::default()
+            };
+            let schedule = schedules::change(&mut conn, id, change, now)?;
             if json {
                 return output::json(&schedule);
             }
@@ -223,7 +212,7 @@ pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> 
         }
         SchedulesCommand::Delete { id } => {
             let id = id_of(&id)?;
-            if !cron::delete(&mut conn, id)? {
+            if !schedules::delete(&mut conn, id)? {
                 return Err(output::fail(output::Failure::NotFound, format!("no cron schedule {id}")));
             }
             outln!("deleted schedule {id}");

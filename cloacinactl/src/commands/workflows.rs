@@ -1,7 +1,8 @@
 //! `cloacinactl workflows list`.
 
 use clap::Subcommand;
-use cloacina::dal::workflow_registry;
+use cloacina::clock::{Clock, SystemClock};
+use serde_json::json;
 
 use super::output::{self, table, time};
 use super::Target;
@@ -19,28 +20,34 @@ pub(crate) enum WorkflowsCommand {
 
 pub(crate) fn run(target: &Target, cmd: WorkflowsCommand) -> anyhow::Result<()> {
     let mut conn = target.connect_migrated()?;
-    let now = chrono::Utc::now();
     match cmd {
         WorkflowsCommand::List { json } => {
-            let all = workflow_registry::list(&mut conn)?;
+            let all = cloacina::ops::workflows::list(&mut conn, SystemClock.now())?;
+            let versions = all.iter().flat_map(|w| w.versions.iter().map(move |v| (w.name.as_str(), v)));
             if json {
-                let rows: Vec<_> = all
-                    .iter()
-                    .map(|w| serde_json::json!({ "workflow": w, "live": cloacina::admin::is_live(w, now) }))
+                let rows: Vec<_> = versions
+                    .map(|(name, v)| {
+                        let workflow = json!({
+                            "workflow_name": name,
+                            "version": v.version,
+                            "graph": v.graph,
+                            "first_seen_at": v.first_seen_at,
+                            "last_seen_at": v.last_seen_at,
+                        });
+                        json!({ "workflow": workflow, "live": v.live })
+                    })
                     .collect();
                 return output::json(&rows);
             }
-            let rows: Vec<Vec<String>> = all
-                .iter()
-                .map(|w| {
-                    let tasks = w.graph.get("tasks").and_then(|t| t.as_array()).map_or(0, Vec::len);
+            let rows: Vec<Vec<String>> = versions
+                .map(|(name, v)| {
                     vec![
-                        w.workflow_name.clone(),
-                        w.version.clone(),
-                        tasks.to_string(),
-                        time(w.first_seen_at),
-                        time(w.last_seen_at),
-                        if cloacina::admin::is_live(w, now) { "yes" } else { "no" }.to_owned(),
+                        name.to_owned(),
+                        v.version.clone(),
+                        v.task_count().to_string(),
+                        time(v.first_seen_at),
+                        time(v.last_seen_at),
+                        if v.live { "yes" } else { "no" }.to_owned(),
                     ]
                 })
                 .collect();

@@ -1,102 +1,12 @@
-//! Operations on a database that need no running runner: looking at runs (with why one waits),
-//! cancelling them, and reading the workflow registry. `cloacinactl` is built on these; the
-//! runner uses the same functions, so the CLI and the library never disagree.
-
-pub mod copy;
+//! Why an unfinished run has not ended: [`Waiting`], every reason at once, worked out from the
+//! run's tasks, their leases and retries, and whether a live runner has its version.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use crate::dal::{
-    pipeline_executions as pipelines, recovery_events, task_attempts, task_executions as tasks, workflow_registry,
-};
-use crate::database::{AnyConnection, Result};
-use crate::models::{
-    PipelineExecution, PipelineExecutionId, PipelineStatus, RecoveryEvent, RegisteredWorkflow, TaskAttempt,
-    TaskExecution, TaskStatus,
-};
-
-/// A registry entry is live while a runner refreshed it within this window (runners refresh it
-/// every [`workflow_registry::REFRESH_INTERVAL`]).
-pub const LIVE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// True when a runner had `entry`'s version within [`LIVE_WINDOW`] before `now`.
-pub fn is_live(entry: &RegisteredWorkflow, now: DateTime<Utc>) -> bool {
-    entry.last_seen_at + chrono::Duration::from_std(LIVE_WINDOW).unwrap_or_default() >= now
-}
-
-/// Why an unfinished pipeline is not making progress: no live runner has its workflow version.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct WaitingForVersion {
-    /// The workflow.
-    pub workflow_name: String,
-    /// The version the pipeline started with.
-    pub version: String,
-    /// When a runner last had that version (`None` if no runner ever registered it).
-    pub last_seen_at: Option<DateTime<Utc>>,
-}
-
-impl std::fmt::Display for WaitingForVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "waiting for a runner with version {} of workflow `{}`", self.version, self.workflow_name)?;
-        match self.last_seen_at {
-            Some(t) => write!(f, " (last seen {})", t.format("%Y-%m-%d %H:%M:%S UTC")),
-            None => write!(f, " (never registered)"),
-        }
-    }
-}
-
-/// What the registry says about the runners: which versions are live now.
-#[derive(Debug, Clone)]
-pub struct Liveness {
-    entries: Vec<RegisteredWorkflow>,
-    now: DateTime<Utc>,
-}
-
-impl Liveness {
-    /// Reads the registry once; answer many pipelines from it.
-    pub fn read(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<Self> {
-        Ok(Self { entries: workflow_registry::list(conn)?, now })
-    }
-
-    fn entry(&self, pipeline: &PipelineExecution) -> Option<&RegisteredWorkflow> {
-        self.entries
-            .iter()
-            .find(|e| e.workflow_name == pipeline.workflow_name && e.version == pipeline.workflow_version)
-    }
-
-    /// `Some` when `pipeline` is unfinished and no live runner has its version.
-    pub fn waiting(&self, pipeline: &PipelineExecution) -> Option<WaitingForVersion> {
-        if pipeline.status.is_terminal() {
-            return None;
-        }
-        let entry = self.entry(pipeline);
-        if entry.is_some_and(|e| is_live(e, self.now)) {
-            return None;
-        }
-        Some(WaitingForVersion {
-            workflow_name: pipeline.workflow_name.clone(),
-            version: pipeline.workflow_version.clone(),
-            last_seen_at: entry.map(|e| e.last_seen_at),
-        })
-    }
-
-    /// Each task's dependencies in the pipeline's workflow version, from the registered graph.
-    fn dependencies(&self, pipeline: &PipelineExecution) -> HashMap<String, Vec<String>> {
-        let Some(tasks) = self.entry(pipeline).and_then(|e| e.graph.get("tasks")?.as_array().cloned()) else {
-            return HashMap::new();
-        };
-        tasks
-            .iter()
-            .filter_map(|t| {
-                let id = t.get("id")?.as_str()?.to_owned();
-                let deps = t.get("dependencies")?.as_array()?.iter().filter_map(|d| Some(d.as_str()?.to_owned()));
-                Some((id, deps.collect()))
-            })
-            .collect()
-    }
-}
+use super::liveness::{Liveness, WaitingForVersion};
+use crate::models::{PipelineExecution, PipelineStatus, TaskExecution, TaskStatus};
 
 /// One reason an unfinished pipeline has not ended yet.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -177,44 +87,28 @@ impl std::fmt::Display for Waiting {
     }
 }
 
-/// Everything about one run: the pipeline, its tasks (attempts, errors, timings), what recovery
-/// did, and, while it is unfinished, why it has not ended.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunDetails {
-    /// The pipeline.
-    pub pipeline: PipelineExecution,
-    /// Its tasks, in creation order.
-    pub tasks: Vec<TaskExecution>,
-    /// Every attempt of its tasks, in task order and by attempt number: who ran it, when, and how
-    /// it ended (see [`task_attempts::history`]).
-    pub attempts: Vec<TaskAttempt>,
-    /// Recovery decisions about its tasks, oldest first.
-    pub recovery_events: Vec<RecoveryEvent>,
-    /// Why an unfinished pipeline has not ended (empty once it has).
-    pub waiting: Vec<Waiting>,
-}
-
-/// The details of run `id`, or `None` if there is no such run.
-pub fn run_details(
-    conn: &mut AnyConnection,
-    id: PipelineExecutionId,
-    now: DateTime<Utc>,
-) -> Result<Option<RunDetails>> {
-    let Some(pipeline) = pipelines::get(conn, id)? else { return Ok(None) };
-    let live = Liveness::read(conn, now)?;
-    let tasks = tasks::list_for_pipeline(conn, id)?;
-    let waiting = waiting(&pipeline, &tasks, &live, now);
-    Ok(Some(RunDetails {
-        recovery_events: recovery_events::list_for_pipeline(conn, id)?,
-        attempts: task_attempts::history(conn, id, &tasks)?,
-        tasks,
-        pipeline,
-        waiting,
-    }))
+/// Each task's dependencies in the pipeline's workflow version, from the registered graph.
+fn dependencies(live: &Liveness, pipeline: &PipelineExecution) -> HashMap<String, Vec<String>> {
+    let Some(tasks) = live.entry(pipeline).and_then(|e| e.graph.get("tasks")?.as_array().cloned()) else {
+        return HashMap::new();
+    };
+    tasks
+        .iter()
+        .filter_map(|t| {
+            let id = t.get("id")?.as_str()?.to_owned();
+            let deps = t.get("dependencies")?.as_array()?.iter().filter_map(|d| Some(d.as_str()?.to_owned()));
+            Some((id, deps.collect()))
+        })
+        .collect()
 }
 
 /// Why `pipeline` (with `tasks`) has not ended, as of `now`.
-fn waiting(pipeline: &PipelineExecution, tasks: &[TaskExecution], live: &Liveness, now: DateTime<Utc>) -> Vec<Waiting> {
+pub(super) fn waiting(
+    pipeline: &PipelineExecution,
+    tasks: &[TaskExecution],
+    live: &Liveness,
+    now: DateTime<Utc>,
+) -> Vec<Waiting> {
     if pipeline.status.is_terminal() {
         return Vec::new();
     }
@@ -264,7 +158,7 @@ fn waiting(pipeline: &PipelineExecution, tasks: &[TaskExecution], live: &Livenes
         reasons.push(Waiting::Ready { tasks: ready });
     }
     let status: HashMap<&str, TaskStatus> = tasks.iter().map(|t| (t.task_name.as_str(), t.status)).collect();
-    let dependencies = live.dependencies(pipeline);
+    let dependencies = dependencies(live, pipeline);
     let undecided: Vec<String> = tasks
         .iter()
         .filter(|t| t.status == TaskStatus::NotStarted)

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use sha2::{Digest as _, Sha256};
 
-use crate::dal::{row_counts, task_executions as tasks, workflow_registry as registry};
+use crate::dal::row_counts;
 use crate::database::backend::bulk_insert;
 use crate::database::migrate;
 use crate::database::{
@@ -112,9 +112,9 @@ impl From<diesel::result::Error> for CopyError {
 /// How to copy.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CopyOptions {
-    /// Copy even when the source shows a live runner (its registry entries were refreshed within
-    /// [`super::LIVE_WINDOW`], or a task holds an unexpired lease). The copy is still one
-    /// snapshot: work the runner does after it began is not in the target.
+    /// Copy even when the source is in use ([`super::liveness::in_use`]: a runner said it was
+    /// alive within [`super::LIVE_WINDOW`], or a task holds an unexpired lease). The copy is still
+    /// one snapshot: work the runner does after it began is not in the target.
     pub force: bool,
 }
 
@@ -260,12 +260,7 @@ fn check_schemas(source: &mut AnyConnection, target: &mut AnyConnection) -> Resu
 
 /// A description of a runner that seems alive on `conn`'s database, if any.
 fn live_runner(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<Option<String>, CopyError> {
-    if let Some(e) = registry::list(conn)?.into_iter().find(|e| super::is_live(e, now)) {
-        let ago = (now - e.last_seen_at).num_seconds().max(0);
-        return Ok(Some(format!("workflow `{}` registered {ago} s ago", e.workflow_name)));
-    }
-    let holders = tasks::runners_holding_leases(conn, now.into())?;
-    Ok(holders.first().map(|r| format!("runner {r} holds a task lease")))
+    Ok(super::liveness::in_use(conn, now)?)
 }
 
 /// A table [`copy`] knows how to move: its row type with every column, its key, and the
@@ -649,7 +644,7 @@ copy_tables! {
     }
     runners by runner_name: String {
         runner_name: String, host_id: String, host_name: String, pid: i64, last_seen_at: Time, created_at: Time,
-        updated_at: Time,
+        updated_at: Time, workflow_versions: Json,
     }
 }
 
