@@ -125,18 +125,11 @@ impl TestRunner {
             outcomes.push((task.id.clone(), outcome));
         }
         let failed = outcomes.iter().any(|(_, o)| matches!(o, TaskOutcome::Failed(_)));
+        let completed = |t: &str| statuses.get(t) == Some(&TaskStatus::Completed);
         let mut context = input;
-        if failed {
-            if let Some(out) = last_completed.and_then(|t| outputs.get(&t)) {
-                context = out.clone();
-            }
-        } else {
-            let completed = |t: &str| statuses.get(t) == Some(&TaskStatus::Completed);
-            for task in wf.spec().tasks() {
-                let is_end = completed(&task.id) && !wf.spec().dependents(&task.id).any(|d| completed(&d.id));
-                if let (true, Some(out)) = (is_end, outputs.get(&task.id)) {
-                    context.merge(out);
-                }
+        for source in wf.spec().final_context_sources(failed, completed, last_completed.as_deref()) {
+            if let Some(out) = outputs.get(&source) {
+                context.merge(out);
             }
         }
         Ok(TestResult { context, task_outcomes: outcomes })

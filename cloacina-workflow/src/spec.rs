@@ -190,6 +190,28 @@ impl WorkflowSpec {
         self.index.get(id).into_iter().flat_map(move |&i| self.dependents[i].iter().map(move |&d| &self.tasks[d]))
     }
 
+    /// The tasks whose outputs make a finished run's final context, in the order they merge over
+    /// the run's input. When no task failed: the run's ends (completed tasks no completed task
+    /// depends on), in topological order; each end's output already holds what flowed into it.
+    /// After a failure: the task that completed last (upstream Cloacina's choice), if any.
+    /// The engine and `cloacina-testing`'s `TestRunner` both follow this rule.
+    pub fn final_context_sources(
+        &self,
+        failed: bool,
+        completed: impl Fn(&str) -> bool,
+        last_completed: Option<&str>,
+    ) -> Vec<String> {
+        if failed {
+            return last_completed.map(str::to_owned).into_iter().collect();
+        }
+        self.tasks
+            .iter()
+            .filter(|t| completed(&t.id))
+            .filter(|t| !self.dependents(&t.id).any(|d| completed(&d.id)))
+            .map(|t| t.id.clone())
+            .collect()
+    }
+
     /// Structural version: a SHA-256 over task ids, dependencies, rules, retry and timeout
     /// settings (first 16 hex digits). Independent of the order tasks were declared in.
     pub fn version(&self) -> &str {
@@ -419,5 +441,23 @@ mod tests {
         let r = spec(reversed).expect("reversed chain");
         assert_eq!(r.tasks().first().map(|t| t.id.as_str()), Some("t0"));
         assert_eq!(r.version(), w.version());
+    }
+
+    #[test]
+    fn the_final_context_comes_from_the_ends_or_the_last_completed_task() {
+        let diamond = spec(vec![
+            TaskSpec::new("a", &[]),
+            TaskSpec::new("b", &["a"]),
+            TaskSpec::new("c", &["a"]),
+            TaskSpec::new("d", &["b", "c"]),
+        ])
+        .expect("diamond");
+        let done = |names: &'static [&'static str]| move |t: &str| names.contains(&t);
+        assert_eq!(diamond.final_context_sources(false, done(&["a", "b", "c", "d"]), Some("d")), ["d"]);
+        // d skipped: b and c are the ends, in topological order.
+        assert_eq!(diamond.final_context_sources(false, done(&["a", "b", "c"]), Some("c")), ["b", "c"]);
+        // A failure: only the task that completed last.
+        assert_eq!(diamond.final_context_sources(true, done(&["a", "c"]), Some("c")), ["c"]);
+        assert!(diamond.final_context_sources(true, done(&[]), None).is_empty());
     }
 }

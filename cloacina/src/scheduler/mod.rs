@@ -275,24 +275,6 @@ fn resolve(
     Ok((made_ready, decided))
 }
 
-/// The ends of a run: the completed tasks on which no completed task depends, in topological
-/// order. The final context is the input merged with their outputs in that order. A task's input
-/// carries its dependencies' outputs and its output carries its input forward, so this holds what
-/// every completed task contributed (later tasks winning, as in a task's input) while reading
-/// only the outputs that are not already contained in a later one; a key a task removed stays
-/// removed.
-fn run_ends(wf: &Workflow, outcomes: &[tasks::TaskOutcome]) -> Vec<String> {
-    let completed: HashSet<&str> =
-        outcomes.iter().filter(|t| t.status == TaskStatus::Completed).map(|t| t.task_name.as_str()).collect();
-    let spec = wf.spec();
-    spec.tasks()
-        .iter()
-        .filter(|t| completed.contains(t.id.as_str()))
-        .filter(|t| !spec.dependents(&t.id).any(|d| completed.contains(d.id.as_str())))
-        .map(|t| t.id.clone())
-        .collect()
-}
-
 /// The completed task that ended last (by completion time; the later in topological order on a
 /// tie), if any.
 fn last_completed(wf: &Workflow, outcomes: &[tasks::TaskOutcome]) -> Option<String> {
@@ -321,12 +303,10 @@ fn end_if_done(
     let outcomes = tasks::outcomes(conn, p.id)?;
     let error =
         outcomes.iter().find(|t| t.status == TaskStatus::Failed).map(|t| format!("task `{}` failed", t.task_name));
-    // Completed: the input merged with the run's ends. Failed: the context of the task that
-    // completed last (upstream Cloacina's choice), or the input if none did.
-    let ends = match error {
-        None => run_ends(wf, &outcomes),
-        Some(_) => last_completed(wf, &outcomes).into_iter().collect(),
-    };
+    let completed: HashSet<&str> =
+        outcomes.iter().filter(|t| t.status == TaskStatus::Completed).map(|t| t.task_name.as_str()).collect();
+    let last = last_completed(wf, &outcomes);
+    let ends = wf.spec().final_context_sources(error.is_some(), |t| completed.contains(t), last.as_deref());
     let known = |t: &str| recorded.iter().find(|(name, _)| *name == t).map(|(_, out)| *out);
     let unread: Vec<String> = ends.iter().filter(|t| known(t).is_none()).cloned().collect();
     let read: HashMap<String, Value> = outputs::outputs_of(conn, p.id, &unread)?.into_iter().collect();
