@@ -63,3 +63,61 @@ impl Clock for ManualClock {
         Some(self.time.subscribe())
     }
 }
+
+/// Sleeps until `clock` shows `at`: a timer on the system clock; on a clock that jumps (a manual
+/// one), until it is set to `at` or later. Every engine timer that measures engine time (leases,
+/// retries, recovery, heartbeats, cron, retention, triggers) waits through this or [`Ticker`].
+pub(crate) async fn sleep_until(clock: &dyn Clock, at: DateTime<Utc>) {
+    let mut changes = clock.changes();
+    loop {
+        let left = (at - clock.now()).to_std().unwrap_or(std::time::Duration::ZERO);
+        if left.is_zero() {
+            return;
+        }
+        match changes.as_mut() {
+            Some(jumps) => {
+                if jumps.changed().await.is_err() {
+                    std::future::pending::<()>().await; // the clock is gone: it never moves
+                }
+            }
+            None => tokio::time::sleep(left).await,
+        }
+    }
+}
+
+/// A periodic timer on a [`Clock`]: each tick comes `period` after the previous one by that
+/// clock; ticks missed while the service worked (or the clock jumped) are not made up, the next
+/// one is `period` after the late one.
+pub(crate) struct Ticker {
+    clock: Arc<dyn Clock>,
+    period: std::time::Duration,
+    next: DateTime<Utc>,
+}
+
+impl Ticker {
+    /// A ticker whose first tick is at once.
+    pub(crate) fn new(clock: Arc<dyn Clock>, period: std::time::Duration) -> Self {
+        let next = clock.now();
+        Self { clock, period, next }
+    }
+
+    /// A ticker whose first tick is `period` from now.
+    pub(crate) fn after_one_period(clock: Arc<dyn Clock>, period: std::time::Duration) -> Self {
+        let next = clock.now() + chrono::Duration::from_std(period).unwrap_or(chrono::Duration::MAX);
+        Self { clock, period, next }
+    }
+
+    /// Waits for the next tick; false (at once) when `stop` is set first.
+    pub(crate) async fn tick(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        if *stop.borrow() {
+            return false;
+        }
+        tokio::select! {
+            () = sleep_until(&*self.clock, self.next) => {}
+            _ = stop.wait_for(|s| *s) => return false,
+        }
+        let period = chrono::Duration::from_std(self.period).unwrap_or(chrono::Duration::MAX);
+        self.next = self.clock.now() + period;
+        !*stop.borrow()
+    }
+}

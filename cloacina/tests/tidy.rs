@@ -76,6 +76,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "services",
         &[
+            "clock",
             "context",
             "cron",
             "dal",

@@ -142,8 +142,8 @@ pub trait WorkflowExecutor {
                 if status.is_terminal() {
                     return handle.wait_for_completion().await;
                 }
-                let wait = handle.engine.config.poll_interval;
-                let _ = tokio::time::timeout(wait, handle.engine.waiter(handle.id).changed()).await;
+                let wait = handle.engine.settings.config.poll_interval;
+                let _ = tokio::time::timeout(wait, handle.engine.runs.waiter(handle.id).changed()).await;
             }
         }
     }
@@ -168,7 +168,12 @@ impl ExecutionHandle {
     /// The pipeline's current status.
     pub async fn status(&self) -> Result<WorkflowStatus, Error> {
         let id = self.id;
-        self.engine.db.run_with(move |c| crate::ops::runs::status(c, id)).await?.ok_or(Error::ExecutionNotFound(id))
+        self.engine
+            .store
+            .db
+            .run_with(move |c| crate::ops::runs::status(c, id))
+            .await?
+            .ok_or(Error::ExecutionNotFound(id))
     }
 
     /// [`status`](Self::status), by upstream's name.
@@ -194,7 +199,12 @@ impl ExecutionHandle {
     /// The result as it stands (final once the pipeline ended).
     pub(crate) async fn current_result(&self) -> Result<ExecutionResult, Error> {
         let id = self.id;
-        self.engine.db.run_with(move |c| crate::ops::runs::result(c, id)).await?.ok_or(Error::ExecutionNotFound(id))
+        self.engine
+            .store
+            .db
+            .run_with(move |c| crate::ops::runs::result(c, id))
+            .await?
+            .ok_or(Error::ExecutionNotFound(id))
     }
 
     /// Cancels the pipeline: tasks not yet started never run. Returns whether this call cancelled it.
@@ -208,13 +218,13 @@ impl ExecutionHandle {
     /// has shut down, by polling.
     pub async fn wait_for_completion(self) -> Result<ExecutionResult, Error> {
         let id = self.id;
-        let mut stopped = self.engine.stop_services.subscribe();
+        let mut stopped = self.engine.shutdown.stop_services.subscribe();
         loop {
             // Subscribe before looking, so an end between the look and the wait is not missed.
-            let mut ending = self.engine.waiter(id);
-            if let Some(result) = result_if_terminal(&self.engine.db, id).await? {
+            let mut ending = self.engine.runs.waiter(id);
+            if let Some(result) = result_if_terminal(&self.engine.store.db, id).await? {
                 drop(ending);
-                self.engine.forget_waiter(id);
+                self.engine.runs.forget_waiter(id);
                 return Ok(result);
             }
             let watched = !*stopped.borrow();
@@ -227,7 +237,7 @@ impl ExecutionHandle {
                     }
                 }
                 _ = stopped.wait_for(|s| *s), if watched => {}
-                _ = tokio::time::sleep(self.engine.config.poll_interval), if !watched => {}
+                _ = tokio::time::sleep(self.engine.settings.config.poll_interval), if !watched => {}
             }
         }
     }
@@ -236,10 +246,10 @@ impl ExecutionHandle {
 /// Cancels pipeline `id` and tells its waiters in this process.
 pub(crate) async fn cancel(engine: &Arc<Engine>, id: PipelineExecutionId) -> Result<bool, Error> {
     let now = engine.clock.now();
-    let cancelled = engine.db.run_with(move |c| crate::ops::runs::cancel(c, id, now)).await?.is_ok();
+    let cancelled = engine.store.db.run_with(move |c| crate::ops::runs::cancel(c, id, now)).await?.is_ok();
     if cancelled {
         tracing::info!(pipeline = %id, "pipeline cancelled");
-        engine.pipeline_finished(id, None);
+        engine.runs.pipeline_finished(id, None);
     }
     Ok(cancelled)
 }

@@ -17,7 +17,7 @@ mod triggers;
 
 use crate::cron::{Clock, SystemClock};
 use crate::database::{write_transaction, Database, DatabaseConfig, UniversalTimestamp};
-use crate::engine::{host_name, Engine, Host, Persistence};
+use crate::engine::{host_name, Catalog, Engine, Host, Persistence};
 use crate::executor::{cancel, ExecutionResult, WorkflowExecutor};
 use crate::faults::{FaultPoint, FaultTiming, Faults};
 use crate::models::{PipelineExecution, PipelineExecutionId, PipelineStatus};
@@ -174,10 +174,11 @@ impl DefaultRunnerBuilder {
         let (name, now) = (runner_name.clone(), UniversalTimestamp::from(clock.now()));
         let versions: Vec<String> = by_name.values().map(|w| w.version().to_owned()).collect();
         db.run_with(move |c| crate::ops::liveness::register_runner(c, &name, &Host::this(), &versions, now)).await?;
-        let engine = Arc::new(Engine::new(db, config, runner_name, by_name, ours, clock, faults));
-        services::triggers::register(&engine).await?;
+        let catalog = Catalog::new(by_name, ours);
+        let engine = Arc::new(Engine::new(db, config, runner_name, catalog, clock, faults));
+        services::triggers::register(&engine.store, &engine.catalog, &*engine.clock).await?;
         let services = services::start(&engine);
-        tracing::info!(runner = %engine.runner_name, database = %engine.db.url(), "runner started");
+        tracing::info!(runner = %engine.settings.runner_name, database = %engine.store.db.url(), "runner started");
         Ok(DefaultRunner { engine, services: Mutex::new(Some(services)) })
     }
 }
@@ -215,18 +216,18 @@ impl DefaultRunner {
     /// unfinished, why it waits.
     pub async fn execution_details(&self, id: PipelineExecutionId) -> Result<RunDetails, Error> {
         let now = self.engine.clock.now();
-        let details = self.engine.db.run_with(move |c| crate::ops::runs::details(c, id, now)).await?;
+        let details = self.engine.store.db.run_with(move |c| crate::ops::runs::details(c, id, now)).await?;
         details.ok_or(Error::ExecutionNotFound(id))
     }
 
     /// The name this runner claims tasks under.
     pub fn runner_name(&self) -> &str {
-        &self.engine.runner_name
+        &self.engine.settings.runner_name
     }
 
     /// The database this runner uses.
     pub fn database(&self) -> &Database {
-        &self.engine.db
+        &self.engine.store.db
     }
 
     /// Stops the runner: claims nothing more, lets running tasks finish until `shutdown_timeout`,
@@ -236,29 +237,29 @@ impl DefaultRunner {
     pub async fn shutdown(&self) -> Result<(), Error> {
         let services = self.services.lock().unwrap_or_else(PoisonError::into_inner).take();
         let Some(Services { mut claim_loop, background }) = services else { return Ok(()) };
-        self.engine.stop_claiming.send_replace(true);
-        self.engine.work_available.notify_one();
-        if tokio::time::timeout(self.engine.config.shutdown_timeout, &mut claim_loop).await.is_err() {
+        self.engine.shutdown.stop_claiming.send_replace(true);
+        self.engine.signals.work_available.notify_one();
+        if tokio::time::timeout(self.engine.settings.config.shutdown_timeout, &mut claim_loop).await.is_err() {
             tracing::warn!("shutdown deadline reached; cancelling the tasks still running");
-            self.engine.cancel_attempts.send_replace(true);
+            self.engine.shutdown.cancel_attempts.send_replace(true);
             // Cancelled attempts end within their grace; recording their outcomes may not, if the
             // database is unreachable: then the services stop and the outcomes are given up
             // (their tasks run again after their leases lapse).
             if tokio::time::timeout(RECORDING_GRACE, &mut claim_loop).await.is_err() {
                 tracing::warn!("outcomes could not be recorded before shutdown; their tasks run again elsewhere");
-                self.engine.stop_services.send_replace(true);
+                self.engine.shutdown.stop_services.send_replace(true);
                 let _ = claim_loop.await;
             }
         }
-        self.engine.stop_services.send_replace(true);
+        self.engine.shutdown.stop_services.send_replace(true);
         for service in background {
             let _ = service.await;
         }
-        let name = self.engine.runner_name.clone();
-        if let Err(e) = self.engine.db.run(move |c| crate::ops::liveness::deregister(c, &name)).await {
+        let name = self.engine.settings.runner_name.clone();
+        if let Err(e) = self.engine.store.db.run(move |c| crate::ops::liveness::deregister(c, &name)).await {
             tracing::warn!(error = %e, "could not remove this runner from `runners`; its row goes stale");
         }
-        tracing::info!(runner = %self.engine.runner_name, "runner stopped");
+        tracing::info!(runner = %self.engine.settings.runner_name, "runner stopped");
         Ok(())
     }
 }
@@ -268,9 +269,9 @@ impl Drop for DefaultRunner {
     /// to stop and its running attempts are cancelled (their claims lapse or are given back).
     fn drop(&mut self) {
         if self.services.get_mut().unwrap_or_else(PoisonError::into_inner).take().is_some() {
-            self.engine.stop_claiming.send_replace(true);
-            self.engine.cancel_attempts.send_replace(true);
-            self.engine.stop_services.send_replace(true);
+            self.engine.shutdown.stop_claiming.send_replace(true);
+            self.engine.shutdown.cancel_attempts.send_replace(true);
+            self.engine.shutdown.stop_services.send_replace(true);
         }
     }
 }
@@ -278,49 +279,51 @@ impl Drop for DefaultRunner {
 impl WorkflowExecutor for DefaultRunner {
     /// Starts a pipeline of `workflow` with `context` and returns a handle at once.
     async fn execute_async(&self, workflow: &str, context: Context<Value>) -> Result<ExecutionHandle, Error> {
-        if self.engine.is_shutting_down() {
+        if self.engine.shutdown.is_shutting_down() {
             return Err(Error::ShutDown);
         }
-        let wf = self.engine.workflows.get(workflow).ok_or_else(|| Error::UnknownWorkflow(workflow.to_owned()))?;
+        let wf =
+            self.engine.catalog.workflows.get(workflow).ok_or_else(|| Error::UnknownWorkflow(workflow.to_owned()))?;
         let id = PipelineExecutionId::new();
         let (e, wf) = (self.engine.clone(), wf.clone());
         let ended = self
             .engine
+            .store
             .persist("create a pipeline", Persistence::BRIEF, move |c, try_no| {
                 // An earlier try may have committed before its answer was lost: never create twice.
                 if try_no > 0 && crate::ops::runs::status(c, id)?.is_some() {
                     return Ok(None);
                 }
-                e.faults.check(FaultPoint::CreatePipeline, FaultTiming::Before)?;
-                let now = e.now();
+                e.store.faults.check(FaultPoint::CreatePipeline, FaultTiming::Before)?;
+                let now = crate::engine::stamp(&*e.clock);
                 let ended = write_transaction(c, |c| {
-                    let ended = scheduler::create_pipeline(c, &e.faults, id, &wf, &context, now)?;
+                    let ended = scheduler::create_pipeline(c, &e.store.faults, id, &wf, &context, now)?;
                     if ended.is_none() {
-                        e.announce_work(c)?;
+                        e.store.announce_work(c)?;
                     }
                     Ok::<_, Error>(ended)
                 })?;
-                e.faults.check(FaultPoint::CreatePipeline, FaultTiming::AfterCommit)?;
+                e.store.faults.check(FaultPoint::CreatePipeline, FaultTiming::AfterCommit)?;
                 Ok(ended)
             })
             .await?;
         tracing::debug!(pipeline = %id, workflow, "pipeline created");
         if let Some(result) = ended {
-            self.engine.pipeline_finished(id, Some(result));
+            self.engine.runs.pipeline_finished(id, Some(result));
         }
-        self.engine.work_available.notify_one();
+        self.engine.signals.work_available.notify_one();
         Ok(ExecutionHandle::new(self.engine.clone(), id))
     }
 
     /// Pipelines matching `filter`, newest first.
     async fn list_executions(&self, filter: PipelineFilter) -> Result<Vec<PipelineExecution>, Error> {
-        Ok(self.engine.db.run_with(move |c| crate::ops::runs::list(c, &filter)).await?.runs)
+        Ok(self.engine.store.db.run_with(move |c| crate::ops::runs::list(c, &filter)).await?.runs)
     }
 
     /// A handle on an existing pipeline (started by another call, a cron schedule or another
     /// process), to wait for it, look at its status or cancel it.
     async fn attach(&self, id: PipelineExecutionId) -> Result<ExecutionHandle, Error> {
-        let exists = self.engine.db.run_with(move |c| crate::ops::runs::status(c, id)).await?.is_some();
+        let exists = self.engine.store.db.run_with(move |c| crate::ops::runs::status(c, id)).await?.is_some();
         if !exists {
             return Err(Error::ExecutionNotFound(id));
         }
@@ -332,7 +335,12 @@ impl WorkflowExecutor for DefaultRunner {
     }
 
     async fn get_execution_status(&self, id: PipelineExecutionId) -> Result<PipelineStatus, Error> {
-        self.engine.db.run_with(move |c| crate::ops::runs::status(c, id)).await?.ok_or(Error::ExecutionNotFound(id))
+        self.engine
+            .store
+            .db
+            .run_with(move |c| crate::ops::runs::status(c, id))
+            .await?
+            .ok_or(Error::ExecutionNotFound(id))
     }
 
     async fn cancel(&self, id: PipelineExecutionId) -> Result<bool, Error> {
@@ -341,19 +349,20 @@ impl WorkflowExecutor for DefaultRunner {
 
     async fn pause(&self, id: PipelineExecutionId) -> Result<bool, Error> {
         let now = self.engine.clock.now();
-        Ok(self.engine.db.run_with(move |c| crate::ops::runs::pause(c, id, now)).await?.is_ok())
+        Ok(self.engine.store.db.run_with(move |c| crate::ops::runs::pause(c, id, now)).await?.is_ok())
     }
 
     /// Resumes a paused pipeline and, in the same transaction, settles it: everything may have
     /// finished while it was paused.
     async fn resume(&self, id: PipelineExecutionId) -> Result<bool, Error> {
-        let (now, faults) = (self.engine.clock.now(), self.engine.faults.clone());
-        let resumed = self.engine.db.run_with(move |c| crate::ops::runs::resume_with(c, id, now, &faults)).await?;
+        let (now, faults) = (self.engine.clock.now(), self.engine.store.faults.clone());
+        let resumed =
+            self.engine.store.db.run_with(move |c| crate::ops::runs::resume_with(c, id, now, &faults)).await?;
         let Ok(resumed) = resumed else { return Ok(false) };
         if let Some(result) = resumed.ended {
-            self.engine.pipeline_finished(id, Some(result));
+            self.engine.runs.pipeline_finished(id, Some(result));
         }
-        self.engine.work_available.notify_one();
+        self.engine.signals.work_available.notify_one();
         Ok(true)
     }
 }

@@ -23,7 +23,7 @@ impl DefaultRunner {
     /// Creates a cron schedule. The expression, time zone and bounds are checked now (a clear
     /// error, nothing stored, when they are wrong), and the workflow must be one this runner has.
     pub async fn create_schedule(&self, config: ScheduleConfig) -> Result<CronSchedule, Error> {
-        if !self.engine.workflows.contains_key(&config.workflow) {
+        if !self.engine.catalog.workflows.contains_key(&config.workflow) {
             return Err(Error::UnknownWorkflow(config.workflow));
         }
         self.schedule_op(move |c, now| crate::cron::create(c, &config, now)).await
@@ -31,7 +31,7 @@ impl DefaultRunner {
 
     /// Every schedule, oldest first.
     pub async fn list_schedules(&self) -> Result<Vec<CronSchedule>, Error> {
-        self.engine.db.run_with(schedules::list).await
+        self.engine.store.db.run_with(schedules::list).await
     }
 
     /// The schedule with this id.
@@ -42,7 +42,7 @@ impl DefaultRunner {
     /// Replaces a schedule's settings (checked as in [`DefaultRunner::create_schedule`]); its next
     /// fire time is recomputed from now.
     pub async fn update_schedule(&self, id: CronScheduleId, config: ScheduleConfig) -> Result<CronSchedule, Error> {
-        if !self.engine.workflows.contains_key(&config.workflow) {
+        if !self.engine.catalog.workflows.contains_key(&config.workflow) {
             return Err(Error::UnknownWorkflow(config.workflow));
         }
         self.schedule_op(move |c, now| crate::cron::update(c, id, &config, now)).await
@@ -71,7 +71,7 @@ impl DefaultRunner {
 
     /// The fire times a schedule has claimed, newest first, with the pipeline each started.
     pub async fn schedule_history(&self, id: CronScheduleId, limit: u32) -> Result<Vec<CronExecution>, Error> {
-        self.engine.db.run_with(move |c| schedules::history(c, id, limit, 0)).await
+        self.engine.store.db.run_with(move |c| schedules::history(c, id, limit, 0)).await
     }
 
     /// Upstream's `register_cron_workflow`: a schedule of `workflow` on `expression` in `timezone`
@@ -95,7 +95,7 @@ impl DefaultRunner {
         offset: i64,
     ) -> Result<Vec<CronSchedule>, Error> {
         let (limit, offset) = (page_bound("limit", limit)?, page_bound("offset", offset)?);
-        self.engine.db.run_with(move |c| schedules::page(c, enabled_only, limit, offset)).await
+        self.engine.store.db.run_with(move |c| schedules::page(c, enabled_only, limit, offset)).await
     }
 
     /// Upstream's `get_cron_schedule`.
@@ -144,15 +144,15 @@ impl DefaultRunner {
         offset: i64,
     ) -> Result<Vec<CronExecution>, Error> {
         let (limit, offset) = (page_bound("limit", limit)?, page_bound("offset", offset)?);
-        self.engine.db.run_with(move |c| schedules::history(c, id, limit, offset)).await
+        self.engine.store.db.run_with(move |c| schedules::history(c, id, limit, offset)).await
     }
 
     /// Upstream's `get_cron_execution_stats`: fire times claimed since `since`, how many started
     /// their pipeline, and how many were lost (claimed more than a lease ago, never started).
     pub async fn get_cron_execution_stats(&self, since: DateTime<Utc>) -> Result<CronExecutionStats, Error> {
-        let lease = chrono::Duration::from_std(self.engine.config.lease_duration).unwrap_or_default();
+        let lease = chrono::Duration::from_std(self.engine.settings.config.lease_duration).unwrap_or_default();
         let lost_before = self.engine.clock.now() - lease;
-        self.engine.db.run_with(move |c| schedules::stats(c, since, lost_before)).await
+        self.engine.store.db.run_with(move |c| schedules::stats(c, since, lost_before)).await
     }
 
     /// Runs a schedule operation on a pooled connection at the cron clock's "now", then wakes the
@@ -163,8 +163,8 @@ impl DefaultRunner {
         F: FnOnce(&mut crate::database::AnyConnection, DateTime<Utc>) -> Result<T, Error> + Send + 'static,
     {
         let now = self.engine.clock.now();
-        let out = self.engine.db.run_with(move |c| op(c, now)).await?;
-        self.engine.schedules_changed.notify_one();
+        let out = self.engine.store.db.run_with(move |c| op(c, now)).await?;
+        self.engine.signals.schedules_changed.notify_one();
         Ok(out)
     }
 }

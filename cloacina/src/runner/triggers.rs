@@ -18,20 +18,20 @@ impl DefaultRunner {
         offset: i64,
     ) -> Result<Vec<TriggerSchedule>, Error> {
         let (limit, offset) = (page_bound("limit", limit)?, page_bound("offset", offset)?);
-        self.engine.db.run_with(move |c| triggers::list(c, enabled_only, limit, offset)).await
+        self.engine.store.db.run_with(move |c| triggers::list(c, enabled_only, limit, offset)).await
     }
 
     /// The trigger called `name`.
     pub async fn get_trigger_schedule(&self, name: &str) -> Result<TriggerSchedule, Error> {
         let key = name.to_owned();
-        self.engine.db.run_with(move |c| triggers::get(c, &key)).await
+        self.engine.store.db.run_with(move |c| triggers::get(c, &key)).await
     }
 
     /// Upstream's `set_trigger_enabled`: pauses (`false`) or resumes (`true`) a trigger for every
     /// runner; a paused trigger is not polled and its fires in flight are dropped.
     pub async fn set_trigger_enabled(&self, name: &str, enabled: bool) -> Result<(), Error> {
         let (key, now) = (name.to_owned(), self.engine.clock.now());
-        self.engine.db.run_with(move |c| triggers::set_enabled(c, &key, enabled, now)).await
+        self.engine.store.db.run_with(move |c| triggers::set_enabled(c, &key, enabled, now)).await
     }
 
     /// Upstream's `get_trigger_execution_history`: the runs trigger `name` started, newest first,
@@ -44,6 +44,6 @@ impl DefaultRunner {
     ) -> Result<Vec<TriggerExecution>, Error> {
         let (limit, offset) = (page_bound("limit", limit)?, page_bound("offset", offset)?);
         let key = name.to_owned();
-        self.engine.db.run_with(move |c| triggers::history(c, &key, limit, offset)).await
+        self.engine.store.db.run_with(move |c| triggers::history(c, &key, limit, offset)).await
     }
 }

@@ -14,8 +14,11 @@ use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::completer::{AfterRecorded, Completer, Outcome, Report};
+use crate::clock::Clock;
 use crate::dal::pipeline_executions as pipelines;
-use crate::engine::{input_context, Engine, Persistence, PipelineInfo};
+use crate::engine::{
+    input_context, stamp, Claims, Persistence, PipelineInfo, Runs, Settings, Shutdown, Signals, Store,
+};
 use crate::models::{PipelineStatus, TaskExecution};
 use crate::task::{run_attempt, AttemptSlot, SlotCell, TaskAttempt};
 use crate::telemetry::{self, AttemptEnd};
@@ -24,11 +27,37 @@ use crate::{Context, TaskError};
 /// How long a cancelled attempt gets to stop before its claim is left for recovery.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
+/// What an attempt touches.
+pub(crate) struct AttemptParts {
+    store: Arc<Store>,
+    runs: Arc<Runs>,
+    claims: Arc<Claims>,
+    signals: Arc<Signals>,
+    settings: Arc<Settings>,
+    shutdown: Arc<Shutdown>,
+    clock: Arc<dyn Clock>,
+}
+
+impl AttemptParts {
+    /// The parts of `engine` it uses.
+    pub(crate) fn of(engine: &crate::engine::Engine) -> Self {
+        Self {
+            store: engine.store.clone(),
+            runs: engine.runs.clone(),
+            claims: engine.claims.clone(),
+            signals: engine.signals.clone(),
+            settings: engine.settings.clone(),
+            shutdown: engine.shutdown.clone(),
+            clock: engine.clock.clone(),
+        }
+    }
+}
+
 /// Runs `task`, claimed by this runner, and reports its outcome to the completer together with
 /// its slot (`slot`), which the completer reuses for the next task or frees. `input` is the
 /// task's input when the caller has it (otherwise it is read).
 pub(crate) async fn run(
-    engine: Arc<Engine>,
+    parts: Arc<AttemptParts>,
     completer: Completer,
     task: TaskExecution,
     slot: OwnedSemaphorePermit,
@@ -37,20 +66,20 @@ pub(crate) async fn run(
     // The slot stays with the attempt, except while its task defers (`TaskHandle::defer_until`).
     let cell: SlotCell = Arc::new(std::sync::Mutex::new(Some(slot)));
     let freed: Arc<dyn Fn() + Send + Sync> = {
-        let engine = engine.clone();
-        Arc::new(move || engine.work_available.notify_one())
+        let parts = parts.clone();
+        Arc::new(move || parts.signals.work_available.notify_one())
     };
     let held = AttemptSlot { cell: cell.clone(), freed };
-    let (info, outcome, after_recorded) = match prepare_and_run(&engine, &task, input, held).await {
+    let (info, outcome, after_recorded) = match prepare_and_run(&parts, &task, input, held).await {
         Ran::Outcome(info, outcome) => (info, outcome, None),
         Ran::Hooked(info, outcome, hook) => (info, outcome, Some(hook)),
         Ran::KeepClaim => {
             // The code did not stop when cancelled: leave the claim to lapse (recovery takes it).
-            engine.release(task.id);
+            parts.claims.release(task.id);
             return;
         }
     };
-    engine.mark_recording(task.id);
+    parts.claims.mark_recording(task.id);
     let report = Report {
         task: task.id,
         task_name: task.task_name.clone(),
@@ -64,7 +93,7 @@ pub(crate) async fn run(
     };
     if !completer.send(report) {
         // The completer has stopped (the runner is going away): the claim lapses.
-        engine.release(task.id);
+        parts.claims.release(task.id);
     }
 }
 
@@ -78,23 +107,30 @@ enum Ran {
 }
 
 async fn prepare_and_run(
-    engine: &Arc<Engine>,
+    parts: &Arc<AttemptParts>,
     task: &TaskExecution,
     input: Option<Context<Value>>,
     slot: AttemptSlot,
 ) -> Ran {
     let id = task.pipeline_execution_id;
-    let loaded = match engine.cached_pipeline(id) {
+    let loaded = match parts.runs.cached_pipeline(id) {
         Some(info) => Ok(Some(info)),
         None => {
-            let e = engine.clone();
-            engine
+            let e = parts.clone();
+            parts
+                .store
                 .persist("read a pipeline", Persistence::BRIEF, move |c, _| {
-                    let info = e.pipeline_info_in(c, id)?;
+                    let info = e.runs.pipeline_info_in(c, id)?;
                     // The first attempt this runner makes in a pipeline moves it from Pending to
                     // Running (conditionally: whoever comes first).
-                    let _ =
-                        pipelines::transition(c, id, PipelineStatus::Pending, PipelineStatus::Running, None, e.now())?;
+                    let _ = pipelines::transition(
+                        c,
+                        id,
+                        PipelineStatus::Pending,
+                        PipelineStatus::Running,
+                        None,
+                        stamp(&*e.clock),
+                    )?;
                     Ok(info)
                 })
                 .await
@@ -126,7 +162,7 @@ async fn prepare_and_run(
         if deps.is_empty() {
             return Ok(i.input.clone()); // a root's input is the pipeline's: nothing to read
         }
-        engine.persist("read a task's input", Persistence::BRIEF, move |c, _| input_context(c, &i, &deps)).await
+        parts.store.persist("read a task's input", Persistence::BRIEF, move |c, _| input_context(c, &i, &deps)).await
     };
     let input = match read.await {
         Ok(input) => input,
@@ -135,7 +171,7 @@ async fn prepare_and_run(
             return Ran::Outcome(Some(info), Outcome::Released(format!("the runner could not read its input: {err}")));
         }
     };
-    let timeout = spec.timeout.unwrap_or(engine.config.default_task_timeout);
+    let timeout = spec.timeout.unwrap_or(parts.settings.config.default_task_timeout);
     let attempt = TaskAttempt {
         pipeline_execution_id: task.pipeline_execution_id,
         task_execution_id: task.id,
@@ -158,7 +194,7 @@ async fn prepare_and_run(
         parent: &pipeline_span, "task", task = %task.task_name, id = %task.id, attempt = task.attempt
     );
     let mut handle = tokio::spawn(tracing::Instrument::instrument(run_attempt(attempt, slot, run), span));
-    let mut cancel = engine.cancel_attempts.subscribe();
+    let mut cancel = parts.shutdown.cancel_attempts.subscribe();
     let finished = tokio::select! {
         joined = &mut handle => Some(joined),
         _ = cancel.wait_for(|c| *c) => None,

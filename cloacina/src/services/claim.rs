@@ -19,33 +19,62 @@ use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::attempt;
+use super::attempt::{self, AttemptParts};
 use super::completer::{Completer, Handoff};
+use crate::clock::Clock;
 use crate::dal::task_executions as tasks;
 use crate::database::UniversalTimestamp;
-use crate::engine::Engine;
+use crate::engine::{stamp, Catalog, Claims, Settings, Shutdown, Signals, Store};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::TaskExecution;
 use crate::telemetry;
 use crate::Context;
 
 /// The runner's slots: `max_concurrent_tasks` permits shared by the claim loop and the completer.
-pub(crate) fn slots(engine: &Engine) -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(engine.config.max_concurrent_tasks))
+pub(crate) fn slots(settings: &Settings) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(settings.config.max_concurrent_tasks))
+}
+
+/// What the claim loop touches; `attempts` is what each attempt it starts gets.
+pub(crate) struct Claimer {
+    store: Arc<Store>,
+    catalog: Arc<Catalog>,
+    claims: Arc<Claims>,
+    signals: Arc<Signals>,
+    settings: Arc<Settings>,
+    shutdown: Arc<Shutdown>,
+    clock: Arc<dyn Clock>,
+    attempts: Arc<AttemptParts>,
+}
+
+impl Claimer {
+    /// The parts of `engine` it uses.
+    pub(crate) fn of(engine: &crate::engine::Engine) -> Self {
+        Self {
+            store: engine.store.clone(),
+            catalog: engine.catalog.clone(),
+            claims: engine.claims.clone(),
+            signals: engine.signals.clone(),
+            settings: engine.settings.clone(),
+            shutdown: engine.shutdown.clone(),
+            clock: engine.clock.clone(),
+            attempts: Arc::new(AttemptParts::of(engine)),
+        }
+    }
 }
 
 /// The service loop.
 pub(crate) async fn run(
-    engine: Arc<Engine>,
+    claimer: Arc<Claimer>,
     completer: Completer,
     slots: Arc<Semaphore>,
     mut handoffs: mpsc::UnboundedReceiver<Handoff>,
 ) {
-    let capacity = engine.config.max_concurrent_tasks;
+    let capacity = claimer.settings.config.max_concurrent_tasks;
     // While tasks run, claim only once a quarter of the slots is free: one claim statement then
     // serves several tasks instead of one per finished task. When idle, claim at once (latency).
     let refill_at = (capacity / 4).max(1);
-    let mut stop = engine.stop_claiming.subscribe();
+    let mut stop = claimer.shutdown.stop_claiming.subscribe();
     let mut attempts = JoinSet::new();
     // Claims whose answer was lost, by their time stamp, until their tasks are found.
     let mut unanswered: Vec<UniversalTimestamp> = Vec::new();
@@ -58,12 +87,12 @@ pub(crate) async fn run(
         }
         while attempts.try_join_next().is_some() {}
         while let Ok(h) = handoffs.try_recv() {
-            spawn(&engine, &completer, &mut attempts, h.task, h.slot, h.input);
+            spawn(&claimer, &completer, &mut attempts, h.task, h.slot, h.input);
         }
         let mut started = Vec::new();
         if let Some(at) = unanswered.first().copied() {
-            let runner = engine.runner_name.clone();
-            match engine.db.run(move |c| tasks::claimed_at(c, &runner, at)).await {
+            let runner = claimer.settings.runner_name.clone();
+            match claimer.store.db.run(move |c| tasks::claimed_at(c, &runner, at)).await {
                 Ok(found) => {
                     unanswered.remove(0);
                     if !found.is_empty() {
@@ -82,17 +111,19 @@ pub(crate) async fn run(
         let free = slots.available_permits();
         let mut full_batch = false;
         if look && (free >= refill_at || free == capacity) {
-            let want = u32::try_from(free).unwrap_or(u32::MAX).min(engine.config.claim_batch_size);
-            let now = engine.now();
-            let e = engine.clone();
+            let want = u32::try_from(free).unwrap_or(u32::MAX).min(claimer.settings.config.claim_batch_size);
+            let now = stamp(&*claimer.clock);
+            let e = claimer.clone();
             let began = std::time::Instant::now();
-            let claimed = engine
+            let claimed = claimer
+                .store
                 .db
                 .run_with(move |c| {
-                    e.faults.check(FaultPoint::Claim, FaultTiming::Before)?;
-                    let lease = e.config.lease_duration;
-                    let claimed = tasks::claim_ready(c, &e.runner_name, &e.versions, want, lease, now)?;
-                    e.faults.check(FaultPoint::Claim, FaultTiming::AfterCommit)?;
+                    e.store.faults.check(FaultPoint::Claim, FaultTiming::Before)?;
+                    let lease = e.settings.config.lease_duration;
+                    let claimed =
+                        tasks::claim_ready(c, &e.settings.runner_name, &e.catalog.versions, want, lease, now)?;
+                    e.store.faults.check(FaultPoint::Claim, FaultTiming::AfterCommit)?;
                     Ok::<_, crate::Error>(claimed)
                 })
                 .await;
@@ -110,17 +141,17 @@ pub(crate) async fn run(
         }
         for task in started {
             let Ok(slot) = slots.clone().acquire_owned().await else { break };
-            start(&engine, &completer, &mut attempts, task, slot);
+            start(&claimer, &completer, &mut attempts, task, slot);
         }
         if full_batch && slots.available_permits() > 0 {
             continue;
         }
         look = tokio::select! {
-            _ = engine.work_available.notified() => true,
-            _ = tokio::time::sleep(engine.config.poll_interval) => true,
+            _ = claimer.signals.work_available.notified() => true,
+            _ = tokio::time::sleep(claimer.settings.config.poll_interval) => true,
             _ = stop.wait_for(|s| *s) => true,
             Some(h) = handoffs.recv() => {
-                spawn(&engine, &completer, &mut attempts, h.task, h.slot, h.input);
+                spawn(&claimer, &completer, &mut attempts, h.task, h.slot, h.input);
                 !unanswered.is_empty()
             }
         };
@@ -129,42 +160,42 @@ pub(crate) async fn run(
     // outcomes are recorded, and tasks the completer claimed before it saw the shutdown run too.
     loop {
         while let Ok(h) = handoffs.try_recv() {
-            spawn(&engine, &completer, &mut attempts, h.task, h.slot, h.input);
+            spawn(&claimer, &completer, &mut attempts, h.task, h.slot, h.input);
         }
         while attempts.try_join_next().is_some() {}
-        if attempts.is_empty() && engine.holds_nothing() {
+        if attempts.is_empty() && claimer.claims.holds_nothing() {
             return;
         }
-        let recorded = engine.recorded.notified();
+        let recorded = claimer.signals.recorded.notified();
         tokio::select! {
             _ = attempts.join_next(), if !attempts.is_empty() => {}
-            Some(h) = handoffs.recv() => spawn(&engine, &completer, &mut attempts, h.task, h.slot, h.input),
+            Some(h) = handoffs.recv() => spawn(&claimer, &completer, &mut attempts, h.task, h.slot, h.input),
             _ = recorded => {}
             // A claim left to lapse (code that ignored cancellation) is forgotten without a batch.
-            _ = tokio::time::sleep(engine.config.poll_interval) => {}
+            _ = tokio::time::sleep(claimer.settings.config.poll_interval) => {}
         }
     }
 }
 
 fn start(
-    engine: &Arc<Engine>,
+    claimer: &Arc<Claimer>,
     completer: &Completer,
     attempts: &mut JoinSet<()>,
     task: TaskExecution,
     slot: OwnedSemaphorePermit,
 ) {
-    engine.hold(task.id, task.pipeline_execution_id);
-    spawn(engine, completer, attempts, task, slot, None);
+    claimer.claims.hold(task.id, task.pipeline_execution_id);
+    spawn(claimer, completer, attempts, task, slot, None);
 }
 
 /// Starts the attempt of a task already held.
 fn spawn(
-    engine: &Arc<Engine>,
+    claimer: &Arc<Claimer>,
     completer: &Completer,
     attempts: &mut JoinSet<()>,
     task: TaskExecution,
     slot: OwnedSemaphorePermit,
     input: Option<Context<Value>>,
 ) {
-    attempts.spawn(attempt::run(engine.clone(), completer.clone(), task, slot, input));
+    attempts.spawn(attempt::run(claimer.attempts.clone(), completer.clone(), task, slot, input));
 }

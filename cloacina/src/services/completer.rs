@@ -3,7 +3,7 @@
 //! can delay an outcome's consequences but never lose them.
 //!
 //! One transaction per batch:
-//! 1. lock the batch's pipelines (ascending ids, the engine's lock order: no other transaction
+//! 1. lock the batch's pipelines (ascending ids, the recorder's lock order: no other transaction
 //!    that waits for these tasks' rows can run meanwhile);
 //! 2. record each outcome fenced on its claim (Completed with its output, Ready again for a
 //!    retry, Failed, or released);
@@ -35,10 +35,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use crate::clock::{sleep_until, Clock};
 use crate::dal::pipeline_executions as pipelines;
 use crate::dal::task_executions as tasks;
 use crate::database::{write_transaction, AnyConnection, UniversalTimestamp};
-use crate::engine::{merge_outputs, Engine, Persistence, PipelineInfo};
+use crate::engine::{
+    merge_outputs, stamp, Catalog, Claims, Persistence, PipelineInfo, Runs, Settings, Shutdown, Signals, Store,
+};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::{PipelineExecutionId, TaskExecution, TaskExecutionId, TaskStatus};
 use crate::results::ExecutionResult;
@@ -96,6 +99,34 @@ pub(crate) struct Handoff {
     pub(crate) input: Option<Context<Value>>,
 }
 
+/// What the completer touches.
+pub(crate) struct Recorder {
+    store: Arc<Store>,
+    catalog: Arc<Catalog>,
+    claims: Arc<Claims>,
+    runs: Arc<Runs>,
+    signals: Arc<Signals>,
+    settings: Arc<Settings>,
+    shutdown: Arc<Shutdown>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Recorder {
+    /// The parts of `engine` it uses.
+    pub(crate) fn of(engine: &crate::engine::Engine) -> Self {
+        Self {
+            store: engine.store.clone(),
+            catalog: engine.catalog.clone(),
+            claims: engine.claims.clone(),
+            runs: engine.runs.clone(),
+            signals: engine.signals.clone(),
+            settings: engine.settings.clone(),
+            shutdown: engine.shutdown.clone(),
+            clock: engine.clock.clone(),
+        }
+    }
+}
+
 /// Where attempts send their reports.
 #[derive(Clone)]
 pub(crate) struct Completer {
@@ -118,11 +149,11 @@ impl Completer {
 /// The service loop: records batches until the services stop. Tasks it claims go to the claim
 /// loop through `handoffs`, which starts their attempts.
 pub(crate) async fn run(
-    engine: Arc<Engine>,
+    recorder: Arc<Recorder>,
     mut reports: mpsc::UnboundedReceiver<Report>,
     handoffs: mpsc::UnboundedSender<Handoff>,
 ) {
-    let mut stop = engine.stop_services.subscribe();
+    let mut stop = recorder.shutdown.stop_services.subscribe();
     loop {
         let first = tokio::select! {
             r = reports.recv() => r,
@@ -135,8 +166,8 @@ pub(crate) async fn run(
             batch.push(next);
         }
         telemetry::committed(batch.len());
-        record(&engine, batch, &handoffs).await;
-        engine.recorded.notify_waiters();
+        record(&recorder, batch, &handoffs).await;
+        recorder.signals.recorded.notify_waiters();
     }
 }
 
@@ -165,7 +196,7 @@ struct Recorded {
     ended: Vec<(PipelineExecutionId, ExecutionResult)>,
 }
 
-async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::UnboundedSender<Handoff>) {
+async fn record(recorder: &Arc<Recorder>, batch: Vec<Report>, handoffs: &mpsc::UnboundedSender<Handoff>) {
     let mut hooks = HashMap::new();
     let (items, slots): (Vec<Item>, Vec<Option<OwnedSemaphorePermit>>) = batch
         .into_iter()
@@ -184,14 +215,15 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
             (item, r.slot)
         })
         .unzip();
-    let claim = if engine.is_shutting_down() {
+    let claim = if recorder.shutdown.is_shutting_down() {
         0
     } else {
-        u32::try_from(slots.iter().flatten().count()).unwrap_or(u32::MAX).min(engine.config.claim_batch_size)
+        u32::try_from(slots.iter().flatten().count()).unwrap_or(u32::MAX).min(recorder.settings.config.claim_batch_size)
     };
-    let stamp = engine.claim_stamp();
-    let (e, batch_items) = (engine.clone(), items.clone());
-    let written = engine
+    let stamp = recorder.claims.claim_stamp();
+    let (e, batch_items) = (recorder.clone(), items.clone());
+    let written = recorder
+        .store
         .persist("record task outcomes", Persistence::STUBBORN, move |c, try_no| {
             record_in(&e, c, &batch_items, claim, stamp, try_no)
         })
@@ -201,7 +233,7 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
             let mut slots: Vec<OwnedSemaphorePermit> = slots.into_iter().flatten().collect();
             // Forget these claims before the next batch is written: `holds_others_of` counts on it.
             for item in &items {
-                engine.release(item.task);
+                recorder.claims.release(item.task);
                 if !recorded.won.contains(&item.task) {
                     tracing::warn!(
                         task = %item.task_name, id = %item.task,
@@ -215,31 +247,31 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
             let more_may_wait = u32::try_from(recorded.claimed.len()).unwrap_or(u32::MAX) >= claim;
             for task in recorded.claimed {
                 let Some(slot) = slots.pop() else { break };
-                engine.hold(task.id, task.pipeline_execution_id);
+                recorder.claims.hold(task.id, task.pipeline_execution_id);
                 let input = input_from_batch(&items, &recorded.won, &task);
                 if let Err(unsent) = handoffs.send(Handoff { task, slot, input }) {
                     // The claim loop is gone (the runner is stopping): the claim lapses.
-                    engine.release(unsent.0.task.id);
+                    recorder.claims.release(unsent.0.task.id);
                 }
             }
             if !slots.is_empty() && more_may_wait {
                 drop(slots);
-                engine.work_available.notify_one();
+                recorder.signals.work_available.notify_one();
             }
             for due in recorded.retries {
                 // Wake the claim loop when the retry comes due, not at the next poll.
-                let engine = engine.clone();
+                let recorder = recorder.clone();
                 tokio::spawn(async move {
-                    let mut stop = engine.stop_services.subscribe();
+                    let mut stop = recorder.shutdown.stop_services.subscribe();
                     tokio::select! {
-                        _ = engine.sleep_until(due.as_datetime()) => engine.work_available.notify_one(),
+                        _ = sleep_until(&*recorder.clock, due.as_datetime()) => recorder.signals.work_available.notify_one(),
                         _ = stop.wait_for(|s| *s) => {}
                     }
                 });
             }
             for (id, result) in recorded.ended {
                 tracing::info!(pipeline = %id, status = %result.status, "pipeline ended");
-                engine.pipeline_finished(id, Some(result));
+                recorder.runs.pipeline_finished(id, Some(result));
             }
             for task in &recorded.won {
                 if let Some((name, hook)) = hooks.remove(task) {
@@ -260,7 +292,7 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
                     slot,
                     after_recorded: hooks.remove(&item.task).map(|(_, hook)| hook),
                 };
-                Box::pin(record(engine, vec![report], handoffs)).await;
+                Box::pin(record(recorder, vec![report], handoffs)).await;
             }
         }
         Err(e) => {
@@ -269,10 +301,10 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
                     task = %item.task_name, id = %item.task, error = %e,
                     "recording a task outcome failed for good; the task runs again once its lease lapses"
                 );
-                engine.release(item.task);
+                recorder.claims.release(item.task);
             }
             drop(slots);
-            engine.work_available.notify_one();
+            recorder.signals.work_available.notify_one();
         }
     }
 }
@@ -281,23 +313,23 @@ async fn record(engine: &Arc<Engine>, batch: Vec<Report>, handoffs: &mpsc::Unbou
 /// committed unseen: an outcome already in place counts as recorded, and the tasks claimed with
 /// `stamp` are looked up rather than claimed again.
 fn record_in(
-    engine: &Engine,
+    recorder: &Recorder,
     conn: &mut AnyConnection,
     items: &[Item],
     claim: u32,
     stamp: UniversalTimestamp,
     try_no: u32,
 ) -> Result<Recorded, Error> {
-    let faults = &engine.faults;
+    let faults = &recorder.store.faults;
     faults.check(FaultPoint::RecordOutcomes, FaultTiming::Before)?;
     let in_batch: HashSet<TaskExecutionId> = items.iter().map(|i| i.task).collect();
     let recorded = write_transaction(conn, |conn| {
-        let now = engine.now();
-        if !nothing_follows(engine, items, &in_batch) {
+        let now = crate::engine::stamp(&*recorder.clock);
+        if !nothing_follows(recorder, items, &in_batch) {
             pipelines::lock(conn, &items.iter().map(|i| i.pipeline).collect::<Vec<_>>())?;
         }
         let mut out = Recorded::default();
-        write_outcomes(engine, conn, items, try_no, &mut out)?;
+        write_outcomes(recorder, conn, items, try_no, &mut out)?;
         // What follows, per pipeline, from the tasks this batch finished.
         let mut finished: BTreeMap<PipelineExecutionId, Finished> = BTreeMap::new();
         for item in items {
@@ -313,8 +345,8 @@ fn record_in(
         // The freed slots go first to dependents this batch makes runnable, then to other Ready
         // tasks.
         let mut direct = scheduler::DirectClaim {
-            runner: &engine.runner_name,
-            lease: engine.config.lease_duration,
+            runner: &recorder.settings.runner_name,
+            lease: recorder.settings.config.lease_duration,
             stamp,
             budget: claim as usize,
             claimed: Vec::new(),
@@ -331,15 +363,15 @@ fn record_in(
         }
         out.claimed = direct.claimed;
         if claim > 0 {
-            claim_for_freed_slots(engine, conn, claim, stamp, try_no, &mut out.claimed)?;
+            claim_for_freed_slots(recorder, conn, claim, stamp, try_no, &mut out.claimed)?;
         }
         let released = items.iter().any(|i| matches!(i.outcome, Outcome::Released(_)) && out.won.contains(&i.task));
         if out.made_ready > 0 || released {
-            engine.announce_work(conn)?; // Ready work this runner did not take
+            recorder.store.announce_work(conn)?; // Ready work this runner did not take
         }
         for (id, (info, _)) in finished {
             let unfinished = ready_in.contains(&id)
-                || engine.holds_others_of(id, &in_batch)
+                || recorder.claims.holds_others_of(id, &in_batch)
                 || out.claimed.iter().any(|t| t.pipeline_execution_id == id);
             if unfinished {
                 continue; // those tasks' outcomes will look again
@@ -366,14 +398,14 @@ fn record_in(
 /// later try of the batch the tasks an earlier, unacknowledged try claimed are found by the stamp
 /// first.
 fn claim_for_freed_slots(
-    engine: &Engine,
+    recorder: &Recorder,
     conn: &mut AnyConnection,
     claim: u32,
     stamp: UniversalTimestamp,
     try_no: u32,
     claimed: &mut Vec<TaskExecution>,
 ) -> Result<(), Error> {
-    let runner = engine.runner_name.as_str();
+    let runner = recorder.settings.runner_name.as_str();
     if try_no > 0 {
         let earlier = tasks::claimed_at(conn, runner, stamp)?;
         let fresh: Vec<TaskExecution> = earlier.into_iter().filter(|t| !claimed.iter().any(|c| c.id == t.id)).collect();
@@ -381,7 +413,14 @@ fn claim_for_freed_slots(
     }
     let more = claim.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
     if more > 0 {
-        claimed.extend(tasks::claim_ready(conn, runner, &engine.versions, more, engine.config.lease_duration, stamp)?);
+        claimed.extend(tasks::claim_ready(
+            conn,
+            runner,
+            &recorder.catalog.versions,
+            more,
+            recorder.settings.config.lease_duration,
+            stamp,
+        )?);
     }
     Ok(())
 }
@@ -410,26 +449,27 @@ fn input_from_batch(items: &[Item], won: &HashSet<TaskExecutionId>, task: &TaskE
 /// there is nothing to decide and the pipelines cannot have ended (the end check falls to the
 /// batch that records those other outcomes, or to recovery should this runner die), so the
 /// batch needs no pipeline lock: the hot path of a wide pipeline.
-fn nothing_follows(engine: &Engine, items: &[Item], in_batch: &HashSet<TaskExecutionId>) -> bool {
+fn nothing_follows(recorder: &Recorder, items: &[Item], in_batch: &HashSet<TaskExecutionId>) -> bool {
     items.iter().all(|i| {
         let leaf = i
             .info
             .as_ref()
             .and_then(|info| info.workflow.as_ref())
             .is_some_and(|wf| wf.spec().dependents(&i.task_name).next().is_none());
-        matches!(i.outcome, Outcome::Completed(_)) && leaf && engine.holds_others_of(i.pipeline, in_batch)
+        matches!(i.outcome, Outcome::Completed(_)) && leaf && recorder.claims.holds_others_of(i.pipeline, in_batch)
     })
 }
 
 /// Writes the batch's outcomes, each fenced on its claim, into `out`.
 fn write_outcomes(
-    engine: &Engine,
+    recorder: &Recorder,
     conn: &mut AnyConnection,
     items: &[Item],
     try_no: u32,
     out: &mut Recorded,
 ) -> Result<(), Error> {
-    let (faults, runner, now) = (&engine.faults, engine.runner_name.as_str(), engine.now());
+    let (faults, runner, now) =
+        (&recorder.store.faults, recorder.settings.runner_name.as_str(), stamp(&*recorder.clock));
     let completions: Vec<(TaskExecutionId, Value)> = items
         .iter()
         .filter_map(|i| match &i.outcome {

@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::clock::{sleep_until, Clock};
 use crate::cron::{Bounds, CronExpression};
 use crate::dal::{cron_executions, cron_schedules};
 use crate::database::{write_transaction, UniversalTimestamp};
-use crate::engine::Engine;
+use crate::engine::{stamp, Catalog, Runs, Settings, Signals, Store};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::{CatchupPolicy, CronExecutionId, CronSchedule, PipelineExecutionId};
 use crate::telemetry;
@@ -98,21 +99,53 @@ pub(crate) fn plan(
     Plan { run, dropped, next: cursor }
 }
 
+/// What the cron service touches.
+pub(crate) struct Cron {
+    store: Arc<Store>,
+    catalog: Arc<Catalog>,
+    runs: Arc<Runs>,
+    signals: Arc<Signals>,
+    settings: Arc<Settings>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Cron {
+    /// The parts of `engine` it uses.
+    pub(crate) fn of(engine: &crate::engine::Engine) -> Self {
+        Self {
+            store: engine.store.clone(),
+            catalog: engine.catalog.clone(),
+            runs: engine.runs.clone(),
+            signals: engine.signals.clone(),
+            settings: engine.settings.clone(),
+            clock: engine.clock.clone(),
+        }
+    }
+}
+
 /// The service loop.
-pub(crate) async fn run(engine: Arc<Engine>) {
-    let recheck = engine.config.cron_recheck_interval;
-    let mut stop = engine.stop_services.subscribe();
-    let mut clock_changes = engine.clock.changes();
+pub(crate) async fn run(cron: Arc<Cron>, shutdown: Arc<crate::engine::Shutdown>) {
+    let recheck = cron.settings.config.cron_recheck_interval;
+    let mut stop = shutdown.stop_services.subscribe();
+    let mut clock_changes = cron.clock.changes();
     loop {
         if *stop.borrow() {
             return;
         }
-        let wait = match pass(&engine).await {
-            Ok(Some(next)) => (next - engine.clock.now()).to_std().unwrap_or(Duration::ZERO).min(recheck),
-            Ok(None) => recheck,
+        // The next fire time is waited for on the runner's clock; the recheck, for schedules
+        // created or changed by another process, is a real-time poll of the database. A clock
+        // that jumps (a manual one) wakes the service too: orphaned fire times come due by it.
+        let (next, recheck) = match pass(&cron).await {
+            Ok(next) => (next, recheck),
             Err(e) => {
                 tracing::warn!(error = %e, "cron pass failed; retrying");
-                recheck.min(Duration::from_secs(5))
+                (None, recheck.min(Duration::from_secs(5)))
+            }
+        };
+        let fire_time = async {
+            match next {
+                Some(at) => sleep_until(&*cron.clock, at).await,
+                None => std::future::pending().await,
             }
         };
         let clock_jumped = async {
@@ -124,21 +157,23 @@ pub(crate) async fn run(engine: Arc<Engine>) {
             }
         };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = engine.schedules_changed.notified() => {}
-            _ = clock_jumped => {}
+            () = fire_time => {}
+            () = clock_jumped => {}
+            _ = tokio::time::sleep(recheck) => {}
+            _ = cron.signals.schedules_changed.notified() => {}
             _ = stop.wait_for(|s| *s) => {}
         }
     }
 }
 
 /// One pass: orphaned fire times, then due schedules. Returns the earliest next fire time.
-pub(crate) async fn pass(engine: &Arc<Engine>) -> Result<Option<DateTime<Utc>>, Error> {
-    let now = engine.clock.now();
-    let names = engine.workflow_names.clone();
-    let (runner, orphaned_after) = (engine.runner_name.clone(), engine.config.lease_duration);
-    let recover = engine.config.cron_enable_recovery;
-    let orphans = engine
+pub(crate) async fn pass(cron: &Arc<Cron>) -> Result<Option<DateTime<Utc>>, Error> {
+    let now = cron.clock.now();
+    let names = cron.catalog.workflow_names.clone();
+    let (runner, orphaned_after) = (cron.settings.runner_name.clone(), cron.settings.config.lease_duration);
+    let recover = cron.settings.config.cron_enable_recovery;
+    let orphans = cron
+        .store
         .db
         .run(move |c| {
             if !recover {
@@ -157,23 +192,23 @@ pub(crate) async fn pass(engine: &Arc<Engine>) -> Result<Option<DateTime<Utc>>, 
         .await?;
     for (fire, schedule) in orphans {
         tracing::warn!(schedule = %schedule.id, fire_time = %fire.scheduled_time, "re-firing a fire time whose runner died before starting it");
-        start(engine, &schedule, fire.id, fire.scheduled_time).await?;
+        start(cron, &schedule, fire.id, fire.scheduled_time).await?;
     }
-    let names = engine.workflow_names.clone();
-    let due = engine.db.run(move |c| cron_schedules::due(c, &names, now.into(), BATCH)).await?;
+    let names = cron.catalog.workflow_names.clone();
+    let due = cron.store.db.run(move |c| cron_schedules::due(c, &names, now.into(), BATCH)).await?;
     for schedule in due {
-        handle_due(engine, schedule, now).await?;
+        handle_due(cron, schedule, now).await?;
     }
-    let names = engine.workflow_names.clone();
-    Ok(engine.db.run(move |c| cron_schedules::next_due_time(c, &names)).await?)
+    let names = cron.catalog.workflow_names.clone();
+    Ok(cron.store.db.run(move |c| cron_schedules::next_due_time(c, &names)).await?)
 }
 
-async fn handle_due(engine: &Arc<Engine>, s: CronSchedule, now: DateTime<Utc>) -> Result<(), Error> {
+async fn handle_due(cron: &Arc<Cron>, s: CronSchedule, now: DateTime<Utc>) -> Result<(), Error> {
     let Some(expected) = s.next_run_at else { return Ok(()) };
     let (plan, last) = match CronExpression::parse(&s.cron_expression, &s.timezone) {
         Ok(expression) => {
-            let late = engine.config.cron_late_threshold;
-            let cap = u32::try_from(engine.config.cron_max_catchup_executions).unwrap_or(u32::MAX);
+            let late = cron.settings.config.cron_late_threshold;
+            let cap = u32::try_from(cron.settings.config.cron_max_catchup_executions).unwrap_or(u32::MAX);
             let plan = plan(&expression, Bounds::of(&s), s.catchup_policy, s.max_catchup.min(cap), expected, now, late);
             let last = plan.run.last().copied().or(s.last_run_at);
             (plan, last)
@@ -189,22 +224,24 @@ async fn handle_due(engine: &Arc<Engine>, s: CronSchedule, now: DateTime<Utc>) -
         tracing::info!(schedule = %s.id, dropped = plan.dropped, policy = s.catchup_policy.as_str(), "missed fire times not run");
     }
     for &fire_time in &plan.run {
-        let (id, e) = (s.id, engine.clone());
-        let claimed = engine
+        let (id, e) = (s.id, cron.clone());
+        let claimed = cron
+            .store
             .db
             .run_with(move |c| {
-                e.faults.check(FaultPoint::CronClaim, FaultTiming::Before)?;
-                let claimed = cron_executions::claim(c, id, fire_time, &e.runner_name, now.into())?;
-                e.faults.check(FaultPoint::CronClaim, FaultTiming::AfterCommit)?;
+                e.store.faults.check(FaultPoint::CronClaim, FaultTiming::Before)?;
+                let claimed = cron_executions::claim(c, id, fire_time, &e.settings.runner_name, now.into())?;
+                e.store.faults.check(FaultPoint::CronClaim, FaultTiming::AfterCommit)?;
                 Ok::<_, Error>(claimed)
             })
             .await?;
         if let Some(claim) = claimed {
-            start(engine, &s, claim, fire_time).await?;
+            start(cron, &s, claim, fire_time).await?;
         }
     }
     let (id, next) = (s.id, plan.next);
-    let moved = engine
+    let moved = cron
+        .store
         .db
         .run(move |c| cron_schedules::advance(c, id, expected, next, last, UniversalTimestamp::from(now)))
         .await?;
@@ -218,25 +255,27 @@ async fn handle_due(engine: &Arc<Engine>, s: CronSchedule, now: DateTime<Utc>) -
 /// fire time in one transaction, fenced on the claim (nothing is written if the claim was taken
 /// over meanwhile).
 async fn start(
-    engine: &Arc<Engine>,
+    cron: &Arc<Cron>,
     s: &CronSchedule,
     claim: CronExecutionId,
     fire_time: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let wf = engine.workflows.get(&s.workflow_name).ok_or_else(|| Error::UnknownWorkflow(s.workflow_name.clone()))?;
-    let (e, wf, input) = (engine.clone(), wf.clone(), Context::from_value(s.context.clone())?);
+    let wf =
+        cron.catalog.workflows.get(&s.workflow_name).ok_or_else(|| Error::UnknownWorkflow(s.workflow_name.clone()))?;
+    let (e, wf, input) = (cron.clone(), wf.clone(), Context::from_value(s.context.clone())?);
     let pipeline = PipelineExecutionId::new();
-    let started = engine
+    let started = cron
+        .store
         .db
         .run_with(move |c| {
-            e.faults.check(FaultPoint::CronStart, FaultTiming::Before)?;
+            e.store.faults.check(FaultPoint::CronStart, FaultTiming::Before)?;
             let started = write_transaction(c, |c| {
-                let now = e.now();
-                let ended = scheduler::create_pipeline(c, &e.faults, pipeline, &wf, &input, now)?;
+                let now = stamp(&*e.clock);
+                let ended = scheduler::create_pipeline(c, &e.store.faults, pipeline, &wf, &input, now)?;
                 if ended.is_none() {
-                    e.announce_work(c)?;
+                    e.store.announce_work(c)?;
                 }
-                if !cron_executions::link_pipeline(c, claim, &e.runner_name, pipeline, now)? {
+                if !cron_executions::link_pipeline(c, claim, &e.settings.runner_name, pipeline, now)? {
                     return Err(Error::Database(crate::database::Error::Query(
                         diesel::result::Error::RollbackTransaction,
                     )));
@@ -248,7 +287,7 @@ async fn start(
                 Err(Error::Database(crate::database::Error::Query(diesel::result::Error::RollbackTransaction))) => None,
                 Err(other) => return Err(other),
             };
-            e.faults.check(FaultPoint::CronStart, FaultTiming::AfterCommit)?;
+            e.store.faults.check(FaultPoint::CronStart, FaultTiming::AfterCommit)?;
             Ok(started)
         })
         .await?;
@@ -257,9 +296,9 @@ async fn start(
             tracing::info!(schedule = %s.id, workflow = %s.workflow_name, %fire_time, %pipeline, "cron fired");
             telemetry::cron_fired();
             if let Some(result) = ended {
-                engine.pipeline_finished(pipeline, Some(result));
+                cron.runs.pipeline_finished(pipeline, Some(result));
             }
-            engine.work_available.notify_one();
+            cron.signals.work_available.notify_one();
             Ok(())
         }
         None => {

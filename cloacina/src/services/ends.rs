@@ -8,24 +8,25 @@
 use std::sync::Arc;
 
 use crate::dal::pipeline_executions as pipelines;
-use crate::engine::{next_tick, Engine};
+use crate::engine::{Runs, Settings, Shutdown, Store};
 
 /// Pipelines asked about per statement.
 const CHUNK: usize = 500;
 
 /// The service loop.
-pub(crate) async fn run(engine: Arc<Engine>) {
-    let mut stop = engine.stop_services.subscribe();
-    let mut tick = tokio::time::interval(engine.config.poll_interval);
+pub(crate) async fn run(store: Arc<Store>, runs: Arc<Runs>, settings: Arc<Settings>, shutdown: Arc<Shutdown>) {
+    let mut stop = shutdown.stop_services.subscribe();
+    // Real time: this polls the database for ends other processes recorded.
+    let mut tick = tokio::time::interval(settings.config.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while next_tick(&mut tick, &mut stop).await {
-        let waited = engine.waited_pipelines();
+        let waited = runs.waited_pipelines();
         for chunk in waited.chunks(CHUNK) {
             let ids = chunk.to_vec();
-            match engine.db.run(move |c| pipelines::terminal_among(c, &ids)).await {
+            match store.db.run(move |c| pipelines::terminal_among(c, &ids)).await {
                 Ok(ended) => {
                     for id in ended {
-                        engine.pipeline_finished(id, None);
+                        runs.pipeline_finished(id, None);
                     }
                 }
                 Err(e) => {
@@ -35,4 +36,13 @@ pub(crate) async fn run(engine: Arc<Engine>) {
             }
         }
     }
+}
+
+/// Waits for the next tick of `interval`; false once the services are told to stop.
+async fn next_tick(interval: &mut tokio::time::Interval, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    let ticked = tokio::select! {
+        _ = interval.tick() => true,
+        _ = stop.wait_for(|s| *s) => false,
+    };
+    ticked && !*stop.borrow()
 }

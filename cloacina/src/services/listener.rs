@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::database::{listen_work, take_notifications, AnyConnection, BackendFeature};
-use crate::engine::Engine;
+use crate::engine::{Shutdown, Signals, Store};
 
 /// How often the listening connection is looked at.
 const LOOK_EVERY: Duration = Duration::from_millis(2);
@@ -26,37 +26,37 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// The service loop: returns at once on a backend without notifications, otherwise when the
 /// services stop.
-pub(crate) async fn run(engine: Arc<Engine>) {
-    if !engine.db.backend().supports(BackendFeature::ListenNotify) {
+pub(crate) async fn run(store: Arc<Store>, signals: Arc<Signals>, shutdown: Arc<Shutdown>) {
+    if !store.db.backend().supports(BackendFeature::ListenNotify) {
         return;
     }
     // A blocking loop on a thread of its own: the connection is synchronous.
-    let _ = tokio::task::spawn_blocking(move || listen(&engine)).await;
+    let stop = shutdown.stop_services.subscribe();
+    let _ = tokio::task::spawn_blocking(move || listen(&store, &signals, &stop)).await;
 }
 
-fn listen(engine: &Engine) {
-    let stop = engine.stop_services.subscribe();
-    let schema = format!("{}:", engine.db.schema().unwrap_or(""));
-    let mine = engine.work_signal();
+fn listen(store: &Store, signals: &Signals, stop: &tokio::sync::watch::Receiver<bool>) {
+    let schema = format!("{}:", store.db.schema().unwrap_or(""));
+    let mine = store.work_signal();
     let mut session: Option<AnyConnection> = None;
     let mut failing = false;
     while !*stop.borrow() {
         let Some(conn) = session.as_mut() else {
-            match subscribe(engine) {
+            match subscribe(store) {
                 Ok(conn) => {
                     if failing {
                         tracing::info!("listening for work announcements again");
                     }
                     session = Some(conn);
                     failing = false;
-                    engine.work_available.notify_one(); // announcements may have been missed
+                    signals.work_available.notify_one(); // announcements may have been missed
                 }
                 Err(e) => {
                     if !failing {
                         tracing::warn!(error = %e, "cannot listen for work announcements; polling until it can");
                     }
                     failing = true;
-                    pause(&stop, RECONNECT_AFTER);
+                    pause(stop, RECONNECT_AFTER);
                 }
             }
             continue;
@@ -64,7 +64,7 @@ fn listen(engine: &Engine) {
         match take_notifications(conn) {
             Ok(payloads) => {
                 if payloads.iter().any(|p| p.starts_with(&schema) && *p != mine) {
-                    engine.work_available.notify_one();
+                    signals.work_available.notify_one();
                 }
             }
             Err(e) => {
@@ -74,12 +74,12 @@ fn listen(engine: &Engine) {
                 continue;
             }
         }
-        pause(&stop, LOOK_EVERY);
+        pause(stop, LOOK_EVERY);
     }
 }
 
-fn subscribe(engine: &Engine) -> Result<AnyConnection, crate::database::Error> {
-    let mut conn = engine.db.dedicated_connection()?;
+fn subscribe(store: &Store) -> Result<AnyConnection, crate::database::Error> {
+    let mut conn = store.db.dedicated_connection()?;
     listen_work(&mut conn)?;
     Ok(conn)
 }

@@ -1,4 +1,5 @@
-//! The runner's services, each a loop of its own over the shared [`Engine`](crate::engine::Engine):
+//! The runner's services, each a loop of its own over the parts of the
+//! [`Engine`](crate::engine::Engine) it uses (its signature names them):
 //!
 //! - [`claim`]: claims Ready tasks into free slots and starts an [`attempt`] for each;
 //! - [`attempt`]: runs one task's code (timeout, panic containment, cancellation at the shutdown
@@ -44,30 +45,33 @@ pub(crate) struct Services {
     pub(crate) background: Vec<JoinHandle<()>>,
 }
 
-/// Starts every service of `engine`, each owning its loop: the completer its report queue, the
-/// claim loop the hand-over queue the completer feeds and the runner's slots.
-pub(crate) fn start(engine: &Arc<Engine>) -> Services {
+/// Starts every service of `engine`, each given the parts it uses: the completer owns its report
+/// queue, the claim loop the hand-over queue the completer feeds and the runner's slots.
+pub(crate) fn start(engine: &Engine) -> Services {
+    let Engine { store, catalog, claims, runs, signals, shutdown, settings, clock } = engine;
+    let config = &settings.config;
     let (completer, reports) = completer::Completer::new();
     let (handoff, handoffs) = tokio::sync::mpsc::unbounded_channel();
     let mut background = vec![
-        tokio::spawn(completer::run(engine.clone(), reports, handoff)),
-        tokio::spawn(heartbeat::run(engine.clone())),
-        tokio::spawn(registry::run(engine.clone())),
-        tokio::spawn(listener::run(engine.clone())),
-        tokio::spawn(ends::run(engine.clone())),
+        tokio::spawn(completer::run(Arc::new(completer::Recorder::of(engine)), reports, handoff)),
+        tokio::spawn(heartbeat::run(store.clone(), claims.clone(), settings.clone(), clock.clone(), shutdown.clone())),
+        tokio::spawn(registry::run(store.clone(), catalog.clone(), settings.clone(), clock.clone(), shutdown.clone())),
+        tokio::spawn(listener::run(store.clone(), signals.clone(), shutdown.clone())),
+        tokio::spawn(ends::run(store.clone(), runs.clone(), settings.clone(), shutdown.clone())),
     ];
-    if engine.config.enable_recovery {
-        background.push(tokio::spawn(recovery::run(engine.clone())));
+    if config.enable_recovery {
+        background.push(tokio::spawn(recovery::run(recovery::Recovery::of(engine), shutdown.clone())));
     }
-    if engine.config.enable_cron {
-        background.push(tokio::spawn(cron::run(engine.clone())));
+    if config.enable_cron {
+        background.push(tokio::spawn(cron::run(Arc::new(cron::Cron::of(engine)), shutdown.clone())));
     }
-    if engine.config.retention.is_some() {
-        background.push(tokio::spawn(retention::run(engine.clone())));
+    if config.retention.is_some() {
+        background.push(tokio::spawn(retention::run(store.clone(), settings.clone(), clock.clone(), shutdown.clone())));
     }
-    if engine.config.enable_trigger_scheduling && !engine.triggers.is_empty() {
-        background.push(tokio::spawn(triggers::run(engine.clone())));
+    if config.enable_trigger_scheduling && !catalog.triggers.is_empty() {
+        background.push(tokio::spawn(triggers::run(Arc::new(triggers::Poller::of(engine)), shutdown.clone())));
     }
-    let claim_loop = tokio::spawn(claim::run(engine.clone(), completer, claim::slots(engine), handoffs));
+    let claimer = Arc::new(claim::Claimer::of(engine));
+    let claim_loop = tokio::spawn(claim::run(claimer, completer, claim::slots(settings), handoffs));
     Services { claim_loop, background }
 }

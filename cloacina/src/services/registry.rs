@@ -1,22 +1,27 @@
-//! Registry refresh: keeps this runner's workflow versions marked live in `workflow_registry`, so
-//! pipelines of those versions are not reported as waiting for a runner, and this runner's row in
-//! `runners` fresh.
+//! Registry refresh: keeps this runner's workflow versions marked seen in `workflow_registry` and
+//! this runner's row in `runners` fresh (which is what makes its versions live), every
+//! `workflow_registry::REFRESH_INTERVAL` by the runner's clock.
 
 use std::sync::Arc;
 
+use crate::clock::{Clock, Ticker};
 use crate::dal::{runners, workflow_registry};
-use crate::engine::{next_tick, Engine, Host};
+use crate::engine::{stamp, Catalog, Host, Settings, Shutdown, Store};
 use crate::ops::liveness::register_runner;
 
 /// The service loop.
-pub(crate) async fn run(engine: Arc<Engine>) {
-    let mut stop = engine.stop_services.subscribe();
-    let period = workflow_registry::REFRESH_INTERVAL;
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while next_tick(&mut tick, &mut stop).await {
-        let (versions, now, name) = (engine.versions.clone(), engine.now(), engine.runner_name.clone());
-        let touched = engine
+pub(crate) async fn run(
+    store: Arc<Store>,
+    catalog: Arc<Catalog>,
+    settings: Arc<Settings>,
+    clock: Arc<dyn Clock>,
+    shutdown: Arc<Shutdown>,
+) {
+    let mut stop = shutdown.stop_services.subscribe();
+    let mut tick = Ticker::after_one_period(clock.clone(), workflow_registry::REFRESH_INTERVAL);
+    while tick.tick(&mut stop).await {
+        let (versions, now, name) = (catalog.versions.clone(), stamp(&*clock), settings.runner_name.clone());
+        let touched = store
             .db
             .run_with(move |c| {
                 workflow_registry::touch(c, &versions, now)?;

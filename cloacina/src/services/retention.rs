@@ -6,23 +6,19 @@
 
 use std::sync::Arc;
 
-use crate::engine::Engine;
+use crate::clock::{Clock, Ticker};
+use crate::engine::{Settings, Shutdown, Store};
 use crate::ops::runs::{self, PruneFilter};
 
 /// Runs per batch: one transaction each.
 const BATCH: u32 = 50;
 
-pub(crate) async fn run(engine: Arc<Engine>) {
-    let Some(keep) = engine.config.retention else { return };
-    let mut stop = engine.stop_services.subscribe();
-    loop {
-        let next =
-            engine.clock.now() + chrono::Duration::from_std(engine.config.retention_interval).unwrap_or_default();
-        tokio::select! {
-            _ = engine.sleep_until(next) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        let ended_before = engine.clock.now() - chrono::Duration::from_std(keep).unwrap_or_default();
+pub(crate) async fn run(store: Arc<Store>, settings: Arc<Settings>, clock: Arc<dyn Clock>, shutdown: Arc<Shutdown>) {
+    let Some(keep) = settings.config.retention else { return };
+    let mut stop = shutdown.stop_services.subscribe();
+    let mut tick = Ticker::after_one_period(clock.clone(), settings.config.retention_interval);
+    while tick.tick(&mut stop).await {
+        let ended_before = clock.now() - chrono::Duration::from_std(keep).unwrap_or_default();
         let filter = PruneFilter { ended_before, statuses: Vec::new() };
         let stopping = stop.clone();
         // Batches on a blocking thread, PRUNE_PAUSE apart, until done or the services stop.
@@ -30,7 +26,7 @@ pub(crate) async fn run(engine: Arc<Engine>) {
             std::thread::sleep(runs::PRUNE_PAUSE);
             !*stopping.borrow()
         };
-        let deleted = match engine.db.run_with(move |c| runs::prune(c, &filter, BATCH, between)).await {
+        let deleted = match store.db.run_with(move |c| runs::prune(c, &filter, BATCH, between)).await {
             Ok((deleted, _)) => deleted,
             Err(e) => {
                 tracing::warn!(error = %e, "retention: deleting old runs failed; trying again next interval");

@@ -22,9 +22,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::clock::{sleep_until, Clock};
 use crate::dal::{pipeline_executions as pipelines, trigger_executions, trigger_schedules};
 use crate::database::{write_transaction, UniversalTimestamp};
-use crate::engine::{Engine, Persistence};
+use crate::engine::{stamp, Catalog, Persistence, Runs, Settings, Signals, Store};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::PipelineExecutionId;
 use crate::telemetry;
@@ -43,11 +44,11 @@ fn slot_start(tick: i64, interval: Duration) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(tick.saturating_mul(interval)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Records every trigger (a runner calls it at start, before the service runs).
-pub(crate) async fn register(engine: &Arc<Engine>) -> Result<(), Error> {
-    for t in engine.triggers.iter() {
-        let (t, now) = (t.clone(), engine.now());
-        engine
+/// Records every trigger of `catalog` (a runner calls it at start, before the service runs).
+pub(crate) async fn register(store: &Store, catalog: &Catalog, clock: &dyn Clock) -> Result<(), Error> {
+    for t in catalog.triggers.iter() {
+        let (t, now) = (t.clone(), stamp(clock));
+        store
             .db
             .run(move |c| {
                 trigger_schedules::register(c, t.name(), t.workflow(), t.poll_interval(), t.allows_concurrent(), now)
@@ -57,23 +58,47 @@ pub(crate) async fn register(engine: &Arc<Engine>) -> Result<(), Error> {
     Ok(())
 }
 
+/// What the trigger service touches.
+pub(crate) struct Poller {
+    store: Arc<Store>,
+    catalog: Arc<Catalog>,
+    runs: Arc<Runs>,
+    signals: Arc<Signals>,
+    settings: Arc<Settings>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Poller {
+    /// The parts of `engine` it uses.
+    pub(crate) fn of(engine: &crate::engine::Engine) -> Self {
+        Self {
+            store: engine.store.clone(),
+            catalog: engine.catalog.clone(),
+            runs: engine.runs.clone(),
+            signals: engine.signals.clone(),
+            settings: engine.settings.clone(),
+            clock: engine.clock.clone(),
+        }
+    }
+}
+
 /// The service loop: sleeps until the next slot of any trigger begins, then handles each trigger
 /// whose slot has come.
-pub(crate) async fn run(engine: Arc<Engine>) {
-    let mut stop = engine.stop_services.subscribe();
-    let triggers = engine.triggers.clone();
+pub(crate) async fn run(poller: Arc<Poller>, shutdown: Arc<crate::engine::Shutdown>) {
+    let mut stop = shutdown.stop_services.subscribe();
+    let triggers = poller.catalog.triggers.clone();
     if triggers.is_empty() {
         return;
     }
     // The slot each trigger last handled here: the first pass polls the current slot.
-    let mut handled: Vec<i64> = triggers.iter().map(|t| slot(engine.clock.now(), t.poll_interval()) - 1).collect();
+    let mut handled: Vec<i64> = triggers.iter().map(|t| slot(poller.clock.now(), t.poll_interval()) - 1).collect();
     loop {
-        let now = engine.clock.now();
+        let now = poller.clock.now();
         for (t, last) in triggers.iter().zip(handled.iter_mut()) {
             let tick = slot(now, t.poll_interval());
             if tick > *last {
                 *last = tick;
-                if let Err(e) = handle(&engine, t, tick).await {
+                if let Err(e) = handle(&poller, t, tick).await {
                     tracing::warn!(trigger = t.name(), error = %e, "trigger slot failed; the next slot polls again");
                 }
             }
@@ -81,28 +106,29 @@ pub(crate) async fn run(engine: Arc<Engine>) {
         let next =
             triggers.iter().zip(&handled).map(|(t, last)| slot_start(last + 1, t.poll_interval())).min().unwrap_or(now);
         tokio::select! {
-            _ = engine.sleep_until(next) => {}
+            _ = sleep_until(&*poller.clock, next) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
 }
 
 /// Slot `tick` of trigger `t`: claim it, poll, and start a run on a fire.
-async fn handle(engine: &Arc<Engine>, t: &Trigger, tick: i64) -> Result<(), Error> {
-    let (e, name) = (engine.clone(), t.name().to_owned());
-    let claimed = engine
+async fn handle(poller: &Arc<Poller>, t: &Trigger, tick: i64) -> Result<(), Error> {
+    let (e, name) = (poller.clone(), t.name().to_owned());
+    let claimed = poller
+        .store
         .db
         .run_with(move |c| {
-            e.faults.check(FaultPoint::TriggerClaim, FaultTiming::Before)?;
-            let won = trigger_schedules::claim_tick(c, &name, tick, e.now())?;
-            e.faults.check(FaultPoint::TriggerClaim, FaultTiming::AfterCommit)?;
+            e.store.faults.check(FaultPoint::TriggerClaim, FaultTiming::Before)?;
+            let won = trigger_schedules::claim_tick(c, &name, tick, stamp(&*e.clock))?;
+            e.store.faults.check(FaultPoint::TriggerClaim, FaultTiming::AfterCommit)?;
             Ok::<_, Error>(won)
         })
         .await?;
     if !claimed {
         return Ok(());
     }
-    let polled_at = engine.now();
+    let polled_at = stamp(&*poller.clock);
     let result = match t.poll().await {
         Ok(result) => result,
         Err(e) => {
@@ -113,7 +139,7 @@ async fn handle(engine: &Arc<Engine>, t: &Trigger, tick: i64) -> Result<(), Erro
     if !result.should_fire() {
         return Ok(());
     }
-    fire(engine, t, result, polled_at).await
+    fire(poller, t, result, polled_at).await
 }
 
 /// What a fire came to.
@@ -126,39 +152,44 @@ enum Fired {
 /// Starts the run trigger `t` fired with `result` (from a poll that began at `polled_at`), unless
 /// it must not overlap a run with the same context.
 async fn fire(
-    engine: &Arc<Engine>,
+    poller: &Arc<Poller>,
     t: &Trigger,
     result: TriggerResult,
     polled_at: UniversalTimestamp,
 ) -> Result<(), Error> {
-    let wf =
-        engine.workflows.get(t.workflow()).cloned().ok_or_else(|| Error::UnknownWorkflow(t.workflow().to_owned()))?;
+    let wf = poller
+        .catalog
+        .workflows
+        .get(t.workflow())
+        .cloned()
+        .ok_or_else(|| Error::UnknownWorkflow(t.workflow().to_owned()))?;
     let hash = result.context_hash();
     let input = result.into_context().unwrap_or_default();
     let pipeline = PipelineExecutionId::new();
-    let (e, name, concurrent, h) = (engine.clone(), t.name().to_owned(), t.allows_concurrent(), hash.clone());
-    let fired = engine
+    let (e, name, concurrent, h) = (poller.clone(), t.name().to_owned(), t.allows_concurrent(), hash.clone());
+    let fired = poller
+        .store
         .persist("start a triggered run", Persistence::BRIEF, move |c, attempt| {
             if attempt > 0 && pipelines::get(c, pipeline)?.is_some() {
                 return Ok(Fired::Started(None)); // an earlier try committed unseen
             }
-            e.faults.check(FaultPoint::TriggerFire, FaultTiming::Before)?;
+            e.store.faults.check(FaultPoint::TriggerFire, FaultTiming::Before)?;
             let fired = write_transaction(c, |c| {
-                let now = e.now();
+                let now = stamp(&*e.clock);
                 if !trigger_schedules::lock_enabled(c, &name, now)? {
                     return Ok::<_, Error>(Fired::Disabled);
                 }
                 if !concurrent && trigger_executions::overlaps(c, &name, &h, polled_at)? {
                     return Ok(Fired::Overlapping);
                 }
-                let ended = scheduler::create_pipeline(c, &e.faults, pipeline, &wf, &input, now)?;
+                let ended = scheduler::create_pipeline(c, &e.store.faults, pipeline, &wf, &input, now)?;
                 if ended.is_none() {
-                    e.announce_work(c)?;
+                    e.store.announce_work(c)?;
                 }
-                trigger_executions::insert(c, &name, &h, pipeline, &e.runner_name, now)?;
+                trigger_executions::insert(c, &name, &h, pipeline, &e.settings.runner_name, now)?;
                 Ok(Fired::Started(ended))
             })?;
-            e.faults.check(FaultPoint::TriggerFire, FaultTiming::AfterCommit)?;
+            e.store.faults.check(FaultPoint::TriggerFire, FaultTiming::AfterCommit)?;
             Ok(fired)
         })
         .await?;
@@ -167,9 +198,9 @@ async fn fire(
             tracing::info!(trigger = t.name(), workflow = t.workflow(), %pipeline, context_hash = %hash, "trigger fired");
             telemetry::trigger_fired();
             if let Some(result) = ended {
-                engine.pipeline_finished(pipeline, Some(result));
+                poller.runs.pipeline_finished(pipeline, Some(result));
             }
-            engine.work_available.notify_one();
+            poller.signals.work_available.notify_one();
         }
         Fired::Overlapping => {
             tracing::debug!(trigger = t.name(), context_hash = %hash, "fire dropped: a run with this context is unfinished");
