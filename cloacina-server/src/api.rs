@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use cloacina::clock::{Clock, SystemClock};
 use cloacina::models::openapi::pipeline_status;
 use cloacina::models::{CronSchedule, CronScheduleId, PipelineExecution, PipelineExecutionId, PipelineStatus};
 use cloacina::ops::runs::{Cursor, RunDetails, RunFilter};
@@ -144,10 +143,6 @@ struct ErrorDetail {
 
 /// Largest page of runs.
 pub(crate) const MAX_PAGE: u32 = 500;
-
-fn now() -> DateTime<Utc> {
-    SystemClock.now()
-}
 
 pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("no such route; the API is under /api/v1 (see /api/v1/openapi.json)")
@@ -303,7 +298,7 @@ async fn list_runs(
     (status = NOT_FOUND, description = "No such run", body = ErrorBody),
 ))]
 async fn run_detail(State(s): Shared, RunId(id): RunId) -> Result<Json<RunDetails>, ApiError> {
-    let now = now();
+    let now = s.config.clock.now();
     let details = s.db.run_with(move |c| ops::runs::details(c, id, now)).await?;
     details.map(Json).ok_or_else(|| ApiError::not_found(format!("no run {id}")))
 }
@@ -338,7 +333,7 @@ struct Started {
 async fn start_run(State(s): Shared, body: Result<Json<StartRun>, JsonRejection>) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let input = ops::context_of(body.context.unwrap_or(Value::Null))?;
-    let now = now();
+    let now = s.config.clock.now();
     let id = s.db.run_with(move |c| Ok::<_, ApiError>(ops::runs::start(c, &body.workflow, &input, now)??)).await?;
     Ok((StatusCode::CREATED, Json(Started { id })).into_response())
 }
@@ -359,7 +354,7 @@ struct Retried {
     (status = CONFLICT, description = "The run is not Failed or Cancelled", body = ErrorBody),
 ))]
 async fn retry_run(State(s): Shared, RunId(id): RunId) -> Result<Response, ApiError> {
-    let now = now();
+    let now = s.config.clock.now();
     let new = s.db.run_with(move |c| Ok::<_, ApiError>(ops::runs::retry(c, id, now)??)).await?;
     Ok((StatusCode::CREATED, Json(Retried { id: new, retry_of: id })).into_response())
 }
@@ -379,7 +374,7 @@ async fn act(
     id: PipelineExecutionId,
     action: fn(&mut cloacina::database::AnyConnection, PipelineExecutionId, DateTime<Utc>) -> Outcome<PipelineStatus>,
 ) -> Result<Json<RunState>, ApiError> {
-    let now = now();
+    let now = s.config.clock.now();
     let status = s.db.run_with(move |c| Ok::<_, ApiError>(action(c, id, now)??)).await?;
     Ok(Json(RunState { id, status }))
 }
@@ -432,7 +427,7 @@ struct Workflows {
 /// Workflows registered by runners, with their versions and task graphs.
 #[utoipa::path(get, path = "/workflows", tag = "workflows", responses((status = OK, body = Workflows)))]
 async fn workflows(State(s): Shared) -> Result<Json<Workflows>, ApiError> {
-    let now = now();
+    let now = s.config.clock.now();
     let workflows = s.db.run_with(move |c| ops::workflows::list(c, now)).await?;
     Ok(Json(Workflows { workflows }))
 }
@@ -456,7 +451,7 @@ async fn list_schedules(State(s): Shared) -> Result<Json<Schedules>, ApiError> {
     (status = NOT_FOUND, description = "No such schedule", body = ErrorBody),
 ))]
 async fn schedule_detail(State(s): Shared, ScheduleId(id): ScheduleId) -> Result<Json<ScheduleDetails>, ApiError> {
-    let now = now();
+    let now = s.config.clock.now();
     Ok(Json(s.db.run_with(move |c| ops::schedules::details(c, id, 5, 20, now)).await?))
 }
 
@@ -478,7 +473,7 @@ async fn create_schedule(
     body: Result<Json<CreateSchedule>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let now = now();
+    let now = s.config.clock.now();
     let schedule = s.db.run_with(move |c| Ok::<_, ApiError>(ops::schedules::create(c, body, now)??)).await?;
     Ok((StatusCode::CREATED, Json(ScheduleOne { schedule })).into_response())
 }
@@ -497,7 +492,7 @@ async fn update_schedule(
     body: Result<Json<ChangeSchedule>, JsonRejection>,
 ) -> Result<Json<ScheduleOne>, ApiError> {
     let Json(body) = body?;
-    let now = now();
+    let now = s.config.clock.now();
     Ok(Json(ScheduleOne { schedule: s.db.run_with(move |c| ops::schedules::change(c, id, body, now)).await? }))
 }
 
@@ -530,7 +525,7 @@ struct ScheduleState {
     (status = NOT_FOUND, description = "No such schedule", body = ErrorBody),
 ))]
 async fn pause_schedule(State(s): Shared, ScheduleId(id): ScheduleId) -> Result<Json<ScheduleState>, ApiError> {
-    let now = now();
+    let now = s.config.clock.now();
     let changed = s.db.run_with(move |c| ops::schedules::pause(c, id, now)).await?;
     Ok(Json(ScheduleState { id, enabled: false, changed }))
 }
@@ -541,7 +536,7 @@ async fn pause_schedule(State(s): Shared, ScheduleId(id): ScheduleId) -> Result<
     (status = NOT_FOUND, description = "No such schedule", body = ErrorBody),
 ))]
 async fn resume_schedule(State(s): Shared, ScheduleId(id): ScheduleId) -> Result<Json<ScheduleState>, ApiError> {
-    let now = now();
+    let now = s.config.clock.now();
     let changed = s.db.run_with(move |c| ops::schedules::resume(c, id, now)).await?;
     Ok(Json(ScheduleState { id, enabled: true, changed }))
 }

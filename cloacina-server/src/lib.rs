@@ -60,6 +60,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Connection, request and timing limits.
     pub limits: Limits,
+    /// The clock the server reads "now" from (the runs' waiting reasons, liveness, schedules'
+    /// next fire times): the system clock unless a test or an embedding application sets the
+    /// one its runners read.
+    pub clock: Arc<dyn cloacina::clock::Clock>,
     /// Renders the process's own metrics at the top of `/metrics` (for an application that runs
     /// runners and installed a recorder: `Arc::new(move || handle.render())` with
     /// `metrics-exporter-prometheus`). `None`: only the gauges read from the database.
@@ -73,6 +77,7 @@ impl Default for ServerConfig {
             allowed_hosts: Vec::new(),
             max_body_bytes: 1 << 20,
             limits: Limits::default(),
+            clock: Arc::new(cloacina::clock::SystemClock),
             render_metrics: None,
         }
     }
@@ -86,6 +91,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("allowed_hosts", &self.allowed_hosts)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("limits", &self.limits)
+            .field("clock", &self.clock)
             .field("render_metrics", &self.render_metrics.is_some())
             .finish()
     }

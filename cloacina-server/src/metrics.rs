@@ -14,7 +14,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use cloacina::clock::{Clock, SystemClock};
 use cloacina::models::PipelineStatus;
 use cloacina::ops::database::{gauges, Gauges};
 
@@ -29,7 +28,7 @@ pub(crate) async fn scrape(State(s): State<Arc<AppState>>) -> impl IntoResponse 
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
-    let now = SystemClock.now();
+    let now = s.config.clock.now();
     let read: Result<Gauges, _> = s.db.run_with(move |c| gauges(c, now)).await;
     gauge(&mut out, "cloacina_database_up", "1 when the database answered this scrape.");
     match read {

@@ -76,14 +76,9 @@ enum Command {
 fn long_version() -> &'static str {
     static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TEXT.get_or_init(|| {
-        let mut backends = Vec::new();
-        if cfg!(feature = "postgres") {
-            backends.push("postgres");
-        }
-        if cfg!(feature = "sqlite") {
-            backends.push("sqlite");
-        }
-        let backend = if cfg!(feature = "postgres") { cloacina::Backend::Postgres } else { cloacina::Backend::Sqlite };
+        let compiled: Vec<cloacina::Backend> = cloacina::Backend::ALL.into_iter().filter(|b| b.is_compiled()).collect();
+        let backends: Vec<&str> = compiled.iter().map(|b| b.name()).collect();
+        let backend = compiled.first().copied().unwrap_or(cloacina::Backend::Sqlite);
         let schema = cloacina::ops::database::known_versions(backend)
             .ok()
             .and_then(|v| v.last().cloned())

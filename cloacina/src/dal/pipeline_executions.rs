@@ -355,7 +355,10 @@ pub fn finish(
     const ENDABLE: [&str; 2] = [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str()];
     let (error, final_context) = match end {
         PipelineEnd::Completed { final_context } => {
-            return dispatch!(conn, finish_completed(UniversalUuid::from(id), final_context, now));
+            // One transaction (the caller's when there is one): SQLite's writes commit together.
+            return write_transaction(conn, |c| {
+                dispatch!(c, finish_completed(UniversalUuid::from(id), final_context, now))
+            });
         }
         PipelineEnd::Failed { error, final_context } => (error, final_context),
     };

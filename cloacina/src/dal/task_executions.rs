@@ -415,7 +415,8 @@ pub fn complete_all(
         return Ok(Vec::new());
     }
     let outputs: Vec<(UniversalUuid, Value)> = outputs.iter().map(|(id, out)| ((*id).into(), out.clone())).collect();
-    let won = dispatch!(conn, complete_all(runner, &outputs, now))?;
+    // One transaction (the caller's when there is one): SQLite's three statements commit together.
+    let won = write_transaction(conn, |c| dispatch!(c, complete_all(runner, &outputs, now)))?;
     Ok(won.into_iter().map(TaskExecutionId::from).collect())
 }
 

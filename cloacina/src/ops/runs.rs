@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::liveness::Liveness;
+use super::outcome::{Outcome, Refused};
 use super::waiting::{waiting, Waiting};
 use super::workflows::{definition, live_version};
-use super::{Outcome, Refused};
 use crate::dal::{
     contexts, pipeline_executions as pipelines, recovery_events, task_attempts, task_executions as tasks,
     workflow_registry, write_transaction,

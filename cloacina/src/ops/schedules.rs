@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::outcome::{Outcome, Refused};
 use super::workflows::live_version;
-use super::{Outcome, Refused};
 use crate::cron::ScheduleConfig;
 use crate::dal::{cron_executions, cron_schedules};
 use crate::database::AnyConnection;
@@ -74,7 +74,7 @@ impl ChangeSchedule {
             config = config.timezone(tz);
         }
         if let Some(context) = self.context {
-            config = config.context(super::context_of(context)?);
+            config = config.context(super::outcome::context_of(context)?);
         }
         if let Some(policy) = self.catchup {
             config = config.catchup(policy);

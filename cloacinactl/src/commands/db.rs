@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 
 use clap::Subcommand;
-use cloacina::clock::{Clock, SystemClock};
 use cloacina::ops::copy::{self, CopyError, CopyOptions, Progress};
 use cloacina::ops::database;
 
@@ -80,7 +79,7 @@ fn copy_cmd(source: &Target, target: &Target, force: bool, json: bool) -> anyhow
             bar.set_message(p.table);
         }
     };
-    let result = copy::copy(&mut src, &mut dst, CopyOptions { force }, SystemClock.now(), &mut show);
+    let result = copy::copy(&mut src, &mut dst, CopyOptions { force }, super::now(), &mut show);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

@@ -9,6 +9,13 @@ pub(crate) mod workflows;
 
 use cloacina::database::{establish, AnyConnection, ConnectOptions, DatabaseUrl};
 
+/// The time now: the one place the CLI reads the clock (the same `Clock` the server and the
+/// runners read).
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    use cloacina::clock::Clock;
+    cloacina::clock::SystemClock.now()
+}
+
 /// Which database a command works on.
 pub(crate) struct Target {
     pub(crate) url: Option<String>,

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Datelike, Utc};
-use cloacina::clock::{Clock, SystemClock};
 
 /// The version of the JSON documents `--json` prints (`{"version": 1, "data": …}`).
 pub(crate) const JSON_VERSION: u32 = 1;
@@ -214,7 +213,7 @@ pub(crate) fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {
     };
     let out_of_range = || anyhow::anyhow!("--since `{s}` reaches before the year 1; give a shorter age or a date");
     let age = n.checked_mul(unit_seconds).and_then(chrono::Duration::try_seconds).ok_or_else(out_of_range)?;
-    SystemClock.now().checked_sub_signed(age).filter(|t| t.year() >= 1).ok_or_else(out_of_range)
+    super::now().checked_sub_signed(age).filter(|t| t.year() >= 1).ok_or_else(out_of_range)
 }
 
 /// Reads a context argument: JSON text, or `@path` for a file holding it; it must be an object.
@@ -255,7 +254,7 @@ mod tests {
     fn since_accepts_times_dates_and_ages() {
         assert_eq!(parse_since("2026-11-24T10:00:00Z").expect("rfc3339").to_rfc3339(), "2026-11-24T10:00:00+00:00");
         assert_eq!(parse_since("2026-11-24").expect("date").to_rfc3339(), "2026-11-24T00:00:00+00:00");
-        let age = Utc::now() - parse_since("2h").expect("age");
+        let age = super::super::now() - parse_since("2h").expect("age");
         assert!((age.num_seconds() - 7200).abs() < 5);
         for bad in ["", "h", "2w", "yesterday", "-", "-5d"] {
             assert!(parse_since(bad).is_err(), "{bad}");

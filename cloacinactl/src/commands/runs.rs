@@ -1,7 +1,6 @@
 //! `cloacinactl runs list|show|start|retry|cancel|pause|resume|prune`.
 
 use clap::Subcommand;
-use cloacina::clock::{Clock, SystemClock};
 use cloacina::models::{
     AttemptOutcome, PipelineExecution, PipelineExecutionId, PipelineStatus, TaskAttempt, TaskExecution, TaskStatus,
 };
@@ -128,7 +127,7 @@ fn run_json(p: &PipelineExecution) -> serde_json::Value {
 
 pub(crate) fn run(target: &Target, cmd: RunsCommand) -> anyhow::Result<()> {
     let mut conn = target.connect_migrated()?;
-    let now = SystemClock.now();
+    let now = super::now();
     match cmd {
         RunsCommand::List { workflow, status, since, limit, offset, json } => {
             let filter = RunFilter { workflow_name: workflow, status, since, limit, offset, ..Default::default() };

@@ -1,7 +1,6 @@
 //! `cloacinactl schedules list|show|pause|resume|delete`.
 
 use clap::Subcommand;
-use cloacina::clock::{Clock, SystemClock};
 use cloacina::models::{CronSchedule, CronScheduleId};
 use cloacina::ops::schedules::{self, ChangeSchedule, CreateSchedule};
 
@@ -94,7 +93,7 @@ fn catchup(text: Option<&str>) -> anyhow::Result<Option<cloacina::models::Catchu
 
 pub(crate) fn run(target: &Target, cmd: SchedulesCommand) -> anyhow::Result<()> {
     let mut conn = target.connect_migrated()?;
-    let now = SystemClock.now();
+    let now = super::now();
     let id_of = |s: &str| parse_id::<CronScheduleId>("schedule", s);
     match cmd {
         SchedulesCommand::List { json } => {

@@ -1,7 +1,6 @@
 //! `cloacinactl workflows list`.
 
 use clap::Subcommand;
-use cloacina::clock::{Clock, SystemClock};
 use serde_json::json;
 
 use super::output::{self, table, time};
@@ -22,7 +21,7 @@ pub(crate) fn run(target: &Target, cmd: WorkflowsCommand) -> anyhow::Result<()> 
     let mut conn = target.connect_migrated()?;
     match cmd {
         WorkflowsCommand::List { json } => {
-            let all = cloacina::ops::workflows::list(&mut conn, SystemClock.now())?;
+            let all = cloacina::ops::workflows::list(&mut conn, super::now())?;
             let versions = all.iter().flat_map(|w| w.versions.iter().map(move |v| (w.name.as_str(), v)));
             if json {
                 let rows: Vec<_> = versions

@@ -18,8 +18,7 @@ use crate::database::schema::{
     contexts, pipeline_executions as pe, task_execution_metadata as tem, task_executions as te,
 };
 use crate::database::{
-    write_transaction, AnyConnection, ConnectOptions, DatabaseUrl, Error, Result, UniversalJson, UniversalTimestamp,
-    UniversalUuid,
+    AnyConnection, ConnectOptions, DatabaseUrl, Error, Result, UniversalJson, UniversalTimestamp, UniversalUuid,
 };
 
 /// This backend's embedded migrations.
@@ -164,7 +163,7 @@ pub(crate) fn lock_free_tasks(_conn: &mut AnyConnection, sorted: &[UniversalUuid
     Ok(sorted.to_vec())
 }
 
-/// Records a batch of fenced completions in one transaction of three statements: one update of
+/// Records a batch of fenced completions in three statements, inside the caller's write transaction: one update of
 /// every row still `Running` and claimed by `runner`, then one multi-row insert each of the output
 /// contexts and the metadata rows of those it completed. Returns the ids it completed.
 pub(crate) fn complete_all(
@@ -188,118 +187,109 @@ pub(crate) fn complete_all(
         created_at: UniversalTimestamp,
         updated_at: UniversalTimestamp,
     }
-    write_transaction(conn, |conn| {
-        let ids: Vec<UniversalUuid> = outputs.iter().map(|(id, _)| *id).collect();
-        let won: Vec<(UniversalUuid, UniversalUuid, String)> = diesel::update(
-            te::table.filter(te::id.eq_any(&ids)).filter(te::status.eq("Running")).filter(te::claimed_by.eq(runner)),
-        )
-        .set((
-            te::status.eq("Completed"),
-            te::completed_at.eq(now),
-            te::lease_expires_at.eq(None::<UniversalTimestamp>),
-            te::error_details.eq(None::<String>),
-            te::updated_at.eq(now),
-        ))
-        .returning((te::id, te::pipeline_execution_id, te::task_name))
-        .get_results(native(conn)?)?;
-        if won.is_empty() {
-            return Ok(Vec::new());
-        }
-        let output_of: HashMap<UniversalUuid, &Value> = outputs.iter().map(|(id, out)| (*id, out)).collect();
-        let mut context_rows = Vec::with_capacity(won.len());
-        let mut metadata_rows = Vec::with_capacity(won.len());
-        for (task, pipeline, task_name) in &won {
-            let context_id = UniversalUuid::new_v7();
-            let value = output_of.get(task).map_or(Value::Null, |v| (*v).clone());
-            context_rows.push(ContextRow {
-                id: context_id,
-                value: UniversalJson(value),
-                created_at: now,
-                updated_at: now,
-            });
-            metadata_rows.push(MetadataRow {
-                id: UniversalUuid::new_v7(),
-                task_execution_id: *task,
-                pipeline_execution_id: *pipeline,
-                task_name: task_name.clone(),
-                context_id: Some(context_id),
-                created_at: now,
-                updated_at: now,
-            });
-        }
-        // Under SQLite's 32,766 bind parameters: four per context row, seven per metadata row.
-        // Rows as tuples of column values: Diesel writes a `Vec` of `#[derive(Insertable)]` rows as
-        // one INSERT per row on SQLite (any field could stand for DEFAULT), tuples as one statement.
-        for chunk in context_rows.chunks(1_000) {
-            let values: Vec<_> = chunk
-                .iter()
-                .map(|r| {
-                    (
-                        contexts::id.eq(r.id),
-                        contexts::value.eq(r.value.clone()),
-                        contexts::created_at.eq(r.created_at),
-                        contexts::updated_at.eq(r.updated_at),
-                    )
-                })
-                .collect();
-            diesel::insert_into(contexts::table).values(values).execute(native(conn)?)?;
-        }
-        for chunk in metadata_rows.chunks(1_000) {
-            let values: Vec<_> = chunk
-                .iter()
-                .map(|r| {
-                    (
-                        tem::id.eq(r.id),
-                        tem::task_execution_id.eq(r.task_execution_id),
-                        tem::pipeline_execution_id.eq(r.pipeline_execution_id),
-                        tem::task_name.eq(r.task_name.as_str()),
-                        tem::context_id.eq(r.context_id),
-                        tem::created_at.eq(r.created_at),
-                        tem::updated_at.eq(r.updated_at),
-                    )
-                })
-                .collect();
-            diesel::insert_into(tem::table).values(values).execute(native(conn)?)?;
-        }
-        // In input order, so a caller can match them up.
-        let won: std::collections::HashSet<UniversalUuid> = won.into_iter().map(|(id, _, _)| id).collect();
-        Ok::<_, Error>(ids.into_iter().filter(|id| won.contains(id)).collect())
-    })
+    let ids: Vec<UniversalUuid> = outputs.iter().map(|(id, _)| *id).collect();
+    let won: Vec<(UniversalUuid, UniversalUuid, String)> = diesel::update(
+        te::table.filter(te::id.eq_any(&ids)).filter(te::status.eq("Running")).filter(te::claimed_by.eq(runner)),
+    )
+    .set((
+        te::status.eq("Completed"),
+        te::completed_at.eq(now),
+        te::lease_expires_at.eq(None::<UniversalTimestamp>),
+        te::error_details.eq(None::<String>),
+        te::updated_at.eq(now),
+    ))
+    .returning((te::id, te::pipeline_execution_id, te::task_name))
+    .get_results(native(conn)?)?;
+    if won.is_empty() {
+        return Ok(Vec::new());
+    }
+    let output_of: HashMap<UniversalUuid, &Value> = outputs.iter().map(|(id, out)| (*id, out)).collect();
+    let mut context_rows = Vec::with_capacity(won.len());
+    let mut metadata_rows = Vec::with_capacity(won.len());
+    for (task, pipeline, task_name) in &won {
+        let context_id = UniversalUuid::new_v7();
+        let value = output_of.get(task).map_or(Value::Null, |v| (*v).clone());
+        context_rows.push(ContextRow { id: context_id, value: UniversalJson(value), created_at: now, updated_at: now });
+        metadata_rows.push(MetadataRow {
+            id: UniversalUuid::new_v7(),
+            task_execution_id: *task,
+            pipeline_execution_id: *pipeline,
+            task_name: task_name.clone(),
+            context_id: Some(context_id),
+            created_at: now,
+            updated_at: now,
+        });
+    }
+    // Under SQLite's 32,766 bind parameters: four per context row, seven per metadata row.
+    // Rows as tuples of column values: Diesel writes a `Vec` of `#[derive(Insertable)]` rows as
+    // one INSERT per row on SQLite (any field could stand for DEFAULT), tuples as one statement.
+    for chunk in context_rows.chunks(1_000) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|r| {
+                (
+                    contexts::id.eq(r.id),
+                    contexts::value.eq(r.value.clone()),
+                    contexts::created_at.eq(r.created_at),
+                    contexts::updated_at.eq(r.updated_at),
+                )
+            })
+            .collect();
+        diesel::insert_into(contexts::table).values(values).execute(native(conn)?)?;
+    }
+    for chunk in metadata_rows.chunks(1_000) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|r| {
+                (
+                    tem::id.eq(r.id),
+                    tem::task_execution_id.eq(r.task_execution_id),
+                    tem::pipeline_execution_id.eq(r.pipeline_execution_id),
+                    tem::task_name.eq(r.task_name.as_str()),
+                    tem::context_id.eq(r.context_id),
+                    tem::created_at.eq(r.created_at),
+                    tem::updated_at.eq(r.updated_at),
+                )
+            })
+            .collect();
+        diesel::insert_into(tem::table).values(values).execute(native(conn)?)?;
+    }
+    // In input order, so a caller can match them up.
+    let won: std::collections::HashSet<UniversalUuid> = won.into_iter().map(|(id, _, _)| id).collect();
+    Ok::<_, Error>(ids.into_iter().filter(|id| won.contains(id)).collect())
 }
 
-/// Ends a pipeline as Completed with its final context, in one transaction; returns whether this
-/// call ended it.
+/// Ends a pipeline as Completed with its final context, inside the caller's write transaction;
+/// returns whether this call ended it.
 pub(crate) fn finish_completed(
     conn: &mut AnyConnection,
     id: UniversalUuid,
     final_context: &Value,
     now: UniversalTimestamp,
 ) -> Result<bool> {
-    write_transaction(conn, |conn| {
-        let context_id = UniversalUuid::new_v7();
-        let ended = diesel::update(pe::table.find(id).filter(pe::status.eq_any(["Pending", "Running"])))
-            .set((
-                pe::status.eq("Completed"),
-                pe::started_at.eq(crate::database::universal_types::coalesce(pe::started_at, Some(now))),
-                pe::completed_at.eq(now),
-                pe::updated_at.eq(now),
-                pe::error_details.eq(None::<String>),
-            ))
-            .execute(native(conn)?)?;
-        if ended == 0 {
-            return Ok::<_, Error>(false);
-        }
-        diesel::insert_into(contexts::table)
-            .values((
-                contexts::id.eq(context_id),
-                contexts::value.eq(UniversalJson(final_context.clone())),
-                contexts::created_at.eq(now),
-                contexts::updated_at.eq(now),
-            ))
-            .execute(native(conn)?)?;
-        diesel::update(pe::table.find(id)).set(pe::final_context_id.eq(context_id)).execute(native(conn)?)?;
-        Ok(true)
-    })
+    let context_id = UniversalUuid::new_v7();
+    let ended = diesel::update(pe::table.find(id).filter(pe::status.eq_any(["Pending", "Running"])))
+        .set((
+            pe::status.eq("Completed"),
+            pe::started_at.eq(crate::database::universal_types::coalesce(pe::started_at, Some(now))),
+            pe::completed_at.eq(now),
+            pe::updated_at.eq(now),
+            pe::error_details.eq(None::<String>),
+        ))
+        .execute(native(conn)?)?;
+    if ended == 0 {
+        return Ok::<_, Error>(false);
+    }
+    diesel::insert_into(contexts::table)
+        .values((
+            contexts::id.eq(context_id),
+            contexts::value.eq(UniversalJson(final_context.clone())),
+            contexts::created_at.eq(now),
+            contexts::updated_at.eq(now),
+        ))
+        .execute(native(conn)?)?;
+    diesel::update(pe::table.find(id)).set(pe::final_context_id.eq(context_id)).execute(native(conn)?)?;
+    Ok(true)
 }
 
 /// No-op: SQLite cannot wake another process; runners poll for work created elsewhere.
