@@ -280,14 +280,7 @@ pub fn claim_ready(
         }
         let rows: Vec<TaskRow> =
             diesel::update(te::table.filter(te::id.eq_any(ids)).filter(te::status.eq(TaskStatus::Ready.as_str())))
-                .set((
-                    te::status.eq(TaskStatus::Running.as_str()),
-                    te::claimed_by.eq(runner),
-                    te::lease_expires_at.eq(now.plus(lease)),
-                    te::started_at.eq(now),
-                    te::retry_at.eq(None::<UniversalTimestamp>),
-                    te::updated_at.eq(now),
-                ))
+                .set(claim_set(runner, lease, now))
                 .returning(te::all_columns)
                 .get_results(conn)?;
         to_records(rows)
@@ -396,6 +389,31 @@ pub fn complete(
     now: UniversalTimestamp,
 ) -> Result<bool> {
     Ok(complete_all(conn, runner, &[(id, output.clone())], now)? == [id])
+}
+
+/// What a claim writes: Running under `runner`, leased until `stamp + lease`, started at `stamp`
+/// (the claim stamp a lost answer is found by), no retry time.
+#[allow(clippy::type_complexity)]
+fn claim_set(
+    runner: &str,
+    lease: std::time::Duration,
+    stamp: UniversalTimestamp,
+) -> (
+    diesel::dsl::Eq<te::status, &'static str>,
+    diesel::dsl::Eq<te::claimed_by, &str>,
+    diesel::dsl::Eq<te::lease_expires_at, UniversalTimestamp>,
+    diesel::dsl::Eq<te::started_at, UniversalTimestamp>,
+    diesel::dsl::Eq<te::retry_at, Option<UniversalTimestamp>>,
+    diesel::dsl::Eq<te::updated_at, UniversalTimestamp>,
+) {
+    (
+        te::status.eq(TaskStatus::Running.as_str()),
+        te::claimed_by.eq(runner),
+        te::lease_expires_at.eq(stamp.plus(lease)),
+        te::started_at.eq(stamp),
+        te::retry_at.eq(None),
+        te::updated_at.eq(stamp),
+    )
 }
 
 /// Records success for several tasks at once, each exactly as [`complete`] does and each fenced
@@ -617,14 +635,7 @@ pub fn claim_not_started(
                         pe::table.filter(pe::id.eq(pipeline)).filter(pe::status.eq_any(ACTIVE)),
                     )),
             )
-            .set((
-                te::status.eq(TaskStatus::Running.as_str()),
-                te::claimed_by.eq(runner),
-                te::lease_expires_at.eq(stamp.plus(lease)),
-                te::started_at.eq(stamp),
-                te::retry_at.eq(None::<UniversalTimestamp>),
-                te::updated_at.eq(stamp),
-            ))
+            .set(claim_set(runner, lease, stamp))
             .returning(te::all_columns)
             .get_results(conn)?)
         })

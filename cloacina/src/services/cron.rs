@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::clock::{sleep_until, Clock};
+use crate::clock::sleep_until;
 use crate::cron::{Bounds, CronExpression};
 use crate::dal::{cron_executions, cron_schedules};
 use crate::database::{write_transaction, UniversalTimestamp};
-use crate::engine::{stamp, Catalog, Runs, Settings, Signals, Store};
+use crate::engine::stamp;
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::{CatchupPolicy, CronExecutionId, CronSchedule, PipelineExecutionId};
 use crate::telemetry;
@@ -99,29 +99,8 @@ pub(crate) fn plan(
     Plan { run, dropped, next: cursor }
 }
 
-/// What the cron service touches.
-pub(crate) struct Cron {
-    store: Arc<Store>,
-    catalog: Arc<Catalog>,
-    runs: Arc<Runs>,
-    signals: Arc<Signals>,
-    settings: Arc<Settings>,
-    clock: Arc<dyn Clock>,
-}
-
-impl Cron {
-    /// The parts of `engine` it uses.
-    pub(crate) fn of(engine: &crate::engine::Engine) -> Self {
-        Self {
-            store: engine.store.clone(),
-            catalog: engine.catalog.clone(),
-            runs: engine.runs.clone(),
-            signals: engine.signals.clone(),
-            settings: engine.settings.clone(),
-            clock: engine.clock.clone(),
-        }
-    }
-}
+/// What the cron service touches: the parts of a service that starts or settles runs.
+pub(crate) type Cron = super::keeper::RunKeeper;
 
 /// The service loop.
 pub(crate) async fn run(cron: Arc<Cron>, shutdown: Arc<crate::engine::Shutdown>) {

@@ -32,6 +32,7 @@ pub(crate) mod completer;
 pub(crate) mod cron;
 pub(crate) mod ends;
 pub(crate) mod heartbeat;
+mod keeper;
 pub(crate) mod listener;
 pub(crate) mod recovery;
 pub(crate) mod registry;

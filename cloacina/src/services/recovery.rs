@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::clock::{Clock, Ticker};
+use crate::clock::Ticker;
 use crate::dal::{pipeline_executions as pipelines, recovery_events, task_executions as tasks};
 use crate::database::write_transaction;
-use crate::engine::{stamp, Catalog, Runs, Settings, Shutdown, Signals, Store};
+use crate::engine::{stamp, Runs, Shutdown};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::{PipelineExecutionId, PipelineStatus, TaskStatus};
 use crate::results::ExecutionResult;
@@ -43,30 +43,8 @@ pub(crate) async fn run(recovery: Recovery, shutdown: Arc<Shutdown>) {
     }
 }
 
-/// What recovery touches.
-#[derive(Clone)]
-pub(crate) struct Recovery {
-    store: Arc<Store>,
-    catalog: Arc<Catalog>,
-    runs: Arc<Runs>,
-    signals: Arc<Signals>,
-    settings: Arc<Settings>,
-    clock: Arc<dyn Clock>,
-}
-
-impl Recovery {
-    /// The parts of `engine` it uses.
-    pub(crate) fn of(engine: &crate::engine::Engine) -> Self {
-        Self {
-            store: engine.store.clone(),
-            catalog: engine.catalog.clone(),
-            runs: engine.runs.clone(),
-            signals: engine.signals.clone(),
-            settings: engine.settings.clone(),
-            clock: engine.clock.clone(),
-        }
-    }
-}
+/// What the recovery service touches: the parts of a service that starts or settles runs.
+pub(crate) type Recovery = super::keeper::RunKeeper;
 
 impl Recovery {
     /// Hands on the tasks of this runner's versions whose lease expired by the clock.

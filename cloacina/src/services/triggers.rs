@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::{sleep_until, Clock};
 use crate::dal::{pipeline_executions as pipelines, trigger_executions, trigger_schedules};
 use crate::database::{write_transaction, UniversalTimestamp};
-use crate::engine::{stamp, Catalog, Persistence, Runs, Settings, Signals, Store};
+use crate::engine::{stamp, Catalog, Persistence, Store};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::PipelineExecutionId;
 use crate::telemetry;
@@ -58,29 +58,8 @@ pub(crate) async fn register(store: &Store, catalog: &Catalog, clock: &dyn Clock
     Ok(())
 }
 
-/// What the trigger service touches.
-pub(crate) struct Poller {
-    store: Arc<Store>,
-    catalog: Arc<Catalog>,
-    runs: Arc<Runs>,
-    signals: Arc<Signals>,
-    settings: Arc<Settings>,
-    clock: Arc<dyn Clock>,
-}
-
-impl Poller {
-    /// The parts of `engine` it uses.
-    pub(crate) fn of(engine: &crate::engine::Engine) -> Self {
-        Self {
-            store: engine.store.clone(),
-            catalog: engine.catalog.clone(),
-            runs: engine.runs.clone(),
-            signals: engine.signals.clone(),
-            settings: engine.settings.clone(),
-            clock: engine.clock.clone(),
-        }
-    }
-}
+/// What the trigger service touches: the parts of a service that starts or settles runs.
+pub(crate) type Poller = super::keeper::RunKeeper;
 
 /// The service loop: sleeps until the next slot of any trigger begins, then handles each trigger
 /// whose slot has come.
