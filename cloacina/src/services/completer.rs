@@ -12,7 +12,7 @@
 //!    first with the dependents step 3 finds runnable, claimed directly, then with other Ready
 //!    tasks; they start without another transaction, those whose dependencies all finished in
 //!    the batch with their input built from the batch's outputs;
-//! 5. announce Ready work left for other runners ([`Engine::announce_work`]);
+//! 5. announce Ready work left for other runners ([`Store::announce_work`](crate::engine::Store::announce_work));
 //! 6. end the pipelines with nothing left (not those this runner still holds tasks of), the final
 //!    context taking the batch's outputs from memory.
 //!
@@ -23,7 +23,7 @@
 //! together in the next. The pipeline lock is skipped when nothing can follow from the batch (only
 //! completions of tasks without dependents, in pipelines this runner holds other tasks of).
 //!
-//! A failed batch is tried again (see [`Engine::persist`]): the leases stay renewed meanwhile.
+//! A failed batch is tried again (see [`Store::persist`](crate::engine::Store::persist)): the leases stay renewed meanwhile.
 //! If it keeps failing for a reason that is not transient, its outcomes are recorded one by one,
 //! so one bad outcome cannot hold the others back; one that still fails is given up, and its
 //! task runs again once the lease lapses.

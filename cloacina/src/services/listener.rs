@@ -2,7 +2,7 @@
 //! work, instead of at the next poll.
 //!
 //! Transactions that leave Ready work for others (a pipeline created, dependents made Ready and
-//! not claimed, leases recovered, a pipeline resumed) announce it with [`Engine::announce_work`];
+//! not claimed, leases recovered, a pipeline resumed) announce it with [`Store::announce_work`](crate::engine::Store::announce_work);
 //! PostgreSQL delivers the announcement when they commit. This service keeps one connection of
 //! its own (outside the pool) subscribed to the announcements and looks at it every
 //! [`LOOK_EVERY`]: libpq reads whatever the socket holds without waiting, so a look costs one
