@@ -4,7 +4,7 @@
 //! - [`TaskError`] and [`TaskState`]: why a task failed, where it stands in a result.
 //! - [`RetryPolicy`] and [`RetryCondition`]: attempts, backoff, which errors retry.
 //! - [`TriggerRule`]: whether a task whose dependencies are terminal runs or is skipped.
-//! - [`WorkflowSpec`] and [`check_graph`]: the validated task graph and its structural version;
+//! - [`WorkflowSpec`] and [`check_graph`](workflow::check_graph): the validated task graph and its structural version;
 //!   the `#[workflow]` macro applies the same rules at compile time.
 //! - [`Workflow`] and the [`Task`] trait: the graph paired with each task's code and hooks.
 //! - [`Trigger`], [`TriggerResult`], [`TriggerError`]: event triggers (poll functions that start

@@ -6,8 +6,8 @@
 //! (`postgres://…`, for many runners on many hosts).
 //!
 //! Start with [`runner::DefaultRunner`] and the [`workflow`](macro@workflow) / [`task`](macro@task) macros (see the README's
-//! example); cron schedules are in [`cron`], and read-only views of runs shared with `cloacinactl`
-//! in [`admin`]. Underneath: the engine (the [`executor`] API over the claim loop, attempts,
+//! example); cron schedules are in [`cron`], and every operator action and query the
+//! server, `cloacinactl` and Python share in [`ops`], the application layer. Underneath: the engine (the [`executor`] API over the claim loop, attempts,
 //! completer, heartbeat, scheduler and recovery services), the authoring model
 //! ([`Context`], [`TaskError`], [`retry`], [`task::TriggerRule`], [`workflow`](mod@workflow)), and the
 //! persistence foundation: [`database`] (URL → backend, [`database::AnyConnection`], schema,

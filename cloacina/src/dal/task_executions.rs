@@ -308,7 +308,7 @@ impl Renewal {
 /// Extends the lease of every listed task `runner` still holds to `until`.
 ///
 /// On PostgreSQL it skips rows another transaction holds instead of waiting for them
-/// ([`lock_free`]), so it can never be part of a deadlock; those come back as
+/// (`lock_free`), so it can never be part of a deadlock; those come back as
 /// [`Renewal::busy`]. Only the completer and recovery hold a claimed task's row for long, and both
 /// end the claim; other claimers' scans hold rows for the length of a statement.
 pub fn renew_leases(

@@ -67,7 +67,7 @@ pub fn list(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<Vec<Workflow
 }
 
 /// Records that a runner has `workflow` (its version, and the graph the first time a version is
-/// seen): the registry a run's details and the code-less [`definition`] read.
+/// seen): the registry a run's details and the code-less `definition` read.
 pub fn record(conn: &mut AnyConnection, workflow: &Workflow, now: DateTime<Utc>) -> Result<(), Error> {
     let version = [workflow.version().to_owned()];
     // A version already recorded only has its last sighting moved: its graph (large for a large

@@ -1,5 +1,5 @@
 //! The runner's services, each a loop of its own over the parts of the
-//! [`Engine`](crate::engine::Engine) it uses (its signature names them):
+//! [`Engine`] it uses (its signature names them):
 //!
 //! - [`claim`]: claims Ready tasks into free slots and starts an [`attempt`] for each;
 //! - [`attempt`]: runs one task's code (timeout, panic containment, cancellation at the shutdown

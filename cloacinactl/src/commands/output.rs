@@ -1,6 +1,6 @@
 //! Output: tables for people (comfy-table: terminal width, Unicode width), times in local time
 //! (UTC with `--utc`), JSON for scripts in one versioned envelope, and exit codes by failure
-//! class. Everything goes through [`line`], so a closed standard output (`| head`) ends the
+//! class. Everything goes through [`line()`], so a closed standard output (`| head`) ends the
 //! command quietly instead of panicking, and no text from the database (error messages, names,
 //! contexts written by task code) can send the terminal a command: [`printable`] escapes control
 //! characters on the way out.
@@ -51,7 +51,7 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// `println!` through [`line`], returning from the enclosing function on a closed pipe.
+/// `println!` through [`line()`], returning from the enclosing function on a closed pipe.
 macro_rules! outln {
     () => {
         $crate::commands::output::line("")?

@@ -298,7 +298,7 @@ pub(crate) fn notify_work(_conn: &mut AnyConnection, _payload: &str) -> QueryRes
 }
 
 /// No-op: SQLite has no notifications (the listener runs only where
-/// [`BackendFeature::ListenNotify`](super::BackendFeature::ListenNotify) is supported).
+/// [`BackendFeature::ListenNotify`](crate::database::BackendFeature::ListenNotify) is supported).
 pub(crate) fn listen_work(_conn: &mut AnyConnection) -> QueryResult<()> {
     Ok(())
 }
