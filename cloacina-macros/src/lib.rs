@@ -17,10 +17,39 @@ use syn::{Error, Expr, ExprLit, Item, ItemFn, ItemMod, Lit, LitStr, MetaNameValu
 
 type Args = Punctuated<MetaNameValue, Token![,]>;
 
+/// Where the generated code finds Cloacina's types: `::cloacina` for programs that embed the
+/// engine (the macros as `cloacina` re-exports them), `::cloacina_workflow` for workflow packages,
+/// which depend on the authoring crate alone (the macros as `cloacina_workflow` re-exports them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Root {
+    Cloacina,
+    WorkflowCrate,
+}
+
+impl quote::ToTokens for Root {
+    fn to_tokens(&self, tokens: &mut TokenStream2) {
+        tokens.extend(match self {
+            Root::Cloacina => quote!(::cloacina),
+            Root::WorkflowCrate => quote!(::cloacina_workflow),
+        });
+    }
+}
+
 /// Marks an async function as a task. Only meaningful inside a `#[workflow]` module, which reads
 /// its arguments; on its own it checks the signature and leaves the function unchanged.
 #[proc_macro_attribute]
 pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand_task(args, item)
+}
+
+/// [`task`] as `cloacina_workflow` re-exports it (for workflow packages).
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn packaged_task(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand_task(args, item)
+}
+
+fn expand_task(args: TokenStream, item: TokenStream) -> TokenStream {
     let func = syn::parse_macro_input!(item as ItemFn);
     let checked = Args::parse_terminated.parse(args).and_then(|_| check_signature(&func));
     match checked {
@@ -33,11 +62,22 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Turns a module of `#[task]` functions into a workflow: `workflow()` builds it and the
-/// workflow registers itself, so every runner in the binary knows it.
+/// workflow registers itself, so every runner in the binary (or the package's host) knows it.
 #[proc_macro_attribute]
 pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    workflow_at(Root::Cloacina, args, item)
+}
+
+/// [`workflow`] as `cloacina_workflow` re-exports it (for workflow packages).
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn packaged_workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    workflow_at(Root::WorkflowCrate, args, item)
+}
+
+fn workflow_at(root: Root, args: TokenStream, item: TokenStream) -> TokenStream {
     let module = syn::parse_macro_input!(item as ItemMod);
-    match expand_workflow(args.into(), module.clone()) {
+    match expand_workflow(&root, args.into(), module.clone()) {
         Ok(tokens) => tokens.into(),
         Err(e) => {
             // Keep the module so the one real error is not buried under follow-on errors about a
@@ -58,20 +98,35 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// Makes an async poll function an event trigger that registers itself (upstream's form):
+/// Makes an async function an event trigger that registers itself (upstream's forms):
 ///
 /// ```text
 /// #[trigger(on = "workflow_name", poll_interval = "5s", allow_concurrent = false, name = "…")]
 /// async fn check_inbox() -> Result<TriggerResult, TriggerError> { … }
+///
+/// #[trigger(on = "workflow_name", cron = "0 0 * * *", timezone = "UTC", name = "…")]
+/// async fn nightly() -> Result<TriggerResult, TriggerError> { … }
 /// ```
 ///
-/// `on` and `poll_interval` (`100ms`, `5s`, `2m`, `1h`) are required and checked at compile
-/// time; `allow_concurrent` defaults to `false`, `name` to the function's name. The function
-/// stays callable as written.
+/// A poll trigger needs `on` and `poll_interval` (`100ms`, `5s`, `2m`, `1h`), checked at compile
+/// time; `allow_concurrent` defaults to `false`, `name` to the function's name. A cron trigger
+/// declares a cron schedule of `on` (the function is not called): runners that have the workflow
+/// create the schedule once, keyed by the trigger's name. The function stays callable as written.
 #[proc_macro_attribute]
 pub fn trigger(args: TokenStream, item: TokenStream) -> TokenStream {
+    trigger_at(Root::Cloacina, args, item)
+}
+
+/// [`trigger`] as `cloacina_workflow` re-exports it (for workflow packages).
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn packaged_trigger(args: TokenStream, item: TokenStream) -> TokenStream {
+    trigger_at(Root::WorkflowCrate, args, item)
+}
+
+fn trigger_at(root: Root, args: TokenStream, item: TokenStream) -> TokenStream {
     let func = syn::parse_macro_input!(item as ItemFn);
-    match expand_trigger(args.into(), &func) {
+    match expand_trigger(&root, args.into(), &func) {
         Ok(tokens) => tokens.into(),
         Err(e) => {
             let err = e.to_compile_error();
@@ -80,30 +135,30 @@ pub fn trigger(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn expand_trigger(args: TokenStream2, func: &ItemFn) -> syn::Result<TokenStream2> {
+fn expand_trigger(root: &Root, args: TokenStream2, func: &ItemFn) -> syn::Result<TokenStream2> {
     let args = Args::parse_terminated.parse2(args)?;
     let (mut on, mut interval, mut allow, mut name) = (None, None, false, None);
+    let (mut cron, mut timezone) = (None, None);
     for arg in &args {
         match key(arg)?.as_str() {
             "on" => on = Some(lit_str(&arg.value)?),
             "poll_interval" => {
                 let lit = lit_str(&arg.value)?;
-                let parsed = cloacina_workflow::trigger::parse_poll_interval(&lit.value())
+                let parsed = cloacina_rules::parse_poll_interval(&lit.value())
                     .map_err(|e| Error::new(lit.span(), e.to_string()))?;
-                interval = Some(u64::try_from(parsed.as_millis()).unwrap_or(u64::MAX));
+                interval = Some((u64::try_from(parsed.as_millis()).unwrap_or(u64::MAX), arg.path.span()));
             }
             "allow_concurrent" => allow = lit_bool(&arg.value)?,
             "name" => name = Some(lit_str(&arg.value)?.value()),
-            "cron" | "timezone" => {
-                return Err(Error::new(
-                    arg.path.span(),
-                    "cron triggers are schedules here: use DefaultRunner::register_cron_workflow (or create_schedule)",
-                ))
-            }
+            "cron" => cron = Some(lit_str(&arg.value)?),
+            "timezone" => timezone = Some(lit_str(&arg.value)?),
             other => {
                 return Err(Error::new(
                     arg.path.span(),
-                    format!("unknown trigger argument `{other}`; expected on, poll_interval, allow_concurrent or name"),
+                    format!(
+                        "unknown trigger argument `{other}`; expected on, poll_interval, allow_concurrent, cron, \
+                         timezone or name"
+                    ),
                 ))
             }
         }
@@ -117,15 +172,36 @@ fn expand_trigger(args: TokenStream2, func: &ItemFn) -> syn::Result<TokenStream2
         return Err(Error::new(arg.span(), format!("{expected}: it takes no arguments")));
     }
     let on = on.ok_or_else(|| Error::new(sig.ident.span(), "#[trigger] needs `on = \"workflow_name\"`"))?;
-    let interval = interval
-        .ok_or_else(|| Error::new(sig.ident.span(), "#[trigger] needs `poll_interval = \"5s\"` (ms, s, m or h)"))?;
     let ident = &sig.ident;
     let name = name.unwrap_or_else(|| ident.to_string());
+    if let Some(expression) = cron {
+        if let Some((_, span)) = interval {
+            return Err(Error::new(span, "a trigger has either `cron` or `poll_interval`, not both"));
+        }
+        let timezone = timezone.map_or_else(|| "UTC".to_owned(), |t| t.value());
+        return Ok(quote! {
+            #func
+            #root::__private::inventory::submit! {
+                #root::trigger::CronRegistration(|| #root::trigger::CronTrigger {
+                    name: ::std::string::String::from(#name),
+                    workflow: ::std::string::String::from(#on),
+                    expression: ::std::string::String::from(#expression),
+                    timezone: ::std::string::String::from(#timezone),
+                })
+            }
+        });
+    }
+    if let Some(tz) = timezone {
+        return Err(Error::new(tz.span(), "`timezone` goes with `cron`"));
+    }
+    let (interval, _) = interval.ok_or_else(|| {
+        Error::new(sig.ident.span(), "#[trigger] needs `poll_interval = \"5s\"` (ms, s, m or h) or `cron = \"…\"`")
+    })?;
     Ok(quote! {
         #func
-        ::cloacina::__private::inventory::submit! {
-            ::cloacina::trigger::Registration(|| {
-                ::cloacina::trigger::Trigger::new(#name, #on, ::std::time::Duration::from_millis(#interval), #ident)
+        #root::__private::inventory::submit! {
+            #root::trigger::Registration(|| {
+                #root::trigger::Trigger::new(#name, #on, ::std::time::Duration::from_millis(#interval), #ident)
                     .expect("the trigger's settings were checked at compile time")
                     .allow_concurrent(#allow)
             })
@@ -149,18 +225,18 @@ struct TaskDef {
     with_handle: bool,
 }
 
-fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<TokenStream2> {
+fn expand_workflow(root: &Root, args: TokenStream2, mut module: ItemMod) -> syn::Result<TokenStream2> {
     let args = Args::parse_terminated.parse2(args)?;
-    let mut name = None;
-    let mut description = None;
+    let (mut name, mut description, mut author) = (None, None, None);
     for arg in &args {
         match key(arg)?.as_str() {
             "name" => name = Some(lit_str(&arg.value)?),
             "description" => description = Some(lit_str(&arg.value)?),
+            "author" => author = Some(lit_str(&arg.value)?),
             other => {
                 return Err(Error::new(
                     arg.path.span(),
-                    format!("unknown workflow argument `{other}`; expected `name` or `description`"),
+                    format!("unknown workflow argument `{other}`; expected `name`, `description` or `author`"),
                 ))
             }
         }
@@ -178,19 +254,29 @@ fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<Token
         // was just checked), and the user's `use cloacina::task` counts as used.
         let Some(attr) = func.attrs.iter().find(|a| is_task_attr(a)).cloned() else { continue };
         check_signature(func)?;
-        tasks.push(read_task(&attr, func)?);
+        tasks.push(read_task(root, &attr, func)?);
     }
     if tasks.is_empty() {
         return Err(Error::new(mod_span, format!("workflow `{name}` has no #[task] functions")));
     }
     check_graph(&name, &tasks)?;
 
+    if *root == Root::WorkflowCrate {
+        if let Some(t) = tasks.iter().find(|t| t.with_handle) {
+            return Err(Error::new(
+                t.fn_ident.span(),
+                "a packaged task cannot take a TaskHandle: deferral needs the runner's slots, which a package \
+                 does not reach; wait inside the task instead",
+            ));
+        }
+    }
     let description = description.map_or_else(|| quote!(), |d| quote!(.description(#d)));
+    let author = author.map_or_else(|| quote!(), |a| quote!(.author(#a)));
     let steps = tasks.iter().map(|t| {
         let (id, f, rule, retry, timeout, hooks) = (&t.id, &t.fn_ident, &t.rule, &t.retry, &t.timeout, &t.hooks);
         let call = if t.with_handle {
             quote!({
-                let mut handle = ::cloacina::task::TaskHandle::current();
+                let mut handle = #root::task::TaskHandle::current();
                 #f(&mut ctx, &mut handle).await
             })
         } else {
@@ -199,14 +285,14 @@ fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<Token
         let deps = &t.deps;
         quote! {
             .task(
-                ::cloacina::workflow::TaskSpec {
+                #root::workflow::TaskSpec {
                     id: ::std::string::String::from(#id),
                     dependencies: ::std::vec![#(::std::string::String::from(#deps)),*],
                     trigger_rule: #rule,
                     retry: #retry,
                     timeout: #timeout,
                 },
-                |mut ctx: ::cloacina::Context<::cloacina::__private::serde_json::Value>| async move {
+                |mut ctx: #root::Context<#root::__private::serde_json::Value>| async move {
                     #call.map(|()| ctx)
                 },
             )
@@ -215,17 +301,18 @@ fn expand_workflow(args: TokenStream2, mut module: ItemMod) -> syn::Result<Token
     });
     items.push(syn::parse_quote! {
         /// Builds this workflow (generated by `#[workflow]`; the graph was checked at compile time).
-        pub fn workflow() -> ::cloacina::workflow::Workflow {
-            ::cloacina::workflow::Workflow::builder(#name)
+        pub fn workflow() -> #root::workflow::Workflow {
+            #root::workflow::Workflow::builder(#name)
                 #description
+                #author
                 #(#steps)*
                 .build()
                 .expect("the workflow graph was validated at compile time")
         }
     });
     items.push(syn::parse_quote! {
-        ::cloacina::__private::inventory::submit! {
-            ::cloacina::workflow::Registration(workflow)
+        #root::__private::inventory::submit! {
+            #root::workflow::Registration(workflow)
         }
     });
     Ok(quote!(#module))
@@ -306,17 +393,17 @@ fn hook_path(value: &Expr) -> syn::Result<syn::Path> {
 }
 
 /// `retry_condition = "all" | "never" | "transient" | "pattern:a,b"` (upstream's spellings).
-fn retry_condition(value: &Expr) -> syn::Result<TokenStream2> {
+fn retry_condition(root: &Root, value: &Expr) -> syn::Result<TokenStream2> {
     let lit = lit_str(value)?;
     let text = lit.value();
     Ok(match text.as_str() {
-        "all" => quote!(::cloacina::retry::RetryCondition::AllErrors),
-        "never" => quote!(::cloacina::retry::RetryCondition::Never),
-        "transient" => quote!(::cloacina::retry::RetryCondition::TransientOnly),
+        "all" => quote!(#root::retry::RetryCondition::AllErrors),
+        "never" => quote!(#root::retry::RetryCondition::Never),
+        "transient" => quote!(#root::retry::RetryCondition::TransientOnly),
         _ => match text.strip_prefix("pattern:") {
             Some(list) if list.split(',').any(|p| !p.trim().is_empty()) => {
                 let patterns = list.split(',').map(str::trim).filter(|p| !p.is_empty());
-                quote!(::cloacina::retry::RetryCondition::ErrorPattern {
+                quote!(#root::retry::RetryCondition::ErrorPattern {
                     patterns: ::std::vec![#(::std::string::String::from(#patterns)),*],
                 })
             }
@@ -330,7 +417,7 @@ fn retry_condition(value: &Expr) -> syn::Result<TokenStream2> {
     })
 }
 
-fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
+fn read_task(root: &Root, attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
     let args = match &attr.meta {
         syn::Meta::Path(_) => Args::new(),
         syn::Meta::List(list) => Args::parse_terminated.parse2(list.tokens.clone())?,
@@ -342,7 +429,7 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
         id_span: fn_ident.span(),
         fn_ident,
         deps: Vec::new(),
-        rule: quote!(::cloacina::task::TriggerRule::Always),
+        rule: quote!(#root::task::TriggerRule::Always),
         rule_refs: Vec::new(),
         retry: TokenStream2::new(),
         timeout: quote!(::std::option::Option::None),
@@ -369,23 +456,23 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
             "retry_backoff" => {
                 let b = lit_str(&arg.value)?;
                 backoff = Some(match b.value().as_str() {
-                    "fixed" => quote!(::cloacina::retry::Backoff::Fixed),
-                    "linear" => quote!(::cloacina::retry::Backoff::Linear),
-                    "exponential" => quote!(::cloacina::retry::Backoff::Exponential),
+                    "fixed" => quote!(#root::retry::Backoff::Fixed),
+                    "linear" => quote!(#root::retry::Backoff::Linear),
+                    "exponential" => quote!(#root::retry::Backoff::Exponential),
                     _ => return Err(Error::new(b.span(), "expected \"fixed\", \"linear\" or \"exponential\"")),
                 });
             }
             "retry_delay_ms" => delay = lit_u64(&arg.value)?,
             "retry_max_delay_ms" => max_delay = lit_u64(&arg.value)?,
             "retry_jitter" => jitter = lit_bool(&arg.value)?,
-            "retry_condition" => condition = Some(retry_condition(&arg.value)?),
+            "retry_condition" => condition = Some(retry_condition(root, &arg.value)?),
             "on_success" => success = Some(hook_path(&arg.value)?),
             "on_failure" => failure = Some(hook_path(&arg.value)?),
             "timeout_ms" => {
                 let ms = lit_u64(&arg.value)?;
                 def.timeout = quote!(::std::option::Option::Some(::std::time::Duration::from_millis(#ms)));
             }
-            "trigger_rules" => def.rule = rule(&arg.value, &mut def.rule_refs)?,
+            "trigger_rules" => def.rule = rule(root, &arg.value, &mut def.rule_refs)?,
             other => {
                 return Err(Error::new(
                     arg.path.span(),
@@ -399,10 +486,10 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
         }
     }
     let attempts = u32::try_from(attempts).map_err(|_| Error::new(attr.span(), "retry_attempts is too large"))?;
-    let backoff = backoff.unwrap_or_else(|| quote!(::cloacina::retry::Backoff::Exponential));
-    let condition = condition.unwrap_or_else(|| quote!(::cloacina::retry::RetryCondition::AllErrors));
+    let backoff = backoff.unwrap_or_else(|| quote!(#root::retry::Backoff::Exponential));
+    let condition = condition.unwrap_or_else(|| quote!(#root::retry::RetryCondition::AllErrors));
     let id = &def.id;
-    let context = quote!(::cloacina::Context<::cloacina::__private::serde_json::Value>);
+    let context = quote!(#root::Context<#root::__private::serde_json::Value>);
     if let Some(f) = success {
         def.hooks.extend(quote! {
             .on_success(#id, |task_id: ::std::string::String, ctx: #context| async move { #f(&task_id, &ctx).await })
@@ -410,13 +497,13 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
     }
     if let Some(f) = failure {
         def.hooks.extend(quote! {
-            .on_failure(#id, |task_id: ::std::string::String, error: ::cloacina::TaskError, ctx: #context| async move {
+            .on_failure(#id, |task_id: ::std::string::String, error: #root::TaskError, ctx: #context| async move {
                 #f(&task_id, &error, &ctx).await
             })
         });
     }
     def.retry = quote! {
-        ::cloacina::retry::RetryPolicy {
+        #root::retry::RetryPolicy {
             max_attempts: #attempts,
             backoff: #backoff,
             initial_delay: ::std::time::Duration::from_millis(#delay),
@@ -430,7 +517,7 @@ fn read_task(attr: &syn::Attribute, func: &ItemFn) -> syn::Result<TaskDef> {
 
 /// Translates the trigger-rule mini-language into a `TriggerRule` expression, collecting the task
 /// names it refers to (checked against the workflow).
-fn rule(expr: &Expr, refs: &mut Vec<LitStr>) -> syn::Result<TokenStream2> {
+fn rule(root: &Root, expr: &Expr, refs: &mut Vec<LitStr>) -> syn::Result<TokenStream2> {
     let span = expr.span();
     let (name, args): (String, Vec<&Expr>) = match expr {
         Expr::Path(p) if p.path.get_ident().is_some() => (p.path.segments[0].ident.to_string(), Vec::new()),
@@ -442,21 +529,22 @@ fn rule(expr: &Expr, refs: &mut Vec<LitStr>) -> syn::Result<TokenStream2> {
         },
         other => return Err(Error::new(other.span(), "expected a trigger rule such as `all(task_success(\"a\"))`")),
     };
-    let rules =
-        |refs: &mut Vec<LitStr>| -> syn::Result<Vec<TokenStream2>> { args.iter().map(|a| rule(a, refs)).collect() };
+    let rules = |refs: &mut Vec<LitStr>| -> syn::Result<Vec<TokenStream2>> {
+        args.iter().map(|a| rule(root, a, refs)).collect()
+    };
     Ok(match name.as_str() {
-        "always" => quote_spanned!(span=> ::cloacina::task::TriggerRule::Always),
+        "always" => quote_spanned!(span=> #root::task::TriggerRule::Always),
         "all" => {
             let r = rules(refs)?;
-            quote_spanned!(span=> ::cloacina::task::TriggerRule::All { rules: ::std::vec![#(#r),*] })
+            quote_spanned!(span=> #root::task::TriggerRule::All { rules: ::std::vec![#(#r),*] })
         }
         "any" => {
             let r = rules(refs)?;
-            quote_spanned!(span=> ::cloacina::task::TriggerRule::Any { rules: ::std::vec![#(#r),*] })
+            quote_spanned!(span=> #root::task::TriggerRule::Any { rules: ::std::vec![#(#r),*] })
         }
         "none" => {
             let r = rules(refs)?;
-            quote_spanned!(span=> ::cloacina::task::TriggerRule::None { rules: ::std::vec![#(#r),*] })
+            quote_spanned!(span=> #root::task::TriggerRule::None { rules: ::std::vec![#(#r),*] })
         }
         "task_success" | "task_failed" | "task_skipped" => {
             let [arg] = args.as_slice() else {
@@ -469,7 +557,7 @@ fn rule(expr: &Expr, refs: &mut Vec<LitStr>) -> syn::Result<TokenStream2> {
                 "task_failed" => quote!(TaskFailed),
                 _ => quote!(TaskSkipped),
             };
-            quote_spanned!(span=> ::cloacina::task::TriggerRule::#variant { task: ::std::string::String::from(#task) })
+            quote_spanned!(span=> #root::task::TriggerRule::#variant { task: ::std::string::String::from(#task) })
         }
         "context_value" => {
             let (key, op, value) = match args.as_slice() {
@@ -496,15 +584,15 @@ fn rule(expr: &Expr, refs: &mut Vec<LitStr>) -> syn::Result<TokenStream2> {
             };
             let needs_value = !matches!(op_name.as_str(), "exists" | "not_exists");
             let value = match (value, needs_value) {
-                (Some(v), true) => quote!(::cloacina::__private::serde_json::json!(#v)),
-                (None, false) => quote!(::cloacina::__private::serde_json::Value::Null),
+                (Some(v), true) => quote!(#root::__private::serde_json::json!(#v)),
+                (None, false) => quote!(#root::__private::serde_json::Value::Null),
                 (None, true) => return Err(Error::new(span, format!("`{op_name}` needs a value to compare with"))),
                 (Some(v), false) => return Err(Error::new(v.span(), format!("`{op_name}` takes no value"))),
             };
             quote_spanned! {span=>
-                ::cloacina::task::TriggerRule::ContextValue {
+                #root::task::TriggerRule::ContextValue {
                     key: ::std::string::String::from(#key),
-                    op: ::cloacina::task::ValueOperator::#variant,
+                    op: #root::task::ValueOperator::#variant,
                     value: #value,
                 }
             }
@@ -521,11 +609,11 @@ fn rule(expr: &Expr, refs: &mut Vec<LitStr>) -> syn::Result<TokenStream2> {
     })
 }
 
-/// The graph rules of `cloacina-workflow` (the ones `WorkflowSpec::new` applies at run time), each
+/// The graph rules of `cloacina-rules` (the ones `WorkflowSpec::new` applies at run time), each
 /// violation reported at its source: a duplicate at the repeated id, an unknown task at the name
 /// that refers to it, a cycle at the first task's first dependency.
 fn check_graph(workflow: &str, tasks: &[TaskDef]) -> syn::Result<()> {
-    use cloacina_workflow::workflow::{check_graph, Error as GraphError, GraphNode};
+    use cloacina_rules::{check_graph, Error as GraphError, GraphNode};
     let names: Vec<(Vec<String>, Vec<String>)> = tasks
         .iter()
         .map(|t| (t.deps.iter().map(LitStr::value).collect(), t.rule_refs.iter().map(LitStr::value).collect()))

@@ -72,7 +72,9 @@ impl From<cloacina::database::Error> for ApiError {
 impl From<Refused> for ApiError {
     fn from(r: Refused) -> Self {
         match r {
-            Refused::WrongStatus { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", r.to_string()),
+            Refused::WrongStatus { .. } | Refused::Withdrawn { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", r.to_string())
+            }
             _ => ApiError::not_found(r.to_string()),
         }
     }

@@ -68,7 +68,14 @@ impl fmt::Debug for Workflow {
 impl Workflow {
     /// Starts a builder for a workflow called `name`.
     pub fn builder(name: impl Into<String>) -> WorkflowBuilder {
-        WorkflowBuilder { name: name.into(), description: None, tasks: Vec::new(), hooks: HashMap::new() }
+        WorkflowBuilder {
+            name: name.into(),
+            description: None,
+            author: None,
+            source: None,
+            tasks: Vec::new(),
+            hooks: HashMap::new(),
+        }
     }
 
     /// A workflow with `spec`'s structure and no task code: what a process that schedules runs
@@ -108,6 +115,8 @@ impl Workflow {
 pub struct WorkflowBuilder {
     name: String,
     description: Option<String>,
+    author: Option<String>,
+    source: Option<String>,
     tasks: Vec<(TaskSpec, Arc<dyn Task>)>,
     hooks: HashMap<String, TaskHooks>,
 }
@@ -116,6 +125,20 @@ impl WorkflowBuilder {
     /// Sets the description.
     pub fn description(mut self, text: impl Into<String>) -> Self {
         self.description = Some(text.into());
+        self
+    }
+
+    /// Sets the author (upstream's `#[workflow(author = …)]`).
+    pub fn author(mut self, text: impl Into<String>) -> Self {
+        self.author = Some(text.into());
+        self
+    }
+
+    /// Names the code's source, a package's content hash: it becomes part of the version, so two
+    /// packages with the same structure but different code are different versions, and a run
+    /// always finishes on the code it started with.
+    pub fn source(mut self, content_hash: impl Into<String>) -> Self {
+        self.source = Some(content_hash.into());
         self
     }
 
@@ -160,13 +183,27 @@ impl WorkflowBuilder {
         if let Some(unknown) = self.hooks.keys().find(|h| !ids.contains(h)) {
             return Err(Error::UnknownHookTask { workflow: self.name, task: unknown.clone() });
         }
-        let spec = WorkflowSpec::new(self.name, self.description, specs)?;
+        let spec =
+            WorkflowSpec::new(self.name, self.description, specs)?.with_author(self.author).with_source(self.source);
         Ok(Workflow {
             spec: Arc::new(spec),
             code: Arc::new(ids.into_iter().zip(code).collect()),
             hooks: Arc::new(self.hooks),
         })
     }
+}
+
+/// A workflow that registers itself when linked: `#[workflow]` submits one per module. Runners
+/// include every registered workflow; a package's host loads the ones the package registered.
+pub struct Registration(pub fn() -> Workflow);
+
+inventory::collect!(Registration);
+
+/// Every workflow registered in this binary (or package) by `#[workflow]`, sorted by name.
+pub fn registered() -> Vec<Workflow> {
+    let mut all: Vec<Workflow> = inventory::iter::<Registration>.into_iter().map(|r| (r.0)()).collect();
+    all.sort_by(|a, b| a.name().cmp(b.name()));
+    all
 }
 
 #[cfg(test)]

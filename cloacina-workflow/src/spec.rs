@@ -1,6 +1,6 @@
 //! [`WorkflowSpec`]: a validated DAG of task specifications with its deterministic order and
-//! structural version. [`check_graph`] holds the graph rules, shared with `#[workflow]`, which
-//! applies them at compile time.
+//! structural version. The graph rules it applies ([`check_graph`]) live in `cloacina-rules`,
+//! which `#[workflow]` applies at compile time.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,88 +8,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use cloacina_rules::{check_graph, check_name, Error, GraphNode, MAX_NAME};
+
 use crate::retry::RetryPolicy;
 use crate::task::TriggerRule;
-
-/// Why a workflow definition was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The workflow has no name.
-    #[error("a workflow needs a non-empty name")]
-    EmptyName,
-    /// A workflow or task name holds a control character or is too long.
-    #[error("{what} name `{shown}` {reason}")]
-    InvalidName {
-        /// `workflow` or `task`.
-        what: &'static str,
-        /// The name, control characters escaped, cut at 80 characters.
-        shown: String,
-        /// Why it was refused.
-        reason: String,
-    },
-    /// The workflow has no tasks.
-    #[error("workflow `{0}` has no tasks")]
-    NoTasks(String),
-    /// A task has no id.
-    #[error("workflow `{0}` has a task with an empty id")]
-    EmptyTaskId(String),
-    /// Two tasks share an id.
-    #[error("workflow `{workflow}`: duplicate task id `{task}`")]
-    DuplicateTask {
-        /// Workflow name.
-        workflow: String,
-        /// The repeated id.
-        task: String,
-    },
-    /// A hook is attached to a task the workflow does not have.
-    #[error("workflow `{workflow}`: a hook is attached to unknown task `{task}`")]
-    UnknownHookTask {
-        /// Workflow name.
-        workflow: String,
-        /// The task named by the hook.
-        task: String,
-    },
-    /// A dependency or trigger rule names a task the workflow does not have.
-    #[error("workflow `{workflow}`: task `{task}` refers to unknown task `{unknown}`")]
-    UnknownTask {
-        /// Workflow name.
-        workflow: String,
-        /// The referring task.
-        task: String,
-        /// The missing task.
-        unknown: String,
-    },
-    /// The dependencies form a cycle (listed in order, first task repeated at the end).
-    #[error("workflow `{workflow}`: dependency cycle {}", path.join(" -> "))]
-    Cycle {
-        /// Workflow name.
-        workflow: String,
-        /// The cycle.
-        path: Vec<String>,
-    },
-}
-
-/// Longest workflow or task name, in characters.
-pub const MAX_NAME: usize = 255;
-
-/// The name rule for workflows and tasks: at most [`MAX_NAME`] characters, no control characters
-/// (a name is shown in terminals, logs and pages, and stored as text on both backends).
-pub fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
-    let invalid = |reason: String| Error::InvalidName {
-        what,
-        shown: name.chars().take(80).flat_map(char::escape_debug).collect(),
-        reason,
-    };
-    if name.chars().any(char::is_control) {
-        return Err(invalid("holds a control character".to_owned()));
-    }
-    let len = name.chars().count();
-    if len > MAX_NAME {
-        return Err(invalid(format!("is {len} characters long; at most {MAX_NAME}")));
-    }
-    Ok(())
-}
 
 /// One task as the engine stores and schedules it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +46,9 @@ impl TaskSpec {
 pub struct WorkflowSpec {
     name: String,
     description: Option<String>,
+    author: Option<String>,
+    /// The package content hash the code came from (part of the version), if packaged.
+    source: Option<String>,
     /// Tasks in a deterministic topological order (declared order among independent tasks).
     tasks: Vec<TaskSpec>,
     /// Position in `tasks` of each task id.
@@ -154,7 +79,7 @@ impl WorkflowSpec {
             .collect();
         check_graph(&name, &nodes)?;
         let tasks = topological_order(tasks);
-        let version = structural_version(&name, &tasks);
+        let version = structural_version(&name, &tasks, None);
         let index: HashMap<String, usize> = tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
         let mut dependents = vec![Vec::new(); tasks.len()];
         for (i, t) in tasks.iter().enumerate() {
@@ -162,7 +87,7 @@ impl WorkflowSpec {
                 dependents[index[d]].push(i);
             }
         }
-        Ok(Self { name, description, tasks, index, dependents, version })
+        Ok(Self { name, description, author: None, source: None, tasks, index, dependents, version })
     }
 
     /// Workflow name.
@@ -173,6 +98,30 @@ impl WorkflowSpec {
     /// Free-text description.
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
+    }
+
+    /// The author, if given.
+    pub fn author(&self) -> Option<&str> {
+        self.author.as_deref()
+    }
+
+    /// The same structure with an author (not part of the version).
+    pub fn with_author(mut self, author: Option<String>) -> Self {
+        self.author = author;
+        self
+    }
+
+    /// The package content hash the code came from, if packaged.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
+    /// The same structure from a package with content hash `source`: the hash becomes part of
+    /// the version (and of the recorded graph, so the registry's entry hashes to it again).
+    pub fn with_source(mut self, source: Option<String>) -> Self {
+        self.version = structural_version(&self.name, &self.tasks, source.as_deref());
+        self.source = source;
+        self
     }
 
     /// Tasks in topological order.
@@ -213,7 +162,8 @@ impl WorkflowSpec {
     }
 
     /// Structural version: a SHA-256 over task ids, dependencies, rules, retry and timeout
-    /// settings (first 16 hex digits). Independent of the order tasks were declared in.
+    /// settings (first 16 hex digits), and the package's content hash for packaged code.
+    /// Independent of the order tasks were declared in.
     pub fn version(&self) -> &str {
         &self.version
     }
@@ -230,7 +180,7 @@ impl WorkflowSpec {
     }
 
     fn graph(&self) -> Graph<'_> {
-        Graph { name: &self.name, tasks: sorted_tasks(&self.tasks) }
+        Graph { name: &self.name, tasks: sorted_tasks(&self.tasks), source: self.source.as_deref() }
     }
 }
 
@@ -239,6 +189,8 @@ impl WorkflowSpec {
 struct Graph<'a> {
     name: &'a str,
     tasks: Vec<&'a TaskSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
 }
 
 fn sorted_tasks(tasks: &[TaskSpec]) -> Vec<&TaskSpec> {
@@ -247,94 +199,13 @@ fn sorted_tasks(tasks: &[TaskSpec]) -> Vec<&TaskSpec> {
     sorted
 }
 
-fn structural_version(name: &str, tasks: &[TaskSpec]) -> String {
-    let canonical = serde_json::to_vec(&(name, sorted_tasks(tasks))).unwrap_or_default();
+fn structural_version(name: &str, tasks: &[TaskSpec], source: Option<&str>) -> String {
+    let mut canonical = serde_json::to_vec(&(name, sorted_tasks(tasks))).unwrap_or_default();
+    if let Some(source) = source {
+        canonical.extend_from_slice(b"\0source:");
+        canonical.extend_from_slice(source.as_bytes());
+    }
     Sha256::digest(&canonical).iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
-/// One task as the graph rules see it: its id, its dependencies, and the tasks its trigger rule
-/// names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GraphNode<'a> {
-    /// Task id.
-    pub id: &'a str,
-    /// Its dependencies.
-    pub dependencies: Vec<&'a str>,
-    /// Tasks its trigger rule refers to.
-    pub references: Vec<&'a str>,
-}
-
-/// The graph rules, in the order they are checked: no empty, invalid ([`check_name`]) or
-/// duplicate task id, no dependency or rule reference to an unknown task, no cycle. `WorkflowSpec::new` and `#[workflow]` (at
-/// compile time) both apply them.
-pub fn check_graph(workflow: &str, nodes: &[GraphNode<'_>]) -> Result<(), Error> {
-    let mut index: HashMap<&str, usize> = HashMap::with_capacity(nodes.len());
-    for (i, n) in nodes.iter().enumerate() {
-        if n.id.trim().is_empty() {
-            return Err(Error::EmptyTaskId(workflow.to_owned()));
-        }
-        check_name("task", n.id)?;
-        if index.insert(n.id, i).is_some() {
-            return Err(Error::DuplicateTask { workflow: workflow.to_owned(), task: n.id.to_owned() });
-        }
-    }
-    for n in nodes {
-        if let Some(unknown) = n.dependencies.iter().chain(&n.references).find(|r| !index.contains_key(*r)) {
-            return Err(Error::UnknownTask {
-                workflow: workflow.to_owned(),
-                task: n.id.to_owned(),
-                unknown: (*unknown).to_owned(),
-            });
-        }
-    }
-    match find_cycle(nodes, &index) {
-        Some(path) => Err(Error::Cycle { workflow: workflow.to_owned(), path }),
-        None => Ok(()),
-    }
-}
-
-/// The first cycle found by depth-first search, as a path that starts and ends on the same task.
-fn find_cycle(nodes: &[GraphNode<'_>], index: &HashMap<&str, usize>) -> Option<Vec<String>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        OnStack,
-        Done,
-    }
-    let mut marks = vec![Mark::New; nodes.len()];
-    for start in 0..nodes.len() {
-        if marks[start] != Mark::New {
-            continue;
-        }
-        // Iterative DFS: (task, next dependency to visit).
-        let mut stack = vec![(start, 0usize)];
-        marks[start] = Mark::OnStack;
-        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            if let Some(dep) = nodes[node].dependencies.get(*next) {
-                *next += 1;
-                let d = index[dep];
-                match marks[d] {
-                    Mark::New => {
-                        marks[d] = Mark::OnStack;
-                        stack.push((d, 0));
-                    }
-                    Mark::OnStack => {
-                        let from = stack.iter().position(|&(n, _)| n == d).unwrap_or(0);
-                        let mut path: Vec<String> =
-                            stack[from..].iter().map(|&(n, _)| nodes[n].id.to_owned()).collect();
-                        path.push(nodes[d].id.to_owned());
-                        path.reverse(); // dependency edges point backwards: print in run order
-                        return Some(path);
-                    }
-                    Mark::Done => {}
-                }
-            } else {
-                marks[node] = Mark::Done;
-                stack.pop();
-            }
-        }
-    }
-    None
 }
 
 /// Kahn's algorithm in O(tasks + edges); among ready tasks the earliest declared goes first, so

@@ -10,7 +10,7 @@ use crate::TaskStatus;
 /// failed attempt is retried is decided by the task's [`RetryPolicy`](crate::retry::RetryPolicy)
 /// (its attempts and [`RetryCondition`](crate::retry::RetryCondition)s; by default every error
 /// retries), except that a `Fatal` error never is.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum TaskError {
     /// The task's work failed.

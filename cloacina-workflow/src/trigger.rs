@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use cloacina_rules::{parse_poll_interval, InvalidTrigger, MAX_POLL_INTERVAL, MIN_POLL_INTERVAL};
+
 use crate::Context;
 
 /// What one poll decided.
@@ -154,56 +156,50 @@ impl Trigger {
     }
 }
 
-/// The shortest poll interval a trigger may have.
-pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
-/// The longest poll interval a trigger may have (one week).
-pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A poll trigger that registers itself when linked: `#[trigger(poll_interval = …)]` submits one
+/// per function. A runner polls every registered trigger whose workflow it has; a package's host
+/// polls the ones the package registered.
+pub struct Registration(pub fn() -> Trigger);
 
-/// A trigger definition that cannot work (empty name, no workflow, interval out of range).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidTrigger(pub String);
+inventory::collect!(Registration);
 
-/// Parses a poll interval as upstream writes it: a whole number with `ms`, `s`, `m` or `h`
-/// (`"100ms"`, `"5s"`, `"2m"`, `"1h"`), within [`MIN_POLL_INTERVAL`] ..= [`MAX_POLL_INTERVAL`].
-pub fn parse_poll_interval(text: &str) -> Result<Duration, InvalidTrigger> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let bad =
-        || InvalidTrigger(format!("poll interval `{text}`: expected a whole number and ms, s, m or h, like `5s`"));
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let interval = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(bad()),
-    };
-    if interval < MIN_POLL_INTERVAL || interval > MAX_POLL_INTERVAL {
-        return Err(InvalidTrigger(format!(
-            "poll interval `{text}` is outside {MIN_POLL_INTERVAL:?} ..= {MAX_POLL_INTERVAL:?}"
-        )));
-    }
-    Ok(interval)
+/// Every poll trigger registered in this binary (or package) by `#[trigger]`, sorted by name.
+pub fn registered() -> Vec<Trigger> {
+    let mut all: Vec<Trigger> = inventory::iter::<Registration>.into_iter().map(|r| (r.0)()).collect();
+    all.sort_by(|a, b| a.name().cmp(b.name()));
+    all
+}
+
+/// A cron schedule declared in code (`#[trigger(on = "…", cron = "…")]`, upstream's form): runners
+/// that have `workflow` create the schedule once, keyed by `name`, and never change it after (an
+/// operator may edit, pause or delete it like any other schedule).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CronTrigger {
+    /// The declaration's name (the function's name unless `name = …`): the schedule's identity.
+    pub name: String,
+    /// The workflow it starts.
+    pub workflow: String,
+    /// The cron expression (5 fields, or 6 with seconds).
+    pub expression: String,
+    /// The IANA time zone the expression is read in (`UTC` unless `timezone = …`).
+    pub timezone: String,
+}
+
+/// A cron trigger that registers itself when linked: `#[trigger(cron = …)]` submits one.
+pub struct CronRegistration(pub fn() -> CronTrigger);
+
+inventory::collect!(CronRegistration);
+
+/// Every cron trigger registered in this binary (or package) by `#[trigger]`, sorted by name.
+pub fn cron_triggers() -> Vec<CronTrigger> {
+    let mut all: Vec<CronTrigger> = inventory::iter::<CronRegistration>.into_iter().map(|r| (r.0)()).collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn poll_intervals_parse_like_upstreams() {
-        assert_eq!(parse_poll_interval("100ms"), Ok(Duration::from_millis(100)));
-        assert_eq!(parse_poll_interval("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_poll_interval("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_poll_interval("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "5", "s", "5 s", "5d", "-1s", "1.5s"] {
-            assert!(parse_poll_interval(bad).is_err(), "{bad:?}");
-        }
-        assert!(parse_poll_interval("1ms").expect_err("too short").to_string().contains("outside"));
-        assert!(parse_poll_interval("200h").is_err(), "longer than a week");
-    }
 
     #[test]
     fn equal_contexts_hash_equally_whatever_the_insertion_order() {

@@ -159,6 +159,12 @@ const CLOCK_READERS: &[(&str, &str)] = &[
     ("cloacinactl/src/commands/mod.rs", "the CLI's now()"),
 ];
 
+/// The only files that may hold `unsafe` code: the package ABI's C boundary, as declared (its
+/// function types) and on each side (the package's exports, the host's loader). Everything else
+/// is safe Rust (the workspace denies `unsafe_code`; the two sides allow it).
+const UNSAFE_BOUNDARY: &[&str] =
+    &["cloacina-workflow/src/plugin.rs", "cloacina-workflow-plugin/src/lib.rs", "cloacina/src/packages/abi.rs"];
+
 /// Wall-clock reads.
 const CLOCK_CALLS: &[&str] =
     &["Utc::now()", "Local::now()", "SystemTime::now()", "UniversalTimestamp::now()", "SystemClock.now()"];
@@ -691,6 +697,22 @@ fn time_is_read_only_from_the_clock() {
         }
     }
     assert!(wrong.is_empty(), "wall-clock reads outside the clock (read the injected Clock):\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn unsafe_code_stays_at_the_package_boundary() {
+    let mut wrong = Vec::new();
+    for s in sources() {
+        let name = s.name();
+        let uses_unsafe = s.code.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == "unsafe")
+            || s.code.contains("allow(unsafe_code)");
+        match (uses_unsafe, UNSAFE_BOUNDARY.contains(&name.as_str())) {
+            (true, false) => wrong.push(format!("{name} holds `unsafe` code")),
+            (false, true) => wrong.push(format!("{name} is listed as a boundary file but holds no `unsafe` code")),
+            _ => {}
+        }
+    }
+    assert!(wrong.is_empty(), "`unsafe` must stay in the package ABI's boundary files:\n{}", wrong.join("\n"));
 }
 
 #[test]

@@ -346,7 +346,7 @@ fn db_copy_from_sqlite_to_a_postgres_schema() {
             host_id: "boot",
             host_name: "box",
             pid: 1,
-            workflow_versions: &[],
+            versions: &Default::default(),
         };
         cloacina::dal::runners::register(&mut conn, alive, cloacina::database::UniversalTimestamp::now()).unwrap();
         let refused = source.exits(&copy(from, &pg, &["--to-schema", &schema]), 4);

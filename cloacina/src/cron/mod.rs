@@ -156,6 +156,7 @@ impl ScheduleConfig {
             start_at: self.start_at,
             end_at: self.end_at,
             next_run_at: if self.enabled { next } else { None },
+            trigger_name: None,
         })
     }
 }

@@ -26,6 +26,7 @@ struct ScheduleRow {
     last_run_at: Option<UniversalTimestamp>,
     created_at: UniversalTimestamp,
     updated_at: UniversalTimestamp,
+    trigger_name: Option<String>,
 }
 
 impl TryFrom<ScheduleRow> for CronSchedule {
@@ -47,6 +48,7 @@ impl TryFrom<ScheduleRow> for CronSchedule {
             last_run_at: time(r.last_run_at),
             created_at: r.created_at.as_datetime(),
             updated_at: r.updated_at.as_datetime(),
+            trigger_name: r.trigger_name,
         })
     }
 }
@@ -75,6 +77,8 @@ pub struct NewSchedule {
     pub end_at: Option<DateTime<Utc>>,
     /// The first fire time.
     pub next_run_at: Option<DateTime<Utc>>,
+    /// The cron trigger that declared it in code (`#[trigger(cron = …)]`), if one did.
+    pub trigger_name: Option<String>,
 }
 
 /// Stores a schedule.
@@ -95,9 +99,31 @@ pub fn insert(conn: &mut AnyConnection, new: &NewSchedule, now: UniversalTimesta
         last_run_at: None,
         created_at: now,
         updated_at: now,
+        trigger_name: new.trigger_name.clone(),
     };
     serialize_writes(conn, |conn| diesel::insert_into(cs::table).values(&row).execute(conn))?;
     Ok(id)
+}
+
+/// Stores the schedule a cron trigger declared, unless one with its `trigger_name` exists
+/// (another runner may create it at the same moment: the unique index picks one). Returns the id
+/// of the schedule it created, `None` if it was there already.
+pub fn insert_declared(
+    conn: &mut AnyConnection,
+    new: &NewSchedule,
+    now: UniversalTimestamp,
+) -> Result<Option<CronScheduleId>> {
+    use diesel::result::{DatabaseErrorKind, Error as E};
+    let Some(name) = new.trigger_name.as_deref() else { return Ok(Some(insert(conn, new, now)?)) };
+    let exists = cs::table.filter(cs::trigger_name.eq(name)).select(cs::id).first::<UniversalUuid>(conn).optional()?;
+    if exists.is_some() {
+        return Ok(None);
+    }
+    match insert(conn, new, now) {
+        Ok(id) => Ok(Some(id)),
+        Err(crate::database::Error::Query(E::DatabaseError(DatabaseErrorKind::UniqueViolation, _))) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The schedule with this id, if any.

@@ -136,6 +136,21 @@ pub fn quiescent(conn: &mut AnyConnection, versions: &[String], limit: u32) -> R
     Ok(ids.into_iter().map(PipelineExecutionId::from).collect())
 }
 
+/// Those of `versions` that some unfinished pipeline (Pending, Running or Paused) started with.
+pub fn versions_in_use(conn: &mut AnyConnection, versions: &[String]) -> Result<Vec<String>> {
+    if versions.is_empty() {
+        return Ok(Vec::new());
+    }
+    const UNFINISHED: [&str; 3] =
+        [PipelineStatus::Pending.as_str(), PipelineStatus::Running.as_str(), PipelineStatus::Paused.as_str()];
+    Ok(pe::table
+        .filter(pe::status.eq_any(UNFINISHED))
+        .filter(pe::workflow_version.eq_any(versions))
+        .select(pe::workflow_version)
+        .distinct()
+        .load(conn)?)
+}
+
 /// The pipeline with this id, if any.
 pub fn get(conn: &mut AnyConnection, id: PipelineExecutionId) -> Result<Option<PipelineExecution>> {
     pe::table

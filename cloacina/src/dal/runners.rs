@@ -21,6 +21,7 @@ struct RunnerRow {
     created_at: UniversalTimestamp,
     updated_at: UniversalTimestamp,
     workflow_versions: UniversalJson,
+    retired_versions: UniversalJson,
 }
 
 impl From<RunnerRow> for RunnerProcess {
@@ -33,6 +34,7 @@ impl From<RunnerRow> for RunnerProcess {
             started_at: row.created_at.as_datetime(),
             last_seen_at: row.last_seen_at.as_datetime(),
             workflow_versions: serde_json::from_value(row.workflow_versions.0).unwrap_or_default(),
+            retired_versions: serde_json::from_value(row.retired_versions.0).unwrap_or_default(),
         }
     }
 }
@@ -48,14 +50,24 @@ pub struct NewRunner<'a> {
     pub host_name: &'a str,
     /// Its process id.
     pub pid: u32,
-    /// The workflow versions it has (it runs tasks of these only).
-    pub workflow_versions: &'a [String],
+    /// The versions it has: it runs their tasks and starts new runs at them.
+    pub versions: &'a Versions,
+}
+
+/// The workflow versions a runner has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Versions {
+    /// Versions it runs and starts new runs at (cron, triggers, `runs start`).
+    pub offered: Vec<String>,
+    /// Versions it still runs for the runs in flight but starts no new runs of (their package was
+    /// replaced or removed).
+    pub retired: Vec<String>,
 }
 
 /// Records `runner`, replacing an earlier row of the same name (a runner restarted under a fixed
 /// name).
 pub fn register(conn: &mut AnyConnection, runner: NewRunner<'_>, now: UniversalTimestamp) -> Result<()> {
-    let NewRunner { name, host_id, host_name, pid, workflow_versions } = runner;
+    let NewRunner { name, host_id, host_name, pid, versions } = runner;
     super::write_transaction(conn, |conn| {
         diesel::delete(r::table.find(name)).execute(conn)?;
         diesel::insert_into(r::table)
@@ -67,7 +79,8 @@ pub fn register(conn: &mut AnyConnection, runner: NewRunner<'_>, now: UniversalT
                 last_seen_at: now,
                 created_at: now,
                 updated_at: now,
-                workflow_versions: UniversalJson(serde_json::json!(workflow_versions)),
+                workflow_versions: UniversalJson(serde_json::json!(versions.offered)),
+                retired_versions: UniversalJson(serde_json::json!(versions.retired)),
             })
             .execute(conn)?;
         Ok(())
@@ -78,6 +91,27 @@ pub fn register(conn: &mut AnyConnection, runner: NewRunner<'_>, now: UniversalT
 pub fn touch(conn: &mut AnyConnection, name: &str, now: UniversalTimestamp) -> Result<bool> {
     let n = serialize_writes(conn, |conn| {
         diesel::update(r::table.find(name)).set((r::last_seen_at.eq(now), r::updated_at.eq(now))).execute(conn)
+    })?;
+    Ok(n == 1)
+}
+
+/// Replaces the versions runner `name` has (a package loaded, replaced or removed); false when it
+/// has no row.
+pub fn set_versions(
+    conn: &mut AnyConnection,
+    name: &str,
+    versions: &Versions,
+    now: UniversalTimestamp,
+) -> Result<bool> {
+    let n = serialize_writes(conn, |conn| {
+        diesel::update(r::table.find(name))
+            .set((
+                r::workflow_versions.eq(UniversalJson(serde_json::json!(versions.offered))),
+                r::retired_versions.eq(UniversalJson(serde_json::json!(versions.retired))),
+                r::last_seen_at.eq(now),
+                r::updated_at.eq(now),
+            ))
+            .execute(conn)
     })?;
     Ok(n == 1)
 }

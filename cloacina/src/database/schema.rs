@@ -128,6 +128,8 @@ diesel::table! {
         metadata -> DbJson,
         created_at -> DbTimestamp,
         updated_at -> DbTimestamp,
+        status -> Text,
+        error -> Nullable<Text>,
     }
 }
 
@@ -151,6 +153,7 @@ diesel::table! {
         last_run_at -> Nullable<DbTimestamp>,
         created_at -> DbTimestamp,
         updated_at -> DbTimestamp,
+        trigger_name -> Nullable<Text>,
     }
 }
 
@@ -238,6 +241,7 @@ diesel::table! {
         created_at -> DbTimestamp,
         updated_at -> DbTimestamp,
         workflow_versions -> DbJson,
+        retired_versions -> DbJson,
     }
 }
 

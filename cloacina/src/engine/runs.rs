@@ -103,7 +103,7 @@ impl Runs {
         let Some((p, input)) = pipelines::get_with_input(conn, id)? else { return Ok(None) };
         let info = Arc::new(PipelineInfo {
             id,
-            workflow: self.catalog.workflow(&p.workflow_name, &p.workflow_version).cloned(),
+            workflow: self.catalog.now().workflow(&p.workflow_name, &p.workflow_version).cloned(),
             workflow_name: p.workflow_name,
             created_at: p.created_at,
             input: Context::from_value(input)?,

@@ -107,8 +107,11 @@ pub struct RunnerProcess {
     pub started_at: DateTime<Utc>,
     /// When it last said it was alive.
     pub last_seen_at: DateTime<Utc>,
-    /// The workflow versions it has.
+    /// The workflow versions it runs and starts new runs at.
     pub workflow_versions: Vec<String>,
+    /// Versions it still runs for the runs in flight but starts no new runs of (a package that
+    /// was replaced or removed).
+    pub retired_versions: Vec<String>,
 }
 
 /// How one attempt of a task ended (or that it has not).
@@ -205,26 +208,73 @@ pub struct RegisteredWorkflow {
     pub last_seen_at: DateTime<Utc>,
 }
 
-/// A packaged workflow archive.
+/// A packaged workflow archive a daemon or server loaded (its bytes are read separately:
+/// `ops::packages::archive`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WorkflowPackage {
     /// Its id.
     pub id: WorkflowPackageId,
-    /// Package name.
+    /// Package name (`[package] name` of its manifest).
     pub package_name: String,
-    /// Package version.
+    /// Package version (`[package] version`).
     pub version: String,
     /// Free-text description.
     pub description: Option<String>,
-    /// The archive bytes.
-    #[serde(skip)]
-    pub content: Vec<u8>,
-    /// Hex SHA-256 of `content`.
+    /// Hex SHA-256 of the archive.
     pub content_sha256: String,
-    /// Free-form metadata.
+    /// The manifest and what the package holds (language, workflows, tasks, triggers).
     pub metadata: Value,
-    /// When it was stored.
+    /// Whether its load worked.
+    pub status: PackageStatus,
+    /// Why the load failed (for `failed`).
+    pub error: Option<String>,
+    /// When it was first stored.
     pub created_at: DateTime<Utc>,
+    /// When its status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where a package stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageStatus {
+    /// Loaded: its workflows run and new runs start at them.
+    Loaded,
+    /// Its load failed (a bad archive, a build error): nothing of it runs.
+    Failed,
+    /// Its archive was taken away: its workflows start no new runs; runs in flight finish.
+    Removed,
+}
+
+impl PackageStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageStatus::Loaded => "loaded",
+            PackageStatus::Failed => "failed",
+            PackageStatus::Removed => "removed",
+        }
+    }
+}
+
+impl std::str::FromStr for PackageStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "loaded" => Ok(PackageStatus::Loaded),
+            "failed" => Ok(PackageStatus::Failed),
+            "removed" => Ok(PackageStatus::Removed),
+            other => Err(format!("unknown package status `{other}`")),
+        }
+    }
+}
+
+impl std::fmt::Display for PackageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What a schedule does about fire times missed while no runner was up.
@@ -295,6 +345,8 @@ pub struct CronSchedule {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The cron trigger that declared it in code (`#[trigger(cron = …)]`), if one did.
+    pub trigger_name: Option<String>,
 }
 
 /// One claimed fire time of one schedule.

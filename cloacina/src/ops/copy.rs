@@ -623,12 +623,14 @@ copy_tables! {
     }
     workflow_packages by id: Uuid {
         id: Uuid, package_name: String, version: String, description: Option<String>, content: Vec<u8>,
-        content_sha256: String, metadata: Json, created_at: Time, updated_at: Time,
+        content_sha256: String, metadata: Json, created_at: Time, updated_at: Time, status: String,
+        error: Option<String>,
     }
     cron_schedules by id: Uuid {
         id: Uuid, workflow_name: String, cron_expression: String, timezone: String, context: Json, enabled: Flag,
         catchup_policy: String, max_catchup: i32, start_at: Option<Time>, end_at: Option<Time>,
         next_run_at: Option<Time>, last_run_at: Option<Time>, created_at: Time, updated_at: Time,
+        trigger_name: Option<String>,
     }
     cron_executions by id: Uuid {
         id: Uuid, schedule_id: Uuid, scheduled_time: Time, pipeline_execution_id: Option<Uuid>, claimed_by: String,
@@ -644,7 +646,7 @@ copy_tables! {
     }
     runners by runner_name: String {
         runner_name: String, host_id: String, host_name: String, pid: i64, last_seen_at: Time, created_at: Time,
-        updated_at: Time, workflow_versions: Json,
+        updated_at: Time, workflow_versions: Json, retired_versions: Json,
     }
 }
 

@@ -12,6 +12,8 @@ use crate::database::{AnyConnection, BackendFeature, Result, UniversalTimestamp}
 use crate::engine::Host;
 use crate::models::{PipelineExecution, RegisteredWorkflow, RunnerProcess};
 
+pub use crate::dal::runners::Versions;
+
 /// A runner is up while it said so within this window (it says so every 15 s; a killed runner's
 /// row goes stale after it).
 pub const LIVE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
@@ -29,7 +31,7 @@ pub(crate) fn register_runner(
     conn: &mut AnyConnection,
     name: &str,
     host: &Host,
-    versions: &[String],
+    versions: &runners::Versions,
     now: UniversalTimestamp,
 ) -> std::result::Result<(), crate::Error> {
     write_transaction(conn, |conn| {
@@ -42,16 +44,25 @@ pub(crate) fn register_runner(
                 });
             }
         }
-        let runner = runners::NewRunner {
-            name,
-            host_id: &host.id,
-            host_name: &host.name,
-            pid: std::process::id(),
-            workflow_versions: versions,
-        };
+        let runner =
+            runners::NewRunner { name, host_id: &host.id, host_name: &host.name, pid: std::process::id(), versions };
         runners::register(conn, runner, now)?;
         Ok(())
     })
+}
+
+/// Records the versions runner `name` has now (a package loaded, replaced or removed), registering
+/// it again if its row is gone.
+pub(crate) fn set_versions(
+    conn: &mut AnyConnection,
+    name: &str,
+    versions: &runners::Versions,
+    now: UniversalTimestamp,
+) -> std::result::Result<(), crate::Error> {
+    if !runners::set_versions(conn, name, versions, now)? {
+        register_runner(conn, name, &Host::this(), versions, now)?;
+    }
+    Ok(())
 }
 
 /// Removes runner `name`'s row: it stopped gracefully, and its versions stop being live at once.
@@ -105,9 +116,22 @@ impl Liveness {
     }
 
     /// True when a live runner has `version` (a version is a hash over the workflow's name and
-    /// structure, so it names one workflow).
+    /// structure, so it names one workflow): it runs that version's tasks, whether or not it still
+    /// starts new runs of it.
     pub fn is_live(&self, version: &str) -> bool {
+        self.runners.iter().any(|r| r.workflow_versions.iter().chain(&r.retired_versions).any(|v| v == version))
+    }
+
+    /// True when a live runner starts new runs at `version` (it has it and its package was not
+    /// replaced or removed there).
+    pub fn offers(&self, version: &str) -> bool {
         self.runners.iter().any(|r| r.workflow_versions.iter().any(|v| v == version))
+    }
+
+    /// True when a live runner still runs `version` for the runs in flight but starts no new
+    /// runs of it.
+    pub fn is_retired(&self, version: &str) -> bool {
+        !self.offers(version) && self.is_live(version)
     }
 
     /// The runners that are up.

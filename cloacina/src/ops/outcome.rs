@@ -16,6 +16,15 @@ pub enum Refused {
     /// No runner ever registered the workflow.
     #[error("no workflow named `{0}` is registered")]
     NoWorkflow(String),
+    /// The workflow's newest version was withdrawn: its package was replaced by one without it,
+    /// removed, or failed to load. Runs in flight finish; no new run starts.
+    #[error("workflow `{workflow}` starts no new runs: {reason}")]
+    Withdrawn {
+        /// The workflow.
+        workflow: String,
+        /// Why.
+        reason: String,
+    },
     /// The run is not in a status the action applies to.
     #[error("run {id} is {status}: {action} applies to {applies_to}")]
     WrongStatus {

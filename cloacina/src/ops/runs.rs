@@ -38,7 +38,10 @@ pub fn start(
 ) -> Outcome<PipelineExecutionId> {
     crate::input::text("workflow", workflow, crate::input::MAX_NAME)?;
     crate::input::context("context", input)?;
-    let Some(wf) = live_version(conn, workflow, now)? else { return Ok(Err(Refused::NoWorkflow(workflow.to_owned()))) };
+    let wf = match live_version(conn, workflow, now)? {
+        Ok(wf) => wf,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let id = PipelineExecutionId::new();
     write_transaction(conn, |c| {
         let ended = scheduler::create_pipeline(c, &Faults::default(), id, &wf, input, now.into())?;

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::outcome::{Outcome, Refused};
+use super::outcome::Outcome;
 use super::workflows::live_version;
 use crate::cron::ScheduleConfig;
 use crate::dal::{cron_executions, cron_schedules};
@@ -116,10 +116,51 @@ pub fn create(conn: &mut AnyConnection, request: CreateSchedule, now: DateTime<U
 /// [`create`] from settings built in code.
 pub fn create_config(conn: &mut AnyConnection, config: &ScheduleConfig, now: DateTime<Utc>) -> Outcome<CronSchedule> {
     crate::input::text("workflow", &config.workflow, crate::input::MAX_NAME)?;
-    if live_version(conn, &config.workflow, now)?.is_none() {
-        return Ok(Err(Refused::NoWorkflow(config.workflow.clone())));
+    if let Err(refused) = live_version(conn, &config.workflow, now)? {
+        return Ok(Err(refused));
     }
     Ok(Ok(crate::cron::create(conn, config, now)?))
+}
+
+/// Creates the schedule cron trigger `declared` asks for (`#[trigger(cron = …)]`,
+/// `@cloaca.trigger(cron=…)`), unless one with its name exists: a declaration creates its
+/// schedule once, and an operator's later changes (pause, edit, delete) are never undone by a
+/// runner starting again. Returns the schedule it created.
+pub fn declare(
+    conn: &mut AnyConnection,
+    declared: &cloacina_workflow::CronTrigger,
+    now: DateTime<Utc>,
+) -> Result<Option<CronSchedule>, Error> {
+    crate::input::text("trigger", &declared.name, crate::input::MAX_NAME)?;
+    let config =
+        ScheduleConfig::new(declared.workflow.clone(), declared.expression.clone()).timezone(declared.timezone.clone());
+    let mut new = config.to_new_schedule(now)?;
+    new.trigger_name = Some(declared.name.clone());
+    match cron_schedules::insert_declared(conn, &new, now.into())? {
+        Some(id) => Ok(Some(crate::cron::get(conn, id)?)),
+        None => Ok(None),
+    }
+}
+
+/// [`declare`]s each of `declared` whose workflow is among `offered` (a runner's workflows).
+pub fn declare_all(
+    conn: &mut AnyConnection,
+    declared: &[cloacina_workflow::CronTrigger],
+    offered: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    for d in declared.iter().filter(|d| offered.contains(&d.workflow)) {
+        if let Some(s) = declare(conn, d, now)? {
+            tracing::info!(
+                schedule = %s.id,
+                workflow = %s.workflow_name,
+                expression = %s.cron_expression,
+                trigger = %d.name,
+                "created the cron schedule a trigger declared"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Changes schedule `id`; its next fire time is recomputed from `now`.

@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::liveness::Liveness;
+use super::outcome::{Outcome, Refused};
 use crate::dal::workflow_registry;
 use crate::database::AnyConnection;
-use crate::models::RegisteredWorkflow;
+use crate::models::{PackageStatus, RegisteredWorkflow};
 use crate::workflow::{TaskSpec, Workflow, WorkflowSpec};
 use crate::Error;
 
@@ -79,14 +80,37 @@ pub fn record(conn: &mut AnyConnection, workflow: &Workflow, now: DateTime<Utc>)
     Ok(())
 }
 
-/// The version a new run of `workflow` starts at: the newest version a live runner has, else the
-/// newest version ever registered. `None` when no runner registered the workflow.
-pub fn live_version(conn: &mut AnyConnection, workflow: &str, now: DateTime<Utc>) -> Result<Option<Workflow>, Error> {
+/// The version a new run of `workflow` starts at: the newest version a live runner offers, else
+/// the newest version ever registered (a runner that has it will pick the run up when it starts).
+/// Refused when no runner registered the workflow, and when its newest version was withdrawn: a
+/// live runner keeps it only for the runs in flight, or its package was removed or failed to load.
+pub fn live_version(conn: &mut AnyConnection, workflow: &str, now: DateTime<Utc>) -> Outcome<Workflow> {
     let live = Liveness::read(conn, now)?;
-    let mut entries: Vec<&RegisteredWorkflow> =
-        live.registry().iter().filter(|e| e.workflow_name == workflow).collect();
-    entries.sort_by_key(|e| (live.is_live(&e.version), e.last_seen_at));
-    entries.pop().cloned().map(definition).transpose()
+    let entries: Vec<&RegisteredWorkflow> = live.registry().iter().filter(|e| e.workflow_name == workflow).collect();
+    if let Some(offered) = entries.iter().filter(|e| live.offers(&e.version)).max_by_key(|e| e.last_seen_at) {
+        return Ok(Ok(definition((*offered).clone())?));
+    }
+    let Some(newest) = entries.into_iter().max_by_key(|e| e.last_seen_at) else {
+        return Ok(Err(Refused::NoWorkflow(workflow.to_owned())));
+    };
+    let withdrawn = |reason: String| Ok(Err(Refused::Withdrawn { workflow: workflow.to_owned(), reason }));
+    if live.is_retired(&newest.version) {
+        return withdrawn("its package was replaced or removed on every runner that has it".to_owned());
+    }
+    if let Some(source) = newest.graph.get("source").and_then(Value::as_str) {
+        let packages = crate::dal::workflow_packages::by_sha(conn, source)?;
+        if let Some(p) = packages.iter().find(|p| p.status != PackageStatus::Loaded) {
+            if !packages.iter().any(|p| p.status == PackageStatus::Loaded) {
+                return withdrawn(format!("its package {} {} is {}", p.package_name, p.version, p.status));
+            }
+        }
+    }
+    Ok(Ok(definition(newest.clone())?))
+}
+
+/// Those of `versions` that an unfinished run (Pending, Running or Paused) started with.
+pub fn versions_in_use(conn: &mut AnyConnection, versions: &[String]) -> Result<Vec<String>, Error> {
+    Ok(crate::dal::pipeline_executions::versions_in_use(conn, versions)?)
 }
 
 /// The code-less workflow of a registry entry; its version must come out as recorded.
@@ -95,7 +119,8 @@ pub(super) fn definition(entry: RegisteredWorkflow) -> Result<Workflow, Error> {
         |detail: String| Error::Database(crate::database::Error::Corrupt { table: "workflow_registry", detail });
     let tasks: Vec<TaskSpec> = serde_json::from_value(entry.graph.get("tasks").cloned().unwrap_or(Value::Null))
         .map_err(|e| corrupt(format!("graph of {} {}: {e}", entry.workflow_name, entry.version)))?;
-    let spec = WorkflowSpec::new(entry.workflow_name.clone(), None, tasks)?;
+    let source = entry.graph.get("source").and_then(Value::as_str).map(str::to_owned);
+    let spec = WorkflowSpec::new(entry.workflow_name.clone(), None, tasks)?.with_source(source);
     if spec.version() != entry.version {
         return Err(corrupt(format!(
             "graph of {} hashes to {}, recorded as {}",

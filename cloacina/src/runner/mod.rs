@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 
+mod catalog;
 mod schedules;
 mod triggers;
 
@@ -31,6 +32,18 @@ use crate::{scheduler, Context, Error};
 pub use crate::config::{DefaultRunnerConfig, DefaultRunnerConfigBuilder};
 pub use crate::executor::ExecutionHandle;
 pub use crate::ops::schedules::CronExecutionStats;
+
+/// Workflows to add to a running runner, with the event triggers and cron triggers that start
+/// them (a package's contents).
+#[derive(Clone, Default)]
+pub struct WorkflowSet {
+    /// The workflows; each becomes the version new runs of its name start at.
+    pub workflows: Vec<Workflow>,
+    /// Event triggers to poll (their workflows must be among `workflows` or already offered).
+    pub triggers: Vec<Trigger>,
+    /// Cron schedules declared in code: each is created once, keyed by its name.
+    pub cron_triggers: Vec<crate::trigger::CronTrigger>,
+}
 
 /// How long shutdown waits, after cancelling the last attempts, for their outcomes to be recorded.
 const RECORDING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -172,11 +185,15 @@ impl DefaultRunnerBuilder {
         }
         let runner_name = config.runner_name.clone().unwrap_or_else(default_runner_name);
         let (name, now) = (runner_name.clone(), UniversalTimestamp::from(clock.now()));
-        let versions: Vec<String> = by_name.values().map(|w| w.version().to_owned()).collect();
-        db.run_with(move |c| crate::ops::liveness::register_runner(c, &name, &Host::this(), &versions, now)).await?;
         let catalog = Catalog::new(by_name, ours);
+        let contents = catalog.now();
+        let versions = contents.runner_versions();
+        db.run_with(move |c| crate::ops::liveness::register_runner(c, &name, &Host::this(), &versions, now)).await?;
         let engine = Arc::new(Engine::new(db, config, runner_name, catalog, clock, faults));
-        services::triggers::register(&engine.store, &engine.catalog, &*engine.clock).await?;
+        services::triggers::register(&engine.store, &contents.triggers, &*engine.clock).await?;
+        let (declared, offered, now) =
+            (crate::trigger::cron_triggers(), contents.workflow_names.clone(), engine.clock.now());
+        engine.store.db.run_with(move |c| crate::ops::schedules::declare_all(c, &declared, &offered, now)).await?;
         let services = services::start(&engine);
         tracing::info!(runner = %engine.settings.runner_name, database = %engine.store.db.url(), "runner started");
         Ok(DefaultRunner { engine, services: Mutex::new(Some(services)) })
@@ -282,8 +299,13 @@ impl WorkflowExecutor for DefaultRunner {
         if self.engine.shutdown.is_shutting_down() {
             return Err(Error::ShutDown);
         }
-        let wf =
-            self.engine.catalog.workflows.get(workflow).ok_or_else(|| Error::UnknownWorkflow(workflow.to_owned()))?;
+        let wf = self
+            .engine
+            .catalog
+            .now()
+            .offered(workflow)
+            .cloned()
+            .ok_or_else(|| Error::UnknownWorkflow(workflow.to_owned()))?;
         let id = PipelineExecutionId::new();
         let (e, wf) = (self.engine.clone(), wf.clone());
         let ended = self

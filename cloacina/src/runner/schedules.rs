@@ -23,7 +23,7 @@ impl DefaultRunner {
     /// Creates a cron schedule. The expression, time zone and bounds are checked now (a clear
     /// error, nothing stored, when they are wrong), and the workflow must be one this runner has.
     pub async fn create_schedule(&self, config: ScheduleConfig) -> Result<CronSchedule, Error> {
-        if !self.engine.catalog.workflows.contains_key(&config.workflow) {
+        if self.engine.catalog.now().offered(&config.workflow).is_none() {
             return Err(Error::UnknownWorkflow(config.workflow));
         }
         self.schedule_op(move |c, now| crate::cron::create(c, &config, now)).await
@@ -42,7 +42,7 @@ impl DefaultRunner {
     /// Replaces a schedule's settings (checked as in [`DefaultRunner::create_schedule`]); its next
     /// fire time is recomputed from now.
     pub async fn update_schedule(&self, id: CronScheduleId, config: ScheduleConfig) -> Result<CronSchedule, Error> {
-        if !self.engine.catalog.workflows.contains_key(&config.workflow) {
+        if self.engine.catalog.now().offered(&config.workflow).is_none() {
             return Err(Error::UnknownWorkflow(config.workflow));
         }
         self.schedule_op(move |c, now| crate::cron::update(c, id, &config, now)).await

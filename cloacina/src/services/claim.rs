@@ -122,7 +122,7 @@ pub(crate) async fn run(
                     e.store.faults.check(FaultPoint::Claim, FaultTiming::Before)?;
                     let lease = e.settings.config.lease_duration;
                     let claimed =
-                        tasks::claim_ready(c, &e.settings.runner_name, &e.catalog.versions, want, lease, now)?;
+                        tasks::claim_ready(c, &e.settings.runner_name, &e.catalog.now().versions, want, lease, now)?;
                     e.store.faults.check(FaultPoint::Claim, FaultTiming::AfterCommit)?;
                     Ok::<_, crate::Error>(claimed)
                 })

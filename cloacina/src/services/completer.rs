@@ -416,7 +416,7 @@ fn claim_for_freed_slots(
         claimed.extend(tasks::claim_ready(
             conn,
             runner,
-            &recorder.catalog.versions,
+            &recorder.catalog.now().versions,
             more,
             recorder.settings.config.lease_duration,
             stamp,

@@ -148,7 +148,7 @@ pub(crate) async fn run(cron: Arc<Cron>, shutdown: Arc<crate::engine::Shutdown>)
 /// One pass: orphaned fire times, then due schedules. Returns the earliest next fire time.
 pub(crate) async fn pass(cron: &Arc<Cron>) -> Result<Option<DateTime<Utc>>, Error> {
     let now = cron.clock.now();
-    let names = cron.catalog.workflow_names.clone();
+    let names = cron.catalog.now().workflow_names.clone();
     let (runner, orphaned_after) = (cron.settings.runner_name.clone(), cron.settings.config.lease_duration);
     let recover = cron.settings.config.cron_enable_recovery;
     let orphans = cron
@@ -173,12 +173,12 @@ pub(crate) async fn pass(cron: &Arc<Cron>) -> Result<Option<DateTime<Utc>>, Erro
         tracing::warn!(schedule = %schedule.id, fire_time = %fire.scheduled_time, "re-firing a fire time whose runner died before starting it");
         start(cron, &schedule, fire.id, fire.scheduled_time).await?;
     }
-    let names = cron.catalog.workflow_names.clone();
+    let names = cron.catalog.now().workflow_names.clone();
     let due = cron.store.db.run(move |c| cron_schedules::due(c, &names, now.into(), BATCH)).await?;
     for schedule in due {
         handle_due(cron, schedule, now).await?;
     }
-    let names = cron.catalog.workflow_names.clone();
+    let names = cron.catalog.now().workflow_names.clone();
     Ok(cron.store.db.run(move |c| cron_schedules::next_due_time(c, &names)).await?)
 }
 
@@ -239,9 +239,13 @@ async fn start(
     claim: CronExecutionId,
     fire_time: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let wf =
-        cron.catalog.workflows.get(&s.workflow_name).ok_or_else(|| Error::UnknownWorkflow(s.workflow_name.clone()))?;
-    let (e, wf, input) = (cron.clone(), wf.clone(), Context::from_value(s.context.clone())?);
+    let wf = cron
+        .catalog
+        .now()
+        .offered(&s.workflow_name)
+        .cloned()
+        .ok_or_else(|| Error::UnknownWorkflow(s.workflow_name.clone()))?;
+    let (e, input) = (cron.clone(), Context::from_value(s.context.clone())?);
     let pipeline = PipelineExecutionId::new();
     let started = cron
         .store

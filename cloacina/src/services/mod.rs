@@ -69,7 +69,7 @@ pub(crate) fn start(engine: &Engine) -> Services {
     if config.retention.is_some() {
         background.push(tokio::spawn(retention::run(store.clone(), settings.clone(), clock.clone(), shutdown.clone())));
     }
-    if config.enable_trigger_scheduling && !catalog.triggers.is_empty() {
+    if config.enable_trigger_scheduling {
         background.push(tokio::spawn(triggers::run(Arc::new(triggers::Poller::of(engine)), shutdown.clone())));
     }
     let claimer = Arc::new(claim::Claimer::of(engine));

@@ -57,7 +57,7 @@ impl Recovery {
                 e.store.faults.check(FaultPoint::ExpireLeases, FaultTiming::Before)?;
                 let out = write_transaction(c, |c| {
                     let now = stamp(&*e.clock);
-                    let recovered = tasks::expire_leases(c, &e.catalog.versions, now, BATCH)?;
+                    let recovered = tasks::expire_leases(c, &e.catalog.now().versions, now, BATCH)?;
                     if recovered.iter().any(|r| r.new_status == TaskStatus::Ready) {
                         e.store.announce_work(c)?;
                     }
@@ -98,7 +98,7 @@ impl Recovery {
 
     /// Settles the active pipelines of this runner's versions that stand still.
     pub(crate) async fn reconcile(&self) -> Result<(), Error> {
-        let versions = self.catalog.versions.clone();
+        let versions = self.catalog.now().versions.clone();
         let still = self.store.db.run(move |c| pipelines::quiescent(c, &versions, BATCH)).await?;
         for id in still {
             let e = self.clone();

@@ -20,14 +20,14 @@ pub(crate) async fn run(
     let mut stop = shutdown.stop_services.subscribe();
     let mut tick = Ticker::after_one_period(clock.clone(), workflow_registry::REFRESH_INTERVAL);
     while tick.tick(&mut stop).await {
-        let (versions, now, name) = (catalog.versions.clone(), stamp(&*clock), settings.runner_name.clone());
+        let (contents, now, name) = (catalog.now(), stamp(&*clock), settings.runner_name.clone());
         let touched = store
             .db
             .run_with(move |c| {
-                workflow_registry::touch(c, &versions, now)?;
+                workflow_registry::touch(c, &contents.versions, now)?;
                 if !runners::touch(c, &name, now)? {
                     // Removed meanwhile (a copy into this database, an operator): say so again.
-                    register_runner(c, &name, &Host::this(), &versions, now)?;
+                    register_runner(c, &name, &Host::this(), &contents.runner_versions(), now)?;
                 }
                 Ok::<_, crate::Error>(())
             })

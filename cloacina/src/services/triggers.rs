@@ -17,6 +17,7 @@
 //! A failed step 3 is retried; a retry after a commit the runner did not hear of finds the run
 //! and does not create a second one.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::{sleep_until, Clock};
 use crate::dal::{pipeline_executions as pipelines, trigger_executions, trigger_schedules};
 use crate::database::{write_transaction, UniversalTimestamp};
-use crate::engine::{stamp, Catalog, Persistence, Store};
+use crate::engine::{stamp, Persistence, Store};
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::models::PipelineExecutionId;
 use crate::telemetry;
@@ -44,9 +45,10 @@ fn slot_start(tick: i64, interval: Duration) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(tick.saturating_mul(interval)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Records every trigger of `catalog` (a runner calls it at start, before the service runs).
-pub(crate) async fn register(store: &Store, catalog: &Catalog, clock: &dyn Clock) -> Result<(), Error> {
-    for t in catalog.triggers.iter() {
+/// Records `triggers` (a runner calls it at start and when a package brings new ones, before the
+/// service polls them).
+pub(crate) async fn register(store: &Store, triggers: &[Trigger], clock: &dyn Clock) -> Result<(), Error> {
+    for t in triggers {
         let (t, now) = (t.clone(), stamp(clock));
         store
             .db
@@ -62,18 +64,19 @@ pub(crate) async fn register(store: &Store, catalog: &Catalog, clock: &dyn Clock
 pub(crate) type Poller = super::keeper::RunKeeper;
 
 /// The service loop: sleeps until the next slot of any trigger begins, then handles each trigger
-/// whose slot has come.
+/// whose slot has come. It follows the catalog: a trigger a package brings is polled from its
+/// current slot on, one whose workflow is withdrawn stops being polled.
 pub(crate) async fn run(poller: Arc<Poller>, shutdown: Arc<crate::engine::Shutdown>) {
     let mut stop = shutdown.stop_services.subscribe();
-    let triggers = poller.catalog.triggers.clone();
-    if triggers.is_empty() {
-        return;
-    }
-    // The slot each trigger last handled here: the first pass polls the current slot.
-    let mut handled: Vec<i64> = triggers.iter().map(|t| slot(poller.clock.now(), t.poll_interval()) - 1).collect();
+    let mut changed = poller.catalog.subscribe();
+    // The slot each trigger last handled here: a trigger's first pass polls its current slot.
+    let mut handled: HashMap<String, i64> = HashMap::new();
     loop {
+        let triggers = poller.catalog.now().triggers.clone();
         let now = poller.clock.now();
-        for (t, last) in triggers.iter().zip(handled.iter_mut()) {
+        handled.retain(|name, _| triggers.iter().any(|t| t.name() == name));
+        for t in triggers.iter() {
+            let last = handled.entry(t.name().to_owned()).or_insert_with(|| slot(now, t.poll_interval()) - 1);
             let tick = slot(now, t.poll_interval());
             if tick > *last {
                 *last = tick;
@@ -82,10 +85,15 @@ pub(crate) async fn run(poller: Arc<Poller>, shutdown: Arc<crate::engine::Shutdo
                 }
             }
         }
-        let next =
-            triggers.iter().zip(&handled).map(|(t, last)| slot_start(last + 1, t.poll_interval())).min().unwrap_or(now);
+        let next = triggers.iter().map(|t| slot_start(handled[t.name()] + 1, t.poll_interval())).min();
         tokio::select! {
-            _ = sleep_until(&*poller.clock, next) => {}
+            () = async {
+                match next {
+                    Some(next) => sleep_until(&*poller.clock, next).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+            _ = changed.changed() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
@@ -138,8 +146,8 @@ async fn fire(
 ) -> Result<(), Error> {
     let wf = poller
         .catalog
-        .workflows
-        .get(t.workflow())
+        .now()
+        .offered(t.workflow())
         .cloned()
         .ok_or_else(|| Error::UnknownWorkflow(t.workflow().to_owned()))?;
     let hash = result.context_hash();

@@ -35,13 +35,13 @@ fn registered(conn: &mut AnyConnection, now: UniversalTimestamp) -> Workflow {
         now,
     )
     .expect("register");
-    let versions = [wf.version().to_owned()];
+    let versions = cloacina::dal::runners::Versions { offered: vec![wf.version().to_owned()], retired: vec![] };
     let runner = cloacina::dal::runners::NewRunner {
         name: "explaining-runner",
         host_id: "boot-id",
         host_name: "box",
         pid: 1,
-        workflow_versions: &versions,
+        versions: &versions,
     };
     cloacina::dal::runners::register(conn, runner, now).expect("runner");
     wf

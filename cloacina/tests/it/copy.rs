@@ -139,6 +139,8 @@ fn populate(db: &TestDb) {
             description: None,
             content: vec![0, 1, 2, 254, 255],
             metadata: json!({"k": "v"}),
+            status: cloacina::models::PackageStatus::Failed,
+            error: Some("a build error".into()),
         };
         workflow_packages::insert(&mut conn, package, now).unwrap();
         // A runner of this host that stopped without removing itself.
@@ -149,7 +151,7 @@ fn populate(db: &TestDb) {
                 host_id: "boot-id",
                 host_name: "box",
                 pid: 4242,
-                workflow_versions: &[],
+                versions: &Default::default(),
             },
             now,
         )

@@ -24,6 +24,7 @@ fn schedule(next: UniversalTimestamp, enabled: bool) -> NewSchedule {
         start_at: None,
         end_at: None,
         next_run_at: Some(next.as_datetime()),
+        trigger_name: None,
     }
 }
 

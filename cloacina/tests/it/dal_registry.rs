@@ -8,6 +8,7 @@ use crate::harness::backend_test;
 use cloacina::dal::workflow_packages::{self as packages, NewPackage};
 use cloacina::dal::workflow_registry as registry;
 use cloacina::database::{JsonText, UniversalTimestamp};
+use cloacina::models::PackageStatus;
 
 backend_test!(registry_upsert_keeps_first_seen_and_moves_last_seen, |t| {
     let mut conn = t.conn();
@@ -36,13 +37,23 @@ backend_test!(packages_store_bytes_with_their_hash_and_are_immutable, |t| {
         description: Some("nightly".into()),
         content: b"abc".to_vec(),
         metadata: json!({"tasks": 2}),
+        status: PackageStatus::Loaded,
+        error: None,
     };
     packages::insert(&mut conn, new.clone(), now).expect("insert");
     let got = packages::get(&mut conn, "etl", "1.0.0").expect("get").expect("row");
-    assert_eq!(got.content, b"abc");
-    assert_eq!(got.content_sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    let sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    assert_eq!((got.content_sha256.as_str(), got.status), (sha, PackageStatus::Loaded));
+    assert_eq!(packages::content(&mut conn, "etl", "1.0.0").expect("content").as_deref(), Some(&b"abc"[..]));
+    assert_eq!(packages::by_sha(&mut conn, sha).expect("by sha").len(), 1);
     assert!(packages::insert(&mut conn, new, now).is_err(), "same name and version is refused");
-    assert_eq!(packages::list(&mut conn).expect("list").len(), 1);
+    // The status changes only for the archive it was read from.
+    assert!(!packages::set_status(&mut conn, "etl", "1.0.0", "0000", PackageStatus::Removed, None, now).expect("set"));
+    assert!(
+        packages::set_status(&mut conn, "etl", "1.0.0", sha, PackageStatus::Failed, Some("boom"), now).expect("set")
+    );
+    let failed = packages::list(&mut conn).expect("list");
+    assert_eq!((failed.len(), failed[0].status, failed[0].error.as_deref()), (1, PackageStatus::Failed, Some("boom")));
     assert!(packages::delete(&mut conn, "etl", "1.0.0").expect("delete"));
     assert!(!packages::delete(&mut conn, "etl", "1.0.0").expect("delete twice"));
 });

@@ -28,7 +28,7 @@ crate::engine::engine_test!(a_live_runner_of_another_host_blocks_sqlite_only, |t
             host_id: "another-machine-boot-id",
             host_name: "far.example",
             pid: 7,
-            workflow_versions: &[],
+            versions: &Default::default(),
         },
         now,
     )
@@ -53,7 +53,7 @@ crate::engine::engine_test!(a_live_runner_of_another_host_blocks_sqlite_only, |t
             host_id: "another-machine-boot-id",
             host_name: "far.example",
             pid: 7,
-            workflow_versions: &[],
+            versions: &Default::default(),
         },
         stale,
     )
@@ -61,7 +61,13 @@ crate::engine::engine_test!(a_live_runner_of_another_host_blocks_sqlite_only, |t
     let here = this_host();
     runners::register(
         &mut t.conn(),
-        runners::NewRunner { name: "neighbour", host_id: &here, host_name: "here", pid: 8, workflow_versions: &[] },
+        runners::NewRunner {
+            name: "neighbour",
+            host_id: &here,
+            host_name: "here",
+            pid: 8,
+            versions: &Default::default(),
+        },
         now,
     )
     .unwrap();

@@ -34,6 +34,10 @@ const NON_TRANSACTIONAL: &[(&str, &str)] = &[
         include_str!("../migrations/postgres/2026-11-24-000003_ready_index_matches_claim_order/up.sql"),
     ),
     ("2026-11-26-000006_prune_indexes", include_str!("../migrations/postgres/2026-11-26-000006_prune_indexes/up.sql")),
+    (
+        "2026-12-08-000011_declared_schedules",
+        include_str!("../migrations/postgres/2026-12-08-000011_declared_schedules/up.sql"),
+    ),
 ];
 
 /// The statements of a migration script: comment lines dropped, split at `;`.

@@ -1,0 +1,1 @@
+DROP INDEX cron_schedules_trigger_name;
