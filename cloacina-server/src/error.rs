@@ -68,14 +68,13 @@ impl From<cloacina::database::Error> for ApiError {
     }
 }
 
-/// A refused operator action: no such run or workflow is 404, a run in the wrong status 409.
+/// A refused operator action: no such run or workflow is 404, any other refusal 409.
 impl From<Refused> for ApiError {
     fn from(r: Refused) -> Self {
-        match r {
-            Refused::WrongStatus { .. } | Refused::Withdrawn { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", r.to_string())
-            }
-            _ => ApiError::not_found(r.to_string()),
+        if r.is_not_found() {
+            ApiError::not_found(r.to_string())
+        } else {
+            ApiError::new(StatusCode::CONFLICT, "conflict", r.to_string())
         }
     }
 }

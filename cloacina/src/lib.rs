@@ -29,6 +29,8 @@ mod faults;
 pub mod input;
 pub mod models;
 pub mod ops;
+#[cfg(feature = "packages")]
+pub mod packages;
 mod results;
 pub mod runner;
 mod scheduler;

@@ -1,4 +1,5 @@
-//! `cloacinactl`: the operator CLI for Cloacina databases, runs, schedules and the workflow registry. Thin: parses arguments and hands each
+//! `cloacinactl`: the operator CLI for Cloacina databases, runs, schedules, the workflow registry,
+//! workflow packages and the daemon that runs them. Thin: parses arguments and hands each
 //! command to its module under `commands/`.
 
 mod commands;
@@ -23,7 +24,7 @@ struct Cli {
     #[arg(long, global = true)]
     utc: bool,
 
-    /// Log format on standard error (levels from RUST_LOG; default: info for `serve`, warn
+    /// Log format on standard error (levels from RUST_LOG; default: info for `serve` and `daemon`, warn
     /// otherwise).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -65,6 +66,13 @@ enum Command {
     Workflows(commands::workflows::WorkflowsCommand),
     /// Serve the HTTP API over the database (until SIGINT or SIGTERM).
     Serve(commands::serve::ServeArgs),
+    /// Workflow packages: scaffold, validate, build, pack, inspect; list those in the database.
+    #[command(subcommand)]
+    Package(commands::package::PackageCommand),
+    /// Run the workflows of the `.cloacina` packages in watched directories (until SIGINT or
+    /// SIGTERM, or with --once until their runs are done). Default database:
+    /// sqlite://~/.cloacina/cloacina.db.
+    Daemon(commands::daemon::DaemonArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -90,7 +98,8 @@ fn long_version() -> &'static str {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     commands::output::use_utc(cli.utc);
-    init_logging(cli.log_format, if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
+    let long_running = matches!(cli.command, Command::Serve(_) | Command::Daemon(_));
+    init_logging(cli.log_format, if long_running { "info" } else { "warn" });
     let target = commands::Target { url: cli.database_url, schema: cli.schema };
     let result = match cli.command {
         Command::Db(cmd) => commands::db::run(&target, cmd),
@@ -98,6 +107,8 @@ fn main() -> ExitCode {
         Command::Schedules(cmd) => commands::schedules::run(&target, cmd),
         Command::Workflows(cmd) => commands::workflows::run(&target, cmd),
         Command::Serve(args) => commands::serve::run(&target, args),
+        Command::Package(cmd) => commands::package::run(&target, cmd),
+        Command::Daemon(args) => commands::daemon::run(&target, args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut out = Vec::new();

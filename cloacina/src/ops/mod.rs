@@ -10,6 +10,7 @@
 //!   starts at.
 //! - [`liveness`]: which runners are up and which workflow versions they have (the `runners`
 //!   table, one rule for every question about liveness).
+//! - [`packages`]: the workflow packages daemons loaded, and the rules of admitting one.
 //! - [`database`]: migrations, a database's status, the gauges `/metrics` shows.
 //! - [`copy`]: `db copy`, one database into another, verified.
 //!
@@ -20,6 +21,7 @@ pub mod copy;
 pub mod database;
 pub mod liveness;
 mod outcome;
+pub mod packages;
 pub mod runs;
 pub mod schedules;
 pub mod triggers;

@@ -25,6 +25,24 @@ pub enum Refused {
         /// Why.
         reason: String,
     },
+    /// A package version was already recorded with another archive: a version names one content.
+    #[error(
+        "package {package} {version} was already recorded with other contents: give the new archive a new version"
+    )]
+    VersionReused {
+        /// The package.
+        package: String,
+        /// Its version.
+        version: String,
+    },
+    /// Another loaded package already defines the workflow.
+    #[error("workflow `{workflow}` is already defined by package {package}: a workflow name belongs to one package")]
+    WorkflowClaimed {
+        /// The workflow.
+        workflow: String,
+        /// The package that defines it.
+        package: String,
+    },
     /// The run is not in a status the action applies to.
     #[error("run {id} is {status}: {action} applies to {applies_to}")]
     WrongStatus {
@@ -37,6 +55,14 @@ pub enum Refused {
         /// The statuses it applies to.
         applies_to: &'static str,
     },
+}
+
+impl Refused {
+    /// Whether the refusal is "no such thing" (a 404, exit code 4); every other refusal is a
+    /// conflict with the current state (a 409, exit code 3).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Refused::NoRun(_) | Refused::NoWorkflow(_))
+    }
 }
 
 /// What an action did: `Ok(Ok(x))` done, `Ok(Err(refused))` refused, `Err` failed.

@@ -61,6 +61,29 @@ impl DefaultRunner {
         Ok(done)
     }
 
+    /// Waits until no run of a version this runner has is unfinished (Pending, Running or
+    /// Paused), checking every `interval`: what `cloacinactl daemon --once` waits for before it
+    /// stops. A paused run is unfinished: pausing one makes this wait until it is resumed.
+    pub async fn finish_unfinished_runs(&self, interval: std::time::Duration) -> Result<(), Error> {
+        loop {
+            let versions = self.engine.catalog.now().runner_versions();
+            let all: Vec<String> = versions.offered.into_iter().chain(versions.retired).collect();
+            if all.is_empty() {
+                return Ok(());
+            }
+            let in_use = self.engine.store.db.run_with(move |c| workflows::versions_in_use(c, &all)).await?;
+            if in_use.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// The time now, by the runner's clock.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.engine.clock.now()
+    }
+
     async fn record_versions(&self, versions: liveness::Versions) -> Result<(), Error> {
         let (name, now) = (self.engine.settings.runner_name.clone(), stamp(&*self.engine.clock));
         self.engine.store.db.run_with(move |c| liveness::set_versions(c, &name, &versions, now)).await

@@ -35,7 +35,7 @@ pub use crate::ops::schedules::CronExecutionStats;
 
 /// Workflows to add to a running runner, with the event triggers and cron triggers that start
 /// them (a package's contents).
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub struct WorkflowSet {
     /// The workflows; each becomes the version new runs of its name start at.
     pub workflows: Vec<Workflow>,

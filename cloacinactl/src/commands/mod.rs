@@ -1,7 +1,9 @@
 //! One module per command group; shared connection handling.
 
+pub(crate) mod daemon;
 pub(crate) mod db;
 pub(crate) mod output;
+pub(crate) mod package;
 pub(crate) mod runs;
 pub(crate) mod schedules;
 pub(crate) mod serve;

@@ -94,11 +94,10 @@ pub(crate) fn fail(failure: Failure, message: impl Into<String>) -> anyhow::Erro
 
 /// A refused operator action as a classified error.
 pub(crate) fn refused(r: cloacina::ops::Refused) -> anyhow::Error {
-    match r {
-        cloacina::ops::Refused::WrongStatus { .. } | cloacina::ops::Refused::Withdrawn { .. } => {
-            fail(Failure::Conflict, r.to_string())
-        }
-        _ => fail(Failure::NotFound, r.to_string()),
+    if r.is_not_found() {
+        fail(Failure::NotFound, r.to_string())
+    } else {
+        fail(Failure::Conflict, r.to_string())
     }
 }
 

@@ -1,0 +1,263 @@
+//! `package.toml`, the manifest of a `.cloacina` package, in upstream Cloacina's schema:
+//! `[package]` names the package and the interface it was written for, `[metadata]` describes
+//! the workflow. `[metadata]` is a closed schema: a key it does not define is refused, naming it.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+use cloacina_workflow::plugin::{ABI_VERSION, INTERFACE};
+
+/// The manifest's file name, at the top of a package.
+pub const FILE: &str = "package.toml";
+/// The extension a package archive has (`[package] extension`).
+pub const EXTENSION: &str = "cloacina";
+
+/// A parsed, checked `package.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Identity.
+    pub package: PackageInfo,
+    /// The workflow descriptor.
+    pub metadata: Metadata,
+}
+
+/// `[package]`: the package's identity and interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageInfo {
+    /// The package name.
+    pub name: String,
+    /// Its version; one version string names one content (a reuse with other content is refused).
+    pub version: String,
+    /// The plugin interface, `cloacina-workflow-plugin`.
+    pub interface: String,
+    /// The interface version, 1.
+    pub interface_version: u32,
+    /// The archive extension, `cloacina`.
+    pub extension: String,
+}
+
+/// The language a package is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// A Rust crate, compiled where it is loaded.
+    Rust,
+    /// A Python module tree under `workflow/`.
+    Python,
+}
+
+impl std::fmt::Display for Language {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Language::Rust => "rust",
+            Language::Python => "python",
+        })
+    }
+}
+
+/// `[metadata]`: what the package holds (upstream's `CloacinaMetadata`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// `rust` or `python`.
+    pub language: Language,
+    /// The workflow's name (a Rust package may leave it to `#[workflow(name = …)]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_name: Option<String>,
+    /// Python: the dotted module under `workflow/` the loader imports (inferred when the tree
+    /// holds exactly one package).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_module: Option<String>,
+    /// Python: the interpreter versions the package runs on (PEP 440, e.g. `>=3.10`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_python: Option<String>,
+    /// A description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Its author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Upstream's computation-graph keys: known, and refused (computation graphs are not
+    /// supported here).
+    #[serde(default, skip_serializing)]
+    graph_name: Option<toml::Value>,
+    #[serde(default, skip_serializing)]
+    reaction_mode: Option<toml::Value>,
+    #[serde(default, skip_serializing)]
+    input_strategy: Option<toml::Value>,
+    #[serde(default, skip_serializing)]
+    accumulators: Option<toml::Value>,
+}
+
+impl Metadata {
+    /// A descriptor of `language` with nothing else set.
+    pub fn new(language: Language) -> Self {
+        Metadata {
+            language,
+            workflow_name: None,
+            entry_module: None,
+            requires_python: None,
+            description: None,
+            author: None,
+            graph_name: None,
+            reaction_mode: None,
+            input_strategy: None,
+            accumulators: None,
+        }
+    }
+}
+
+impl Manifest {
+    /// A manifest for package `name` `version` in `language`, on this interface.
+    pub fn new(name: &str, version: &str, language: Language) -> Self {
+        Manifest {
+            package: PackageInfo {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                interface: INTERFACE.to_owned(),
+                interface_version: ABI_VERSION,
+                extension: EXTENSION.to_owned(),
+            },
+            metadata: Metadata::new(language),
+        }
+    }
+
+    /// Parses and checks `text` (the contents of `package.toml`).
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| Error::Manifest(one_line(&e.to_string())))?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    /// Reads and checks `dir/package.toml`.
+    pub fn read(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Layout(format!("no {FILE} in {}", dir.display())),
+            _ => Error::Io(format!("{}: {e}", path.display())),
+        })?;
+        Self::parse(&text)
+    }
+
+    /// The manifest as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// The name of the directory an archive of this package holds: `<name>-<version>`.
+    pub fn top_dir(&self) -> String {
+        format!("{}-{}", self.package.name, self.package.version)
+    }
+
+    /// The archive's conventional file name: `<name>-<version>.cloacina`.
+    pub fn file_name(&self) -> String {
+        format!("{}.{EXTENSION}", self.top_dir())
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let p = &self.package;
+        let bad = |what: String| Err(Error::Manifest(what));
+        for (field, value) in [("name", &p.name), ("version", &p.version)] {
+            if value.is_empty() || value.contains(['/', '\\', '\0']) || value.starts_with('.') || value.trim() != value
+            {
+                return bad(format!("[package] {field} {value:?} is not usable as a file name"));
+            }
+        }
+        if p.interface != INTERFACE {
+            return bad(format!("[package] interface is {:?}; this host loads {INTERFACE:?}", p.interface));
+        }
+        if p.interface_version != ABI_VERSION {
+            return Err(Error::InterfaceVersion { package: p.interface_version, host: ABI_VERSION });
+        }
+        if p.extension != EXTENSION {
+            return bad(format!("[package] extension is {:?}; a package's is {EXTENSION:?}", p.extension));
+        }
+        let m = &self.metadata;
+        if m.graph_name.is_some() || m.reaction_mode.is_some() || m.input_strategy.is_some() || m.accumulators.is_some()
+        {
+            return Err(Error::Unsupported(
+                "computation-graph packages ([metadata] graph_name, reaction_mode, input_strategy, accumulators) are not supported: package a workflow".to_owned(),
+            ));
+        }
+        if let Some(name) = &m.workflow_name {
+            cloacina_workflow::workflow::check_name("workflow", name)
+                .map_err(|e| Error::Manifest(format!("[metadata] {e}")))?;
+        }
+        if m.language == Language::Rust && (m.entry_module.is_some() || m.requires_python.is_some()) {
+            return bad("[metadata] entry_module and requires_python are for Python packages".to_owned());
+        }
+        if let Some(module) = &m.entry_module {
+            if module.split('.').any(|part| !is_identifier(part)) {
+                return bad(format!("[metadata] entry_module {module:?} is not a dotted Python module path"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Python identifier (ASCII: letters, digits, `_`, not starting with a digit).
+pub(crate) fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// The first line of a parser's message, which is the one that names the problem; the rest is
+/// a picture of the input.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[package]
+name = "etl"
+version = "1.0.0"
+interface = "cloacina-workflow-plugin"
+interface_version = 1
+extension = "cloacina"
+
+[metadata]
+language = "python"
+workflow_name = "etl"
+entry_module = "etl.tasks"
+requires_python = ">=3.10"
+"#;
+
+    #[test]
+    fn reads_upstreams_schema_and_writes_it_back() {
+        let m = Manifest::parse(GOOD).expect("parses");
+        assert_eq!(m.metadata.language, Language::Python);
+        assert_eq!(m.file_name(), "etl-1.0.0.cloacina");
+        assert_eq!(Manifest::parse(&m.to_toml()).expect("round trip"), m);
+    }
+
+    #[test]
+    fn an_unknown_metadata_key_is_refused_by_name() {
+        let text = GOOD.replace("requires_python", "package_type = \"workflow\"\nrequires_python");
+        let e = Manifest::parse(&text).expect_err("refused").to_string();
+        assert!(e.contains("package_type"), "{e}");
+    }
+
+    #[test]
+    fn another_interface_version_says_both_versions() {
+        let e = Manifest::parse(&GOOD.replace("interface_version = 1", "interface_version = 2")).expect_err("refused");
+        assert!(matches!(e, Error::InterfaceVersion { package: 2, host: 1 }), "{e}");
+        assert!(e.to_string().contains('2') && e.to_string().contains('1'));
+    }
+
+    #[test]
+    fn computation_graphs_and_unsafe_names_are_refused() {
+        let graph = GOOD.replace("workflow_name = \"etl\"", "graph_name = \"g\"");
+        assert!(matches!(Manifest::parse(&graph), Err(Error::Unsupported(_))));
+        assert!(Manifest::parse(&GOOD.replace("\"etl\"\nversion", "\"../etl\"\nversion")).is_err());
+        assert!(Manifest::parse(&GOOD.replace("etl.tasks", "etl/tasks")).is_err());
+    }
+}

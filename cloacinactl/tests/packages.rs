@@ -1,0 +1,379 @@
+//! Workflow packages end to end, as real child processes on SQLite and on a PostgreSQL schema:
+//! the repository's example package (`examples/packages/simple-packaged`) is packed by
+//! `cloacinactl package pack`, compiled and loaded by `cloacinactl daemon`, and run; it is
+//! replaced mid-run, removed, joined by broken and conflicting archives; a task panics; the
+//! daemon is SIGKILLed mid-run and a new one finishes the run.
+//!
+//! Compiled packages are cached in `target/package-cache` (by content hash), so each test
+//! package compiles once per machine and source change, not once per test.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}_{nanos}", std::process::id())
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = workspace().join("target/test-packages").join(format!("{name}_{}", unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ctl() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloacinactl"));
+    cmd.env("CLOACINA_PACKAGE_CACHE", workspace().join("target/package-cache"))
+        .env("RUST_LOG", "info")
+        .env_remove("DATABASE_URL")
+        .env_remove("CLOACINA_SCHEMA");
+    cmd
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The example package's source, copied so that a variant can change it: `version` in both
+/// manifests, `name` in package.toml, and the release its runs report.
+fn variant(name: &str, version: &str, release: &str) -> PathBuf {
+    let from = workspace().join("examples/packages/simple-packaged");
+    let to = scratch("source").join("simple-packaged");
+    for rel in ["package.toml", "Cargo.toml", "build.rs", "src/lib.rs"] {
+        let text = std::fs::read_to_string(from.join(rel)).unwrap();
+        let text = match rel {
+            "package.toml" => text
+                .replace("name = \"simple-packaged\"", &format!("name = \"{name}\""))
+                .replace("version = \"0.1.0\"", &format!("version = \"{version}\"")),
+            "Cargo.toml" => text.replacen("version = \"0.1.0\"", &format!("version = \"{version}\""), 1),
+            "src/lib.rs" => {
+                text.replace("const RELEASE: &str = \"one\";", &format!("const RELEASE: &str = \"{release}\";"))
+            }
+            _ => text,
+        };
+        std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
+        std::fs::write(to.join(rel), text).unwrap();
+    }
+    to
+}
+
+/// Packs `source` with `cloacinactl package pack`; the archive's bytes.
+fn pack(source: &Path) -> Vec<u8> {
+    let out = scratch("packed").join("package.cloacina");
+    ok(ctl().args(["package", "pack"]).arg(source).arg("--out").arg(&out).output().unwrap(), "pack");
+    std::fs::read(out).unwrap()
+}
+
+struct Archives {
+    v1: Vec<u8>,
+    v2: Vec<u8>,
+    /// v1's name and version with other content.
+    reused: Vec<u8>,
+    /// Another package defining the same workflow.
+    claimer: Vec<u8>,
+}
+
+fn archives() -> &'static Archives {
+    static ARCHIVES: OnceLock<Archives> = OnceLock::new();
+    ARCHIVES.get_or_init(|| Archives {
+        v1: pack(&workspace().join("examples/packages/simple-packaged")),
+        v2: pack(&variant("simple-packaged", "0.2.0", "two")),
+        reused: pack(&variant("simple-packaged", "0.1.0", "three")),
+        claimer: pack(&variant("other-package", "1.0.0", "one")),
+    })
+}
+
+/// Writes `bytes` to `dir/name` as a daemon should see it: beside, then renamed in.
+fn drop_in(dir: &Path, name: &str, bytes: &[u8]) {
+    let partial = dir.join(format!(".{name}.partial"));
+    std::fs::write(&partial, bytes).unwrap();
+    std::fs::rename(partial, dir.join(name)).unwrap();
+}
+
+struct Db {
+    url: String,
+    schema: Option<String>,
+}
+
+impl Db {
+    fn cmd(&self) -> Command {
+        let mut cmd = ctl();
+        cmd.arg("--database-url").arg(&self.url);
+        if let Some(s) = &self.schema {
+            cmd.args(["--schema", s]);
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let text = ok(self.run(args), &format!("{args:?}"));
+        serde_json::from_str::<Value>(&text).unwrap()["data"].clone()
+    }
+
+    fn start(&self, context: &str) -> String {
+        let out = ok(self.run(&["runs", "start", "data_processing", "--context", context]), "runs start");
+        out.split_whitespace().nth(2).unwrap().to_owned()
+    }
+
+    fn show(&self, id: &str) -> Value {
+        self.json(&["runs", "show", id, "--json"])
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.show(id)["run"]["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The recorded packages; none while the daemon has not created the database yet.
+    fn packages(&self) -> Vec<Value> {
+        let out = self.run(&["package", "list", "--json"]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn package_status(&self, name: &str, version: &str) -> Option<String> {
+        self.packages()
+            .into_iter()
+            .find(|p| p["package_name"] == name && p["version"] == version)
+            .and_then(|p| p["status"].as_str().map(str::to_owned))
+    }
+
+    fn daemon(&self, dir: &Path, log: &Path, extra: &[&str]) -> Child {
+        self.cmd()
+            .arg("daemon")
+            .arg("--packages")
+            .arg(dir)
+            .args(["--poll-interval", "0.2", "--lease-duration", "3", "--shutdown-timeout", "10"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// Waits (up to three minutes: a first compile of a package) until `check` holds.
+fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn task_status(run: &Value, task: &str) -> String {
+    run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"]["task_name"] == task)
+        .map(|t| t["task"]["status"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+fn sigterm(child: &mut Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "the daemon stops gracefully on SIGTERM: {exit:?}");
+}
+
+/// Load, run, panic, replace mid-run, conflicting and broken archives, remove.
+fn lifecycle(db: &Db) {
+    let a = archives();
+    let (dir, log) = (scratch("watched"), scratch("log").join("daemon.log"));
+    drop_in(&dir, "broken.cloacina", b"BZh9 this is not a package");
+    drop_in(&dir, "etl.cloacina", &a.v1);
+    let mut daemon = db.daemon(&dir, &log, &[]);
+    until("v1 loaded", || db.package_status("simple-packaged", "0.1.0").as_deref() == Some("loaded"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let broken: Vec<&str> = logged.lines().filter(|l| l.contains("broken.cloacina")).collect();
+    assert_eq!(broken.len(), 1, "a broken archive is one error line naming its file: {logged}");
+    assert!(broken[0].contains("not a package archive"), "{logged}");
+
+    // A run completes on the packaged code.
+    let first = db.start(r#"{"day": "2026-12-07"}"#);
+    until("the first run", || db.status(&first) == "Completed");
+    assert_eq!(db.show(&first)["output"]["final_report"]["release"], "one");
+
+    // A panicking task fails its attempts with the panic's message; the daemon lives on.
+    let panicking = db.start(r#"{"panic": true}"#);
+    until("the panicking run to fail", || db.status(&panicking) == "Failed");
+    let shown = db.show(&panicking).to_string();
+    assert!(shown.contains("collect_data was told to panic"), "{shown}");
+
+    // Replaced mid-run: the run in flight finishes on v1, the next run starts on v2.
+    let slow = db.start(r#"{"delay_ms": 3000}"#);
+    until("the slow run's first task to run", || task_status(&db.show(&slow), "collect_data") == "Running");
+    drop_in(&dir, "etl.cloacina", &a.v2);
+    until("v2 loaded", || db.package_status("simple-packaged", "0.2.0").as_deref() == Some("loaded"));
+    assert_eq!(db.package_status("simple-packaged", "0.1.0").as_deref(), Some("removed"));
+    let next = db.start("{}");
+    until("both runs", || db.status(&slow) == "Completed" && db.status(&next) == "Completed");
+    assert_eq!(db.show(&slow)["output"]["final_report"]["release"], "one", "the run in flight stays on v1");
+    assert_eq!(db.show(&next)["output"]["final_report"]["release"], "two", "a new run starts on v2");
+
+    // A version reused with other content, and a second package claiming the workflow: refused.
+    drop_in(&dir, "reused.cloacina", &a.reused);
+    drop_in(&dir, "claimer.cloacina", &a.claimer);
+    until("both refusals", || {
+        let logged = std::fs::read_to_string(&log).unwrap();
+        logged.contains("already recorded with other contents") && logged.contains("is already defined by package")
+    });
+    assert_eq!(db.package_status("other-package", "1.0.0"), None, "a refused package is not recorded as loaded");
+    let still = db.start("{}");
+    until("a run after the refusals", || db.status(&still) == "Completed");
+    assert_eq!(db.show(&still)["output"]["final_report"]["release"], "two");
+
+    // Removed: no new runs (a conflict, exit code 4); the record says removed.
+    std::fs::remove_file(dir.join("etl.cloacina")).unwrap();
+    until("v2 removed", || db.package_status("simple-packaged", "0.2.0").as_deref() == Some("removed"));
+    let refused = db.run(&["runs", "start", "data_processing"]);
+    assert_eq!(refused.status.code(), Some(4), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("starts no new runs"));
+    sigterm(&mut daemon);
+}
+
+/// SIGKILL mid-run: a new daemon (another runner) finishes the run after the claim lapses.
+fn killed_mid_run(db: &Db) {
+    let (dir, log) = (scratch("watched"), scratch("log").join("daemon.log"));
+    drop_in(&dir, "etl.cloacina", &archives().v1);
+    let mut first = db.daemon(&dir, &log, &[]);
+    until("v1 loaded", || db.package_status("simple-packaged", "0.1.0").as_deref() == Some("loaded"));
+    let run = db.start(r#"{"delay_ms": 2000}"#);
+    until("the task to run", || task_status(&db.show(&run), "collect_data") == "Running");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_ne!(db.status(&run), "Completed");
+    let mut second = db.daemon(&dir, &scratch("log").join("second.log"), &[]);
+    until("the run to be finished by the second daemon", || db.status(&run) == "Completed");
+    let shown = db.show(&run);
+    assert_eq!(shown["output"]["final_report"]["release"], "one");
+    assert!(!shown["recovery_events"].as_array().unwrap().is_empty(), "the lapsed claim is recorded: {shown}");
+    sigterm(&mut second);
+}
+
+fn sqlite() -> Db {
+    Db { url: format!("sqlite://{}", scratch("db").join("app.db").display()), schema: None }
+}
+
+fn with_postgres(test: fn(&Db)) {
+    let url = std::env::var("CLOACINA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let schema = format!("packages_{}", unique());
+    let db = Db { url: url.clone(), schema: Some(schema.clone()) };
+    let result = std::panic::catch_unwind(|| test(&db));
+    let parsed = cloacina::database::DatabaseUrl::parse(&url).unwrap();
+    let mut conn = cloacina::database::establish(&parsed, &Default::default()).unwrap();
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut conn,
+        &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+    )
+    .unwrap();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_package_lives_through_a_daemon_on_sqlite() {
+    lifecycle(&sqlite());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_package_lives_through_a_daemon_on_postgres() {
+    with_postgres(lifecycle);
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_killed_daemons_run_is_finished_by_the_next_on_sqlite() {
+    killed_mid_run(&sqlite());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_killed_daemons_run_is_finished_by_the_next_on_postgres() {
+    with_postgres(killed_mid_run);
+}
+
+/// `package new` scaffolds packages that validate and pack as they are; `package build` shows
+/// cargo's errors for a package that does not compile; `--once` runs what is due and exits.
+#[cfg(feature = "sqlite")]
+#[test]
+fn scaffold_build_errors_and_once() {
+    let root = scratch("scaffold");
+    for lang in ["rust", "python"] {
+        let dir = root.join(format!("etl_{lang}"));
+        ok(ctl().args(["package", "new", "etl", "--language", lang, "--dir"]).arg(&dir).output().unwrap(), "new");
+        let said = ok(ctl().args(["package", "validate"]).arg(&dir).output().unwrap(), "validate");
+        assert!(said.contains("is a valid package"), "{said}");
+        ok(
+            ctl()
+                .args(["package", "pack"])
+                .arg(&dir)
+                .arg("--out")
+                .arg(root.join(format!("{lang}.cloacina")))
+                .output()
+                .unwrap(),
+            "pack",
+        );
+    }
+    // The Rust scaffold runs as it is, with --once.
+    let db = sqlite();
+    let watched = root.join("watched");
+    std::fs::create_dir_all(&watched).unwrap();
+    std::fs::copy(root.join("rust.cloacina"), watched.join("etl.cloacina")).unwrap();
+    let once = |db: &Db| {
+        db.cmd()
+            .arg("daemon")
+            .arg("--packages")
+            .arg(&watched)
+            .args(["--once", "--poll-interval", "0.1"])
+            .output()
+            .unwrap()
+    };
+    ok(once(&db), "daemon --once (load)");
+    let id = ok(db.run(&["runs", "start", "etl", "--context", r#"{"day": "2026-12-07"}"#]), "start");
+    let id = id.split_whitespace().nth(2).unwrap().to_owned();
+    ok(once(&db), "daemon --once (run)");
+    let shown = db.show(&id);
+    assert_eq!(shown["run"]["status"], "Completed", "{shown}");
+    assert_eq!(shown["output"]["loaded"], 3, "{shown}");
+
+    // A compile error: cargo's first errors, shown by `package build`, reported by the daemon.
+    let broken = root.join("etl_rust");
+    let lib = broken.join("src/lib.rs");
+    std::fs::write(
+        &lib,
+        std::fs::read_to_string(&lib).unwrap().replace("Ok(())\n    }\n}", "Ok(()) not_rust\n    }\n}"),
+    )
+    .unwrap();
+    let out = ctl().args(["package", "build"]).arg(&broken).output().unwrap();
+    assert!(!out.status.success());
+    let archive = root.join("broken.cloacina");
+    ok(ctl().args(["package", "pack"]).arg(&broken).arg("--out").arg(&archive).output().unwrap(), "pack broken");
+    let out = ctl().args(["package", "inspect"]).arg(&archive).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("did not compile") && err.contains("error"), "{err}");
+}

@@ -1,0 +1,3 @@
+fn main() {
+    cloacina_build::configure();
+}
