@@ -14,7 +14,10 @@
 //!   the pipeline's end;
 //! - `pickup`: pipelines created by another process (this binary, re-run as a submitter whose
 //!   only slot is busy): time from creation to the task running here;
-//! - `scale`: wide 10,000 with 1, 2 and 3 runners on one database.
+//! - `scale`: wide 10,000 with 1, 2 and 3 runners on one database;
+//! - `packaged`: wide 10,000 as a package (`benches/packages/wide`, compiled and loaded through
+//!   the package ABI) against the compiled-in `wide`, run in turn on one runner: tasks per
+//!   second of each and their ratio pair by pair.
 //!
 //! `CLOACINA_BENCH_BACKEND=postgres|sqlite` runs one backend; `CLOACINA_BENCH_RUNS` sets the runs
 //! per measurement (default 5); `CLOACINA_BENCH_SQL=1` also prints how often each statement shape
@@ -220,6 +223,10 @@ async fn bench(backend: &str) {
         }
     }
 
+    if wants("packaged") {
+        packaged(backend, &runner).await;
+    }
+
     if wants("chain") {
         let mut steps = Vec::new();
         for _ in 0..runs() {
@@ -382,6 +389,43 @@ async fn submit() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = runner.shutdown().await;
+}
+
+/// The packaged wide workflow against the compiled-in one, in turn.
+async fn packaged(backend: &str, runner: &DefaultRunner) {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/packages/wide");
+    let mut loader = cloacina::packages::Loader::from_env();
+    if std::env::var_os("CLOACINA_PACKAGE_CACHE").is_none() {
+        loader.compiler.cache_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/package-cache");
+        loader.work_dir = loader.compiler.cache_dir.join("unpacked");
+    }
+    let (_, archive) = cloacina::packages::source::pack(&source).expect("pack the bench package");
+    let started = Instant::now();
+    let unpacked = loader.unpack(&archive).expect("unpack");
+    let loaded = loader.load(&unpacked, cloacina::packages::Output::Captured).expect("load the bench package");
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    runner.add_workflows(loaded.set).await.expect("offer the package");
+    let (mut compiled, mut packaged, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs() {
+        let rate = |name: &'static str| async move {
+            let start = Instant::now();
+            let result = runner.execute(name, Context::new()).await.expect("execute");
+            assert_eq!(result.status, WorkflowStatus::Completed, "{name}: {:?}", result.error_message);
+            WIDE as f64 / start.elapsed().as_secs_f64()
+        };
+        let c = rate("wide").await;
+        let p = rate("packaged_wide").await;
+        compiled.push(c);
+        packaged.push(p);
+        ratios.push(p / c);
+    }
+    println!(
+        "{backend:<9} packaged wide {WIDE} (loaded in {load_ms:.0} ms): {} tasks/s; compiled in: {} tasks/s; \
+         packaged / compiled pair by pair: {} (target 0.80)",
+        Spread::of(packaged).show(0),
+        Spread::of(compiled).show(0),
+        Spread::of(ratios).show(2),
+    );
 }
 
 #[tokio::main(flavor = "multi_thread")]
