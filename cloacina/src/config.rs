@@ -192,6 +192,32 @@ settings! {
     retention_interval: Duration => retention_interval,
 }
 
+/// Upstream settings whose work this engine does another way: accepted, so that a program that
+/// sets them builds and runs, and mapped as their documentation says.
+impl DefaultRunnerConfigBuilder {
+    /// Upstream's interval for recovering lost cron executions. A cron fire and its run commit
+    /// together here (ADR 0002), so no cron execution is ever lost between them; the runs it
+    /// started are recovered like any others, by lease recovery: this sets `recovery_interval`.
+    pub fn cron_recovery_interval(mut self, value: Duration) -> Self {
+        self.config.recovery_interval = value;
+        self
+    }
+
+    /// Upstream's base tick of its trigger scheduler. Each event trigger here is polled on its
+    /// own `poll_interval` (one poll per interval across runners), so there is no base tick: the
+    /// value is accepted and has no effect.
+    pub fn trigger_base_poll_interval(self, _value: Duration) -> Self {
+        self
+    }
+
+    /// Upstream's switch for the registry reconciler, which loads packages stored in the
+    /// database into a runner. A `DefaultRunner` runs the workflows it is built with; packages are
+    /// loaded by the daemon (`cloacinactl daemon`, `cloacina::packages`): accepted, no effect.
+    pub fn enable_registry_reconciler(self, _value: bool) -> Self {
+        self
+    }
+}
+
 impl DefaultRunnerConfigBuilder {
     /// The settings, checked ([`DefaultRunnerConfig::validate`]).
     pub fn build(self) -> Result<DefaultRunnerConfig, Error> {
@@ -257,6 +283,24 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         DefaultRunnerConfig::default().validate().expect("defaults");
+    }
+
+    #[test]
+    fn upstreams_settings_of_other_machinery_are_accepted_and_mapped() {
+        let config = DefaultRunnerConfig::builder()
+            .cron_recovery_interval(Duration::from_secs(7))
+            .trigger_base_poll_interval(Duration::from_secs(1))
+            .enable_registry_reconciler(true)
+            .build()
+            .expect("valid");
+        let defaults = DefaultRunnerConfig::default();
+        assert_eq!(config.recovery_interval, Duration::from_secs(7));
+        assert_eq!(
+            (config.poll_interval, config.enable_trigger_scheduling),
+            (defaults.poll_interval, defaults.enable_trigger_scheduling)
+        );
+        let refused = DefaultRunnerConfig::builder().cron_recovery_interval(Duration::ZERO).build();
+        assert!(matches!(refused, Err(Error::InvalidSetting { setting: "recovery_interval", .. })));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod faults;
 #[allow(unreachable_pub, dead_code)] // without the feature nothing arms a fault
 mod faults;
 pub mod input;
+pub mod logging;
 pub mod models;
 pub mod ops;
 #[cfg(feature = "packages")]
@@ -46,7 +47,8 @@ pub use context::{Context, Error as ContextError};
 pub use database::{Backend, BackendFeature, Database, DatabaseConfig};
 pub use error::{Error, ErrorKind};
 pub use models::TaskStatus;
-pub use task::TaskError;
+pub use task::{TaskError, TaskHandle};
+pub use workflow::Workflow;
 
 /// The authoring model under upstream Cloacina's path (`cloacina::cloacina_workflow::TaskError`,
 /// …): the `cloacina-workflow` crate (context, task errors, retry policies and conditions, trigger

@@ -92,6 +92,46 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
+    /// Upstream Cloacina's constructor: a pool of at most `max_size` connections to
+    /// `connection_string`. For PostgreSQL a non-empty `database_name` replaces the URL's
+    /// database (upstream's semantics); SQLite ignores it. Pending migrations are applied.
+    ///
+    /// # Panics
+    /// If the database cannot be opened (a bad URL, an unreachable server), as upstream's does;
+    /// [`Database::try_new_with_schema`] and [`Database::connect_with`] return the error instead.
+    /// Unlike upstream's, it connects at once, so the panic happens here and not at first use.
+    pub fn new(connection_string: &str, database_name: &str, max_size: u32) -> Self {
+        Self::new_with_schema(connection_string, database_name, max_size, None)
+    }
+
+    /// [`Database::new`] with the PostgreSQL schema `schema` holding the tables (upstream's name).
+    ///
+    /// # Panics
+    /// If the database cannot be opened or the schema name is invalid.
+    pub fn new_with_schema(connection_string: &str, database_name: &str, max_size: u32, schema: Option<&str>) -> Self {
+        match Self::try_new_with_schema(connection_string, database_name, max_size, schema) {
+            Ok(db) => db,
+            Err(e) => panic!("Failed to create database connection pool: {e}"),
+        }
+    }
+
+    /// [`Database::new_with_schema`] returning the error instead of panicking.
+    pub fn try_new_with_schema(
+        connection_string: &str,
+        database_name: &str,
+        max_size: u32,
+        schema: Option<&str>,
+    ) -> Result<Self> {
+        let url = DatabaseUrl::parse(connection_string)?;
+        let url = if url.backend() == Backend::Postgres && !database_name.is_empty() {
+            with_database_name(connection_string, database_name)
+        } else {
+            connection_string.to_owned()
+        };
+        let config = DatabaseConfig { pool_size: max_size, schema: schema.map(str::to_owned), ..Default::default() };
+        Self::connect_with(&url, config)
+    }
+
     /// Connects with [`DatabaseConfig::default`] and applies pending migrations.
     pub fn connect(url: &str) -> Result<Self> {
         Self::connect_with(url, DatabaseConfig::default())
@@ -183,5 +223,26 @@ impl Database {
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+/// `url` (a PostgreSQL URL) with its database, the path after the authority, replaced by `name`;
+/// the query string is kept.
+fn with_database_name(url: &str, name: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (before_query, query) = rest.find('?').map_or((rest, ""), |i| rest.split_at(i));
+    let authority = before_query.split('/').next().unwrap_or_default();
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn upstreams_database_name_replaces_the_urls_database() {
+        use super::with_database_name as w;
+        assert_eq!(w("postgres://u:p@h:5432/old", "new"), "postgres://u:p@h:5432/new");
+        assert_eq!(w("postgresql://h", "new"), "postgresql://h/new");
+        assert_eq!(w("postgres://h/old?sslmode=require", "new"), "postgres://h/new?sslmode=require");
+        assert_eq!(w("postgres:///old?host=/run/pg", "new"), "postgres:///new?host=/run/pg");
     }
 }

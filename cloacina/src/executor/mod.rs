@@ -20,6 +20,9 @@ pub use crate::results::{ExecutionResult, TaskResult};
 pub use WorkflowExecutor as PipelineExecutor;
 /// Upstream Cloacina's name for [`ExecutionResult`].
 pub type PipelineResult = ExecutionResult;
+/// Upstream Cloacina's name for the error the executor's methods return: [`crate::Error`] here
+/// (one error type for the whole library; its variants are this crate's, not upstream's).
+pub type WorkflowExecutionError = crate::Error;
 
 /// Told of every status change of a pipeline started with
 /// [`WorkflowExecutor::execute_with_callback`] (upstream Cloacina's callback).

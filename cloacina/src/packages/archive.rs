@@ -337,6 +337,7 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::packages::source;

@@ -80,6 +80,7 @@ impl DefaultRunner {
     }
 
     /// The time now, by the runner's clock.
+    #[cfg(feature = "packages")]
     pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.engine.clock.now()
     }

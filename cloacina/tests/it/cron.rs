@@ -333,3 +333,38 @@ engine_test!(upstreams_cron_api_names_work, |t| {
     assert!(runner.list_cron_schedules(false, 10, 0).await.expect("list").is_empty());
     runner.shutdown().await.expect("shutdown");
 });
+
+engine_test!(a_declared_cron_trigger_creates_its_schedule_once, |t| {
+    use cloacina::runner::WorkflowSet;
+    use cloacina::trigger::CronTrigger;
+    let clock = ManualClock::new(utc("2026-03-01T00:00:00Z"));
+    let runner = cron_runner(&t, &clock).await;
+    let declared = |name: &str, workflow: &str| CronTrigger {
+        name: name.into(),
+        workflow: workflow.into(),
+        expression: "0 2 * * *".into(),
+        timezone: "Europe/Berlin".into(),
+    };
+    let set = WorkflowSet {
+        workflows: vec![report()],
+        triggers: Vec::new(),
+        // The second names a workflow this runner does not have: a runner that has it creates it.
+        cron_triggers: vec![declared("nightly_report", "report"), declared("orphan", "not_here")],
+    };
+    runner.add_workflows(set.clone()).await.expect("offer");
+    let schedules = runner.list_schedules().await.expect("list");
+    assert_eq!(schedules.len(), 1, "{schedules:?}");
+    let s = &schedules[0];
+    assert_eq!(
+        (s.workflow_name.as_str(), s.cron_expression.as_str(), s.timezone.as_str()),
+        ("report", "0 2 * * *", "Europe/Berlin")
+    );
+    assert_eq!(s.trigger_name.as_deref(), Some("nightly_report"));
+    // An operator's pause stands when the declaration is offered again (a restart, a reload).
+    assert!(runner.pause_schedule(s.id).await.expect("pause"));
+    runner.add_workflows(set).await.expect("offer again");
+    let again = runner.list_schedules().await.expect("list");
+    assert_eq!(again.len(), 1, "declared once: {again:?}");
+    assert!(!again[0].enabled, "the operator's pause stands");
+    runner.shutdown().await.expect("shutdown");
+});

@@ -190,3 +190,51 @@ engine_test!(errors_built_in_task_code_name_their_task, |t| {
     assert!(error.starts_with("Context error in task needs_input: "), "{error}");
     runner.shutdown().await.expect("shutdown");
 });
+
+/// Features of shared dependencies that upstream's `cloacina` enables and its users' programs
+/// rely on through Cargo's feature unification (their own lines say only `tracing-subscriber =
+/// "0.3"`, `tokio = "1"`, …): a drop-in must keep enabling them.
+#[test]
+fn the_features_upstream_programs_rely_on_stay_enabled() {
+    let read = |path: &str| -> toml::Table {
+        let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("read");
+        text.parse().expect("parse")
+    };
+    let (ours, workspace) = (read("Cargo.toml"), read("../Cargo.toml"));
+    let features = |name: &str| -> (bool, Vec<String>) {
+        let dep = &ours["dependencies"][name];
+        let mut all: Vec<String> = dep
+            .get("features")
+            .and_then(|f| f.as_array())
+            .map(|f| f.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let mut defaults = dep.get("default-features").and_then(|d| d.as_bool()).unwrap_or(true);
+        if dep.get("workspace").and_then(|w| w.as_bool()) == Some(true) {
+            let shared = &workspace["workspace"]["dependencies"][name];
+            defaults &= shared.get("default-features").and_then(|d| d.as_bool()).unwrap_or(true);
+            all.extend(
+                shared
+                    .get("features")
+                    .and_then(|f| f.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned)),
+            );
+        }
+        assert!(dep.get("optional").and_then(|o| o.as_bool()) != Some(true), "{name} must not be optional");
+        (defaults, all)
+    };
+    for (name, needed, with_defaults) in [
+        ("tracing-subscriber", &["env-filter"][..], true),
+        ("tokio", &["full"][..], false),
+        ("chrono", &["serde", "clock"][..], false),
+        ("uuid", &["serde", "v4", "v5"][..], false),
+        ("serde", &["derive"][..], false),
+    ] {
+        let (defaults, enabled) = features(name);
+        for feature in needed {
+            assert!(enabled.iter().any(|f| f == feature), "{name} must enable `{feature}`: {enabled:?}");
+        }
+        assert!(!with_defaults || defaults, "{name} must keep its default features (fmt, ansi)");
+    }
+}

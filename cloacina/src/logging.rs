@@ -1,0 +1,17 @@
+//! Upstream Cloacina's `cloacina::logging` helpers, for programs written against it.
+
+/// `url` with every password replaced by `***`, for a log line (upstream's name for
+/// [`crate::database::redact`]). A string that is not a database URL is not shown at all.
+pub fn mask_db_url(url: &str) -> String {
+    crate::database::redact(url)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_the_log() {
+        let masked = super::mask_db_url("postgres://app:s3cret@db:5432/app");
+        assert!(!masked.contains("s3cret") && masked.contains("app@db"), "{masked}");
+        assert!(!super::mask_db_url("not a url s3cret").contains("s3cret"));
+    }
+}
