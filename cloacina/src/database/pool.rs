@@ -239,7 +239,7 @@ fn with_database_name(url: &str, name: &str) -> String {
 mod tests {
     #[test]
     fn upstreams_database_name_replaces_the_urls_database() {
-        use super::with_database_name as w;
+        use crate::database::pool::with_database_name as w;
         assert_eq!(w("postgres://u:p@h:5432/old", "new"), "postgres://u:p@h:5432/new");
         assert_eq!(w("postgresql://h", "new"), "postgresql://h/new");
         assert_eq!(w("postgres://h/old?sslmode=require", "new"), "postgres://h/new?sslmode=require");
