@@ -23,6 +23,8 @@ pub mod manifest;
 pub mod scaffold;
 mod scratch;
 pub mod source;
+#[cfg(test)]
+mod tests;
 
 pub use archive::Limits;
 pub use compile::{Compiler, Output};
