@@ -4,7 +4,7 @@ The database URL picks the backend at run time: ``sqlite://app.db``, ``sqlite://
 ``postgres://user@host/db``.
 """
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar, Union
 
 __version__: str
 
@@ -104,7 +104,36 @@ class WorkflowBuilder:
     def __enter__(self) -> "WorkflowBuilder": ...
     def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> bool: ...
 
-def clear_workflow_registry() -> None: ...
+class TriggerResult:
+    """What a trigger's poll decided."""
+
+    @staticmethod
+    def fire(context: Union[Context, Dict[str, Any], None] = None) -> TriggerResult:
+        """Start a run with ``context`` as its input."""
+    @staticmethod
+    def skip() -> TriggerResult: ...
+    def is_fire_result(self) -> bool: ...
+    def is_skip_result(self) -> bool: ...
+    @property
+    def context(self) -> Optional[Context]: ...
+
+TriggerFunction = TypeVar("TriggerFunction", bound=Callable[..., Any])
+
+def trigger(
+    name: Optional[str] = None,
+    poll_interval: Union[str, float, None] = None,
+    allow_concurrent: bool = False,
+    workflow: Optional[str] = None,
+    on: Optional[str] = None,
+    cron: Optional[str] = None,
+    timezone: Optional[str] = None,
+) -> Callable[[TriggerFunction], TriggerFunction]:
+    """A poll trigger (``poll_interval``: "5s", "100ms", "1m") starting ``workflow`` when it
+    returns ``TriggerResult.fire(...)``, or with ``cron`` a cron schedule declared once. The
+    function is returned unchanged."""
+
+def clear_workflow_registry() -> None:
+    """Forgets every registered workflow and trigger."""
 def registered_workflows() -> List[str]: ...
 
 class DefaultRunnerConfig:
@@ -176,6 +205,14 @@ class DefaultRunner:
     def resume(self, execution_id: str) -> None: ...
     def list_executions(self, workflow_name: Optional[str] = None, limit: int = 100) -> List[Dict[str, Any]]: ...
     def register_cron_workflow(self, workflow_name: str, cron_expression: str, timezone: str = "UTC") -> str: ...
+    def list_trigger_schedules(
+        self, enabled_only: Optional[bool] = None, limit: Optional[int] = None, offset: Optional[int] = None
+    ) -> List[Dict[str, Any]]: ...
+    def get_trigger_schedule(self, name: str) -> Optional[Dict[str, Any]]: ...
+    def set_trigger_enabled(self, name: str, enabled: bool) -> None: ...
+    def get_trigger_execution_history(
+        self, name: str, limit: Optional[int] = None, offset: Optional[int] = None
+    ) -> List[Dict[str, Any]]: ...
     def list_cron_schedules(
         self, enabled_only: Optional[bool] = None, limit: Optional[int] = None, offset: Optional[int] = None
     ) -> List[Dict[str, Any]]: ...

@@ -31,7 +31,7 @@ impl PyContext {
     /// A context holding `data` (a dict with string keys), or an empty one.
     #[new]
     #[pyo3(signature = (data = None))]
-    fn new(data: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+    pub(crate) fn new(data: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let mut ctx = Self::default();
         if let Some(data) = data {
             ctx.update_from_dict(data)?;

@@ -21,6 +21,7 @@ use serde_json::Value;
 mod admin;
 mod context;
 mod runner;
+mod trigger;
 mod workflow;
 
 /// The engine's runtime, started on first use and kept for the life of the process.
@@ -159,6 +160,7 @@ fn cloaca(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<context::PyContext>()?;
     workflow::register(m)?;
     runner::register(m)?;
+    trigger::register(m)?;
     admin::register(m)?;
     Ok(())
 }

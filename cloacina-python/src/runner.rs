@@ -7,10 +7,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use cloacina::executor::{ExecutionHandle, ExecutionResult, WorkflowExecutor};
 use cloacina::models::{CronScheduleId, PipelineExecutionId};
-use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
+use cloacina::runner::{DefaultRunner, DefaultRunnerConfig, WorkflowSet};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use serde_json::Value;
 
 use crate::context::PyContext;
 use crate::{engine_error, to_py, wait};
@@ -263,13 +264,20 @@ pub(crate) struct PyDefaultRunner {
 impl PyDefaultRunner {
     fn start(py: Python<'_>, url: &str, config: DefaultRunnerConfig) -> PyResult<Self> {
         let workflows = crate::workflow::registered();
+        let (triggers, cron_triggers) = (crate::trigger::registered(None)?, crate::trigger::cron_declared(None));
         let url = url.to_owned();
         let runner = wait(py, async move {
             let mut builder = DefaultRunner::builder(url).config(config);
             for w in workflows {
                 builder = builder.workflow(w);
             }
-            builder.build().await
+            for t in triggers {
+                builder = builder.trigger(t);
+            }
+            let runner = builder.build().await?;
+            let declared = WorkflowSet { cron_triggers, ..WorkflowSet::default() };
+            runner.add_workflows(declared).await?;
+            Ok::<_, cloacina::Error>(runner)
         })?
         .map_err(engine_error)?;
         Ok(Self { inner: Mutex::new(Some(Arc::new(runner))) })
@@ -415,6 +423,75 @@ impl PyDefaultRunner {
         Ok(id.to_string())
     }
 
+    /// Upstream's `list_trigger_schedules`: the event triggers runners registered, as dicts
+    /// (`trigger_name`, `workflow_name`, `poll_interval_ms`, `allow_concurrent`, `enabled`, …).
+    #[pyo3(signature = (enabled_only = None, limit = None, offset = None))]
+    fn list_trigger_schedules<'py>(
+        &self,
+        py: Python<'py>,
+        enabled_only: Option<bool>,
+        limit: Option<i64>,
+        offset: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let runner = self.runner()?;
+        let list = wait(py, async move {
+            runner
+                .list_trigger_schedules(enabled_only.unwrap_or(false), limit.unwrap_or(100), offset.unwrap_or(0))
+                .await
+        })?
+        .map_err(engine_error)?;
+        let rows: Vec<Value> = list.iter().map(trigger_json).collect();
+        to_py(py, &Value::Array(rows))
+    }
+
+    /// One event trigger as a dict, or `None` if no runner registered one of that name.
+    fn get_trigger_schedule<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let runner = self.runner()?;
+        match wait(py, async move { runner.get_trigger_schedule(&name).await })? {
+            Ok(t) => to_py(py, &trigger_json(&t)),
+            Err(cloacina::Error::TriggerNotFound(_)) => Ok(py.None().into_bound(py)),
+            Err(e) => Err(engine_error(e)),
+        }
+    }
+
+    /// Upstream's `set_trigger_enabled`: pauses (`False`) or resumes (`True`) a trigger on every
+    /// runner.
+    fn set_trigger_enabled(&self, py: Python<'_>, name: String, enabled: bool) -> PyResult<()> {
+        let runner = self.runner()?;
+        wait(py, async move { runner.set_trigger_enabled(&name, enabled).await })?.map_err(engine_error)
+    }
+
+    /// Upstream's `get_trigger_execution_history`: the runs the trigger started, newest first, as
+    /// dicts (`trigger_name`, `context_hash`, `pipeline_execution_id`, `fired_by`, `fired_at`).
+    #[pyo3(signature = (name, limit = None, offset = None))]
+    fn get_trigger_execution_history<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        limit: Option<i64>,
+        offset: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let runner = self.runner()?;
+        let history = wait(py, async move {
+            runner.get_trigger_execution_history(&name, limit.unwrap_or(100), offset.unwrap_or(0)).await
+        })?
+        .map_err(engine_error)?;
+        let rows: Vec<Value> = history
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "id": e.id.to_string(),
+                    "trigger_name": e.trigger_name,
+                    "context_hash": e.context_hash,
+                    "pipeline_execution_id": e.pipeline_execution_id.map(|id| id.to_string()),
+                    "fired_by": e.fired_by,
+                    "fired_at": e.fired_at.to_rfc3339(),
+                })
+            })
+            .collect();
+        to_py(py, &Value::Array(rows))
+    }
+
     /// Cron schedules as dicts.
     #[pyo3(signature = (enabled_only = None, limit = None, offset = None))]
     fn list_cron_schedules<'py>(
@@ -538,6 +615,19 @@ fn parse_time(text: &str) -> PyResult<DateTime<Utc>> {
     chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .map(|t| t.and_utc())
         .map_err(|_| PyValueError::new_err(format!("{text:?} is not an ISO 8601 time")))
+}
+
+/// A trigger as the dict upstream's Python API gives.
+fn trigger_json(t: &cloacina::models::TriggerSchedule) -> Value {
+    serde_json::json!({
+        "trigger_name": t.trigger_name,
+        "workflow_name": t.workflow_name,
+        "poll_interval_ms": u64::try_from(t.poll_interval.as_millis()).unwrap_or(u64::MAX),
+        "allow_concurrent": t.allow_concurrent,
+        "enabled": t.enabled,
+        "created_at": t.created_at.to_rfc3339(),
+        "updated_at": t.updated_at.to_rfc3339(),
+    })
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

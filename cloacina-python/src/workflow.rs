@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::context::PyContext;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -36,7 +36,7 @@ impl Task for PyTask {
         Box::pin(async move {
             // Taken here, inside the attempt, for the thread the function runs on.
             let handle = task.takes_handle.then(TaskHandle::current);
-            on_own_thread(move || task.call(context, handle)).await
+            on_own_thread(move || task.call(context, handle), TaskError::retryable).await
         })
     }
 }
@@ -92,18 +92,20 @@ impl PyTaskHandle {
     }
 }
 
-/// Runs `f` on a thread of its own (Python code never runs on the engine's threads) and waits.
-async fn on_own_thread<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, TaskError> + Send + 'static,
-) -> Result<T, TaskError> {
+/// Runs `f` on a thread of its own (Python code never runs on the engine's threads) and waits;
+/// `lost` makes the error for a thread that could not start or ended without an outcome.
+pub(crate) async fn on_own_thread<T: Send + 'static, E: Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+    lost: impl FnOnce(String) -> E,
+) -> Result<T, E> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("cloaca-task".to_owned())
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .map_err(|e| TaskError::retryable(format!("cannot start a thread for the task: {e}")))?;
-    rx.await.unwrap_or_else(|_| Err(TaskError::retryable("the task's thread ended without an outcome")))
+    let started = std::thread::Builder::new().name("cloaca-task".to_owned()).spawn(move || {
+        let _ = tx.send(f());
+    });
+    if let Err(e) = started {
+        return Err(lost(format!("cannot start a thread for the Python code: {e}")));
+    }
+    rx.await.unwrap_or_else(|_| Err(lost("the Python code's thread ended without an outcome".to_owned())))
 }
 
 impl PyTask {
@@ -573,21 +575,25 @@ async fn call_hook(
     hook: Arc<Py<PyAny>>,
     args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send + 'static,
 ) -> HookResult {
-    let outcome = on_own_thread(move || {
-        Python::attach(|py| {
-            let args = args(py).and_then(|a| Ok(a.cast_into::<PyTuple>()?));
-            args.and_then(|a| hook.bind(py).call1(a)).map(drop).map_err(|e| task_error(py, &e))
-        })
-    })
+    let outcome = on_own_thread(
+        move || {
+            Python::attach(|py| {
+                let args = args(py).and_then(|a| Ok(a.cast_into::<PyTuple>()?));
+                args.and_then(|a| hook.bind(py).call1(a)).map(drop).map_err(|e| task_error(py, &e))
+            })
+        },
+        TaskError::retryable,
+    )
     .await;
     outcome.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
 }
 
-/// Forgets every registered workflow (for tests that define the same names again).
+/// Forgets every registered workflow and trigger (for tests that define the same names again).
 #[pyfunction]
 fn clear_workflow_registry() {
     lock(&REGISTRY).clear();
     lock(&LOOSE).clear();
+    crate::trigger::clear();
 }
 
 /// The names of the registered workflows.

@@ -122,6 +122,13 @@ pub fn create_config(conn: &mut AnyConnection, config: &ScheduleConfig, now: Dat
     Ok(Ok(crate::cron::create(conn, config, now)?))
 }
 
+/// Checks that `expression` is a cron expression that fires in the IANA time zone `timezone`, as
+/// a schedule reads it: what a declaration is checked with before any runner starts.
+pub fn check_expression(expression: &str, timezone: &str) -> Result<(), Error> {
+    crate::cron::expression::CronExpression::parse(expression, timezone)?;
+    Ok(())
+}
+
 /// Creates the schedule cron trigger `declared` asks for (`#[trigger(cron = …)]`,
 /// `@cloaca.trigger(cron=…)`), unless one with its name exists: a declaration creates its
 /// schedule once, and an operator's later changes (pause, edit, delete) are never undone by a
