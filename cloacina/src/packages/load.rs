@@ -65,7 +65,7 @@ impl Loader {
     /// package that fails any step leaves nothing behind.
     pub fn load(&self, unpacked: &Unpacked, output: Output) -> Result<Loaded, Error> {
         let Unpacked { dir, manifest, sha256, .. } = unpacked;
-        if manifest.metadata.language == Language::Python {
+        if manifest.language() == Language::Python {
             return Err(Error::Unsupported(
                 "Python packages are validated and packed, but this daemon does not run them yet: run Python workflows in-process with `cloaca`".to_owned(),
             ));

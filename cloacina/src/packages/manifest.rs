@@ -24,7 +24,8 @@ pub struct Manifest {
     pub metadata: Metadata,
 }
 
-/// `[package]`: the package's identity and interface.
+/// `[package]`: the package's identity and interface. `interface`, `interface_version` and
+/// `extension` may be left out (upstream's minimal manifests do): they default to this host's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackageInfo {
@@ -33,11 +34,26 @@ pub struct PackageInfo {
     /// Its version; one version string names one content (a reuse with other content is refused).
     pub version: String,
     /// The plugin interface, `cloacina-workflow-plugin`.
+    #[serde(default = "default_interface")]
     pub interface: String,
     /// The interface version, 1.
+    #[serde(default = "default_interface_version")]
     pub interface_version: u32,
     /// The archive extension, `cloacina`.
+    #[serde(default = "default_extension")]
     pub extension: String,
+}
+
+fn default_interface() -> String {
+    INTERFACE.to_owned()
+}
+
+fn default_interface_version() -> u32 {
+    ABI_VERSION
+}
+
+fn default_extension() -> String {
+    EXTENSION.to_owned()
 }
 
 /// The language a package is written in.
@@ -63,8 +79,10 @@ impl std::fmt::Display for Language {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
-    /// `rust` or `python`.
-    pub language: Language,
+    /// `rust` or `python`; left out, it is inferred from the layout when the manifest is read
+    /// from a directory (a `workflow/` tree is Python, a `Cargo.toml` Rust).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
     /// The workflow's name (a Rust package may leave it to `#[workflow(name = …)]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_name: Option<String>,
@@ -97,7 +115,7 @@ impl Metadata {
     /// A descriptor of `language` with nothing else set.
     pub fn new(language: Language) -> Self {
         Metadata {
-            language,
+            language: Some(language),
             workflow_name: None,
             entry_module: None,
             requires_python: None,
@@ -133,14 +151,32 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Reads and checks `dir/package.toml`.
+    /// Reads and checks `dir/package.toml`; a language it leaves out is inferred from `dir`'s
+    /// layout.
     pub fn read(dir: &Path) -> Result<Self, Error> {
         let path = dir.join(FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::Layout(format!("no {FILE} in {}", dir.display())),
             _ => Error::Io(format!("{}: {e}", path.display())),
         })?;
-        Self::parse(&text)
+        let mut manifest = Self::parse(&text)?;
+        if manifest.metadata.language.is_none() {
+            manifest.metadata.language = Some(if dir.join("workflow").is_dir() {
+                Language::Python
+            } else if dir.join("Cargo.toml").is_file() {
+                Language::Rust
+            } else {
+                return Err(Error::Layout(format!(
+                    "{FILE} names no [metadata] language, and the package has neither a workflow/ directory (Python) nor a Cargo.toml (Rust)"
+                )));
+            });
+        }
+        Ok(manifest)
+    }
+
+    /// The package's language (Rust when neither said nor inferred).
+    pub fn language(&self) -> Language {
+        self.metadata.language.unwrap_or(Language::Rust)
     }
 
     /// The manifest as TOML.
@@ -187,7 +223,7 @@ impl Manifest {
             cloacina_workflow::workflow::check_name("workflow", name)
                 .map_err(|e| Error::Manifest(format!("[metadata] {e}")))?;
         }
-        if m.language == Language::Rust && (m.entry_module.is_some() || m.requires_python.is_some()) {
+        if m.language == Some(Language::Rust) && (m.entry_module.is_some() || m.requires_python.is_some()) {
             return bad("[metadata] entry_module and requires_python are for Python packages".to_owned());
         }
         if let Some(module) = &m.entry_module {
@@ -234,9 +270,17 @@ requires_python = ">=3.10"
     #[test]
     fn reads_upstreams_schema_and_writes_it_back() {
         let m = Manifest::parse(GOOD).expect("parses");
-        assert_eq!(m.metadata.language, Language::Python);
+        assert_eq!(m.language(), Language::Python);
         assert_eq!(m.file_name(), "etl-1.0.0.cloacina");
         assert_eq!(Manifest::parse(&m.to_toml()).expect("round trip"), m);
+    }
+
+    #[test]
+    fn a_minimal_manifest_takes_the_defaults() {
+        let m = Manifest::parse("[package]\nname = \"data-pipeline\"\nversion = \"0.1.0\"\n\n[metadata]\nworkflow_name = \"data_pipeline\"\n")
+            .expect("parses");
+        assert_eq!((m.package.interface.as_str(), m.package.interface_version), (INTERFACE, ABI_VERSION));
+        assert_eq!(m.metadata.language, None, "inferred from the layout when read from a directory");
     }
 
     #[test]

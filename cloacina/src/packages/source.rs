@@ -19,8 +19,8 @@ pub fn manifest(dir: &Path) -> Result<Manifest, Error> {
     } else {
         return Err(Error::Layout(format!("{} has no {FILE} (and no Cargo.toml to infer one from)", dir.display())));
     };
-    if manifest.metadata.language == Language::Python && manifest.metadata.entry_module.is_none() {
-        manifest.metadata.entry_module = Some(infer_entry_module(dir)?);
+    if manifest.language() == Language::Python && manifest.metadata.entry_module.is_none() {
+        manifest.metadata.entry_module = Some(infer_entry_module(dir, &manifest.package.name)?);
     }
     Ok(manifest)
 }
@@ -43,8 +43,20 @@ fn from_cargo(dir: &Path) -> Result<Manifest, Error> {
     Ok(manifest)
 }
 
-fn infer_entry_module(dir: &Path) -> Result<String, Error> {
+/// Upstream's rule: the package name in snake case names the module tree under `workflow/`
+/// (`data-pipeline` → `workflow/data_pipeline/`), whose `tasks` module is imported if it has one,
+/// else the package itself; failing that, the one package under `workflow/`.
+fn infer_entry_module(dir: &Path, name: &str) -> Result<String, Error> {
     let tree = workflow_dir(dir)?;
+    let snake = name.replace('-', "_");
+    if is_identifier(&snake) {
+        if tree.join(&snake).join("tasks.py").is_file() {
+            return Ok(format!("{snake}.tasks"));
+        }
+        if tree.join(&snake).join("__init__.py").is_file() || tree.join(format!("{snake}.py")).is_file() {
+            return Ok(snake);
+        }
+    }
     let mut packages: Vec<String> = std::fs::read_dir(&tree)
         .map_err(|e| Error::Io(format!("{}: {e}", tree.display())))?
         .filter_map(Result::ok)
@@ -81,7 +93,7 @@ fn workflow_dir(dir: &Path) -> Result<PathBuf, Error> {
 /// Checks that `dir` is laid out as `manifest`'s language needs: a Rust crate built as a
 /// `cdylib` with a library root; a Python `workflow/` tree in which the entry module exists.
 pub fn check_layout(dir: &Path, manifest: &Manifest) -> Result<(), Error> {
-    match manifest.metadata.language {
+    match manifest.language() {
         Language::Rust => {
             let cargo = crate_manifest(dir)?;
             let lib = cargo.get("lib").and_then(|l| l.as_table());
@@ -103,7 +115,8 @@ pub fn check_layout(dir: &Path, manifest: &Manifest) -> Result<(), Error> {
         }
         Language::Python => {
             let tree = workflow_dir(dir)?;
-            let module = manifest.metadata.entry_module.clone().map_or_else(|| infer_entry_module(dir), Ok)?;
+            let module =
+                manifest.metadata.entry_module.clone().map_or_else(|| infer_entry_module(dir, &manifest.package.name), Ok)?;
             let path: PathBuf = module.split('.').collect();
             if tree.join(&path).with_extension("py").is_file() || tree.join(&path).join("__init__.py").is_file() {
                 Ok(())

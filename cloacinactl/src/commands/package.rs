@@ -109,13 +109,13 @@ pub(crate) fn run(target: &Target, cmd: PackageCommand) -> anyhow::Result<()> {
                 path.display(),
                 p.name,
                 p.version,
-                manifest.metadata.language
+                manifest.language()
             ))
         }
         PackageCommand::Build { dir } => {
             let manifest = source::manifest(&dir).map_err(bad)?;
             source::check_layout(&dir, &manifest).map_err(bad)?;
-            if manifest.metadata.language == Language::Python {
+            if manifest.language() == Language::Python {
                 return output::line("a Python package has nothing to compile");
             }
             let built = Loader::from_env().compiler.build(&dir, Output::Shown).map_err(bad)?;
@@ -144,7 +144,7 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
     let unpacked = loader.unpack(&bytes).map_err(bad)?;
     let m: &Manifest = &unpacked.manifest;
     output::line(format!("package:   {} {}", m.package.name, m.package.version))?;
-    output::line(format!("language:  {}", m.metadata.language))?;
+    output::line(format!("language:  {}", m.language()))?;
     output::line(format!("interface: {} v{}", m.package.interface, m.package.interface_version))?;
     output::line(format!("sha256:    {}", unpacked.sha256))?;
     for (label, value) in [
@@ -158,7 +158,7 @@ fn inspect(path: &Path) -> anyhow::Result<()> {
             output::line(format!("{label}{v}"))?;
         }
     }
-    if m.metadata.language == Language::Python {
+    if m.language() == Language::Python {
         return Ok(());
     }
     let loaded = loader.load(&unpacked, Output::Captured).map_err(bad)?;
