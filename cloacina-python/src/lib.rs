@@ -19,7 +19,9 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::Value;
 
 mod admin;
+mod calls;
 mod context;
+mod package;
 mod runner;
 mod trigger;
 mod workflow;
@@ -161,6 +163,7 @@ fn cloaca(m: &Bound<'_, PyModule>) -> PyResult<()> {
     workflow::register(m)?;
     runner::register(m)?;
     trigger::register(m)?;
+    package::register(m)?;
     admin::register(m)?;
     Ok(())
 }

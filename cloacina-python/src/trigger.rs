@@ -18,8 +18,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::Value;
 
+use crate::calls::{lock, on_own_thread};
 use crate::context::PyContext;
-use crate::workflow::{lock, on_own_thread};
 
 /// `cloaca.TriggerResult`: what a poll decided.
 #[pyclass(name = "TriggerResult", module = "cloaca", frozen)]

@@ -2,7 +2,7 @@
 //! functions, trigger-rule helpers, and the registry runners take their workflows from.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use cloacina::cloacina_workflow::workflow::{HookResult, TaskFuture};
 use cloacina::cloacina_workflow::{Task, TaskSpec, TriggerRule, ValueOperator, Workflow};
@@ -14,11 +14,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use serde_json::Value;
 
+use crate::calls::{lock, on_own_thread};
 use crate::context::PyContext;
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A task defined in Python: its function and how to call it.
 #[derive(Clone)]
@@ -92,22 +89,6 @@ impl PyTaskHandle {
     }
 }
 
-/// Runs `f` on a thread of its own (Python code never runs on the engine's threads) and waits;
-/// `lost` makes the error for a thread that could not start or ended without an outcome.
-pub(crate) async fn on_own_thread<T: Send + 'static, E: Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-    lost: impl FnOnce(String) -> E,
-) -> Result<T, E> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let started = std::thread::Builder::new().name("cloaca-task".to_owned()).spawn(move || {
-        let _ = tx.send(f());
-    });
-    if let Err(e) = started {
-        return Err(lost(format!("cannot start a thread for the Python code: {e}")));
-    }
-    rx.await.unwrap_or_else(|_| Err(lost("the Python code's thread ended without an outcome".to_owned())))
-}
-
 impl PyTask {
     /// One attempt: the function gets a `Context` and returns it (or `None`: the context it was
     /// given, as it left it). A coroutine function runs to completion in an event loop of its own.
@@ -171,6 +152,33 @@ static ACTIVE: Mutex<Vec<Arc<Mutex<Draft>>>> = Mutex::new(Vec::new());
 static LOOSE: Mutex<BTreeMap<String, (TaskSpec, PyTask, Hooks)>> = Mutex::new(BTreeMap::new());
 /// Every workflow built so far, by name: what a new runner runs.
 static REGISTRY: Mutex<BTreeMap<String, Workflow>> = Mutex::new(BTreeMap::new());
+/// In a package's worker: the archive's content hash, part of every version built (so a new
+/// archive is a new version, as for Rust packages).
+static PACKAGE_SOURCE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Enters package mode: workflows built from now on carry `source` in their version, and bare
+/// `@cloaca.task` decorators (outside any `with`) define tasks of `workflow`, as upstream's
+/// package loader arranges. Returns the builder to [`finish_package`] after the import.
+pub(crate) fn begin_package(workflow: &str, source: &str) -> PyResult<Py<PyAny>> {
+    *lock(&PACKAGE_SOURCE) = Some(source.to_owned());
+    let builder = PyWorkflowBuilder::new(workflow.to_owned())?;
+    lock(&ACTIVE).push(builder.draft.clone());
+    Python::attach(|py| Ok(Py::new(py, builder)?.into_any()))
+}
+
+/// Leaves package mode: builds the package's workflow if its bare decorators defined tasks.
+pub(crate) fn finish_package(builder: &Bound<'_, PyAny>) -> PyResult<()> {
+    let builder = builder.cast::<PyWorkflowBuilder>()?.borrow();
+    let mut active = lock(&ACTIVE);
+    if let Some(pos) = active.iter().rposition(|d| Arc::ptr_eq(d, &builder.draft)) {
+        active.remove(pos);
+    }
+    drop(active);
+    if !lock(&builder.draft).tasks.is_empty() {
+        builder.build()?;
+    }
+    Ok(())
+}
 
 /// Whether a workflow of that name was built.
 pub(crate) fn is_registered(name: &str) -> bool {
@@ -516,6 +524,9 @@ impl PyWorkflowBuilder {
         let mut builder = Workflow::builder(draft.name.clone());
         if let Some(d) = &draft.description {
             builder = builder.description(d.clone());
+        }
+        if let Some(source) = lock(&PACKAGE_SOURCE).clone() {
+            builder = builder.source(source);
         }
         for (spec, task, hooks) in &draft.tasks {
             let id = spec.id.clone();

@@ -68,6 +68,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "context",
             "cron",
+            "cron::expression",
             "dal",
             "database",
             "engine",

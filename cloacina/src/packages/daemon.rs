@@ -15,6 +15,10 @@
 //! - a broken archive is reported once, as one error naming its file, and tried again only when
 //!   the file changes. Everything else keeps running.
 //!
+//! A Python package runs in a worker process of its own ([`super::python`]); the daemon starts
+//! it once the package is admitted, tells it to withdraw when its archive is replaced or
+//! removed, and starts it again if it dies.
+//!
 //! An archive being copied in may be read half-written: it fails, and loads when the copy
 //! completes and the file changes again. Writing it beside and renaming it in avoids the noise.
 
@@ -24,7 +28,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::{content_hash, Loaded, Loader, Manifest, Output};
+use super::python::{PythonHost, Worker};
+use super::{content_hash, Language, Loader, Manifest, Output};
 use crate::ops;
 use crate::runner::DefaultRunner;
 use crate::Error;
@@ -50,6 +55,18 @@ struct Serving {
     version: String,
     sha256: String,
     workflows: Vec<String>,
+    /// Served by a Python worker (kept in `Daemon::workers` under the file's path), not by the
+    /// daemon's runner.
+    python: bool,
+}
+
+/// How long a stopping daemon waits for a Python worker to stop before killing it.
+const WORKER_GRACE: Duration = Duration::from_secs(30);
+
+/// A loaded package, before it is admitted.
+enum Hosted {
+    Rust(Box<super::Loaded>),
+    Python(Worker),
 }
 
 /// What one scan did.
@@ -67,20 +84,34 @@ pub struct Scan {
 pub struct Daemon {
     runner: DefaultRunner,
     loader: Loader,
+    python: PythonHost,
     dirs: Vec<PathBuf>,
     known: HashMap<PathBuf, Known>,
+    /// The Python workers serving, by archive file.
+    workers: HashMap<PathBuf, Worker>,
+    /// Withdrawn Python workers finishing their runs.
+    draining: Vec<Worker>,
 }
 
 impl Daemon {
-    /// A daemon running `runner`, watching `dirs` (each created if missing) with `loader`.
-    pub fn new(runner: DefaultRunner, loader: Loader, dirs: Vec<PathBuf>) -> Result<Self, Error> {
+    /// A daemon running `runner`, watching `dirs` (each created if missing) with `loader`, and
+    /// running Python packages with `python`.
+    pub fn new(runner: DefaultRunner, loader: Loader, python: PythonHost, dirs: Vec<PathBuf>) -> Result<Self, Error> {
         for dir in &dirs {
             std::fs::create_dir_all(dir).map_err(|e| Error::InvalidSetting {
                 setting: "packages",
                 reason: format!("{}: {e}", dir.display()),
             })?;
         }
-        Ok(Daemon { runner, loader, dirs, known: HashMap::new() })
+        Ok(Daemon {
+            runner,
+            loader,
+            python,
+            dirs,
+            known: HashMap::new(),
+            workers: HashMap::new(),
+            draining: Vec::new(),
+        })
     }
 
     /// The runner.
@@ -92,12 +123,13 @@ impl Daemon {
     /// archive are in the returned [`Scan`]; an `Err` is the database failing.
     pub async fn scan(&mut self) -> Result<Scan, Error> {
         let mut scan = Scan::default();
+        self.supervise();
         let present = self.archives(&mut scan);
         let gone: Vec<PathBuf> = self.known.keys().filter(|p| !present.iter().any(|(q, _)| q == *p)).cloned().collect();
         for path in gone {
             if let Some(known) = self.known.remove(&path) {
                 if let Some(serving) = known.serving {
-                    self.retire(&serving).await?;
+                    self.retire(&path, &serving).await?;
                     tracing::info!(file = %path.display(), package = %serving.name, version = %serving.version, "package removed: its workflows start no new runs");
                 }
                 scan.removed.push(path);
@@ -123,7 +155,7 @@ impl Daemon {
                 known.sha256 = sha256.clone();
             }
             let previous = self.known.get(&path).and_then(|k| k.serving.clone());
-            let outcome = self.arrive(bytes, previous.as_ref()).await?;
+            let outcome = self.arrive(&path, bytes, previous.as_ref()).await?;
             let serving = match outcome {
                 Ok(serving) => {
                     tracing::info!(file = %path.display(), package = %serving.name, version = %serving.version, workflows = ?serving.workflows, "package loaded");
@@ -190,26 +222,46 @@ impl Daemon {
         found
     }
 
-    /// Loads, admits and offers the archive `bytes`; `previous` is what its file
+    /// Loads, admits and offers the archive `bytes` read from `path`; `previous` is what the file
     /// served before. `Ok(Err(why))` is a refused or failed package.
-    async fn arrive(&self, bytes: Vec<u8>, previous: Option<&Serving>) -> Result<Result<Serving, String>, Error> {
-        let loader = self.loader.clone();
+    async fn arrive(
+        &mut self,
+        path: &std::path::Path,
+        bytes: Vec<u8>,
+        previous: Option<&Serving>,
+    ) -> Result<Result<Serving, String>, Error> {
+        let (loader, python) = (self.loader.clone(), self.python.clone());
         let archive = bytes.clone();
+        let worker_name = format!("{}-python-{}", self.runner.runner_name(), &content_hash(&bytes)[..12]);
         let loaded = tokio::task::spawn_blocking(move || {
             let unpacked = loader.unpack(&archive)?;
-            let loaded = loader.load(&unpacked, Output::Captured);
-            Ok::<_, super::Error>((unpacked.manifest, loaded))
+            let hosted = match unpacked.manifest.language() {
+                Language::Python => python.describe(&unpacked, &worker_name).map(Hosted::Python),
+                Language::Rust => loader.load(&unpacked, Output::Captured).map(|l| Hosted::Rust(Box::new(l))),
+            };
+            Ok::<_, super::Error>((
+                unpacked.manifest.clone(),
+                unpacked.sha256.clone(),
+                hosted.map_err(|e| e.to_string()),
+            ))
         })
         .await
         .map_err(|e| Error::InvalidSetting { setting: "packages", reason: format!("the loader stopped: {e}") })?;
-        let (manifest, loaded) = match loaded {
-            Ok((manifest, loaded)) => (manifest, loaded.map_err(|e| e.to_string())),
+        let (manifest, sha256, hosted) = match loaded {
+            Ok(loaded) => loaded,
             // Not even a manifest: nothing to record, only to report.
             Err(e) => return Ok(Err(e.to_string())),
         };
-        let workflows: Vec<String> = match &loaded {
-            Ok(l) => l.set.workflows.iter().map(|w| w.name().to_owned()).collect(),
-            Err(_) => Vec::new(),
+        let (workflows, contents): (Vec<String>, Value) = match &hosted {
+            Ok(Hosted::Rust(l)) => (
+                l.set.workflows.iter().map(|w| w.name().to_owned()).collect(),
+                serde_json::to_value(&l.description).unwrap_or(Value::Null),
+            ),
+            Ok(Hosted::Python(w)) => (
+                w.workflows.iter().map(|(n, _)| n.clone()).collect(),
+                serde_json::json!({ "workflows": w.workflows.iter().map(|(n, v)| serde_json::json!({"name": n, "version": v})).collect::<Vec<_>>() }),
+            ),
+            Err(_) => (Vec::new(), Value::Null),
         };
         let arrival = ops::packages::Arrival {
             name: manifest.package.name.clone(),
@@ -217,39 +269,84 @@ impl Daemon {
             description: manifest.metadata.description.clone(),
             manifest: serde_json::to_value(&manifest).unwrap_or(Value::Null),
             workflows: workflows.clone(),
-            contents: loaded
-                .as_ref()
-                .ok()
-                .and_then(|l| serde_json::to_value(&l.description).ok())
-                .unwrap_or(Value::Null),
+            contents,
             archive: bytes,
         };
-        let result = loaded.as_ref().map(|_| ()).map_err(Clone::clone);
-        let now = self.runner.now();
-        let admitted = self.runner.database().run_with(move |c| ops::packages::admit(c, arrival, result, now)).await?;
-        if let Err(refused) = admitted {
+        let result = hosted.as_ref().map(|_| ()).map_err(Clone::clone);
+        if let Err(refused) = self.admit(arrival.clone(), result).await? {
+            if let Ok(Hosted::Python(worker)) = hosted {
+                stop_workers(vec![worker]).await;
+            }
             return Ok(Err(refused.to_string()));
         }
-        let loaded: Loaded = match loaded {
-            Ok(l) => l,
+        let mut replaced: Option<Worker> = None;
+        let python = match hosted {
             Err(why) => return Ok(Err(why)),
+            Ok(Hosted::Rust(loaded)) => {
+                self.runner.add_workflows(loaded.set).await?;
+                false
+            }
+            Ok(Hosted::Python(mut worker)) => {
+                let started =
+                    tokio::task::spawn_blocking(move || worker.start().map(|()| worker)).await.map_err(|e| {
+                        Error::InvalidSetting { setting: "packages", reason: format!("the loader stopped: {e}") }
+                    })?;
+                match started {
+                    Ok(worker) => {
+                        // The file's earlier worker (if any) is withdrawn below.
+                        replaced = self.workers.insert(path.to_path_buf(), worker);
+                        true
+                    }
+                    Err(e) => {
+                        let why = e.to_string();
+                        let _ = self.admit(arrival, Err(why.clone())).await?;
+                        return Ok(Err(why));
+                    }
+                }
+            }
         };
-        self.runner.add_workflows(loaded.set).await?;
         if let Some(previous) = previous {
-            let dropped: Vec<String> = previous.workflows.iter().filter(|w| !workflows.contains(w)).cloned().collect();
-            if !dropped.is_empty() {
-                self.runner.withdraw_workflows(&dropped).await?;
+            if previous.python {
+                let old = if python { replaced } else { self.workers.remove(path) };
+                if let Some(mut old) = old {
+                    old.withdraw();
+                    self.draining.push(old);
+                }
+            } else {
+                let dropped: Vec<String> =
+                    previous.workflows.iter().filter(|w| !workflows.contains(w)).cloned().collect();
+                let dropped = if python { previous.workflows.clone() } else { dropped };
+                if !dropped.is_empty() {
+                    self.runner.withdraw_workflows(&dropped).await?;
+                }
             }
             if previous.version != manifest.package.version || previous.name != manifest.package.name {
                 self.record_removed(previous).await?;
             }
         }
-        Ok(Ok(serving_of(&manifest, &loaded.sha256, workflows)))
+        Ok(Ok(serving_of(&manifest, &sha256, workflows, python)))
     }
 
-    /// Withdraws what `serving` offered and records its package as removed.
-    async fn retire(&self, serving: &Serving) -> Result<(), Error> {
-        self.runner.withdraw_workflows(&serving.workflows).await?;
+    /// Records `arrival` as loaded (`Ok`) or failed; refused as `ops::packages::admit` says.
+    async fn admit(
+        &self,
+        arrival: ops::packages::Arrival,
+        load: Result<(), String>,
+    ) -> Result<Result<(), ops::Refused>, Error> {
+        let now = self.runner.now();
+        self.runner.database().run_with(move |c| ops::packages::admit(c, arrival, load, now)).await
+    }
+
+    /// Withdraws what `serving` (from the file `path`) offered and records its package as removed.
+    async fn retire(&mut self, path: &std::path::Path, serving: &Serving) -> Result<(), Error> {
+        if serving.python {
+            if let Some(mut worker) = self.workers.remove(path) {
+                worker.withdraw();
+                self.draining.push(worker);
+            }
+        } else {
+            self.runner.withdraw_workflows(&serving.workflows).await?;
+        }
         self.record_removed(serving).await
     }
 
@@ -258,17 +355,61 @@ impl Daemon {
         self.runner.database().run_with(move |c| ops::packages::remove(c, &s.name, &s.version, &s.sha256, now)).await
     }
 
-    /// Stops the runner (see [`DefaultRunner::shutdown`]).
-    pub async fn shutdown(&self) -> Result<(), Error> {
+    /// Reaps withdrawn workers that finished; a serving worker that died is forgotten with its
+    /// file, so the next scan loads the file again (and starts a new worker).
+    fn supervise(&mut self) {
+        self.draining.retain_mut(|w| w.exited().is_none());
+        let dead: Vec<PathBuf> = self.workers.iter_mut().filter_map(|(p, w)| w.exited().map(|_| p.clone())).collect();
+        for path in dead {
+            if let Some(mut worker) = self.workers.remove(&path) {
+                tracing::error!(file = %path.display(), status = ?worker.exited(), "the package's Python worker died; starting it again");
+            }
+            self.known.remove(&path);
+        }
+    }
+
+    /// The versions this daemon runs: its runner's and its Python workers'.
+    fn versions(&self) -> Vec<String> {
+        self.workers.values().chain(&self.draining).flat_map(|w| w.workflows.iter().map(|(_, v)| v.clone())).collect()
+    }
+
+    /// `--once`: loads the packages, waits (checking every `interval`) until no run of their
+    /// workflows is unfinished, and stops.
+    pub async fn run_once(&mut self, interval: Duration) -> Result<Scan, Error> {
+        let scan = self.scan().await?;
+        let waited = self.runner.finish_unfinished_runs(interval, &self.versions()).await;
+        self.shutdown().await?;
+        waited.map(|()| scan)
+    }
+
+    /// Stops the Python workers (gracefully, then after a grace period by force) and the runner
+    /// (see [`DefaultRunner::shutdown`]).
+    pub async fn shutdown(&mut self) -> Result<(), Error> {
+        let workers: Vec<Worker> = self.workers.drain().map(|(_, w)| w).chain(self.draining.drain(..)).collect();
+        stop_workers(workers).await;
         self.runner.shutdown().await
     }
 }
 
-fn serving_of(manifest: &Manifest, sha256: &str, workflows: Vec<String>) -> Serving {
+fn serving_of(manifest: &Manifest, sha256: &str, workflows: Vec<String>, python: bool) -> Serving {
     Serving {
         name: manifest.package.name.clone(),
         version: manifest.package.version.clone(),
         sha256: sha256.to_owned(),
         workflows,
+        python,
     }
+}
+
+/// Stops `workers` gracefully, each within [`WORKER_GRACE`], off the async runtime.
+async fn stop_workers(workers: Vec<Worker>) {
+    if workers.is_empty() {
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for w in workers {
+            w.stop(WORKER_GRACE);
+        }
+    })
+    .await;
 }

@@ -55,7 +55,8 @@ impl Loader {
     pub fn unpack(&self, bytes: &[u8]) -> Result<Unpacked, Error> {
         let sha256 = content_hash(bytes);
         let scratch = Scratch::new(&self.work_dir)?;
-        let (dir, manifest) = archive::unpack(bytes, scratch.path(), self.limits)?;
+        let (dir, _) = archive::unpack(bytes, scratch.path(), self.limits)?;
+        let manifest = source::manifest(&dir)?;
         source::check_layout(&dir, &manifest)?;
         Ok(Unpacked { scratch, dir, manifest, sha256 })
     }
@@ -67,7 +68,7 @@ impl Loader {
         let Unpacked { dir, manifest, sha256, .. } = unpacked;
         if manifest.language() == Language::Python {
             return Err(Error::Unsupported(
-                "Python packages are validated and packed, but this daemon does not run them yet: run Python workflows in-process with `cloaca`".to_owned(),
+                "a Python package runs in a Python worker (PythonHost::describe), not in this process".to_owned(),
             ));
         }
         let library = self.compiler.library(dir, sha256, output)?;
@@ -93,6 +94,19 @@ impl Unpacked {
     /// Where it was unpacked.
     pub fn root(&self) -> &std::path::Path {
         self.scratch.path()
+    }
+
+    /// Keeps the package directory at `to` (a Python package's files, which its worker imports
+    /// while it runs): moved there, unless an earlier load of the same archive already did.
+    pub fn keep(&self, to: &std::path::Path) -> Result<(), Error> {
+        if to.is_dir() {
+            return Ok(());
+        }
+        let io = |e: std::io::Error| Error::Io(format!("{}: {e}", to.display()));
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::rename(&self.dir, to).map_err(io)
     }
 }
 

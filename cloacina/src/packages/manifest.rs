@@ -235,6 +235,51 @@ impl Manifest {
     }
 }
 
+/// Whether Python `version` (`3.11.7`) satisfies the PEP 440 specifier `spec` (`>=3.10`,
+/// `>=3.9,<3.13`, `~=3.10`, `==3.11.*`, `!=3.12.0`). An unreadable specifier is an error.
+pub fn python_satisfies(spec: &str, version: &str) -> Result<bool, Error> {
+    let parse = |v: &str| -> Option<Vec<u64>> { v.trim().split('.').map(|p| p.parse().ok()).collect() };
+    let have = parse(version).ok_or_else(|| Error::Load(format!("Python reported the version {version:?}")))?;
+    let bad =
+        || Error::Manifest(format!("[metadata] requires_python {spec:?} is not a version specifier like \">=3.10\""));
+    let at = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
+    let cmp = |a: &[u64], b: &[u64]| {
+        (0..a.len().max(b.len()))
+            .map(|i| at(a, i).cmp(&at(b, i)))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    };
+    for clause in spec.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let op_len = clause.find(|c: char| c.is_ascii_digit()).ok_or_else(bad)?;
+        let (op, rest) = clause.split_at(op_len);
+        let (rest, wildcard) = match rest.strip_suffix(".*") {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
+        let want = parse(rest).ok_or_else(bad)?;
+        let prefix_eq = have.iter().take(want.len()).copied().collect::<Vec<_>>() == want;
+        let order = cmp(&have, &want);
+        let ok = match op.trim() {
+            ">=" => order.is_ge(),
+            ">" => order.is_gt(),
+            "<=" => order.is_le(),
+            "<" => order.is_lt(),
+            "==" if wildcard => prefix_eq,
+            "==" => order.is_eq(),
+            "!=" if wildcard => !prefix_eq,
+            "!=" => order.is_ne(),
+            "~=" if want.len() >= 2 => {
+                order.is_ge() && have.iter().take(want.len() - 1).eq(want.iter().take(want.len() - 1))
+            }
+            _ => return Err(bad()),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// A Python identifier (ASCII: letters, digits, `_`, not starting with a digit).
 pub(crate) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
@@ -273,6 +318,25 @@ requires_python = ">=3.10"
         assert_eq!(m.language(), Language::Python);
         assert_eq!(m.file_name(), "etl-1.0.0.cloacina");
         assert_eq!(Manifest::parse(&m.to_toml()).expect("round trip"), m);
+    }
+
+    #[test]
+    fn python_version_specifiers() {
+        for (spec, version, ok) in [
+            (">=3.10", "3.11.7", true),
+            (">=3.12", "3.11.7", false),
+            (">=3.9,<3.13", "3.12.0", true),
+            (">=3.9,<3.12", "3.12.0", false),
+            ("~=3.10", "3.11.1", true),
+            ("~=3.10.2", "3.11.0", false),
+            ("==3.11.*", "3.11.7", true),
+            ("!=3.11.*", "3.11.7", false),
+            ("==3.11", "3.11.0", true),
+        ] {
+            assert_eq!(python_satisfies(spec, version).expect(spec), ok, "{spec} for {version}");
+        }
+        assert!(python_satisfies("at least three", "3.11.0").is_err());
+        assert!(python_satisfies("=>3.10", "3.11.0").is_err());
     }
 
     #[test]

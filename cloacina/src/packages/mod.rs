@@ -20,6 +20,7 @@ pub mod daemon;
 mod error;
 mod load;
 pub mod manifest;
+pub mod python;
 pub mod scaffold;
 mod scratch;
 pub mod source;

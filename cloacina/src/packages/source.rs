@@ -115,8 +115,11 @@ pub fn check_layout(dir: &Path, manifest: &Manifest) -> Result<(), Error> {
         }
         Language::Python => {
             let tree = workflow_dir(dir)?;
-            let module =
-                manifest.metadata.entry_module.clone().map_or_else(|| infer_entry_module(dir, &manifest.package.name), Ok)?;
+            let module = manifest
+                .metadata
+                .entry_module
+                .clone()
+                .map_or_else(|| infer_entry_module(dir, &manifest.package.name), Ok)?;
             let path: PathBuf = module.split('.').collect();
             if tree.join(&path).with_extension("py").is_file() || tree.join(&path).join("__init__.py").is_file() {
                 Ok(())

@@ -61,13 +61,15 @@ impl DefaultRunner {
         Ok(done)
     }
 
-    /// Waits until no run of a version this runner has is unfinished (Pending, Running or
-    /// Paused), checking every `interval`: what `cloacinactl daemon --once` waits for before it
-    /// stops. A paused run is unfinished: pausing one makes this wait until it is resumed.
-    pub async fn finish_unfinished_runs(&self, interval: std::time::Duration) -> Result<(), Error> {
+    /// Waits until no run of a version this runner has (or of `also`) is unfinished (Pending,
+    /// Running or Paused), checking every `interval`: what `cloacinactl daemon --once` and a
+    /// withdrawn Python package's worker wait for before they stop. A paused run is unfinished:
+    /// pausing one makes this wait until it is resumed.
+    pub async fn finish_unfinished_runs(&self, interval: std::time::Duration, also: &[String]) -> Result<(), Error> {
         loop {
             let versions = self.engine.catalog.now().runner_versions();
-            let all: Vec<String> = versions.offered.into_iter().chain(versions.retired).collect();
+            let all: Vec<String> =
+                versions.offered.into_iter().chain(versions.retired).chain(also.iter().cloned()).collect();
             if all.is_empty() {
                 return Ok(());
             }

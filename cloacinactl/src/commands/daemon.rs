@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cloacina::packages::daemon::{Daemon, DEFAULT_POLL_INTERVAL};
+use cloacina::packages::python::PythonHost;
 use cloacina::packages::{Limits, Loader};
 use cloacina::runner::{DefaultRunner, DefaultRunnerConfig};
 
@@ -77,13 +78,11 @@ pub(crate) fn run(target: &Target, args: DaemonArgs) -> anyhow::Result<()> {
                 std::fs::create_dir_all(&parent)?;
             }
         }
+        let python = PythonHost::from_env(&url, target.schema.clone(), loader.compiler.cache_dir.join("python"));
         let runner = DefaultRunner::with_config(&url, config).await?;
-        let mut daemon = Daemon::new(runner, loader, dirs)?;
+        let mut daemon = Daemon::new(runner, loader, python, dirs)?;
         if args.once {
-            let scan = daemon.scan().await?;
-            let result = daemon.runner().finish_unfinished_runs(interval).await;
-            daemon.shutdown().await?;
-            result?;
+            let scan = daemon.run_once(interval).await?;
             if !scan.failed.is_empty() {
                 anyhow::bail!("{} package(s) failed to load", scan.failed.len());
             }

@@ -46,9 +46,11 @@ fn statements(sql: &str) -> Vec<String> {
     code.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-/// The index a `CREATE INDEX CONCURRENTLY IF NOT EXISTS` statement builds.
+/// The index a `CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS` statement builds.
 fn concurrent_index(statement: &str) -> Option<&str> {
-    statement.strip_prefix("CREATE INDEX CONCURRENTLY IF NOT EXISTS ")?.split_whitespace().next()
+    let rest = statement.strip_prefix("CREATE ")?;
+    let rest = rest.strip_prefix("UNIQUE ").unwrap_or(rest);
+    rest.strip_prefix("INDEX CONCURRENTLY IF NOT EXISTS ")?.split_whitespace().next()
 }
 
 /// Runs one pending migration: Diesel's way, in a transaction, or, for [`NON_TRANSACTIONAL`]
