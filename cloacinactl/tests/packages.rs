@@ -376,4 +376,19 @@ fn scaffold_build_errors_and_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("did not compile") && err.contains("error"), "{err}");
+
+    // A library built for another interface version is refused before any other call, saying
+    // both versions (a crate of no dependencies that exports only the version function).
+    let other = root.join("other-abi");
+    std::fs::create_dir_all(other.join("src")).unwrap();
+    let manifest = "[package]\nname = \"other-abi\"\nversion = \"0.1.0\"\n\n[metadata]\nlanguage = \"rust\"\n";
+    std::fs::write(other.join("package.toml"), manifest).unwrap();
+    let cargo = "[package]\nname = \"other-abi\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n\n[lib]\ncrate-type = [\"cdylib\"]\n";
+    std::fs::write(other.join("Cargo.toml"), cargo).unwrap();
+    std::fs::write(other.join("src/lib.rs"), "#[no_mangle]\npub extern \"C\" fn cloacina_plugin_abi_version() -> u32 {\n    2\n}\n").unwrap();
+    let archive = root.join("other-abi.cloacina");
+    ok(ctl().args(["package", "pack"]).arg(&other).arg("--out").arg(&archive).output().unwrap(), "pack other-abi");
+    let out = ctl().args(["package", "inspect"]).arg(&archive).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("speaks interface version 2; this host speaks version 1"), "{err}");
 }
