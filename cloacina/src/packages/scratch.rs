@@ -20,7 +20,7 @@ impl Scratch {
         Ok(Scratch(dir))
     }
 
-    /// Its path (not created yet: [`archive::unpack`] creates it).
+    /// Its path (not created yet: [`unpack`](super::archive::unpack) creates it).
     pub fn path(&self) -> &std::path::Path {
         &self.0
     }
