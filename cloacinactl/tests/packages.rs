@@ -385,7 +385,11 @@ fn scaffold_build_errors_and_once() {
     std::fs::write(other.join("package.toml"), manifest).unwrap();
     let cargo = "[package]\nname = \"other-abi\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n\n[lib]\ncrate-type = [\"cdylib\"]\n";
     std::fs::write(other.join("Cargo.toml"), cargo).unwrap();
-    std::fs::write(other.join("src/lib.rs"), "#[no_mangle]\npub extern \"C\" fn cloacina_plugin_abi_version() -> u32 {\n    2\n}\n").unwrap();
+    std::fs::write(
+        other.join("src/lib.rs"),
+        "#[no_mangle]\npub extern \"C\" fn cloacina_plugin_abi_version() -> u32 {\n    2\n}\n",
+    )
+    .unwrap();
     let archive = root.join("other-abi.cloacina");
     ok(ctl().args(["package", "pack"]).arg(&other).arg("--out").arg(&archive).output().unwrap(), "pack other-abi");
     let out = ctl().args(["package", "inspect"]).arg(&archive).output().unwrap();
