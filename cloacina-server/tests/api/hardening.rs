@@ -326,21 +326,22 @@ fn connections_and_requests_over_the_limits_are_refused_and_health_still_answers
         // connections above come back only as the server notices them closed.)
         let live = Live::start(Limits { max_in_flight: 1, ..Limits::default() }).await;
         let addr = live.addr;
-        let mut busy = live.connect();
-        write!(
-            busy,
-            "POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
-        )
-        .unwrap();
-        let (api, health) = blocking(move || {
+        let (api, health, busy) = blocking(move || {
             let deadline = Instant::now() + Duration::from_secs(20);
-            let api = loop {
+            loop {
+                // The request whose body is still arriving; a probe that reaches the server before
+                // its headers takes the slot first (and this one is refused): start it again.
+                let mut busy = TcpStream::connect(addr).unwrap();
+                write!(
+                    busy,
+                    "POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+                )
+                .unwrap();
                 let api = request(addr, "GET /api/v1/runs HTTP/1.1\r\n");
                 if api.starts_with("HTTP/1.1 503") || Instant::now() > deadline {
-                    break api;
+                    break (api, request(addr, "GET /healthz HTTP/1.1\r\n"), busy);
                 }
-            };
-            (api, request(addr, "GET /healthz HTTP/1.1\r\n"))
+            }
         })
         .await;
         assert!(api.starts_with("HTTP/1.1 503") && api.contains("retry-after: 1") && api.contains("\"busy\""), "{api}");
