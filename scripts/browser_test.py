@@ -56,6 +56,13 @@ def main() -> int:
         assert outcomes == ["retried", "failed"], outcomes
         shot("failed-run.png")
 
+        # The packages daemons recorded are listed on the workflows page.
+        driver.get(args.url + "#/workflows")
+        row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-package="dashboard-demo"]')))
+        cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+        assert cells[:4] == ["dashboard-demo", "1.0.0", "failed", ""], cells
+        assert cells[5] == "the package did not compile: <b>bold</b>", cells  # first line, escaped
+
         # Start a run from the workflows page and watch it complete (the page refreshes itself).
         driver.get(args.url + "#/workflows")
         form = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'form.start[data-workflow="ok_flow"]')))

@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use cloacina::models::openapi::pipeline_status;
-use cloacina::models::{CronSchedule, CronScheduleId, PipelineExecution, PipelineExecutionId, PipelineStatus};
+use cloacina::models::{
+    CronSchedule, CronScheduleId, PipelineExecution, PipelineExecutionId, PipelineStatus, WorkflowPackage,
+};
 use cloacina::ops::runs::{Cursor, RunDetails, RunFilter};
 use cloacina::ops::schedules::{ChangeSchedule, CreateSchedule, ScheduleDetails};
 use cloacina::ops::workflows::WorkflowVersions;
@@ -69,6 +71,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(resume_run))
         .routes(routes!(retry_run))
         .routes(routes!(workflows))
+        .routes(routes!(packages))
         .routes(routes!(list_schedules, create_schedule))
         .routes(routes!(schedule_detail, update_schedule, delete_schedule))
         .routes(routes!(pause_schedule))
@@ -430,6 +433,20 @@ async fn workflows(State(s): Shared) -> Result<Json<Workflows>, ApiError> {
     let now = s.config.clock.now();
     let workflows = s.db.run_with(move |c| ops::workflows::list(c, now)).await?;
     Ok(Json(Workflows { workflows }))
+}
+
+/// The workflow packages daemons loaded.
+#[derive(Serialize, ToSchema)]
+struct Packages {
+    packages: Vec<WorkflowPackage>,
+}
+
+/// Workflow packages as daemons recorded them: version, status (`loaded`, `failed`, `removed`),
+/// content hash, the workflows each defines, and why a load failed.
+#[utoipa::path(get, path = "/packages", tag = "workflows", responses((status = OK, body = Packages)))]
+async fn packages(State(s): Shared) -> Result<Json<Packages>, ApiError> {
+    let packages = s.db.run_with(ops::packages::list).await?;
+    Ok(Json(Packages { packages }))
 }
 
 /// Every cron schedule.

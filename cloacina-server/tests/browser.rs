@@ -26,6 +26,21 @@ async fn drive(t: TestDb, backend: &str) {
     let runner = runner(&t, &gate).await;
     let failed = runner.execute("bad_flow", Context::new()).await.unwrap();
     assert_eq!(failed.status, WorkflowStatus::Failed);
+    // A package a daemon recorded as failed (its error's first line is shown).
+    let arrival = cloacina::ops::packages::Arrival {
+        name: "dashboard-demo".into(),
+        version: "1.0.0".into(),
+        description: None,
+        manifest: serde_json::json!({}),
+        workflows: Vec::new(),
+        contents: serde_json::Value::Null,
+        archive: b"BZh9 an archive".to_vec(),
+    };
+    let why = "the package did not compile: <b>bold</b>\nerror[E0425]: cannot find value `x`".to_owned();
+    let now = cloacina::clock::Clock::now(&cloacina::clock::SystemClock);
+    let admitted =
+        runner.database().run_with(move |c| cloacina::ops::packages::admit(c, arrival, Err(why), now)).await.unwrap();
+    admitted.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();

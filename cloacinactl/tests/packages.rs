@@ -270,10 +270,12 @@ fn killed_mid_run(db: &Db) {
     sigterm(&mut second);
 }
 
+#[cfg(feature = "sqlite")]
 fn sqlite() -> Db {
     Db { url: format!("sqlite://{}", scratch("db").join("app.db").display()), schema: None }
 }
 
+#[cfg(feature = "postgres")]
 fn with_postgres(test: fn(&Db)) {
     let url = std::env::var("CLOACINA_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());

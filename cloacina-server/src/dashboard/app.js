@@ -306,8 +306,19 @@ async function schedulesPage() {
 
 async function workflowsPage() {
   setActive("workflows");
-  const { workflows } = await api("workflows");
-  main.innerHTML = `<h1>Workflows</h1>${workflows.map((w) => {
+  const [{ workflows }, { packages }] = await Promise.all([api("workflows"), api("packages")]);
+  const packageRows = packages.map((p) => {
+    const workflowsOf = (p.metadata && p.metadata.workflows) || [];
+    return `<tr data-package="${esc(p.package_name)}" data-version="${esc(p.version)}">
+      <td>${esc(p.package_name)}</td><td class="mono">${esc(p.version)}</td>
+      <td><span class="status" data-status="${esc(p.status)}">${esc(p.status)}</span></td>
+      <td>${workflowsOf.map(esc).join(", ")}</td><td class="mono">${esc(p.content_sha256.slice(0, 16))}</td>
+      <td>${esc((p.error || "").split("\n")[0])}</td></tr>`;
+  }).join("");
+  const packagesTable = packages.length
+    ? `<h2>Packages</h2><table id="packages"><thead><tr><th>Package</th><th>Version</th><th>Status</th><th>Workflows</th><th>SHA-256</th><th>Error</th></tr></thead><tbody>${packageRows}</tbody></table>`
+    : "";
+  main.innerHTML = `<h1>Workflows</h1>${packagesTable}${workflows.map((w) => {
     const latest = w.versions[w.versions.length - 1];
     const live = w.versions.filter((v) => v.live).map((v) => v.version);
     return `<section data-workflow="${esc(w.name)}"><h2>${esc(w.name)}</h2>

@@ -13,8 +13,10 @@ use std::process::{Command, Stdio};
 use super::Error;
 use cloacina_workflow::plugin::ABI_VERSION;
 
-/// The crates of this repository a package may depend on, patched in by name.
+/// The crates of this repository a package may depend on (`cloacina` as upstream's packages do,
+/// for their tests), patched in by name.
 const OUR_CRATES: &[&str] = &[
+    "cloacina",
     "cloacina-workflow",
     "cloacina-workflow-plugin",
     "cloacina-macros",
@@ -80,7 +82,9 @@ impl Compiler {
     /// build patches in.
     fn crates_fingerprint(&self) -> String {
         let mut files = Vec::new();
-        for name in OUR_CRATES {
+        // `cloacina` itself is patched in for packages' dev-dependencies only: it is never part of
+        // a package's library.
+        for name in OUR_CRATES.iter().filter(|n| **n != "cloacina") {
             list_files(&self.crates_dir.join(name), &mut files);
         }
         files.sort();
