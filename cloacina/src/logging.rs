@@ -11,7 +11,11 @@ mod tests {
     #[test]
     fn passwords_never_reach_the_log() {
         let masked = super::mask_db_url("postgres://app:s3cret@db:5432/app");
-        assert!(!masked.contains("s3cret") && masked.contains("@db:5432/app"), "{masked}");
+        assert!(!masked.contains("s3cret"), "{masked}");
+        // A build without PostgreSQL shows no PostgreSQL URL at all.
+        if crate::database::Backend::Postgres.is_compiled() {
+            assert!(masked.contains("@db:5432/app"), "{masked}");
+        }
         let in_query = super::mask_db_url("postgres://db/app?user=app&password=s3cret");
         assert!(!in_query.contains("s3cret"), "{in_query}");
     }
