@@ -12,7 +12,7 @@
 use std::io::BufRead;
 use std::path::PathBuf;
 
-use cloacina::runner::{DefaultRunner, DefaultRunnerConfig, WorkflowSet};
+use cloacina::runner::DefaultRunnerConfig;
 use pyo3::exceptions::{PyImportError, PyValueError};
 use pyo3::prelude::*;
 use serde::Deserialize;
@@ -90,8 +90,8 @@ fn _serve_package(py: Python<'_>, spec: &str) -> PyResult<()> {
             spec.entry_module
         )));
     }
-    let triggers = crate::trigger::registered(Some(&spec.workflow_name))?;
-    let cron_triggers = crate::trigger::cron_declared(Some(&spec.workflow_name));
+    // Checked now, before the daemon is told the package is good.
+    crate::trigger::registered(Some(&spec.workflow_name))?;
     let described: Vec<serde_json::Value> = workflows
         .iter()
         .map(|w| serde_json::json!({ "name": w.name(), "version": w.version(), "tasks": w.spec().tasks().len() }))
@@ -106,20 +106,7 @@ fn _serve_package(py: Python<'_>, spec: &str) -> PyResult<()> {
         runner_name: spec.runner_name.clone(),
         ..Default::default()
     };
-    let url = spec.database_url.clone();
-    let runner = wait(py, async move {
-        let mut builder = DefaultRunner::builder(url).config(config);
-        for w in workflows {
-            builder = builder.workflow(w);
-        }
-        for t in triggers {
-            builder = builder.trigger(t);
-        }
-        let runner = builder.build().await?;
-        runner.add_workflows(WorkflowSet { cron_triggers, ..WorkflowSet::default() }).await?;
-        Ok::<_, cloacina::Error>(runner)
-    })?
-    .map_err(engine_error)?;
+    let runner = crate::runner::launch(py, &spec.database_url, config, Some(&spec.workflow_name))?;
     println!("{}", serde_json::json!({ "ready": true }));
     let withdraw = py.detach(|| loop {
         match next_command().as_deref() {

@@ -263,23 +263,7 @@ pub(crate) struct PyDefaultRunner {
 
 impl PyDefaultRunner {
     fn start(py: Python<'_>, url: &str, config: DefaultRunnerConfig) -> PyResult<Self> {
-        let workflows = crate::workflow::registered();
-        let (triggers, cron_triggers) = (crate::trigger::registered(None)?, crate::trigger::cron_declared(None));
-        let url = url.to_owned();
-        let runner = wait(py, async move {
-            let mut builder = DefaultRunner::builder(url).config(config);
-            for w in workflows {
-                builder = builder.workflow(w);
-            }
-            for t in triggers {
-                builder = builder.trigger(t);
-            }
-            let runner = builder.build().await?;
-            let declared = WorkflowSet { cron_triggers, ..WorkflowSet::default() };
-            runner.add_workflows(declared).await?;
-            Ok::<_, cloacina::Error>(runner)
-        })?
-        .map_err(engine_error)?;
+        let runner = launch(py, url, config, None)?;
         Ok(Self { inner: Mutex::new(Some(Arc::new(runner))) })
     }
 
@@ -615,6 +599,33 @@ fn parse_time(text: &str) -> PyResult<DateTime<Utc>> {
     chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .map(|t| t.and_utc())
         .map_err(|_| PyValueError::new_err(format!("{text:?} is not an ISO 8601 time")))
+}
+
+/// Starts a runner on `url` with every workflow and trigger defined so far (triggers naming no
+/// workflow start `package_workflow`, in a package's worker) and declares the cron triggers.
+pub(crate) fn launch(
+    py: Python<'_>,
+    url: &str,
+    config: DefaultRunnerConfig,
+    package_workflow: Option<&str>,
+) -> PyResult<DefaultRunner> {
+    let workflows = crate::workflow::registered();
+    let triggers = crate::trigger::registered(package_workflow)?;
+    let cron_triggers = crate::trigger::cron_declared(package_workflow);
+    let url = url.to_owned();
+    wait(py, async move {
+        let mut builder = DefaultRunner::builder(url).config(config);
+        for w in workflows {
+            builder = builder.workflow(w);
+        }
+        for t in triggers {
+            builder = builder.trigger(t);
+        }
+        let runner = builder.build().await?;
+        runner.add_workflows(WorkflowSet { cron_triggers, ..WorkflowSet::default() }).await?;
+        Ok::<_, cloacina::Error>(runner)
+    })?
+    .map_err(engine_error)
 }
 
 /// A trigger as the dict upstream's Python API gives.

@@ -180,3 +180,32 @@ def test_bad_python_packages_are_refused_with_one_clear_line(backend, tmp_path):
         assert d.child.poll() is None, "the daemon keeps running"
     finally:
         d.stop()
+
+
+def test_the_database_password_never_reaches_a_workers_command_line(tmp_path):
+    """The worker's spec (with the database URL) travels in its environment, which only its user
+    can read, not in its arguments, which every user of the host can."""
+    from conftest import Db, POSTGRES_URL
+
+    db = Db("postgres", tmp_path)
+    db.url = POSTGRES_URL.replace("postgres://postgres@", "postgres://postgres:s3cret-pw@", 1)
+    assert "s3cret-pw" in db.url, "the test URL must carry a password (trust auth ignores it)"
+    d = Daemon(db, tmp_path)
+    drop_in(d, variant(tmp_path))
+    d.start()
+    try:
+        wait_until("the package to load", lambda: d.status_of("data-pipeline", "0.1.0") == "loaded", timeout=60)
+        workers = []
+        for proc in pathlib.Path("/proc").iterdir():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "_serve_package" in cmdline:
+                workers.append(cmdline)
+        assert workers, "the worker runs"
+        assert not any("s3cret-pw" in c for c in workers), workers
+        assert "s3cret-pw" not in d.logged()
+    finally:
+        d.stop()
+        db.drop()

@@ -143,12 +143,15 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<WorkflowPackage>> {
 }
 
 /// Sets the status of `name` at `version` (and the error, for `failed`; cleared otherwise), only
-/// if the row still holds the archive hashing to `sha256`; returns whether it changed a row.
+/// if the row still holds the archive hashing to `sha256` and is still in status `expected`;
+/// returns whether it changed a row (false: another writer changed it first).
+#[allow(clippy::too_many_arguments)]
 pub fn set_status(
     conn: &mut AnyConnection,
     name: &str,
     version: &str,
     sha256: &str,
+    expected: PackageStatus,
     status: PackageStatus,
     error: Option<&str>,
     now: UniversalTimestamp,
@@ -158,7 +161,8 @@ pub fn set_status(
             wp::table
                 .filter(wp::package_name.eq(name))
                 .filter(wp::version.eq(version))
-                .filter(wp::content_sha256.eq(sha256)),
+                .filter(wp::content_sha256.eq(sha256))
+                .filter(wp::status.eq(expected.as_str())),
         )
         .set((wp::status.eq(status.as_str()), wp::error.eq(error), wp::updated_at.eq(now)))
         .execute(conn)

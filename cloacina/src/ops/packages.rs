@@ -57,14 +57,18 @@ pub fn admit(conn: &mut AnyConnection, arrival: Arrival, load: Result<(), String
         }
     }
     let stamp = UniversalTimestamp::from(now);
-    // Twice at most: a racing daemon may insert the same version between the read and the insert.
-    for _ in 0..2 {
+    // A few times at most: a racing daemon may insert the same version between the read and the
+    // insert, or change its status between the read and the update.
+    for _ in 0..3 {
         if let Some(existing) = dal::get(conn, &arrival.name, &arrival.version)? {
             if existing.content_sha256 != sha256 {
                 return Ok(Err(Refused::VersionReused { package: arrival.name, version: arrival.version }));
             }
-            dal::set_status(conn, &arrival.name, &arrival.version, &sha256, status, error, stamp)?;
-            return Ok(Ok(()));
+            let (name, version) = (&arrival.name, &arrival.version);
+            if dal::set_status(conn, name, version, &sha256, existing.status, status, error, stamp)? {
+                return Ok(Ok(()));
+            }
+            continue;
         }
         let new = NewPackage {
             package_name: arrival.name.clone(),
@@ -87,21 +91,22 @@ pub fn admit(conn: &mut AnyConnection, arrival: Arrival, load: Result<(), String
     }
     Err(Error::Database(DbError::Corrupt {
         table: "workflow_packages",
-        detail: format!("{} {} is neither insertable nor readable", arrival.name, arrival.version),
+        detail: format!("{} {} kept changing while it was recorded", arrival.name, arrival.version),
     }))
 }
 
-/// Marks `name` `version` (the archive hashing to `sha256`) removed: its archive was taken away.
-/// Its workflows start no new runs; runs in flight finish.
+/// Marks `name` `version` (the archive hashing to `sha256`) removed, if it is loaded: its archive
+/// was taken away. Its workflows start no new runs; runs in flight finish. Returns whether it was
+/// loaded (a package that failed to load keeps its status and error).
 pub fn remove(
     conn: &mut AnyConnection,
     name: &str,
     version: &str,
     sha256: &str,
     now: DateTime<Utc>,
-) -> Result<(), Error> {
-    dal::set_status(conn, name, version, sha256, PackageStatus::Removed, None, now.into())?;
-    Ok(())
+) -> Result<bool, Error> {
+    let (loaded, removed) = (PackageStatus::Loaded, PackageStatus::Removed);
+    Ok(dal::set_status(conn, name, version, sha256, loaded, removed, None, now.into())?)
 }
 
 /// The lowercase hex SHA-256 of `bytes`: a package's content hash, as `content_sha256` holds it.

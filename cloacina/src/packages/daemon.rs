@@ -352,7 +352,9 @@ impl Daemon {
 
     async fn record_removed(&self, serving: &Serving) -> Result<(), Error> {
         let (s, now) = (serving.clone(), self.runner.now());
-        self.runner.database().run_with(move |c| ops::packages::remove(c, &s.name, &s.version, &s.sha256, now)).await
+        let removed =
+            self.runner.database().run_with(move |c| ops::packages::remove(c, &s.name, &s.version, &s.sha256, now));
+        removed.await.map(drop)
     }
 
     /// Reaps withdrawn workers that finished; a serving worker that died is forgotten with its

@@ -31,7 +31,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What starts Python workers: the interpreter (which must have `cloaca` installed) and the
 /// database its runners use.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PythonHost {
     /// The interpreter: `CLOACINA_PYTHON`, default `python3`.
     pub python: PathBuf,
@@ -44,16 +44,30 @@ pub struct PythonHost {
     version: Arc<OnceLock<Result<String, String>>>,
 }
 
+impl std::fmt::Debug for PythonHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PythonHost")
+            .field("python", &self.python)
+            .field("database_url", &crate::database::redact(&self.database_url))
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The environment variable the worker's spec travels in: the database URL may hold a password,
+/// and a process's arguments are visible to every user of the host (its environment is not).
+const SPEC_VARIABLE: &str = "CLOACINA_WORKER_SPEC";
+
 /// The worker's bootstrap: runs the worker and reports a failure as the protocol's error line.
 const BOOTSTRAP: &str = r#"
-import json, sys
+import json, os, sys
 try:
     import cloaca
 except ImportError as e:
     print(json.dumps({"error": f"this Python ({sys.executable}) cannot import cloaca: {e}; install it, or point CLOACINA_PYTHON at one that has it"}), flush=True)
     sys.exit(3)
 try:
-    cloaca._serve_package(sys.argv[1])
+    cloaca._serve_package(os.environ.pop("CLOACINA_WORKER_SPEC"))
 except BaseException as e:
     print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
     sys.exit(3)
@@ -139,7 +153,7 @@ impl Worker {
         let mut child = Command::new(python)
             .arg("-c")
             .arg(BOOTSTRAP)
-            .arg(spec)
+            .env(SPEC_VARIABLE, spec)
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::piped())

@@ -47,11 +47,11 @@ backend_test!(packages_store_bytes_with_their_hash_and_are_immutable, |t| {
     assert_eq!(packages::content(&mut conn, "etl", "1.0.0").expect("content").as_deref(), Some(&b"abc"[..]));
     assert_eq!(packages::by_sha(&mut conn, sha).expect("by sha").len(), 1);
     assert!(packages::insert(&mut conn, new, now).is_err(), "same name and version is refused");
-    // The status changes only for the archive it was read from.
-    assert!(!packages::set_status(&mut conn, "etl", "1.0.0", "0000", PackageStatus::Removed, None, now).expect("set"));
-    assert!(
-        packages::set_status(&mut conn, "etl", "1.0.0", sha, PackageStatus::Failed, Some("boom"), now).expect("set")
-    );
+    // The status changes only for the archive it was read from, and from the status expected.
+    let (loaded, removed, failed) = (PackageStatus::Loaded, PackageStatus::Removed, PackageStatus::Failed);
+    assert!(!packages::set_status(&mut conn, "etl", "1.0.0", "0000", loaded, removed, None, now).expect("set"));
+    assert!(!packages::set_status(&mut conn, "etl", "1.0.0", sha, removed, failed, Some("boom"), now).expect("set"));
+    assert!(packages::set_status(&mut conn, "etl", "1.0.0", sha, loaded, failed, Some("boom"), now).expect("set"));
     let failed = packages::list(&mut conn).expect("list");
     assert_eq!((failed.len(), failed[0].status, failed[0].error.as_deref()), (1, PackageStatus::Failed, Some("boom")));
     assert!(packages::delete(&mut conn, "etl", "1.0.0").expect("delete"));
