@@ -125,7 +125,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "workflow",
         ],
     ),
-    ("packages", &["context", "error", "ops", "runner", "task", "trigger", "workflow"]),
+    ("packages", &["context", "error", "logging", "ops", "runner", "task", "trigger", "workflow"]),
 ];
 
 /// Names `cloacina`'s root re-exports, and the unit each comes from.

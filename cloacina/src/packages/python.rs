@@ -48,7 +48,7 @@ impl std::fmt::Debug for PythonHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PythonHost")
             .field("python", &self.python)
-            .field("database_url", &crate::database::redact(&self.database_url))
+            .field("database_url", &crate::logging::mask_db_url(&self.database_url))
             .field("schema", &self.schema)
             .finish_non_exhaustive()
     }
