@@ -51,6 +51,50 @@ pub struct TaskHooks {
     pub on_failure: Option<FailureHook>,
 }
 
+/// One task on its own: its declaration and its code. `#[workflow]` generates a constructor for
+/// each task, `<function>_task()` as upstream Cloacina names it, so a test can run one attempt of
+/// one task directly ([`TaskDefinition::execute`]) and a program can assemble its own workflow
+/// from tasks ([`WorkflowBuilder::with_task`]). Running it this way skips the engine: no retries,
+/// timeouts, hooks or persistence, and a task that takes a `TaskHandle` needs a runner.
+#[derive(Clone)]
+pub struct TaskDefinition {
+    spec: TaskSpec,
+    code: Arc<dyn Task>,
+}
+
+impl fmt::Debug for TaskDefinition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskDefinition").field("spec", &self.spec).finish_non_exhaustive()
+    }
+}
+
+impl TaskDefinition {
+    /// Task `spec` running `code`.
+    pub fn new(spec: TaskSpec, code: impl Task) -> Self {
+        Self { spec, code: Arc::new(code) }
+    }
+
+    /// The task id.
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// The ids of the tasks it depends on, in declared order.
+    pub fn dependencies(&self) -> &[String] {
+        &self.spec.dependencies
+    }
+
+    /// The whole declaration: rule, retry policy, timeout.
+    pub fn spec(&self) -> &TaskSpec {
+        &self.spec
+    }
+
+    /// Runs one attempt with `context` as its input and returns its output context.
+    pub async fn execute(&self, context: Context<Value>) -> Result<Context<Value>, TaskError> {
+        self.code.run(context).await
+    }
+}
+
 /// A runnable workflow: structure plus task code and hooks. Cheap to clone.
 #[derive(Clone)]
 pub struct Workflow {
@@ -145,6 +189,13 @@ impl WorkflowBuilder {
     /// Adds a task with its full specification.
     pub fn task(mut self, spec: TaskSpec, code: impl Task) -> Self {
         self.tasks.push((spec, Arc::new(code)));
+        self
+    }
+
+    /// Adds a task built on its own (the `<function>_task()` constructors `#[workflow]`
+    /// generates return one).
+    pub fn with_task(mut self, task: TaskDefinition) -> Self {
+        self.tasks.push((task.spec, task.code));
         self
     }
 

@@ -49,8 +49,8 @@ pub mod __private {
 /// Workflow graphs and runnable workflows.
 pub mod workflow {
     pub use crate::definition::{
-        registered, FailureHook, HookFuture, HookResult, Registration, SuccessHook, Task, TaskFuture, TaskHooks,
-        Workflow, WorkflowBuilder,
+        registered, FailureHook, HookFuture, HookResult, Registration, SuccessHook, Task, TaskDefinition, TaskFuture,
+        TaskHooks, Workflow, WorkflowBuilder,
     };
     pub use crate::spec::{check_graph, check_name, Error, GraphNode, TaskSpec, WorkflowSpec, MAX_NAME};
 }

@@ -23,7 +23,7 @@ mod store;
 
 use std::sync::Arc;
 
-pub(crate) use catalog::Catalog;
+pub(crate) use catalog::{Catalog, Contents};
 pub(crate) use claims::Claims;
 pub(crate) use host::{host_name, Host};
 pub(crate) use runs::{input_context, merge_outputs, Ending, PipelineInfo, Runs};

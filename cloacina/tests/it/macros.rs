@@ -84,6 +84,39 @@ fn the_macro_builds_the_declared_graph() {
     assert!(cloacina::workflow::registered().iter().any(|w| w.name() == "macro_etl"), "it registered itself");
 }
 
+/// Upstream's `<function>_task()` constructors: one task on its own, to unit-test one attempt or
+/// to assemble a workflow by hand.
+#[tokio::test]
+async fn each_task_has_an_upstream_style_constructor() {
+    let extract = etl::extract_task();
+    assert_eq!((extract.id(), extract.dependencies()), ("extract", &[] as &[String]));
+    let out = extract.execute(Context::new()).await.expect("one attempt");
+    assert_eq!(out.get("rows"), Some(&serde_json::json!(3)));
+
+    let load = etl::load_task();
+    assert_eq!(load.dependencies(), ["transform"]);
+    assert_eq!(
+        load.spec(),
+        etl::workflow().spec().task("load").expect("load"),
+        "the same declaration as the workflow's"
+    );
+
+    let mut input = Context::new();
+    input.insert("run", serde_json::json!(format!("constructor-{}", uuid::Uuid::new_v4()))).expect("input");
+    let failed = etl::transform_task().execute(input).await.expect_err("its first attempt fails");
+    assert!(failed.to_string().contains("first attempt fails"), "{failed}");
+
+    let by_hand = cloacina::Workflow::builder("assembled")
+        .with_task(etl::extract_task())
+        .with_task(cloacina::workflow::TaskDefinition::new(
+            cloacina::workflow::TaskSpec::new("after", &["extract"]),
+            |ctx: Context<serde_json::Value>| async move { Ok(ctx) },
+        ))
+        .build()
+        .expect("a valid graph");
+    assert_eq!(by_hand.spec().task("after").expect("after").dependencies, ["extract"]);
+}
+
 crate::harness::backend_test!(a_macro_workflow_runs_on_the_engine, |t| {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async move {

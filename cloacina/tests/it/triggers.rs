@@ -295,3 +295,50 @@ engine_test!(a_trigger_macro_registers_itself, |t| {
     assert!(MACRO_POLLS.load(Ordering::SeqCst) >= 1);
     runner.shutdown().await.expect("shutdown");
 });
+
+#[cloacina::trigger(on = "wired_by_hand", poll_interval = "1h", name = "hand_wired")]
+async fn hand_wired() -> Result<TriggerResult, cloacina::trigger::TriggerError> {
+    Ok(TriggerResult::Skip)
+}
+
+engine_test!(upstreams_runtime_and_unified_scheduler_wire_triggers_by_hand, |t| {
+    let wf = Workflow::builder("wired_by_hand")
+        .simple_task("echo", &[], |ctx: Context<Value>| async move { Ok(ctx) })
+        .build()
+        .expect("wf");
+    let runner = DefaultRunner::builder(t.url.clone()).config(config(&t)).workflow(wf).build().await.expect("runner");
+    // Upstream's event-trigger example, as written there.
+    let scheduler = runner.unified_scheduler().await.expect("trigger scheduling is on by default");
+    let runtime = runner.runtime();
+    let trigger = runtime.get_trigger("hand_wired").expect("the runner polls it");
+    scheduler.register_trigger(trigger.as_ref(), "wired_by_hand").await.expect("register");
+    scheduler.register_trigger(trigger.as_ref(), "wired_by_hand").await.expect("registering twice is harmless");
+    assert!(runtime.trigger_names().contains(&"hand_wired".to_owned()));
+    assert!(runtime.workflow_names().contains(&"wired_by_hand".to_owned()));
+    assert!(runtime.get_trigger("macro_watch").is_none(), "another workflow's trigger is not polled here");
+
+    match scheduler.register_trigger(trigger.as_ref(), "another_workflow").await {
+        Err(Error::InvalidSetting { setting: "trigger", reason }) => {
+            assert!(reason.contains("`hand_wired` starts `wired_by_hand`"), "{reason}")
+        }
+        other => panic!("binding to another workflow must be refused, got {other:?}"),
+    }
+    let stranger = Trigger::new("stranger", "not_here", Duration::from_secs(1), || async { Ok(TriggerResult::Skip) })
+        .expect("trigger");
+    match scheduler.register_trigger(&stranger, "not_here").await {
+        Err(Error::InvalidSetting { reason, .. }) => assert!(reason.contains("not polled by this runner"), "{reason}"),
+        other => panic!("a trigger the runner does not poll must be refused, got {other:?}"),
+    }
+    assert!(runner.get_trigger_schedule("stranger").await.is_err(), "a refusal records nothing");
+
+    scheduler.disable_trigger("hand_wired").await.expect("disable");
+    assert!(!runner.get_trigger_schedule("hand_wired").await.expect("row").enabled);
+    scheduler.enable_trigger("hand_wired").await.expect("enable");
+    assert!(runner.get_trigger_schedule("hand_wired").await.expect("row").enabled);
+    runner.shutdown().await.expect("shutdown");
+
+    let off = cloacina::runner::DefaultRunnerConfig { enable_trigger_scheduling: false, ..config(&t) };
+    let quiet = DefaultRunner::builder(t.url.clone()).config(off).build().await.expect("runner");
+    assert!(quiet.unified_scheduler().await.is_none(), "no scheduler when trigger scheduling is off");
+    quiet.shutdown().await.expect("shutdown");
+});
