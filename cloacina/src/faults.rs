@@ -48,6 +48,12 @@ pub enum FaultPoint {
     TriggerClaim,
     /// The transaction that starts the run an event trigger fired.
     TriggerFire,
+    /// A daemon recording a package it loaded (or that failed) in `workflow_packages`.
+    AdmitPackage,
+    /// A runner recording the workflows a package brought (`DefaultRunner::add_workflows`).
+    OfferWorkflows,
+    /// A daemon recording a package as removed.
+    RemovePackage,
 }
 
 /// When an injected fault strikes, relative to the step.

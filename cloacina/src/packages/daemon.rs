@@ -15,6 +15,10 @@
 //! - a broken archive is reported once, as one error naming its file, and tried again only when
 //!   the file changes. Everything else keeps running.
 //!
+//! A database failure during any of these steps fails the scan and leaves the file as the daemon
+//! saw it before, so the next scan does the whole change again; every step may be repeated
+//! (admitting the same content again changes nothing, removing twice records it once).
+//!
 //! A Python package runs in a worker process of its own ([`super::python`]); the daemon starts
 //! it once the package is admitted, tells it to withdraw when its archive is replaced or
 //! removed, and starts it again if it dies.
@@ -30,6 +34,7 @@ use serde_json::Value;
 
 use super::python::{PythonHost, Worker};
 use super::{content_hash, Language, Loader, Manifest, Output};
+use crate::faults::{FaultPoint, FaultTiming};
 use crate::ops;
 use crate::runner::DefaultRunner;
 use crate::Error;
@@ -127,13 +132,14 @@ impl Daemon {
         let present = self.archives(&mut scan);
         let gone: Vec<PathBuf> = self.known.keys().filter(|p| !present.iter().any(|(q, _)| q == *p)).cloned().collect();
         for path in gone {
-            if let Some(known) = self.known.remove(&path) {
-                if let Some(serving) = known.serving {
-                    self.retire(&path, &serving).await?;
-                    tracing::info!(file = %path.display(), package = %serving.name, version = %serving.version, "package removed: its workflows start no new runs");
-                }
-                scan.removed.push(path);
+            // Forgotten only once retired: a database failure leaves the file known, so the next
+            // scan retires it again (each step of `retire` may be repeated).
+            if let Some(serving) = self.known.get(&path).and_then(|k| k.serving.clone()) {
+                self.retire(&path, &serving).await?;
+                tracing::info!(file = %path.display(), package = %serving.name, version = %serving.version, "package removed: its workflows start no new runs");
             }
+            self.known.remove(&path);
+            scan.removed.push(path);
         }
         for (path, stamp) in present {
             if self.known.get(&path).is_some_and(|k| k.stamp == stamp) {
@@ -147,14 +153,14 @@ impl Daemon {
                 }
             };
             let sha256 = content_hash(&bytes);
-            if let Some(known) = self.known.get_mut(&path) {
+            if let Some(known) = self.known.get_mut(&path).filter(|k| k.sha256 == sha256) {
                 known.stamp = stamp;
-                if known.sha256 == sha256 {
-                    continue;
-                }
-                known.sha256 = sha256.clone();
+                continue;
             }
             let previous = self.known.get(&path).and_then(|k| k.serving.clone());
+            // The file is recorded as seen only after `arrive` got through: a database failure
+            // leaves it as it was, so the next scan loads it again (each step of `arrive` may
+            // be repeated: admitting the same content again is no change).
             let outcome = self.arrive(&path, bytes, previous.as_ref()).await?;
             let serving = match outcome {
                 Ok(serving) => {
@@ -333,8 +339,14 @@ impl Daemon {
         arrival: ops::packages::Arrival,
         load: Result<(), String>,
     ) -> Result<Result<(), ops::Refused>, Error> {
-        let now = self.runner.now();
-        self.runner.database().run_with(move |c| ops::packages::admit(c, arrival, load, now)).await
+        let (now, faults) = (self.runner.now(), self.runner.faults().clone());
+        let admit = move |c: &mut crate::database::AnyConnection| {
+            faults.check(FaultPoint::AdmitPackage, FaultTiming::Before)?;
+            let admitted = ops::packages::admit(c, arrival, load, now)?;
+            faults.check(FaultPoint::AdmitPackage, FaultTiming::AfterCommit)?;
+            Ok::<_, Error>(admitted)
+        };
+        self.runner.database().run_with(admit).await
     }
 
     /// Withdraws what `serving` (from the file `path`) offered and records its package as removed.
@@ -351,10 +363,14 @@ impl Daemon {
     }
 
     async fn record_removed(&self, serving: &Serving) -> Result<(), Error> {
-        let (s, now) = (serving.clone(), self.runner.now());
-        let removed =
-            self.runner.database().run_with(move |c| ops::packages::remove(c, &s.name, &s.version, &s.sha256, now));
-        removed.await.map(drop)
+        let (s, now, faults) = (serving.clone(), self.runner.now(), self.runner.faults().clone());
+        let remove = move |c: &mut crate::database::AnyConnection| {
+            faults.check(FaultPoint::RemovePackage, FaultTiming::Before)?;
+            ops::packages::remove(c, &s.name, &s.version, &s.sha256, now)?;
+            faults.check(FaultPoint::RemovePackage, FaultTiming::AfterCommit)?;
+            Ok::<_, Error>(())
+        };
+        self.runner.database().run_with(remove).await
     }
 
     /// Reaps withdrawn workers that finished; a serving worker that died is forgotten with its

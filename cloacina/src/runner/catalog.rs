@@ -6,6 +6,7 @@
 
 use super::{DefaultRunner, WorkflowSet};
 use crate::engine::stamp;
+use crate::faults::{FaultPoint, FaultTiming};
 use crate::ops::{liveness, schedules, workflows};
 use crate::Error;
 
@@ -19,8 +20,12 @@ impl DefaultRunner {
         let WorkflowSet { workflows, triggers, cron_triggers } = set;
         let engine = &self.engine;
         for wf in &workflows {
-            let (wf, now) = (wf.clone(), engine.clock.now());
-            engine.store.db.run_with(move |c| workflows::record(c, &wf, now)).await?;
+            let (wf, now, faults) = (wf.clone(), engine.clock.now(), engine.store.faults.clone());
+            let record = move |c: &mut crate::database::AnyConnection| {
+                faults.check(FaultPoint::OfferWorkflows, FaultTiming::Before)?;
+                workflows::record(c, &wf, now)
+            };
+            engine.store.db.run_with(record).await?;
         }
         crate::services::triggers::register(&engine.store, &triggers, &*engine.clock).await?;
         let contents = engine.catalog.offer(&workflows, &triggers);
@@ -31,6 +36,12 @@ impl DefaultRunner {
         engine.signals.schedules_changed.notify_one();
         engine.signals.work_available.notify_one();
         Ok(())
+    }
+
+    /// The faults armed for this runner (the daemon's package steps check them too).
+    #[cfg(feature = "packages")]
+    pub(crate) fn faults(&self) -> &crate::faults::Faults {
+        &self.engine.store.faults
     }
 
     /// Stops starting new runs of the workflows `names` (their event triggers stop too; their

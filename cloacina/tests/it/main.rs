@@ -16,6 +16,7 @@ mod copy;
 mod crash;
 mod crash_loop;
 mod cron;
+mod daemon_faults;
 mod dal_cron;
 mod dal_pipelines;
 mod dal_registry;
