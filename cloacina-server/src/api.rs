@@ -71,16 +71,21 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(resume_run))
         .routes(routes!(retry_run))
         .routes(routes!(workflows))
-        .routes(routes!(packages))
+        .routes(routes!(packages, crate::packages::upload_package))
+        .routes(routes!(crate::packages::package_detail, crate::packages::delete_package))
         .routes(routes!(list_schedules, create_schedule))
         .routes(routes!(schedule_detail, update_schedule, delete_schedule))
         .routes(routes!(pause_schedule))
         .routes(routes!(resume_schedule));
+    health_routes().nest("/api/v1", v1)
+}
+
+/// `/healthz`, `/readyz` and `/metrics`: all a worker (`serve --mode worker`) serves.
+pub(crate) fn health_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(Document::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(crate::metrics::scrape))
-        .nest("/api/v1", v1)
 }
 
 /// Completes the generated document: every operation may also answer 400 (a malformed request),
@@ -216,7 +221,7 @@ struct RunId(PipelineExecutionId);
 struct ScheduleId(CronScheduleId);
 
 /// The `{id}` of the path, parsed; a text that is not an id is refused naming what it should be.
-async fn path_id<T: std::str::FromStr>(parts: &mut Parts, what: &str) -> Result<T, ApiError> {
+pub(crate) async fn path_id<T: std::str::FromStr>(parts: &mut Parts, what: &str) -> Result<T, ApiError> {
     let Path(text) = Path::<String>::from_request_parts(parts, &()).await?;
     let shown: String = text.chars().take(64).collect();
     text.parse().map_err(|_| ApiError::bad_request(format!("`{shown}` is not a {what} id (a UUID)")))
@@ -441,9 +446,9 @@ struct Packages {
     packages: Vec<WorkflowPackage>,
 }
 
-/// Workflow packages as daemons recorded them: version, status (`loaded`, `failed`, `removed`),
-/// content hash, the workflows each defines, and why a load failed.
-#[utoipa::path(get, path = "/packages", tag = "workflows", responses((status = OK, body = Packages)))]
+/// Workflow packages as daemons and uploads recorded them: version, status (`uploaded`, `loaded`,
+/// `failed`, `removed`), content hash, the workflows each defines, and why a load failed.
+#[utoipa::path(get, path = "/packages", tag = "packages", responses((status = OK, body = Packages)))]
 async fn packages(State(s): Shared) -> Result<Json<Packages>, ApiError> {
     let packages = s.db.run_with(ops::packages::list).await?;
     Ok(Json(Packages { packages }))

@@ -41,6 +41,7 @@ mod guard;
 mod limits;
 mod listen;
 mod metrics;
+mod packages;
 
 pub use error::ApiError;
 pub use limits::Limits;
@@ -58,6 +59,14 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// Largest request body accepted (default 1 MiB); larger ones get 413.
     pub max_body_bytes: usize,
+    /// Largest package archive `POST /api/v1/packages` accepts (default 64 MiB); larger ones get
+    /// 413 before they are read whole.
+    pub max_package_bytes: usize,
+    /// Checks uploaded archives (its limits bound what one may expand to).
+    pub loader: cloacina::packages::Loader,
+    /// Whether the JSON API and the dashboard are served (`serve --mode api` and `all`); without
+    /// them only `/healthz`, `/readyz` and `/metrics` answer (`--mode worker`).
+    pub api: bool,
     /// Connection, request and timing limits.
     pub limits: Limits,
     /// The clock the server reads "now" from (the runs' waiting reasons, liveness, schedules'
@@ -76,6 +85,9 @@ impl Default for ServerConfig {
             token: None,
             allowed_hosts: Vec::new(),
             max_body_bytes: 1 << 20,
+            max_package_bytes: DEFAULT_MAX_PACKAGE_BYTES,
+            loader: cloacina::packages::Loader::from_env(),
+            api: true,
             limits: Limits::default(),
             clock: Arc::new(cloacina::clock::SystemClock),
             render_metrics: None,
@@ -90,6 +102,9 @@ impl std::fmt::Debug for ServerConfig {
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("allowed_hosts", &self.allowed_hosts)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_package_bytes", &self.max_package_bytes)
+            .field("loader", &self.loader)
+            .field("api", &self.api)
             .field("limits", &self.limits)
             .field("clock", &self.clock)
             .field("render_metrics", &self.render_metrics.is_some())
@@ -113,6 +128,9 @@ impl ServerConfig {
         check_bind(addr, self.token.as_deref())
     }
 }
+
+/// Default largest package archive an upload may send: 64 MiB.
+pub const DEFAULT_MAX_PACKAGE_BYTES: usize = 64 << 20;
 
 /// Shortest token accepted.
 const MIN_TOKEN: usize = 16;
@@ -152,7 +170,8 @@ pub(crate) struct AppState {
 /// failures are logged but not limited. Connection limits and header timeouts are the
 /// application server's; [`serve`] sets them from [`ServerConfig::limits`].
 pub fn router(db: Database, config: ServerConfig) -> Router {
-    let limit = config.max_body_bytes;
+    let limit = config.max_body_bytes.max(config.max_package_bytes);
+    let serve_api = config.api;
     let (api, mut doc) = api::routes().split_for_parts();
     api::finish(&mut doc);
     let state = Arc::new(AppState {
@@ -164,12 +183,16 @@ pub fn router(db: Database, config: ServerConfig) -> Router {
         openapi: doc.to_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
         config,
     });
-    Router::new()
-        .route("/", get(dashboard::index))
-        .route("/assets/app.js", get(dashboard::script))
-        .route("/assets/app.css", get(dashboard::style))
-        .merge(api)
-        .fallback(api::not_found)
+    let app = if serve_api {
+        Router::new()
+            .route("/", get(dashboard::index))
+            .route("/assets/app.js", get(dashboard::script))
+            .route("/assets/app.css", get(dashboard::style))
+            .merge(api)
+    } else {
+        api::health_routes().split_for_parts().0
+    };
+    app.fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(from_fn_with_state(state.clone(), limits::read_body))

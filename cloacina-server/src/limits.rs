@@ -143,7 +143,8 @@ pub(crate) async fn read_body(State(state): State<Arc<AppState>>, request: Reque
     if !matches!(*request.method(), axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH) {
         return next.run(request).await;
     }
-    let limit = state.config.max_body_bytes;
+    let uploading = request.method() == axum::http::Method::POST && request.uri().path() == "/api/v1/packages";
+    let limit = if uploading { state.config.max_package_bytes } else { state.config.max_body_bytes };
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared == Some(0) {
         return next.run(request).await;

@@ -270,6 +270,97 @@ fn killed_mid_run(db: &Db) {
     sigterm(&mut second);
 }
 
+/// One HTTP/1.1 request to the server on `port` (the token as a bearer when given): the status
+/// and the JSON body.
+fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let kind = if path.ends_with("/packages") { "application/octet-stream" } else { "application/json" };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Content-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let json = text.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// `serve` (API, dashboard and a worker in one process): packages uploaded over HTTP are loaded
+/// by its worker and run; a new version serves new runs; a deleted package starts none.
+fn served(db: &Db) {
+    ok(db.run(&["db", "migrate"]), "migrate");
+    let a = archives();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let token = "an-upload-token-of-test";
+    let log = scratch("log").join("serve.log");
+    let mut server = db
+        .cmd()
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--poll-interval", "0.2", "--shutdown-timeout", "10"])
+        .env("CLOACINA_TOKEN", token)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let t = Some(token);
+    until("the server to answer", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    // Uploading runs code on the workers: the token is needed.
+    assert_eq!(http(port, "POST", "/api/v1/packages", None, &a.v1).0, 401);
+    let (status, body) = http(port, "POST", "/api/v1/packages", t, b"BZh9 this is not a package");
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("not a package archive"), "{body}");
+    let (status, body) = http(port, "POST", "/api/v1/packages", t, &a.v1);
+    assert_eq!((status, &body["created"]), (201, &Value::Bool(true)), "{body}");
+    let v1 = body["package"]["id"].as_str().unwrap().to_owned();
+    let (status, again) = http(port, "POST", "/api/v1/packages", t, &a.v1);
+    assert_eq!((status, again["package"]["id"].as_str()), (200, Some(v1.as_str())), "the same bytes are one package");
+    assert_eq!(http(port, "POST", "/api/v1/packages", t, &a.reused).0, 409, "a version names one content");
+
+    let package_status = |id: &str| http(port, "GET", &format!("/api/v1/packages/{id}"), None, b"").1["package"]["status"].clone();
+    until("v1 loaded by the worker", || package_status(&v1) == "loaded");
+    let run = |context: &str| {
+        let body = format!(r#"{{"workflow": "data_processing", "context": {context}}}"#);
+        let (status, started) = http(port, "POST", "/api/v1/runs", t, body.as_bytes());
+        assert_eq!(status, 201, "{started}");
+        started["id"].as_str().unwrap().to_owned()
+    };
+    let release = |id: &str| {
+        let mut shown = Value::Null;
+        until("the run to complete", || {
+            shown = http(port, "GET", &format!("/api/v1/runs/{id}"), None, b"").1;
+            shown["run"]["status"] == "Completed"
+        });
+        shown["output"]["final_report"]["release"].clone()
+    };
+    let first = run(r#"{"day": "2026-12-07"}"#);
+    assert_eq!(release(&first), "one");
+
+    // A new version: live for new runs once loaded; the old one is recorded removed.
+    let (status, body) = http(port, "POST", "/api/v1/packages", t, &a.v2);
+    assert_eq!(status, 201, "{body}");
+    let v2 = body["package"]["id"].as_str().unwrap().to_owned();
+    until("v2 loaded and v1 removed", || package_status(&v2) == "loaded" && package_status(&v1) == "removed");
+    assert_eq!(release(&run("{}")), "two");
+
+    // Deleted: no new runs once the worker saw it.
+    let (status, body) = http(port, "DELETE", &format!("/api/v1/packages/{v2}"), t, b"");
+    assert_eq!((status, &body["package"]["status"]), (200, &Value::from("removed")), "{body}");
+    until("new runs to be refused", || {
+        let (status, _) = http(port, "POST", "/api/v1/runs", t, br#"{"workflow": "data_processing"}"#);
+        status == 409
+    });
+    let missing = "00000000-0000-4000-8000-000000000000";
+    assert_eq!(http(port, "DELETE", &format!("/api/v1/packages/{missing}"), t, b"").0, 404);
+    sigterm(&mut server);
+}
+
 #[cfg(feature = "sqlite")]
 fn sqlite() -> Db {
     Db { url: format!("sqlite://{}", scratch("db").join("app.db").display()), schema: None }
@@ -304,6 +395,18 @@ fn a_package_lives_through_a_daemon_on_sqlite() {
 #[test]
 fn a_package_lives_through_a_daemon_on_postgres() {
     with_postgres(lifecycle);
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn an_uploaded_package_runs_on_the_server_on_sqlite() {
+    served(&sqlite());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn an_uploaded_package_runs_on_the_server_on_postgres() {
+    with_postgres(served);
 }
 
 #[cfg(feature = "sqlite")]

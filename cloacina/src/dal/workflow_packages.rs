@@ -118,6 +118,12 @@ pub fn get(conn: &mut AnyConnection, name: &str, version: &str) -> Result<Option
     row.map(WorkflowPackage::try_from).transpose()
 }
 
+/// The package with id `id` (without its bytes).
+pub fn by_id(conn: &mut AnyConnection, id: WorkflowPackageId) -> Result<Option<WorkflowPackage>> {
+    let row = wp::table.find(UniversalUuid::from(id)).select(SummaryRow::as_select()).first(conn).optional()?;
+    row.map(WorkflowPackage::try_from).transpose()
+}
+
 /// The archive bytes of `name` at `version`.
 pub fn content(conn: &mut AnyConnection, name: &str, version: &str) -> Result<Option<Vec<u8>>> {
     Ok(wp::table

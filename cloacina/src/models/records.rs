@@ -240,6 +240,8 @@ pub struct WorkflowPackage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PackageStatus {
+    /// Uploaded to a server and stored; no worker has loaded it yet.
+    Uploaded,
     /// Loaded: its workflows run and new runs start at them.
     Loaded,
     /// Its load failed (a bad archive, a build error): nothing of it runs.
@@ -252,6 +254,7 @@ impl PackageStatus {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
+            PackageStatus::Uploaded => "uploaded",
             PackageStatus::Loaded => "loaded",
             PackageStatus::Failed => "failed",
             PackageStatus::Removed => "removed",
@@ -263,6 +266,7 @@ impl std::str::FromStr for PackageStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "uploaded" => Ok(PackageStatus::Uploaded),
             "loaded" => Ok(PackageStatus::Loaded),
             "failed" => Ok(PackageStatus::Failed),
             "removed" => Ok(PackageStatus::Removed),

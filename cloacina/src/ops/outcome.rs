@@ -25,6 +25,9 @@ pub enum Refused {
         /// Why.
         reason: String,
     },
+    /// No package has that id.
+    #[error("no package {0}")]
+    NoPackage(crate::models::WorkflowPackageId),
     /// A package version was already recorded with another archive: a version names one content.
     #[error(
         "package {package} {version} was already recorded with other contents: give the new archive a new version"
@@ -61,7 +64,7 @@ impl Refused {
     /// Whether the refusal is "no such thing" (a 404, exit code 4); every other refusal is a
     /// conflict with the current state (a 409, exit code 3).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Refused::NoRun(_) | Refused::NoWorkflow(_))
+        matches!(self, Refused::NoRun(_) | Refused::NoWorkflow(_) | Refused::NoPackage(_))
     }
 }
 

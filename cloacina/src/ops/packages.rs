@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::outcome::{Outcome, Refused};
 use crate::dal::workflow_packages::{self as dal, NewPackage};
 use crate::database::{AnyConnection, Error as DbError, UniversalTimestamp};
-use crate::models::{PackageStatus, WorkflowPackage};
+use crate::models::{PackageStatus, WorkflowPackage, WorkflowPackageId};
 use crate::Error;
 
 /// A package arriving to be recorded.
@@ -89,10 +89,7 @@ pub fn admit(conn: &mut AnyConnection, arrival: Arrival, load: Result<(), String
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::Database(DbError::Corrupt {
-        table: "workflow_packages",
-        detail: format!("{} {} kept changing while it was recorded", arrival.name, arrival.version),
-    }))
+    Err(vanished(&arrival.name, &arrival.version))
 }
 
 /// Marks `name` `version` (the archive hashing to `sha256`) removed, if it is loaded: its archive
@@ -107,6 +104,92 @@ pub fn remove(
 ) -> Result<bool, Error> {
     let (loaded, removed) = (PackageStatus::Loaded, PackageStatus::Removed);
     Ok(dal::set_status(conn, name, version, sha256, loaded, removed, None, now.into())?)
+}
+
+/// Stores `arrival`, uploaded to a server, as `uploaded` for the workers to load; returns the
+/// stored package and whether it is new. The same archive again is the same package: when it had
+/// failed or been removed it is `uploaded` again (the workers try it anew), otherwise unchanged.
+/// The same name and version with another archive is refused.
+pub fn upload(conn: &mut AnyConnection, arrival: Arrival, now: DateTime<Utc>) -> Outcome<(WorkflowPackage, bool)> {
+    let sha256 = content_hash(&arrival.archive);
+    let stamp = UniversalTimestamp::from(now);
+    for _ in 0..3 {
+        if let Some(existing) = dal::get(conn, &arrival.name, &arrival.version)? {
+            if existing.content_sha256 != sha256 {
+                return Ok(Err(Refused::VersionReused { package: arrival.name, version: arrival.version }));
+            }
+            let revive = matches!(existing.status, PackageStatus::Failed | PackageStatus::Removed);
+            let (name, version, uploaded) = (&arrival.name, &arrival.version, PackageStatus::Uploaded);
+            if revive && !dal::set_status(conn, name, version, &sha256, existing.status, uploaded, None, stamp)? {
+                continue;
+            }
+            let stored = dal::get(conn, name, version)?;
+            return Ok(Ok((stored.ok_or_else(|| vanished(name, version))?, false)));
+        }
+        let new = NewPackage {
+            package_name: arrival.name.clone(),
+            version: arrival.version.clone(),
+            description: arrival.description.clone(),
+            content: arrival.archive.clone(),
+            metadata: json!({ "manifest": arrival.manifest, "workflows": arrival.workflows, "contents": arrival.contents }),
+            status: PackageStatus::Uploaded,
+            error: None,
+        };
+        match dal::insert(conn, new, stamp) {
+            Ok(id) => return Ok(Ok((dal::by_id(conn, id)?.ok_or_else(|| vanished(&arrival.name, &arrival.version))?, true))),
+            Err(DbError::Query(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(vanished(&arrival.name, &arrival.version))
+}
+
+/// A package row that changed under us more often than a race explains.
+fn vanished(name: &str, version: &str) -> Error {
+    Error::Database(DbError::Corrupt {
+        table: "workflow_packages",
+        detail: format!("package {name} {version} kept changing while it was being recorded"),
+    })
+}
+
+/// The package with id `id` (without its archive).
+pub fn get(conn: &mut AnyConnection, id: WorkflowPackageId) -> Outcome<WorkflowPackage> {
+    Ok(dal::by_id(conn, id)?.ok_or(Refused::NoPackage(id)))
+}
+
+/// Takes the package `id` away (a server's `DELETE`): recorded `removed`, so workers start no new
+/// runs of its workflows and runs in flight finish. Removing a removed package changes nothing.
+pub fn delete(conn: &mut AnyConnection, id: WorkflowPackageId, now: DateTime<Utc>) -> Outcome<WorkflowPackage> {
+    for _ in 0..3 {
+        let Some(p) = dal::by_id(conn, id)? else { return Ok(Err(Refused::NoPackage(id))) };
+        if p.status == PackageStatus::Removed {
+            return Ok(Ok(p));
+        }
+        let (name, version, sha) = (&p.package_name, &p.version, &p.content_sha256);
+        if dal::set_status(conn, name, version, sha, p.status, PackageStatus::Removed, None, now.into())? {
+            return get(conn, id);
+        }
+    }
+    Err(vanished(&id.to_string(), ""))
+}
+
+/// Records a stored package a worker refused (its workflow belongs to another package) as
+/// `failed` with `why`, if it is still `uploaded`; returns whether it changed it.
+pub fn refuse(
+    conn: &mut AnyConnection,
+    name: &str,
+    version: &str,
+    sha256: &str,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let (uploaded, failed) = (PackageStatus::Uploaded, PackageStatus::Failed);
+    Ok(dal::set_status(conn, name, version, sha256, uploaded, failed, Some(why), now.into())?)
+}
+
+/// The archive of package `name` at `version`, to load it.
+pub fn archive(conn: &mut AnyConnection, name: &str, version: &str) -> Result<Option<Vec<u8>>, Error> {
+    Ok(dal::content(conn, name, version)?)
 }
 
 /// The lowercase hex SHA-256 of `bytes`: a package's content hash, as `content_sha256` holds it.

@@ -34,6 +34,7 @@ use serde_json::Value;
 
 use super::python::{PythonHost, Worker};
 use super::{content_hash, Language, Loader, Manifest, Output};
+use crate::models::PackageStatus;
 use crate::faults::{FaultPoint, FaultTiming};
 use crate::ops;
 use crate::runner::DefaultRunner;
@@ -42,10 +43,28 @@ use crate::Error;
 /// How often the directories are scanned by default.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Where a package comes from: an archive file in a watched directory, or the database (a
+/// package uploaded to a server; one version of each package name serves, the newest live one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Origin {
+    File(PathBuf),
+    Stored(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::Stored(name) => write!(f, "stored package {name}"),
+        }
+    }
+}
+
 /// One watched archive as the daemon last saw it.
 #[derive(Debug)]
 struct Known {
-    /// Modification time and length: a file whose stamp did not change is not read again.
+    /// Modification time and length: a file whose stamp did not change is not read again (none
+    /// for a stored package).
     stamp: (Option<SystemTime>, u64),
     /// The content hash of the archive last read from it.
     sha256: String,
@@ -60,7 +79,7 @@ struct Serving {
     version: String,
     sha256: String,
     workflows: Vec<String>,
-    /// Served by a Python worker (kept in `Daemon::workers` under the file's path), not by the
+    /// Served by a Python worker (kept in `Daemon::workers` under its origin), not by the
     /// daemon's runner.
     python: bool,
 }
@@ -68,16 +87,33 @@ struct Serving {
 /// How long a stopping daemon waits for a Python worker to stop before killing it.
 const WORKER_GRACE: Duration = Duration::from_secs(30);
 
+/// How an archive's arrival ended.
+enum Arrived {
+    /// It serves.
+    Serving(Serving),
+    /// It does not; `recorded` when its package is recorded `failed` with the reason.
+    Failed { why: String, recorded: bool },
+}
+
+/// How a scan names an origin.
+fn origin_path(origin: &Origin) -> PathBuf {
+    match origin {
+        Origin::File(path) => path.clone(),
+        Origin::Stored(_) => PathBuf::from(origin.to_string()),
+    }
+}
+
 /// A loaded package, before it is admitted.
 enum Hosted {
     Rust(Box<super::Loaded>),
     Python(Worker),
 }
 
-/// What one scan did.
+/// What one scan did. Files are named by their paths, stored packages by
+/// `stored package <name>`.
 #[derive(Debug, Default)]
 pub struct Scan {
-    /// Archives loaded (new or changed): their files.
+    /// Archives loaded (new or changed).
     pub loaded: Vec<PathBuf>,
     /// Archives that failed, with why.
     pub failed: Vec<(PathBuf, String)>,
@@ -91,11 +127,13 @@ pub struct Daemon {
     loader: Loader,
     python: PythonHost,
     dirs: Vec<PathBuf>,
-    known: HashMap<PathBuf, Known>,
-    /// The Python workers serving, by archive file.
-    workers: HashMap<PathBuf, Worker>,
+    known: HashMap<Origin, Known>,
+    /// The Python workers serving, by origin.
+    workers: HashMap<Origin, Worker>,
     /// Withdrawn Python workers finishing their runs.
     draining: Vec<Worker>,
+    /// Whether [`Daemon::watch`] also follows the packages stored in the database.
+    stored: bool,
 }
 
 impl Daemon {
@@ -116,7 +154,15 @@ impl Daemon {
             known: HashMap::new(),
             workers: HashMap::new(),
             draining: Vec::new(),
+            stored: false,
         })
+    }
+
+    /// Makes [`Daemon::watch`] also load the packages stored in the database (uploaded to a
+    /// server), as a server's worker does ([`Daemon::sync_stored`]).
+    pub fn follow_stored(mut self, follow: bool) -> Self {
+        self.stored = follow;
+        self
     }
 
     /// The runner.
@@ -130,19 +176,18 @@ impl Daemon {
         let mut scan = Scan::default();
         self.supervise();
         let present = self.archives(&mut scan);
-        let gone: Vec<PathBuf> = self.known.keys().filter(|p| !present.iter().any(|(q, _)| q == *p)).cloned().collect();
-        for path in gone {
-            // Forgotten only once retired: a database failure leaves the file known, so the next
-            // scan retires it again (each step of `retire` may be repeated).
-            if let Some(serving) = self.known.get(&path).and_then(|k| k.serving.clone()) {
-                self.retire(&path, &serving).await?;
-                tracing::info!(file = %path.display(), package = %serving.name, version = %serving.version, "package removed: its workflows start no new runs");
-            }
-            self.known.remove(&path);
-            scan.removed.push(path);
+        let gone: Vec<Origin> = self
+            .known
+            .keys()
+            .filter(|o| matches!(o, Origin::File(p) if !present.iter().any(|(q, _)| q == p)))
+            .cloned()
+            .collect();
+        for origin in gone {
+            self.forget(origin, &mut scan).await?;
         }
         for (path, stamp) in present {
-            if self.known.get(&path).is_some_and(|k| k.stamp == stamp) {
+            let origin = Origin::File(path.clone());
+            if self.known.get(&origin).is_some_and(|k| k.stamp == stamp) {
                 continue;
             }
             let bytes = match std::fs::read(&path) {
@@ -153,33 +198,105 @@ impl Daemon {
                 }
             };
             let sha256 = content_hash(&bytes);
-            if let Some(known) = self.known.get_mut(&path).filter(|k| k.sha256 == sha256) {
+            if let Some(known) = self.known.get_mut(&origin).filter(|k| k.sha256 == sha256) {
                 known.stamp = stamp;
                 continue;
             }
-            let previous = self.known.get(&path).and_then(|k| k.serving.clone());
-            // The file is recorded as seen only after `arrive` got through: a database failure
-            // leaves it as it was, so the next scan loads it again (each step of `arrive` may
-            // be repeated: admitting the same content again is no change).
-            let outcome = self.arrive(&path, bytes, previous.as_ref()).await?;
-            let serving = match outcome {
-                Ok(serving) => {
-                    tracing::info!(file = %path.display(), package = %serving.name, version = %serving.version, workflows = ?serving.workflows, "package loaded");
-                    scan.loaded.push(path.clone());
-                    Some(serving)
-                }
-                Err(why) => {
-                    tracing::error!("{}: {why}", path.display());
-                    scan.failed.push((path.clone(), why));
-                    previous
-                }
-            };
-            self.known.insert(path, Known { stamp, sha256, serving });
+            self.take(origin, stamp, bytes, &mut scan).await?;
         }
         Ok(scan)
     }
 
-    /// Scans every `interval` until `stop` resolves, letting go of replaced versions whose runs
+    /// Compares the packages stored in the database (uploaded to a server) with what it loaded
+    /// from there, as [`Daemon::scan`] does for directories: the newest version of each package
+    /// that is `uploaded` or `loaded` serves; a package with none (deleted, or every version
+    /// failed) is withdrawn. A stored package this daemon refuses (another package defines its
+    /// workflow) is recorded `failed` with the reason, so no worker tries it again.
+    pub async fn sync_stored(&mut self) -> Result<Scan, Error> {
+        let mut scan = Scan::default();
+        self.supervise();
+        let stored = self.runner.database().run_with(ops::packages::list).await?;
+        let mut wanted = std::collections::BTreeMap::new();
+        // Listed by name, oldest first: the last live version of each name wins.
+        for p in stored.into_iter().filter(|p| matches!(p.status, PackageStatus::Uploaded | PackageStatus::Loaded)) {
+            wanted.insert(p.package_name.clone(), p);
+        }
+        let gone: Vec<Origin> = self
+            .known
+            .keys()
+            .filter(|o| matches!(o, Origin::Stored(name) if !wanted.contains_key(name)))
+            .cloned()
+            .collect();
+        for origin in gone {
+            self.forget(origin, &mut scan).await?;
+        }
+        for (name, package) in wanted {
+            let origin = Origin::Stored(name.clone());
+            if self.known.get(&origin).is_some_and(|k| k.sha256 == package.content_sha256) {
+                continue;
+            }
+            let version = package.version.clone();
+            let (n, v) = (name.clone(), version.clone());
+            let Some(bytes) = self.runner.database().run_with(move |c| ops::packages::archive(c, &n, &v)).await? else {
+                continue; // deleted since it was listed
+            };
+            let refused = self.take(origin, (None, 0), bytes, &mut scan).await?;
+            if let Some(why) = refused {
+                let (now, sha) = (self.runner.now(), package.content_sha256.clone());
+                self.runner
+                    .database()
+                    .run_with(move |c| ops::packages::refuse(c, &name, &version, &sha, &why, now))
+                    .await?;
+            }
+        }
+        Ok(scan)
+    }
+
+    /// Withdraws what `origin` served and forgets it. Forgotten only once retired: a database
+    /// failure leaves it known, so the next scan retires it again (each step may be repeated).
+    async fn forget(&mut self, origin: Origin, scan: &mut Scan) -> Result<(), Error> {
+        if let Some(serving) = self.known.get(&origin).and_then(|k| k.serving.clone()) {
+            self.retire(&origin, &serving).await?;
+            tracing::info!(origin = %origin, package = %serving.name, version = %serving.version, "package removed: its workflows start no new runs");
+        }
+        self.known.remove(&origin);
+        scan.removed.push(origin_path(&origin));
+        Ok(())
+    }
+
+    /// Loads the archive `bytes` from `origin` and records what it serves, reporting in `scan`;
+    /// returns the reason when the application layer refused it. The origin is recorded as seen
+    /// only after `arrive` got through: a database failure leaves it as it was, so the next scan
+    /// loads it again (each step of `arrive` may be repeated: admitting the same content again is
+    /// no change).
+    async fn take(
+        &mut self,
+        origin: Origin,
+        stamp: (Option<SystemTime>, u64),
+        bytes: Vec<u8>,
+        scan: &mut Scan,
+    ) -> Result<Option<String>, Error> {
+        let sha256 = content_hash(&bytes);
+        let previous = self.known.get(&origin).and_then(|k| k.serving.clone());
+        let outcome = self.arrive(&origin, bytes, previous.as_ref()).await?;
+        let (serving, refused) = match outcome {
+            Arrived::Serving(serving) => {
+                tracing::info!(origin = %origin, package = %serving.name, version = %serving.version, workflows = ?serving.workflows, "package loaded");
+                scan.loaded.push(origin_path(&origin));
+                (Some(serving), None)
+            }
+            Arrived::Failed { why, recorded } => {
+                tracing::error!("{origin}: {why}");
+                scan.failed.push((origin_path(&origin), why.clone()));
+                (previous, (!recorded).then_some(why))
+            }
+        };
+        self.known.insert(origin, Known { stamp, sha256, serving });
+        Ok(refused)
+    }
+
+    /// Scans the directories and (with [`Daemon::follow_stored`]) the stored packages every
+    /// `interval` until `stop` resolves, letting go of replaced versions whose runs
     /// have ended as it goes. A scan that fails on the database is logged and tried again.
     pub async fn watch(&mut self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
@@ -190,8 +307,15 @@ impl Daemon {
                 _ = &mut stop => return,
                 _ = ticks.tick() => {}
             }
-            if let Err(e) = self.scan().await {
-                tracing::warn!(error = %e, "scanning the package directories failed; trying again");
+            if !self.dirs.is_empty() {
+                if let Err(e) = self.scan().await {
+                    tracing::warn!(error = %e, "scanning the package directories failed; trying again");
+                }
+            }
+            if self.stored {
+                if let Err(e) = self.sync_stored().await {
+                    tracing::warn!(error = %e, "reading the stored packages failed; trying again");
+                }
             }
             match self.runner.release_finished_versions().await {
                 Ok(released) if !released.is_empty() => {
@@ -228,14 +352,9 @@ impl Daemon {
         found
     }
 
-    /// Loads, admits and offers the archive `bytes` read from `path`; `previous` is what the file
-    /// served before. `Ok(Err(why))` is a refused or failed package.
-    async fn arrive(
-        &mut self,
-        path: &std::path::Path,
-        bytes: Vec<u8>,
-        previous: Option<&Serving>,
-    ) -> Result<Result<Serving, String>, Error> {
+    /// Loads, admits and offers the archive `bytes` from `origin`; `previous` is what the origin
+    /// served before.
+    async fn arrive(&mut self, origin: &Origin, bytes: Vec<u8>, previous: Option<&Serving>) -> Result<Arrived, Error> {
         let (loader, python) = (self.loader.clone(), self.python.clone());
         let archive = bytes.clone();
         let worker_name = format!("{}-python-{}", self.runner.runner_name(), &content_hash(&bytes)[..12]);
@@ -256,7 +375,7 @@ impl Daemon {
         let (manifest, sha256, hosted) = match loaded {
             Ok(loaded) => loaded,
             // Not even a manifest: nothing to record, only to report.
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Ok(Arrived::Failed { why: e.to_string(), recorded: false }),
         };
         let (workflows, contents): (Vec<String>, Value) = match &hosted {
             Ok(Hosted::Rust(l)) => (
@@ -283,11 +402,11 @@ impl Daemon {
             if let Ok(Hosted::Python(worker)) = hosted {
                 stop_workers(vec![worker]).await;
             }
-            return Ok(Err(refused.to_string()));
+            return Ok(Arrived::Failed { why: refused.to_string(), recorded: false });
         }
         let mut replaced: Option<Worker> = None;
         let python = match hosted {
-            Err(why) => return Ok(Err(why)),
+            Err(why) => return Ok(Arrived::Failed { why, recorded: true }),
             Ok(Hosted::Rust(loaded)) => {
                 self.runner.add_workflows(loaded.set).await?;
                 false
@@ -300,20 +419,20 @@ impl Daemon {
                 match started {
                     Ok(worker) => {
                         // The file's earlier worker (if any) is withdrawn below.
-                        replaced = self.workers.insert(path.to_path_buf(), worker);
+                        replaced = self.workers.insert(origin.clone(), worker);
                         true
                     }
                     Err(e) => {
                         let why = e.to_string();
                         let _ = self.admit(arrival, Err(why.clone())).await?;
-                        return Ok(Err(why));
+                        return Ok(Arrived::Failed { why, recorded: true });
                     }
                 }
             }
         };
         if let Some(previous) = previous {
             if previous.python {
-                let old = if python { replaced } else { self.workers.remove(path) };
+                let old = if python { replaced } else { self.workers.remove(origin) };
                 if let Some(mut old) = old {
                     old.withdraw();
                     self.draining.push(old);
@@ -330,7 +449,7 @@ impl Daemon {
                 self.record_removed(previous).await?;
             }
         }
-        Ok(Ok(serving_of(&manifest, &sha256, workflows, python)))
+        Ok(Arrived::Serving(serving_of(&manifest, &sha256, workflows, python)))
     }
 
     /// Records `arrival` as loaded (`Ok`) or failed; refused as `ops::packages::admit` says.
@@ -349,10 +468,10 @@ impl Daemon {
         self.runner.database().run_with(admit).await
     }
 
-    /// Withdraws what `serving` (from the file `path`) offered and records its package as removed.
-    async fn retire(&mut self, path: &std::path::Path, serving: &Serving) -> Result<(), Error> {
+    /// Withdraws what `serving` (from `origin`) offered and records its package as removed.
+    async fn retire(&mut self, origin: &Origin, serving: &Serving) -> Result<(), Error> {
         if serving.python {
-            if let Some(mut worker) = self.workers.remove(path) {
+            if let Some(mut worker) = self.workers.remove(origin) {
                 worker.withdraw();
                 self.draining.push(worker);
             }
@@ -377,12 +496,12 @@ impl Daemon {
     /// file, so the next scan loads the file again (and starts a new worker).
     fn supervise(&mut self) {
         self.draining.retain_mut(|w| w.exited().is_none());
-        let dead: Vec<PathBuf> = self.workers.iter_mut().filter_map(|(p, w)| w.exited().map(|_| p.clone())).collect();
-        for path in dead {
-            if let Some(mut worker) = self.workers.remove(&path) {
-                tracing::error!(file = %path.display(), status = ?worker.exited(), "the package's Python worker died; starting it again");
+        let dead: Vec<Origin> = self.workers.iter_mut().filter_map(|(o, w)| w.exited().map(|_| o.clone())).collect();
+        for origin in dead {
+            if let Some(mut worker) = self.workers.remove(&origin) {
+                tracing::error!(origin = %origin, status = ?worker.exited(), "the package's Python worker died; starting it again");
             }
-            self.known.remove(&path);
+            self.known.remove(&origin);
         }
     }
 

@@ -24,6 +24,7 @@ pub mod python;
 pub mod scaffold;
 mod scratch;
 pub mod source;
+mod upload;
 #[cfg(test)]
 mod tests;
 
@@ -36,3 +37,4 @@ pub use crate::ops::packages::content_hash;
 pub use crate::runner::WorkflowSet;
 pub use error::Error;
 pub use scratch::Scratch;
+pub use upload::{upload, Rejected};

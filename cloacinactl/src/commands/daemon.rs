@@ -1,5 +1,6 @@
 //! `cloacinactl daemon`: a runner whose workflows come from `.cloacina` packages in watched
-//! directories (`cloacina::packages::daemon`), until SIGINT or SIGTERM.
+//! directories (`cloacina::packages::daemon`), until SIGINT or SIGTERM. `serve`'s workers use the
+//! same runner settings ([`WorkerArgs`]) and the same daemon, fed by the database.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,15 +19,22 @@ pub(crate) struct DaemonArgs {
     /// Default: ~/.cloacina/packages.
     #[arg(long = "packages", visible_alias = "watch-dir")]
     packages: Vec<PathBuf>,
-    /// Seconds between scans of the directories.
-    #[arg(long, default_value_t = DEFAULT_POLL_INTERVAL.as_secs_f64())]
-    poll_interval: f64,
     /// Load the packages, run every unfinished run of their workflows, and exit.
     #[arg(long)]
     once: bool,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+/// The settings of a process that runs packaged workflows (`daemon`, `serve`'s workers).
+#[derive(Debug, clap::Args)]
+pub(crate) struct WorkerArgs {
+    /// Seconds between looks for new, changed or removed packages.
+    #[arg(long, default_value_t = DEFAULT_POLL_INTERVAL.as_secs_f64())]
+    poll_interval: f64,
     /// Bytes an archive may expand to when unpacked (guards against compression bombs).
     #[arg(long, default_value_t = Limits::DEFAULT_UNPACKED_BYTES)]
-    max_unpacked_bytes: u64,
+    pub(crate) max_unpacked_bytes: u64,
     /// Tasks run at once at most.
     #[arg(long, default_value_t = DefaultRunnerConfig::default().max_concurrent_tasks)]
     max_concurrent_tasks: usize,
@@ -37,9 +45,40 @@ pub(crate) struct DaemonArgs {
     /// Seconds a graceful stop lets running tasks finish before cancelling them.
     #[arg(long, default_value_t = DefaultRunnerConfig::default().shutdown_timeout.as_secs_f64())]
     shutdown_timeout: f64,
-    /// The name this daemon claims tasks under (default: host and process id).
+    /// The name this process claims tasks under (default: host and process id).
     #[arg(long)]
     runner_name: Option<String>,
+}
+
+impl WorkerArgs {
+    /// The interval between looks for package changes.
+    pub(crate) fn interval(&self) -> Duration {
+        seconds(self.poll_interval).max(Duration::from_millis(10))
+    }
+
+    /// The loader these settings describe (its cache and work directories from the environment).
+    pub(crate) fn loader(&self) -> Loader {
+        let mut loader = Loader::from_env();
+        loader.limits.unpacked_bytes = self.max_unpacked_bytes;
+        loader
+    }
+
+    /// Starts a runner on `url` (tenant `schema`) and a daemon over it watching `dirs`.
+    pub(crate) async fn start(&self, url: &str, schema: Option<String>, dirs: Vec<PathBuf>) -> anyhow::Result<Daemon> {
+        let lease = seconds(self.lease_duration);
+        let config = DefaultRunnerConfig::builder()
+            .max_concurrent_tasks(self.max_concurrent_tasks)
+            .lease_duration(lease)
+            .heartbeat_interval(lease / 3)
+            .shutdown_timeout(seconds(self.shutdown_timeout))
+            .runner_name(self.runner_name.clone())
+            .schema(schema.clone())
+            .build()?;
+        let loader = self.loader();
+        let python = PythonHost::from_env(url, schema, loader.compiler.cache_dir.join("python"));
+        let runner = DefaultRunner::with_config(url, config).await?;
+        Ok(Daemon::new(runner, loader, python, dirs)?)
+    }
 }
 
 fn seconds(s: f64) -> Duration {
@@ -57,18 +96,7 @@ pub(crate) fn run(target: &Target, args: DaemonArgs) -> anyhow::Result<()> {
         None => format!("sqlite://{}", home("cloacina.db").display()),
     };
     let dirs = if args.packages.is_empty() { vec![home("packages")] } else { args.packages };
-    let lease = seconds(args.lease_duration);
-    let config = DefaultRunnerConfig::builder()
-        .max_concurrent_tasks(args.max_concurrent_tasks)
-        .lease_duration(lease)
-        .heartbeat_interval(lease / 3)
-        .shutdown_timeout(seconds(args.shutdown_timeout))
-        .runner_name(args.runner_name)
-        .schema(target.schema.clone())
-        .build()?;
-    let mut loader = Loader::from_env();
-    loader.limits.unpacked_bytes = args.max_unpacked_bytes;
-    let interval = seconds(args.poll_interval).max(Duration::from_millis(10));
+    let interval = args.worker.interval();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         if let Some(parent) =
@@ -78,9 +106,7 @@ pub(crate) fn run(target: &Target, args: DaemonArgs) -> anyhow::Result<()> {
                 std::fs::create_dir_all(&parent)?;
             }
         }
-        let python = PythonHost::from_env(&url, target.schema.clone(), loader.compiler.cache_dir.join("python"));
-        let runner = DefaultRunner::with_config(&url, config).await?;
-        let mut daemon = Daemon::new(runner, loader, python, dirs)?;
+        let mut daemon = args.worker.start(&url, target.schema.clone(), dirs).await?;
         if args.once {
             let scan = daemon.run_once(interval).await?;
             if !scan.failed.is_empty() {

@@ -1,5 +1,8 @@
-//! `cloacinactl serve`: the HTTP API (`cloacina-server`) over the target database until SIGINT or
-//! SIGTERM. Binds to loopback by default; another address needs a token.
+//! `cloacinactl serve`: the HTTP API and dashboard (`cloacina-server`) over the target database
+//! and, by default, a worker that runs the packages uploaded to it, until SIGINT or SIGTERM.
+//! `--mode api` serves without running anything, `--mode worker` runs packages and answers only
+//! `/healthz`, `/readyz` and `/metrics`. Binds to loopback by default; another address needs a
+//! token.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,11 +10,31 @@ use std::time::Duration;
 use cloacina::{Database, DatabaseConfig};
 use cloacina_server::{Limits, ServeError, ServerConfig};
 
+use super::daemon::WorkerArgs;
 use super::Target;
+
+/// What a `serve` process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// The API, the dashboard and a worker.
+    All,
+    /// The API and the dashboard only.
+    Api,
+    /// A worker only (HTTP: /healthz, /readyz, /metrics).
+    Worker,
+}
 
 /// `serve` arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
+    /// `all` (API, dashboard and a worker running the uploaded packages), `api` or `worker`.
+    #[arg(long, value_enum, default_value_t = Mode::All)]
+    mode: Mode,
+    /// Bytes a package upload may send (`POST /api/v1/packages`).
+    #[arg(long, default_value_t = cloacina_server::DEFAULT_MAX_PACKAGE_BYTES)]
+    max_package_bytes: usize,
+    #[command(flatten)]
+    worker: WorkerArgs,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
@@ -62,6 +85,9 @@ pub(crate) fn run(target: &Target, args: ServeArgs) -> anyhow::Result<()> {
             body_timeout: seconds(args.body_timeout),
             auth_failures_per_minute: args.auth_failures_per_minute,
         },
+        max_package_bytes: args.max_package_bytes,
+        loader: args.worker.loader(),
+        api: args.mode != Mode::Worker,
         ..Default::default()
     };
     server.check(args.bind)?; // a bad token or bind is one clear line before anything starts
@@ -71,7 +97,39 @@ pub(crate) fn run(target: &Target, args: ServeArgs) -> anyhow::Result<()> {
     let db = Database::connect_with(&url, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        match cloacina_server::serve(db, args.bind, server, cloacina_server::shutdown_signal()).await {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let stop = std::sync::Arc::new(stop);
+        let signalled = stop.clone();
+        tokio::spawn(async move {
+            cloacina_server::shutdown_signal().await;
+            let _ = signalled.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let mut daemon = match args.mode {
+            Mode::Api => None,
+            Mode::All | Mode::Worker => {
+                Some(args.worker.start(&url, target.schema.clone(), Vec::new()).await?.follow_stored(true))
+            }
+        };
+        let interval = args.worker.interval();
+        let work = async {
+            if let Some(daemon) = daemon.as_mut() {
+                daemon.watch(interval, stopped(stopping.clone())).await;
+            }
+        };
+        // A server that stops (or cannot start) stops the worker too.
+        let serve = async {
+            let served = cloacina_server::serve(db, args.bind, server, stopped(stopping.clone())).await;
+            let _ = stop.send(true);
+            served
+        };
+        let (served, ()) = tokio::join!(serve, work);
+        if let Some(mut daemon) = daemon {
+            daemon.shutdown().await?;
+        }
+        match served {
             Ok(()) => Ok(()),
             Err(e @ ServeError::Bind { .. }) => Err(anyhow::Error::new(e)),
             Err(e) => Err(e.into()),

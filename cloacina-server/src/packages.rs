@@ -1,0 +1,118 @@
+//! `/api/v1/packages`: upload a `.cloacina` archive for the workers to load, read one, list them,
+//! delete one. Uploading a package means running its code on the workers: the route needs the
+//! token, as every change does. The archive is checked as the daemon checks one (safe unpacking
+//! within the limits, manifest, layout) by `cloacina::packages::upload`; compiling and loading
+//! are the workers'.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cloacina::models::{WorkflowPackage, WorkflowPackageId};
+use cloacina::ops;
+use cloacina::packages::Rejected;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::api::{path_id, ErrorBody};
+use crate::{ApiError, AppState};
+
+type Shared = State<Arc<AppState>>;
+
+/// A package id from the path: a UUID, or 400.
+pub(crate) struct PackageId(WorkflowPackageId);
+
+impl<S: Send + Sync> FromRequestParts<S> for PackageId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        path_id(parts, "package").await.map(PackageId)
+    }
+}
+
+/// A stored package.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PackageOne {
+    package: WorkflowPackage,
+}
+
+/// What an upload stored.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Uploaded {
+    package: WorkflowPackage,
+    /// False when the same archive was already stored (the same package is answered).
+    created: bool,
+}
+
+/// Upload a `.cloacina` archive as the raw request body (`Content-Type:
+/// application/octet-stream`, or none). It is checked as the daemon checks an archive and stored
+/// `uploaded`; every worker then loads it (status `loaded`, or `failed` with the reason) and a
+/// new version of a package becomes the one new runs start at. The same archive again is the same
+/// package (200); its version uploaded with other contents is refused (409). The body limit is
+/// the server's package limit (default 64 MiB), not the API's.
+#[utoipa::path(post, path = "/packages", tag = "packages", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The archive"),
+    responses(
+        (status = CREATED, body = Uploaded),
+        (status = OK, description = "The same archive was already stored", body = Uploaded),
+        (status = CONFLICT, description = "The version was uploaded with other contents", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "The archive is over the limit", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not an archive", body = ErrorBody),
+    ))]
+pub(crate) async fn upload_package(State(s): Shared, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !matches!(essence.as_str(), "" | "application/octet-stream" | "application/x-bzip2") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the archive as the raw body with Content-Type: application/octet-stream",
+        ));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the body is empty: send a .cloacina archive"));
+    }
+    let now = s.config.clock.now();
+    match cloacina::packages::upload(&s.db, &s.config.loader, body.to_vec(), now).await? {
+        Ok((package, created)) => {
+            tracing::info!(package = %package.package_name, version = %package.version, created, "package uploaded");
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(Uploaded { package, created })).into_response())
+        }
+        Err(Rejected::Refused(r)) => Err(r.into()),
+        Err(Rejected::Invalid(cloacina::packages::Error::TooLarge { limit })) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the archive expands past the server's limit of {limit} bytes"),
+        )),
+        Err(Rejected::Invalid(e)) => Err(ApiError::bad_request(e.to_string())),
+    }
+}
+
+/// A package: its manifest, the workflows it defines (and, once a worker loaded it, their
+/// tasks), its status and why a load failed.
+#[utoipa::path(get, path = "/packages/{id}", tag = "packages", params(("id" = uuid::Uuid, Path, description = "The package's id")), responses(
+    (status = OK, body = PackageOne),
+    (status = NOT_FOUND, description = "No such package", body = ErrorBody),
+))]
+pub(crate) async fn package_detail(State(s): Shared, PackageId(id): PackageId) -> Result<Json<PackageOne>, ApiError> {
+    let package = s.db.run_with(move |c| ops::packages::get(c, id)).await??;
+    Ok(Json(PackageOne { package }))
+}
+
+/// Delete a package: recorded `removed`; the workers start no new runs of its workflows (within
+/// their poll interval) and runs in flight finish.
+#[utoipa::path(delete, path = "/packages/{id}", tag = "packages", params(("id" = uuid::Uuid, Path, description = "The package's id")), security(("bearer" = [])), responses(
+    (status = OK, body = PackageOne),
+    (status = NOT_FOUND, description = "No such package", body = ErrorBody),
+))]
+pub(crate) async fn delete_package(State(s): Shared, PackageId(id): PackageId) -> Result<Json<PackageOne>, ApiError> {
+    let now = s.config.clock.now();
+    let package = s.db.run_with(move |c| ops::packages::delete(c, id, now)).await??;
+    tracing::info!(package = %package.package_name, version = %package.version, "package deleted");
+    Ok(Json(PackageOne { package }))
+}
