@@ -323,7 +323,8 @@ fn served(db: &Db) {
     assert_eq!((status, again["package"]["id"].as_str()), (200, Some(v1.as_str())), "the same bytes are one package");
     assert_eq!(http(port, "POST", "/api/v1/packages", t, &a.reused).0, 409, "a version names one content");
 
-    let package_status = |id: &str| http(port, "GET", &format!("/api/v1/packages/{id}"), None, b"").1["package"]["status"].clone();
+    let package_status =
+        |id: &str| http(port, "GET", &format!("/api/v1/packages/{id}"), None, b"").1["package"]["status"].clone();
     until("v1 loaded by the worker", || package_status(&v1) == "loaded");
     let run = |context: &str| {
         let body = format!(r#"{{"workflow": "data_processing", "context": {context}}}"#);

@@ -136,7 +136,9 @@ pub fn upload(conn: &mut AnyConnection, arrival: Arrival, now: DateTime<Utc>) ->
             error: None,
         };
         match dal::insert(conn, new, stamp) {
-            Ok(id) => return Ok(Ok((dal::by_id(conn, id)?.ok_or_else(|| vanished(&arrival.name, &arrival.version))?, true))),
+            Ok(id) => {
+                return Ok(Ok((dal::by_id(conn, id)?.ok_or_else(|| vanished(&arrival.name, &arrival.version))?, true)))
+            }
             Err(DbError::Query(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))) => continue,
             Err(e) => return Err(e.into()),
         }

@@ -34,8 +34,8 @@ use serde_json::Value;
 
 use super::python::{PythonHost, Worker};
 use super::{content_hash, Language, Loader, Manifest, Output};
-use crate::models::PackageStatus;
 use crate::faults::{FaultPoint, FaultTiming};
+use crate::models::PackageStatus;
 use crate::ops;
 use crate::runner::DefaultRunner;
 use crate::Error;

@@ -24,9 +24,9 @@ pub mod python;
 pub mod scaffold;
 mod scratch;
 pub mod source;
-mod upload;
 #[cfg(test)]
 mod tests;
+mod upload;
 
 pub use archive::Limits;
 pub use compile::{Compiler, Output};

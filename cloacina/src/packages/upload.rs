@@ -33,9 +33,10 @@ pub async fn upload(
     now: DateTime<Utc>,
 ) -> Result<Result<(WorkflowPackage, bool), Rejected>, crate::Error> {
     let (checker, bytes) = (loader.clone(), archive.clone());
-    let checked = tokio::task::spawn_blocking(move || checker.unpack(&bytes).map(|u| u.manifest.clone()))
-        .await
-        .map_err(|e| crate::Error::InvalidSetting { setting: "packages", reason: format!("the checker stopped: {e}") })?;
+    let checked =
+        tokio::task::spawn_blocking(move || checker.unpack(&bytes).map(|u| u.manifest.clone())).await.map_err(|e| {
+            crate::Error::InvalidSetting { setting: "packages", reason: format!("the checker stopped: {e}") }
+        })?;
     let manifest = match checked {
         Ok(m) => m,
         Err(e) => return Ok(Err(e.into())),
