@@ -55,7 +55,7 @@ pub(crate) struct Uploaded {
 /// package (200); its version uploaded with other contents is refused (409). The body limit is
 /// the server's package limit (default 64 MiB), not the API's.
 #[utoipa::path(post, path = "/packages", tag = "packages", security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The archive"),
+    request_body(content = String, content_type = "application/octet-stream", description = "The archive (binary)"),
     responses(
         (status = CREATED, body = Uploaded),
         (status = OK, description = "The same archive was already stored", body = Uploaded),

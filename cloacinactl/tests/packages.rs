@@ -2,7 +2,9 @@
 //! the repository's example package (`examples/packages/simple-packaged`) is packed by
 //! `cloacinactl package pack`, compiled and loaded by `cloacinactl daemon`, and run; it is
 //! replaced mid-run, removed, joined by broken and conflicting archives; a task panics; the
-//! daemon is SIGKILLed mid-run and a new one finishes the run.
+//! daemon is SIGKILLed mid-run and a new one finishes the run. The same package uploaded to
+//! `serve` runs there (one process on either backend; an API and two workers on PostgreSQL, one
+//! worker SIGKILLed mid-run).
 //!
 //! Compiled packages are cached in `target/package-cache` (by content hash), so each test
 //! package compiles once per machine and source change, not once per test.
@@ -155,6 +157,23 @@ impl Db {
             .and_then(|p| p["status"].as_str().map(str::to_owned))
     }
 
+    /// `serve` on `port` with `token` and `extra` arguments, once it answers.
+    fn serve(&self, port: u16, token: &str, log: &Path, extra: &[&str]) -> Reaped {
+        let child = self
+            .cmd()
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--poll-interval", "0.2"])
+            .args(["--lease-duration", "3", "--shutdown-timeout", "10"])
+            .args(extra)
+            .env("CLOACINA_TOKEN", token)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let child = Reaped(child);
+        until("the server to answer", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        child
+    }
+
     fn daemon(&self, dir: &Path, log: &Path, extra: &[&str]) -> Child {
         self.cmd()
             .arg("daemon")
@@ -166,6 +185,16 @@ impl Db {
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap()
+    }
+}
+
+/// A child process killed when dropped, so a failing test leaves no server holding connections.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -270,6 +299,12 @@ fn killed_mid_run(db: &Db) {
     sigterm(&mut second);
 }
 
+const TOKEN: &str = "an-upload-token-of-test";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// One HTTP/1.1 request to the server on `port` (the token as a bearer when given): the status
 /// and the JSON body.
 fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Value) {
@@ -297,19 +332,11 @@ fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -
 fn served(db: &Db) {
     ok(db.run(&["db", "migrate"]), "migrate");
     let a = archives();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let token = "an-upload-token-of-test";
+    let port = free_port();
+    let token = TOKEN;
     let log = scratch("log").join("serve.log");
-    let mut server = db
-        .cmd()
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--poll-interval", "0.2", "--shutdown-timeout", "10"])
-        .env("CLOACINA_TOKEN", token)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut server = db.serve(port, token, &log, &["--mode", "all"]);
     let t = Some(token);
-    until("the server to answer", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
 
     // Uploading runs code on the workers: the token is needed.
     assert_eq!(http(port, "POST", "/api/v1/packages", None, &a.v1).0, 401);
@@ -359,7 +386,89 @@ fn served(db: &Db) {
     });
     let missing = "00000000-0000-4000-8000-000000000000";
     assert_eq!(http(port, "DELETE", &format!("/api/v1/packages/{missing}"), t, b"").0, 404);
-    sigterm(&mut server);
+    sigterm(&mut server.0);
+}
+
+/// One `serve --mode api` and two `serve --mode worker` processes on one PostgreSQL database: an
+/// upload through the API is loaded by both workers; a worker SIGKILLed mid-run leaves its run to
+/// the other; a package deleted while a run is in flight lets the run finish and starts no more.
+fn scaled_out(db: &Db) {
+    ok(db.run(&["db", "migrate"]), "migrate");
+    let (api, w1, w2) = (free_port(), free_port(), free_port());
+    let logs = scratch("log");
+    let mut api_process = db.serve(api, TOKEN, &logs.join("api.log"), &["--mode", "api"]);
+    let mut workers = std::collections::HashMap::new();
+    for (name, port) in [("worker-one", w1), ("worker-two", w2)] {
+        let log = logs.join(format!("{name}.log"));
+        workers.insert(name, db.serve(port, TOKEN, &log, &["--mode", "worker", "--runner-name", name]));
+    }
+    let t = Some(TOKEN);
+    assert_eq!(http(w1, "GET", "/api/v1/runs", None, b"").0, 404, "a worker serves no API");
+    assert_eq!(http(w1, "GET", "/readyz", None, b"").0, 200);
+
+    let (status, body) = http(api, "POST", "/api/v1/packages", t, &archives().v1);
+    assert_eq!(status, 201, "{body}");
+    let id = body["package"]["id"].as_str().unwrap().to_owned();
+    until("the package loaded", || {
+        http(api, "GET", &format!("/api/v1/packages/{id}"), None, b"").1["package"]["status"] == "loaded"
+    });
+    let start = |context: &str| {
+        let body = format!(r#"{{"workflow": "data_processing", "context": {context}}}"#);
+        let (status, started) = http(api, "POST", "/api/v1/runs", t, body.as_bytes());
+        assert_eq!(status, 201, "{started}");
+        started["id"].as_str().unwrap().to_owned()
+    };
+    let show = |id: &str| http(api, "GET", &format!("/api/v1/runs/{id}"), None, b"").1;
+    let claimer =
+        |run: &Value| {
+            run["tasks"].as_array().unwrap().iter().find(|t| t["task_name"] == "collect_data").and_then(|t| {
+                (t["status"] == "Running").then(|| t["claimed_by"].as_str().unwrap_or_default().to_owned())
+            })
+        };
+
+    // Deleted while a run is in flight: the run finishes, no new run starts.
+    let in_flight = start(r#"{"delay_ms": 1500}"#);
+    until("the in-flight task to run", || claimer(&show(&in_flight)).is_some());
+    assert_eq!(http(api, "DELETE", &format!("/api/v1/packages/{id}"), t, b"").0, 200);
+    until("the in-flight run to complete", || show(&in_flight)["run"]["status"] == "Completed");
+    assert_eq!(show(&in_flight)["output"]["final_report"]["release"], "one");
+    until("new runs to be refused", || {
+        http(api, "POST", "/api/v1/runs", t, br#"{"workflow": "data_processing"}"#).0 == 409
+    });
+
+    // A new version, then SIGKILL the worker running its task: the other finishes the run once
+    // the claim lapses.
+    let (status, body) = http(api, "POST", "/api/v1/packages", t, &archives().v2);
+    assert_eq!(status, 201, "{body}");
+    let v2 = body["package"]["id"].as_str().unwrap().to_owned();
+    until("v2 loaded", || {
+        http(api, "GET", &format!("/api/v1/packages/{v2}"), None, b"").1["package"]["status"] == "loaded"
+    });
+    let mut slow = None;
+    until("a run to be accepted", || {
+        let (status, started) =
+            http(api, "POST", "/api/v1/runs", t, br#"{"workflow": "data_processing", "context": {"delay_ms": 4000}}"#);
+        slow = started["id"].as_str().map(str::to_owned);
+        status == 201
+    });
+    let slow = slow.unwrap();
+    let mut running_on = None;
+    until("the slow task to run", || {
+        running_on = claimer(&show(&slow));
+        running_on.is_some()
+    });
+    let victim = running_on.unwrap();
+    let mut killed = workers.remove(victim.as_str()).unwrap_or_else(|| panic!("claimed by {victim}"));
+    killed.0.kill().unwrap();
+    killed.0.wait().unwrap();
+    until("the run finished by the surviving worker", || show(&slow)["run"]["status"] == "Completed");
+    let finished = show(&slow);
+    assert!(!finished["recovery_events"].as_array().unwrap().is_empty(), "the lapsed claim is recorded: {finished}");
+    assert_eq!(finished["output"]["final_report"]["release"], "two");
+    for (_, mut worker) in workers {
+        sigterm(&mut worker.0);
+    }
+    sigterm(&mut api_process.0);
 }
 
 #[cfg(feature = "sqlite")]
@@ -408,6 +517,12 @@ fn an_uploaded_package_runs_on_the_server_on_sqlite() {
 #[test]
 fn an_uploaded_package_runs_on_the_server_on_postgres() {
     with_postgres(served);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn an_api_and_two_workers_share_one_postgres_database() {
+    with_postgres(scaled_out);
 }
 
 #[cfg(feature = "sqlite")]
