@@ -335,7 +335,7 @@ fn served(db: &Db) {
     let port = free_port();
     let token = TOKEN;
     let log = scratch("log").join("serve.log");
-    let mut server = db.serve(port, token, &log, &["--mode", "all"]);
+    let mut serving = db.serve(port, token, &log, &["--mode", "all"]);
     let t = Some(token);
 
     // Uploading runs code on the workers: the token is needed.
@@ -370,23 +370,47 @@ fn served(db: &Db) {
     let first = run(r#"{"day": "2026-12-07"}"#);
     assert_eq!(release(&first), "one");
 
-    // A new version: live for new runs once loaded; the old one is recorded removed.
-    let (status, body) = http(port, "POST", "/api/v1/packages", t, &a.v2);
-    assert_eq!(status, 201, "{body}");
-    let v2 = body["package"]["id"].as_str().unwrap().to_owned();
+    // A new version, uploaded with the CLI (the token from the environment only): live for new
+    // runs once loaded; the old one is recorded removed.
+    let server = format!("http://127.0.0.1:{port}");
+    let file = scratch("upload").join("v2.cloacina");
+    std::fs::write(&file, &a.v2).unwrap();
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut cmd = ctl();
+        cmd.args(args).args(["--server", &server]).env_remove("CLOACINA_TOKEN");
+        if let Some(token) = token {
+            cmd.env("CLOACINA_TOKEN", token);
+        }
+        cmd.output().unwrap()
+    };
+    let unauthorised = cli(&["package", "upload", file.to_str().unwrap()], None);
+    assert_eq!(unauthorised.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unauthorised.stderr).contains("set CLOACINA_TOKEN"));
+    let uploaded = ok(cli(&["package", "upload", file.to_str().unwrap(), "--json"], t), "package upload");
+    let uploaded: Value = serde_json::from_str(&uploaded).unwrap();
+    let v2 = uploaded["data"]["package"]["id"].as_str().unwrap().to_owned();
     until("v2 loaded and v1 removed", || package_status(&v2) == "loaded" && package_status(&v1) == "removed");
     assert_eq!(release(&run("{}")), "two");
+    let listed = ok(cli(&["package", "list"], None), "package list --server");
+    assert!(listed.contains("0.2.0") && listed.contains("loaded"), "{listed}");
+    let inspected = ok(cli(&["package", "inspect", &v2], None), "package inspect --server");
+    assert!(inspected.contains("workflows: data_processing"), "{inspected}");
+    let missing = cli(&["package", "inspect", "00000000-0000-4000-8000-000000000000"], None);
+    assert_eq!(missing.status.code(), Some(3), "not found");
+    let unreachable = ctl().args(["package", "list", "--server", "http://127.0.0.1:1"]).output().unwrap();
+    assert_eq!(unreachable.status.code(), Some(5), "{}", String::from_utf8_lossy(&unreachable.stderr));
 
     // Deleted: no new runs once the worker saw it.
-    let (status, body) = http(port, "DELETE", &format!("/api/v1/packages/{v2}"), t, b"");
-    assert_eq!((status, &body["package"]["status"]), (200, &Value::from("removed")), "{body}");
+    let deleted = ok(cli(&["package", "delete", &v2], t), "package delete");
+    assert!(deleted.contains("start no new runs"), "{deleted}");
+    assert_eq!(package_status(&v2), "removed");
     until("new runs to be refused", || {
         let (status, _) = http(port, "POST", "/api/v1/runs", t, br#"{"workflow": "data_processing"}"#);
         status == 409
     });
     let missing = "00000000-0000-4000-8000-000000000000";
     assert_eq!(http(port, "DELETE", &format!("/api/v1/packages/{missing}"), t, b"").0, 404);
-    sigterm(&mut server.0);
+    sigterm(&mut serving.0);
 }
 
 /// One `serve --mode api` and two `serve --mode worker` processes on one PostgreSQL database: an
@@ -409,6 +433,16 @@ fn scaled_out(db: &Db) {
     let (status, body) = http(api, "POST", "/api/v1/packages", t, &archives().v1);
     assert_eq!(status, 201, "{body}");
     let id = body["package"]["id"].as_str().unwrap().to_owned();
+    // `package publish` validates, packs and uploads a source directory: the same archive, so
+    // the same package.
+    let published = ctl()
+        .args(["package", "publish", workspace().join("examples/packages/simple-packaged").to_str().unwrap()])
+        .args(["--server", &format!("http://127.0.0.1:{api}")])
+        .env("CLOACINA_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let said = ok(published, "package publish");
+    assert!(said.contains(&format!("already stored: simple-packaged 0.1.0 as {id}")), "{said}");
     until("the package loaded", || {
         http(api, "GET", &format!("/api/v1/packages/{id}"), None, b"").1["package"]["status"] == "loaded"
     });

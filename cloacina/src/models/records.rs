@@ -211,7 +211,7 @@ pub struct RegisteredWorkflow {
 /// A packaged workflow archive a daemon or server loaded (its bytes are read separately:
 /// `ops::packages::archive`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WorkflowPackage {
     /// Its id.
     pub id: WorkflowPackageId,
@@ -237,7 +237,7 @@ pub struct WorkflowPackage {
 
 /// Where a package stands.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PackageStatus {
     /// Uploaded to a server and stored; no worker has loaded it yet.

@@ -4,6 +4,7 @@ pub(crate) mod daemon;
 pub(crate) mod db;
 pub(crate) mod output;
 pub(crate) mod package;
+pub(crate) mod remote;
 pub(crate) mod runs;
 pub(crate) mod schedules;
 pub(crate) mod serve;

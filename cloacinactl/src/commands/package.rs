@@ -1,11 +1,15 @@
 //! `cloacinactl package`: scaffold, validate, build, pack and inspect workflow packages
-//! (`cloacina::packages`).
+//! (`cloacina::packages`), and upload, publish, list, inspect and delete them on a server
+//! (`--server`, see [`super::remote`]).
 
 use std::path::{Path, PathBuf};
 
+use cloacina::models::WorkflowPackage;
 use cloacina::packages::{self, source, Language, Loader, Manifest, Output};
+use reqwest::Method;
 
 use super::output::{self, table, time, Failure};
+use super::remote::Server;
 use super::Target;
 
 /// `package` subcommands.
@@ -42,16 +46,58 @@ pub(crate) enum PackageCommand {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
-    /// List the packages daemons recorded in the database: version, status, content hash, error.
+    /// List the packages in the database (or on `--server`): version, status, content hash, error.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Ask this server instead of the database.
+        #[arg(long, env = "CLOACINA_SERVER")]
+        server: Option<String>,
     },
-    /// Show an archive's manifest, content hash, workflows, tasks and graph.
+    /// Show an archive's manifest, content hash, workflows, tasks and graph; with `--server`, a
+    /// stored package's record by id.
     Inspect {
-        /// The archive.
+        /// The archive (or, with `--server`, the package id).
+        archive: String,
+        /// Ask this server about a package id.
+        #[arg(long, env = "CLOACINA_SERVER")]
+        server: Option<String>,
+        /// Print JSON (with `--server`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upload an archive to a server, whose workers load and run it (needs CLOACINA_TOKEN when
+    /// the server has a token).
+    Upload {
+        /// The `.cloacina` archive.
         archive: PathBuf,
+        /// The server (`http://host:port`).
+        #[arg(long, env = "CLOACINA_SERVER")]
+        server: String,
+        /// Print JSON instead of a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate and pack a source directory, then upload it to a server.
+    Publish {
+        /// The package source directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The server (`http://host:port`).
+        #[arg(long, env = "CLOACINA_SERVER")]
+        server: String,
+        /// Print JSON instead of a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a package on a server: no new runs of its workflows; runs in flight finish.
+    Delete {
+        /// The package id.
+        id: String,
+        /// The server (`http://host:port`).
+        #[arg(long, env = "CLOACINA_SERVER")]
+        server: String,
     },
 }
 
@@ -64,8 +110,14 @@ pub(crate) enum Lang {
 
 pub(crate) fn run(target: &Target, cmd: PackageCommand) -> anyhow::Result<()> {
     match cmd {
-        PackageCommand::List { json } => {
-            let all = cloacina::ops::packages::list(&mut target.connect_migrated()?)?;
+        PackageCommand::List { json, server } => {
+            let all = match server {
+                Some(url) => {
+                    let answer = Server::at(&url)?.call(Method::GET, "packages", None)?;
+                    serde_json::from_value::<Vec<WorkflowPackage>>(answer["packages"].clone())?
+                }
+                None => cloacina::ops::packages::list(&mut target.connect_migrated()?)?,
+            };
             if json {
                 return output::json(&all);
             }
@@ -134,8 +186,62 @@ pub(crate) fn run(target: &Target, cmd: PackageCommand) -> anyhow::Result<()> {
                 packages::content_hash(&bytes)
             ))
         }
-        PackageCommand::Inspect { archive } => inspect(&archive),
+        PackageCommand::Inspect { archive, server: None, .. } => inspect(Path::new(&archive)),
+        PackageCommand::Inspect { archive: id, server: Some(url), json } => {
+            let answer = Server::at(&url)?.call(Method::GET, &format!("packages/{}", escaped(&id)), None)?;
+            let package: WorkflowPackage = serde_json::from_value(answer["package"].clone())?;
+            if json {
+                return output::json(&package);
+            }
+            output::line(format!("package:   {} {} ({})", package.package_name, package.version, package.id))?;
+            output::line(format!("status:    {}", package.status.as_str()))?;
+            output::line(format!("sha256:    {}", package.content_sha256))?;
+            output::line(format!("workflows: {}", cloacina::ops::packages::workflows_of(&package).join(", ")))?;
+            output::line(format!("updated:   {}", time(package.updated_at)))?;
+            if let Some(error) = &package.error {
+                output::line(format!("error:     {error}"))?;
+            }
+            Ok(())
+        }
+        PackageCommand::Upload { archive, server, json } => upload(&Server::at(&server)?, read(&archive)?, json),
+        PackageCommand::Publish { dir, server, json } => {
+            let server = Server::at(&server)?;
+            let (_, bytes) = source::pack(&dir).map_err(bad)?;
+            upload(&server, bytes, json)
+        }
+        PackageCommand::Delete { id, server } => {
+            let answer = Server::at(&server)?.call(Method::DELETE, &format!("packages/{}", escaped(&id)), None)?;
+            let package: WorkflowPackage = serde_json::from_value(answer["package"].clone())?;
+            output::line(format!(
+                "deleted {} {} ({}): its workflows start no new runs; runs in flight finish",
+                package.package_name, package.version, package.id
+            ))
+        }
     }
+}
+
+/// Uploads `bytes` and says what the server stored.
+fn upload(server: &Server, bytes: Vec<u8>, json: bool) -> anyhow::Result<()> {
+    let answer = server.call(Method::POST, "packages", Some(bytes))?;
+    if json {
+        return output::json(&answer);
+    }
+    let package: WorkflowPackage = serde_json::from_value(answer["package"].clone())?;
+    let what = if answer["created"] == true { "uploaded" } else { "already stored:" };
+    output::line(format!(
+        "{what} {} {} as {} (status {}; the workers load it)",
+        package.package_name,
+        package.version,
+        package.id,
+        package.status.as_str()
+    ))
+}
+
+/// `text` as one URL path segment (an id is a UUID; anything else is the server's to refuse).
+fn escaped(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'-' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 fn inspect(path: &Path) -> anyhow::Result<()> {
