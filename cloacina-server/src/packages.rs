@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cloacina::models::{WorkflowPackage, WorkflowPackageId};
 use cloacina::ops;
+use cloacina::ops::packages::WorkerLoad;
 use cloacina::packages::Rejected;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -38,6 +39,13 @@ impl<S: Send + Sync> FromRequestParts<S> for PackageId {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct PackageOne {
     package: WorkflowPackage,
+}
+
+/// A stored package and where each live worker stands with it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PackageDetail {
+    package: WorkflowPackage,
+    workers: Vec<WorkerLoad>,
 }
 
 /// What an upload stored.
@@ -94,14 +102,28 @@ pub(crate) async fn upload_package(State(s): Shared, headers: HeaderMap, body: B
 }
 
 /// A package: its manifest, the workflows it defines (and, once a worker loaded it, their
-/// tasks), its status and why a load failed.
+/// tasks), its status and why a load failed, and where each live worker stands with it
+/// (`serving`, `draining`, `not_loaded`).
 #[utoipa::path(get, path = "/packages/{id}", tag = "packages", params(("id" = uuid::Uuid, Path, description = "The package's id")), responses(
-    (status = OK, body = PackageOne),
+    (status = OK, body = PackageDetail),
     (status = NOT_FOUND, description = "No such package", body = ErrorBody),
 ))]
-pub(crate) async fn package_detail(State(s): Shared, PackageId(id): PackageId) -> Result<Json<PackageOne>, ApiError> {
-    let package = s.db.run_with(move |c| ops::packages::get(c, id)).await??;
-    Ok(Json(PackageOne { package }))
+pub(crate) async fn package_detail(
+    State(s): Shared,
+    PackageId(id): PackageId,
+) -> Result<Json<PackageDetail>, ApiError> {
+    let now = s.config.clock.now();
+    let detail =
+        s.db.run_with(move |c| {
+            let package = match ops::packages::get(c, id)? {
+                Ok(p) => p,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let workers = ops::packages::workers(c, &package, now)?;
+            Ok::<_, cloacina::Error>(Ok(PackageDetail { package, workers }))
+        })
+        .await??;
+    Ok(Json(detail))
 }
 
 /// Delete a package: recorded `removed`; the workers start no new runs of its workflows (within

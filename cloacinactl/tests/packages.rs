@@ -161,7 +161,8 @@ impl Db {
     fn serve(&self, port: u16, token: &str, log: &Path, extra: &[&str]) -> Reaped {
         let child = self
             .cmd()
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--poll-interval", "0.2"])
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .args(if extra.contains(&"--poll-interval") { &[][..] } else { &["--poll-interval", "0.2"][..] })
             .args(["--lease-duration", "3", "--shutdown-timeout", "10"])
             .args(extra)
             .env("CLOACINA_TOKEN", token)
@@ -395,6 +396,7 @@ fn served(db: &Db) {
     assert!(listed.contains("0.2.0") && listed.contains("loaded"), "{listed}");
     let inspected = ok(cli(&["package", "inspect", &v2], None), "package inspect --server");
     assert!(inspected.contains("workflows: data_processing"), "{inspected}");
+    assert!(inspected.contains(": serving"), "the worker serving it is shown: {inspected}");
     let missing = cli(&["package", "inspect", "00000000-0000-4000-8000-000000000000"], None);
     assert_eq!(missing.status.code(), Some(3), "not found");
     let unreachable = ctl().args(["package", "list", "--server", "http://127.0.0.1:1"]).output().unwrap();
@@ -414,7 +416,8 @@ fn served(db: &Db) {
 }
 
 /// One `serve --mode api` and two `serve --mode worker` processes on one PostgreSQL database: an
-/// upload through the API is loaded by both workers; a worker SIGKILLed mid-run leaves its run to
+/// upload through the API is loaded by both workers (told by NOTIFY: they poll only every ten
+/// minutes); a worker SIGKILLed mid-run leaves its run to
 /// the other; a package deleted while a run is in flight lets the run finish and starts no more.
 fn scaled_out(db: &Db) {
     ok(db.run(&["db", "migrate"]), "migrate");
@@ -424,7 +427,9 @@ fn scaled_out(db: &Db) {
     let mut workers = std::collections::HashMap::new();
     for (name, port) in [("worker-one", w1), ("worker-two", w2)] {
         let log = logs.join(format!("{name}.log"));
-        workers.insert(name, db.serve(port, TOKEN, &log, &["--mode", "worker", "--runner-name", name]));
+        // Polling every ten minutes: uploads and deletions reach them through NOTIFY.
+        let args = ["--mode", "worker", "--runner-name", name, "--poll-interval", "600"];
+        workers.insert(name, db.serve(port, TOKEN, &log, &args));
     }
     let t = Some(TOKEN);
     assert_eq!(http(w1, "GET", "/api/v1/runs", None, b"").0, 404, "a worker serves no API");
@@ -443,8 +448,24 @@ fn scaled_out(db: &Db) {
         .unwrap();
     let said = ok(published, "package publish");
     assert!(said.contains(&format!("already stored: simple-packaged 0.1.0 as {id}")), "{said}");
-    until("the package loaded", || {
-        http(api, "GET", &format!("/api/v1/packages/{id}"), None, b"").1["package"]["status"] == "loaded"
+    // Loaded, and serving on both workers (each records the versions it offers).
+    let states = |id: &str| {
+        let detail = http(api, "GET", &format!("/api/v1/packages/{id}"), None, b"").1;
+        let workers = detail["workers"].as_array().cloned().unwrap_or_default();
+        (
+            detail["package"]["status"].clone(),
+            workers.iter().map(|w| (w["runner"].clone(), w["state"].clone())).collect::<Vec<_>>(),
+        )
+    };
+    until("the package serving on both workers", || {
+        states(&id)
+            == (
+                Value::from("loaded"),
+                vec![
+                    (Value::from("worker-one"), Value::from("serving")),
+                    (Value::from("worker-two"), Value::from("serving")),
+                ],
+            )
     });
     let start = |context: &str| {
         let body = format!(r#"{{"workflow": "data_processing", "context": {context}}}"#);
@@ -469,6 +490,8 @@ fn scaled_out(db: &Db) {
     until("new runs to be refused", || {
         http(api, "POST", "/api/v1/runs", t, br#"{"workflow": "data_processing"}"#).0 == 409
     });
+    let (_, loads) = states(&id);
+    assert!(loads.iter().all(|(_, state)| state != "serving"), "a deleted package serves nowhere: {loads:?}");
 
     // A new version, then SIGKILL the worker running its task: the other finishes the run once
     // the claim lapses.

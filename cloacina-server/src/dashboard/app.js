@@ -306,19 +306,8 @@ async function schedulesPage() {
 
 async function workflowsPage() {
   setActive("workflows");
-  const [{ workflows }, { packages }] = await Promise.all([api("workflows"), api("packages")]);
-  const packageRows = packages.map((p) => {
-    const workflowsOf = (p.metadata && p.metadata.workflows) || [];
-    return `<tr data-package="${esc(p.package_name)}" data-version="${esc(p.version)}">
-      <td>${esc(p.package_name)}</td><td class="mono">${esc(p.version)}</td>
-      <td><span class="status" data-status="${esc(p.status)}">${esc(p.status)}</span></td>
-      <td>${workflowsOf.map(esc).join(", ")}</td><td class="mono">${esc(p.content_sha256.slice(0, 16))}</td>
-      <td>${esc((p.error || "").split("\n")[0])}</td></tr>`;
-  }).join("");
-  const packagesTable = packages.length
-    ? `<h2>Packages</h2><table id="packages"><thead><tr><th>Package</th><th>Version</th><th>Status</th><th>Workflows</th><th>SHA-256</th><th>Error</th></tr></thead><tbody>${packageRows}</tbody></table>`
-    : "";
-  main.innerHTML = `<h1>Workflows</h1>${packagesTable}${workflows.map((w) => {
+  const { workflows } = await api("workflows");
+  main.innerHTML = `<h1>Workflows</h1>${workflows.map((w) => {
     const latest = w.versions[w.versions.length - 1];
     const live = w.versions.filter((v) => v.live).map((v) => v.version);
     return `<section data-workflow="${esc(w.name)}"><h2>${esc(w.name)}</h2>
@@ -343,10 +332,73 @@ async function workflowsPage() {
   }
 }
 
+// ---- Packages -------------------------------------------------------------------------------
+
+/// Uploads an archive as the raw body (the API's own form; no multipart needed).
+async function uploadPackage(file) {
+  if (!file) return;
+  const headers = { "Content-Type": "application/octet-stream" };
+  if (tokenInput.value) headers.Authorization = `Bearer ${tokenInput.value}`;
+  try {
+    const response = await fetch("api/v1/packages", { method: "POST", headers, body: file });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body?.error?.message || `HTTP ${response.status}`);
+    const p = body.package;
+    toast(body.created ? `Uploaded ${p.package_name} ${p.version}: the workers load it` : `${p.package_name} ${p.version} was already uploaded`);
+  } catch (e) {
+    toast(`Upload failed: ${e.message}`);
+  }
+  route();
+}
+
+async function packagesPage() {
+  setActive("packages");
+  const { packages } = await api("packages");
+  const rows = packages.map((p) => {
+    const workflowsOf = (p.metadata && p.metadata.workflows) || [];
+    const remove = p.status === "removed" ? "" : `<button data-delete-package="${esc(p.id)}" data-name="${esc(p.package_name)} ${esc(p.version)}">Delete</button>`;
+    return `<tr data-package="${esc(p.package_name)}" data-version="${esc(p.version)}" data-id="${esc(p.id)}">
+      <td>${esc(p.package_name)}</td><td class="mono">${esc(p.version)}</td>
+      <td><span class="status" data-status="${esc(p.status)}">${esc(p.status)}</span></td>
+      <td>${workflowsOf.map((w) => `<a href="#/workflows">${esc(w)}</a>`).join(", ")}</td>
+      <td class="mono wide">${esc(p.content_sha256.slice(0, 16))}</td><td class="wide">${when(p.updated_at)}</td>
+      <td>${esc((p.error || "").split("\n")[0])}</td><td>${remove}</td></tr>`;
+  }).join("");
+  main.innerHTML = `<h1>Packages</h1>
+    <div id="drop" class="drop" tabindex="0">
+      <p>Drop a <span class="mono">.cloacina</span> archive here, or <label class="pick">choose one <input type="file" id="package-file" accept=".cloacina"></label>.</p>
+      <p class="muted">Uploading runs the package's code on the workers: it needs the token.</p>
+    </div>
+    <table id="packages"><thead><tr><th>Package</th><th>Version</th><th>Status</th><th>Workflows</th><th class="wide">SHA-256</th><th class="wide">Updated</th><th>Error</th><th></th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="8" class="muted">No packages yet</td></tr>`}</tbody></table>`;
+  document.getElementById("package-file").addEventListener("change", (e) => uploadPackage(e.target.files[0]));
+  const drop = document.getElementById("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    uploadPackage(e.dataTransfer.files[0]);
+  });
+  for (const b of main.querySelectorAll("button[data-delete-package]")) {
+    b.addEventListener("click", async () => {
+      if (!confirm(`Delete ${b.dataset.name}? Its workflows start no new runs; runs in flight finish.`)) return;
+      try {
+        await api(`packages/${b.dataset.deletePackage}`, { method: "DELETE" });
+        toast(`Deleted ${b.dataset.name}`);
+      } catch (err) { toast(err.message); }
+      route();
+    });
+  }
+  // While a worker has yet to load a package, look again.
+  if (packages.some((p) => p.status === "uploaded")) refreshTimer = setTimeout(() => packagesPage().catch(() => {}), 1000);
+}
+
 // ---- Router ---------------------------------------------------------------------------------
 
 async function route() {
   clearInterval(refreshTimer);
+  clearTimeout(refreshTimer);
   const [path, query] = (location.hash.replace(/^#/, "") || "/runs").split("?");
   const params = new URLSearchParams(query || "");
   try {
@@ -354,6 +406,7 @@ async function route() {
     if (run) await runPage(run[1]);
     else if (path === "/schedules") await schedulesPage();
     else if (path === "/workflows") await workflowsPage();
+    else if (path === "/packages") await packagesPage();
     else await runsPage(params);
   } catch (e) {
     main.innerHTML = `<p class="error" id="page-error">${esc(e.message)}</p>`;

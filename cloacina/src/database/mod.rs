@@ -20,7 +20,9 @@ pub mod universal_types;
 mod url;
 
 pub use admin::{AdminError, DatabaseAdmin, TenantConfig, TenantCredentials};
-pub(crate) use backend::{dispatch, listen_work, load_skip_locked, notify_work, on_inner, take_notifications};
+pub(crate) use backend::{
+    dispatch, listen_work, load_skip_locked, notify_work, on_inner, take_notifications, PACKAGES_CHANGED,
+};
 pub use connection::{AnyConnection, ConnectOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use kind::{Backend, BackendFeature};

@@ -11,6 +11,9 @@ pub(crate) struct Signals {
     pub(crate) schedules_changed: Notify,
     /// Told after each batch the completer wrote (shutdown waits for the last).
     pub(crate) recorded: Notify,
+    /// Told when a package was uploaded or deleted somewhere (PostgreSQL's announcements): a
+    /// daemon following the stored packages looks at once.
+    pub(crate) packages_changed: Notify,
 }
 
 /// A stop in three phases.

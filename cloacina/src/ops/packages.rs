@@ -120,8 +120,11 @@ pub fn upload(conn: &mut AnyConnection, arrival: Arrival, now: DateTime<Utc>) ->
             }
             let revive = matches!(existing.status, PackageStatus::Failed | PackageStatus::Removed);
             let (name, version, uploaded) = (&arrival.name, &arrival.version, PackageStatus::Uploaded);
-            if revive && !dal::set_status(conn, name, version, &sha256, existing.status, uploaded, None, stamp)? {
-                continue;
+            if revive {
+                if !dal::set_status(conn, name, version, &sha256, existing.status, uploaded, None, stamp)? {
+                    continue;
+                }
+                announce(conn)?;
             }
             let stored = dal::get(conn, name, version)?;
             return Ok(Ok((stored.ok_or_else(|| vanished(name, version))?, false)));
@@ -137,13 +140,21 @@ pub fn upload(conn: &mut AnyConnection, arrival: Arrival, now: DateTime<Utc>) ->
         };
         match dal::insert(conn, new, stamp) {
             Ok(id) => {
-                return Ok(Ok((dal::by_id(conn, id)?.ok_or_else(|| vanished(&arrival.name, &arrival.version))?, true)))
+                announce(conn)?;
+                let stored = dal::by_id(conn, id)?.ok_or_else(|| vanished(&arrival.name, &arrival.version))?;
+                return Ok(Ok((stored, true)));
             }
             Err(DbError::Query(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))) => continue,
             Err(e) => return Err(e.into()),
         }
     }
     Err(vanished(&arrival.name, &arrival.version))
+}
+
+/// Tells the workers (PostgreSQL: `NOTIFY`, heard by every runner's listener; a no-op on SQLite,
+/// whose workers poll) that the stored packages changed, so they look at once.
+fn announce(conn: &mut AnyConnection) -> Result<(), Error> {
+    Ok(crate::database::notify_work(conn, crate::database::PACKAGES_CHANGED)?)
 }
 
 /// A package row that changed under us more often than a race explains.
@@ -169,6 +180,7 @@ pub fn delete(conn: &mut AnyConnection, id: WorkflowPackageId, now: DateTime<Utc
         }
         let (name, version, sha) = (&p.package_name, &p.version, &p.content_sha256);
         if dal::set_status(conn, name, version, sha, p.status, PackageStatus::Removed, None, now.into())? {
+            announce(conn)?;
             return get(conn, id);
         }
     }
@@ -187,6 +199,61 @@ pub fn refuse(
 ) -> Result<bool, Error> {
     let (uploaded, failed) = (PackageStatus::Uploaded, PackageStatus::Failed);
     Ok(dal::set_status(conn, name, version, sha256, uploaded, failed, Some(why), now.into())?)
+}
+
+/// Where one live runner stands with a package.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerLoad {
+    /// The runner (worker or daemon) name.
+    pub runner: String,
+    /// Its host, for people.
+    pub host: String,
+    /// `serving`: new runs of the package's workflows start there; `draining`: the package was
+    /// replaced or removed there and it finishes the runs in flight; `not_loaded`: it has none of
+    /// the package's workflows (not yet, or its load failed, or it does not follow packages).
+    pub state: String,
+    /// When it last said it was alive.
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// Where each live runner stands with `package`, read from what the runners record (the versions
+/// they offer and retire) and the registry (a package's workflow versions carry its content hash
+/// as their source).
+pub fn workers(
+    conn: &mut AnyConnection,
+    package: &WorkflowPackage,
+    now: DateTime<Utc>,
+) -> Result<Vec<WorkerLoad>, Error> {
+    let liveness = super::liveness::Liveness::read(conn, now)?;
+    let versions: Vec<&str> = liveness
+        .registry()
+        .iter()
+        .filter(|e| e.graph.get("source").and_then(Value::as_str) == Some(package.content_sha256.as_str()))
+        .map(|e| e.version.as_str())
+        .collect();
+    let mut loads: Vec<WorkerLoad> = liveness
+        .runners()
+        .iter()
+        .map(|r| {
+            let has = |list: &[String]| list.iter().any(|v| versions.contains(&v.as_str()));
+            let state = if has(&r.workflow_versions) {
+                "serving"
+            } else if has(&r.retired_versions) {
+                "draining"
+            } else {
+                "not_loaded"
+            };
+            WorkerLoad {
+                runner: r.runner_name.clone(),
+                host: r.host_name.clone(),
+                state: state.to_owned(),
+                last_seen_at: r.last_seen_at,
+            }
+        })
+        .collect();
+    loads.sort_by(|a, b| a.runner.cmp(&b.runner));
+    Ok(loads)
 }
 
 /// The archive of package `name` at `version`, to load it.

@@ -296,16 +296,25 @@ impl Daemon {
     }
 
     /// Scans the directories and (with [`Daemon::follow_stored`]) the stored packages every
-    /// `interval` until `stop` resolves, letting go of replaced versions whose runs
+    /// `interval`, and the stored packages at once when an upload or deletion is announced
+    /// (PostgreSQL), until `stop` resolves, letting go of replaced versions whose runs
     /// have ended as it goes. A scan that fails on the database is logged and tried again.
     pub async fn watch(&mut self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let announced = async {
+                if self.stored {
+                    self.runner.packages_changed().await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
                 _ = &mut stop => return,
                 _ = ticks.tick() => {}
+                _ = announced => {}
             }
             if !self.dirs.is_empty() {
                 if let Err(e) = self.scan().await {

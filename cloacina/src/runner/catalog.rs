@@ -38,6 +38,13 @@ impl DefaultRunner {
         Ok(())
     }
 
+    /// Completes when a package was uploaded or deleted somewhere (heard on PostgreSQL; never on
+    /// SQLite).
+    #[cfg(feature = "packages")]
+    pub(crate) async fn packages_changed(&self) {
+        self.engine.signals.packages_changed.notified().await
+    }
+
     /// The faults armed for this runner (the daemon's package steps check them too).
     #[cfg(feature = "packages")]
     pub(crate) fn faults(&self) -> &crate::faults::Faults {

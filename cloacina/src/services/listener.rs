@@ -9,6 +9,9 @@
 //! system call and no round trip. Announcements of another schema or of this runner itself (which
 //! wakes its claim loop in process) are ignored.
 //!
+//! It also hears that a package was uploaded or deleted (`PACKAGES_CHANGED`), which wakes a
+//! daemon following the stored packages.
+//!
 //! The poll interval stays as the safety net: an announcement lost with the listening session
 //! (the connection dropped) costs at most one poll. After reconnecting, the claim loop is woken
 //! once, for what may have been missed. Not started on SQLite, which cannot wake another process.
@@ -16,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::database::{listen_work, take_notifications, AnyConnection, BackendFeature};
+use crate::database::{listen_work, take_notifications, AnyConnection, BackendFeature, PACKAGES_CHANGED};
 use crate::engine::{Shutdown, Signals, Store};
 
 /// How often the listening connection is looked at.
@@ -65,6 +68,9 @@ fn listen(store: &Store, signals: &Signals, stop: &tokio::sync::watch::Receiver<
             Ok(payloads) => {
                 if payloads.iter().any(|p| p.starts_with(&schema) && *p != mine) {
                     signals.work_available.notify_one();
+                }
+                if payloads.iter().any(|p| p == PACKAGES_CHANGED) {
+                    signals.packages_changed.notify_one();
                 }
             }
             Err(e) => {

@@ -191,7 +191,7 @@ pub(crate) fn run(target: &Target, cmd: PackageCommand) -> anyhow::Result<()> {
             let answer = Server::at(&url)?.call(Method::GET, &format!("packages/{}", escaped(&id)), None)?;
             let package: WorkflowPackage = serde_json::from_value(answer["package"].clone())?;
             if json {
-                return output::json(&package);
+                return output::json(&answer);
             }
             output::line(format!("package:   {} {} ({})", package.package_name, package.version, package.id))?;
             output::line(format!("status:    {}", package.status.as_str()))?;
@@ -200,6 +200,10 @@ pub(crate) fn run(target: &Target, cmd: PackageCommand) -> anyhow::Result<()> {
             output::line(format!("updated:   {}", time(package.updated_at)))?;
             if let Some(error) = &package.error {
                 output::line(format!("error:     {error}"))?;
+            }
+            let workers: Vec<cloacina::ops::packages::WorkerLoad> = serde_json::from_value(answer["workers"].clone())?;
+            for w in &workers {
+                output::line(format!("worker {} on {}: {}", w.runner, w.host, w.state))?;
             }
             Ok(())
         }

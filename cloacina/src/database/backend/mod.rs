@@ -112,6 +112,11 @@ pub(crate) fn notify_work(conn: &mut AnyConnection, payload: &str) -> Result<()>
     Ok(dispatch!(conn, notify_work(payload))?)
 }
 
+/// The announcement that a package was uploaded or deleted (in any schema: the workers of every
+/// tenant look at their packages again, one cheap query). Work announcements are
+/// `<schema>:<runner>`, so they never equal it.
+pub(crate) const PACKAGES_CHANGED: &str = "|packages";
+
 /// Subscribes `conn`'s session to work announcements. A no-op on SQLite.
 pub(crate) fn listen_work(conn: &mut AnyConnection) -> Result<()> {
     Ok(dispatch!(conn, listen_work())?)
