@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drives the Cloacina dashboard in headless Chromium (Debian's chromium and chromium-driver,
 through Selenium): open a failed run and see its graph, error and attempts, start a run and watch it
-complete, keep a task panel open across refreshes, cancel a run, create, edit and delete a schedule,
+complete (the pages follow the event stream), keep a task panel open across re-renders, cancel a run, create, edit and delete a schedule,
 keep the token for the tab's session only, tell runs apart by their labels, check the runs page
 fits a phone's width, upload a package with the file picker (a worker loads it), run its workflow,
 drop a broken archive and see why it was refused, delete the package, and that the
@@ -121,8 +121,16 @@ def main() -> int:
         form.find_element(By.TAG_NAME, "button").click()
         wait.until(ec.alert_is_present()).accept()
         wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, '.graph .node[data-status="Running"]'))).click()
+        # The page re-renders on the run's event stream: pause and resume it behind the page's
+        # back (two changes) and the page follows each.
         renders = lambda: int(driver.find_element(By.ID, "main").get_attribute("data-renders") or 0)
+        run_id = driver.current_url.rsplit("/", 1)[-1]
         before = renders()
+        driver.execute_script("fetch(`api/v1/runs/${arguments[0]}/pause`, { method: 'POST' })", run_id)
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'p .status[data-status="Paused"]')))
+        wait.until(lambda d: renders() >= before + 1)
+        driver.execute_script("fetch(`api/v1/runs/${arguments[0]}/resume`, { method: 'POST' })", run_id)
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'p .status[data-status="Running"]')))
         wait.until(lambda d: renders() >= before + 2)
         panel = driver.find_element(By.ID, "task-panel").text
         assert "attempts run" in panel, f"the task panel closed on refresh: {panel!r}"

@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -27,6 +26,8 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::error::ErrorBody;
+use crate::ids::{RunId, ScheduleId};
 use crate::{ApiError, AppState};
 
 type Shared = State<Arc<AppState>>;
@@ -66,6 +67,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(openapi))
         .routes(routes!(list_runs, start_run))
         .routes(routes!(run_detail))
+        .routes(routes!(crate::events::all_events))
+        .routes(routes!(crate::events::run_events))
         .routes(routes!(cancel_run))
         .routes(routes!(pause_run))
         .routes(routes!(resume_run))
@@ -134,21 +137,6 @@ pub(crate) fn finish(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// An error response: `{"error": {"code", "message"}}`.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Serialize, ToSchema)]
-struct ErrorDetail {
-    /// Stable machine-readable code (`bad_request`, `not_found`, …).
-    code: String,
-    /// What went wrong, for a person.
-    message: String,
-}
-
 /// Largest page of runs.
 pub(crate) const MAX_PAGE: u32 = 500;
 
@@ -212,35 +200,6 @@ async fn readyz(State(s): Shared) -> Response {
 ))]
 async fn openapi(State(s): Shared) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], s.openapi.clone()).into_response()
-}
-
-/// A run id from the path: a UUID, or 400.
-struct RunId(PipelineExecutionId);
-
-/// A schedule id from the path: a UUID, or 400.
-struct ScheduleId(CronScheduleId);
-
-/// The `{id}` of the path, parsed; a text that is not an id is refused naming what it should be.
-pub(crate) async fn path_id<T: std::str::FromStr>(parts: &mut Parts, what: &str) -> Result<T, ApiError> {
-    let Path(text) = Path::<String>::from_request_parts(parts, &()).await?;
-    let shown: String = text.chars().take(64).collect();
-    text.parse().map_err(|_| ApiError::bad_request(format!("`{shown}` is not a {what} id (a UUID)")))
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RunId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        path_id(parts, "run").await.map(RunId)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ScheduleId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        path_id(parts, "schedule").await.map(ScheduleId)
-    }
 }
 
 /// `GET /runs` filters.

@@ -150,3 +150,18 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, json_parts.headers[header::CONTENT_TYPE].clone());
     Response::from_parts(parts, json_body)
 }
+
+/// An error response: `{"error": {"code", "message"}}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ErrorDetail {
+    /// Stable machine-readable code (`bad_request`, `not_found`, …).
+    code: String,
+    /// What went wrong, for a person.
+    message: String,
+}

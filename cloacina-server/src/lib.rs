@@ -37,7 +37,9 @@ use cloacina::Database;
 mod api;
 mod dashboard;
 mod error;
+mod events;
 mod guard;
+mod ids;
 mod limits;
 mod listen;
 mod metrics;
@@ -161,6 +163,10 @@ pub(crate) struct AppState {
     pub(crate) throttles: limits::Throttles,
     /// The OpenAPI document, generated from the routes.
     pub(crate) openapi: String,
+    /// Event streams that may be open at once.
+    pub(crate) event_streams: Arc<tokio::sync::Semaphore>,
+    /// Set when the server stops: event streams end.
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The API over `db`: mount it (`Router::nest("/cloacina", router(db, config))`) or [`serve`] it.
@@ -170,6 +176,11 @@ pub(crate) struct AppState {
 /// failures are logged but not limited. Connection limits and header timeouts are the
 /// application server's; [`serve`] sets them from [`ServerConfig::limits`].
 pub fn router(db: Database, config: ServerConfig) -> Router {
+    build(db, config).0
+}
+
+/// [`router`] and the state its handlers share (which [`serve_on`] tells when it stops).
+fn build(db: Database, config: ServerConfig) -> (Router, Arc<AppState>) {
     let limit = config.max_body_bytes.max(config.max_package_bytes);
     let serve_api = config.api;
     let (api, mut doc) = api::routes().split_for_parts();
@@ -180,6 +191,8 @@ pub fn router(db: Database, config: ServerConfig) -> Router {
         auth_failures: guard::AuthFailures::new(config.limits.auth_failures_per_minute),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight)),
         throttles: limits::Throttles::new(),
+        event_streams: Arc::new(tokio::sync::Semaphore::new(config.limits.max_event_streams)),
+        closing: tokio::sync::watch::channel(false).0,
         openapi: doc.to_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
         config,
     });
@@ -192,7 +205,8 @@ pub fn router(db: Database, config: ServerConfig) -> Router {
     } else {
         api::health_routes().split_for_parts().0
     };
-    app.fallback(api::not_found)
+    let router = app
+        .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(from_fn_with_state(state.clone(), limits::read_body))
@@ -201,7 +215,8 @@ pub fn router(db: Database, config: ServerConfig) -> Router {
         .layer(from_fn_with_state(state.clone(), guard::hosts))
         .layer(from_fn(error::json_errors))
         .layer(from_fn(guard::security_headers))
-        .with_state(state)
+        .with_state(state.clone());
+    (router, state)
 }
 
 /// Why the server did not start or stopped.
@@ -265,7 +280,12 @@ pub async fn serve_on(
     config.check(bound)?;
     tracing::info!(address = %bound, database = %db.url(), "serving the Cloacina API");
     let limits = config.limits.clone();
-    let app = router(db, config);
+    let (app, state) = build(db, config);
+    // Stopping ends the event streams first, so the graceful stop does not wait on them.
+    let shutdown = async move {
+        shutdown.await;
+        state.closing.send_replace(true);
+    };
     listen::serve(listener, app, &limits, Arc::new(limits::Throttle::new()), shutdown).await.map_err(ServeError::Serve)
 }
 

@@ -39,6 +39,10 @@ pub struct Limits {
     /// Failed authentications one client address may make per minute (default 10); further
     /// requests from it that need the token get 429 until the minute ends.
     pub auth_failures_per_minute: u32,
+    /// Event streams (`/api/v1/events`, `/api/v1/runs/{id}/events`) open at once at most
+    /// (default 64); more get 503. They do not count against `max_in_flight`; each reads the
+    /// database four times a second.
+    pub max_event_streams: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +54,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             auth_failures_per_minute: 10,
+            max_event_streams: 64,
         }
     }
 }
@@ -62,8 +67,11 @@ impl Limits {
             || self.max_connections_per_client == 0
             || self.max_in_flight == 0
             || self.auth_failures_per_minute == 0
+            || self.max_event_streams == 0
         {
-            return Some("connection, request and authentication-failure limits must be at least 1".to_owned());
+            return Some(
+                "connection, request, event-stream and authentication-failure limits must be at least 1".to_owned(),
+            );
         }
         if !positive_duration(self.header_timeout) || !positive_duration(self.body_timeout) {
             return Some("the header and body timeouts must be between 1 ms and 1 hour".to_owned());
@@ -118,7 +126,9 @@ impl Throttles {
 /// Requests that may run at once; over [`Limits::max_in_flight`], 503 with `Retry-After`.
 /// Health checks are not counted, so a saturated API still answers them.
 pub(crate) async fn in_flight(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+    // Health checks always answer; event streams are bounded by their own limit.
+    let path = request.uri().path();
+    if matches!(path, "/healthz" | "/readyz") || (path.starts_with("/api/v1/") && path.ends_with("/events")) {
         return next.run(request).await;
     }
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {

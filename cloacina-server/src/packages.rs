@@ -7,33 +7,22 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cloacina::models::{WorkflowPackage, WorkflowPackageId};
+use cloacina::models::WorkflowPackage;
 use cloacina::ops;
 use cloacina::ops::packages::WorkerLoad;
 use cloacina::packages::Rejected;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::api::{path_id, ErrorBody};
+use crate::error::ErrorBody;
+use crate::ids::PackageId;
 use crate::{ApiError, AppState};
 
 type Shared = State<Arc<AppState>>;
-
-/// A package id from the path: a UUID, or 400.
-pub(crate) struct PackageId(WorkflowPackageId);
-
-impl<S: Send + Sync> FromRequestParts<S> for PackageId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        path_id(parts, "package").await.map(PackageId)
-    }
-}
 
 /// A stored package.
 #[derive(Serialize, ToSchema)]

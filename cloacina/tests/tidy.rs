@@ -125,7 +125,13 @@ const LAYERS: &[(&str, &[&str])] = &[
             "workflow",
         ],
     ),
-    ("packages", &["context", "error", "logging", "ops", "runner", "task", "trigger", "workflow"]),
+    (
+        "packages",
+        &[
+            "context", "database", "error", "faults", "logging", "models", "ops", "runner", "task", "trigger",
+            "workflow",
+        ],
+    ),
 ];
 
 /// Names `cloacina`'s root re-exports, and the unit each comes from.

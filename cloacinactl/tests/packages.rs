@@ -302,6 +302,47 @@ fn killed_mid_run(db: &Db) {
 
 const TOKEN: &str = "an-upload-token-of-test";
 
+/// Opens a Server-Sent Events stream at `path`; the reader is past the response headers.
+fn sse(port: u16, path: &str) -> std::io::BufReader<std::net::TcpStream> {
+    sse_resumed(port, path, "")
+}
+
+/// [`sse`] with `Last-Event-ID: cursor` (none when empty).
+fn sse_resumed(port: u16, path: &str, cursor: &str) -> std::io::BufReader<std::net::TcpStream> {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let resume = if cursor.is_empty() { String::new() } else { format!("Last-Event-ID: {cursor}\r\n") };
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{resume}Accept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.contains(" 200 "), "{status}");
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        if header == "\r\n" {
+            return reader;
+        }
+    }
+}
+
+/// The next event of a stream: its id and its data (chunked framing and comments skipped).
+fn next_event(reader: &mut std::io::BufReader<std::net::TcpStream>) -> (String, Value) {
+    use std::io::BufRead;
+    let mut id = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended");
+        if let Some(rest) = line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")) {
+            id = rest.trim().to_owned();
+        } else if let Some(data) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
+            return (id, serde_json::from_str(data.trim()).unwrap());
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -368,8 +409,39 @@ fn served(db: &Db) {
         });
         shown["output"]["final_report"]["release"].clone()
     };
-    let first = run(r#"{"day": "2026-12-07"}"#);
+    // Follow the run on the event stream (opened before it starts) until it completes.
+    let before = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut stream = sse(port, &format!("/api/v1/events?since={}", before.replace('+', "%2B")));
+    let first = run(r#"{"day": "2026-12-07", "delay_ms": 600}"#);
+    let mut kinds = Vec::new();
+    let cursor = loop {
+        let (id, event) = next_event(&mut stream);
+        if event["run_id"] != first.as_str() {
+            continue;
+        }
+        kinds.push(format!(
+            "{}:{}:{}",
+            event["kind"].as_str().unwrap(),
+            event["task"].as_str().unwrap_or(""),
+            event["status"].as_str().unwrap()
+        ));
+        if event["kind"] == "run" && event["status"] == "Completed" {
+            break id;
+        }
+    };
+    // The slow task is seen running; every task's completion comes before the run's. (A change
+    // shorter than the stream's poll shows as the state it ended in.)
+    assert!(kinds.contains(&"task:collect_data:Running".to_owned()), "{kinds:?}");
+    for task in ["collect_data", "process_data", "generate_report"] {
+        assert!(kinds.contains(&format!("task:{task}:Completed")), "{kinds:?}");
+    }
     assert_eq!(release(&first), "one");
+    // Reconnecting with the last cursor: nothing of that run is delivered again.
+    let mut resumed = sse_resumed(port, &format!("/api/v1/runs/{first}/events"), &cursor);
+    resumed.get_ref().set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let mut line = String::new();
+    let again = std::io::BufRead::read_line(&mut resumed, &mut line);
+    assert!(again.is_err() || !line.contains("\"run_id\""), "an event was delivered again: {line}");
 
     // A new version, uploaded with the CLI (the token from the environment only): live for new
     // runs once loaded; the old one is recorded removed.

@@ -9,6 +9,31 @@ tokenInput.value = sessionStorage.getItem("cloacina-token") || "";
 tokenInput.addEventListener("change", () => sessionStorage.setItem("cloacina-token", tokenInput.value));
 
 let refreshTimer = null;
+// The live view's event stream (`api/v1/events`, `api/v1/runs/{id}/events`): kept while the page
+// shows the same thing, so re-rendering does not reconnect; `EventSource` resumes by itself with
+// the last event's id after a lost connection.
+let liveStream = { key: null, source: null, timer: null };
+
+/// Follows `path`'s event stream and calls `onChange` (at most every 300 ms) when it says
+/// something changed.
+function follow(key, path, onChange) {
+  if (liveStream.key === key) return;
+  stopFollowing();
+  const source = new EventSource(path);
+  const changed = () => {
+    if (liveStream.timer) return;
+    liveStream.timer = setTimeout(() => { liveStream.timer = null; onChange(); }, 300);
+  };
+  source.addEventListener("run", changed);
+  source.addEventListener("task", changed);
+  liveStream = { key, source, timer: null };
+}
+
+function stopFollowing() {
+  if (liveStream.source) liveStream.source.close();
+  clearTimeout(liveStream.timer);
+  liveStream = { key: null, source: null, timer: null };
+}
 let selectedTask = { run: null, task: null };
 
 function esc(text) {
@@ -113,7 +138,8 @@ async function runsPage(params) {
     more.onclick = () => load(true);
   };
   await load(false);
-  if (live) refreshTimer = setInterval(() => load(false).catch(() => {}), 3000);
+  if (live) follow(`runs?${workflow}&${status}`, "api/v1/events", () => load(false).catch(() => {}));
+  else stopFollowing();
 }
 
 // ---- One run --------------------------------------------------------------------------------
@@ -210,7 +236,7 @@ async function runPage(id) {
       showTask(node.dataset.task);
     });
   }
-  // The page re-renders every 2 s while the run is active: an open task panel stays open.
+  // The page re-renders on each change the event stream reports: an open task panel stays open.
   if (selectedTask.run === run.id && selectedTask.task) showTask(selectedTask.task);
   main.dataset.renders = String(Number(main.dataset.renders || 0) + 1);
   const again = () => route();
@@ -219,7 +245,14 @@ async function runPage(id) {
   on("pause", `runs/${run.id}/pause`, "Pause this run? Nothing new starts until it is resumed.");
   on("resume", `runs/${run.id}/resume`, "Resume this run?");
   on("retry", `runs/${run.id}/retry`, "Start a new run of this workflow with the same input?", (r) => (location.hash = `#/runs/${r.id}`));
-  if (active) refreshTimer = setInterval(() => { if (location.hash === `#/runs/${id}`) route(); }, 2000);
+  if (active) {
+    const since = encodeURIComponent(run.updated_at);
+    follow(`run ${run.id}`, `api/v1/runs/${encodeURIComponent(run.id)}/events?since=${since}`, () => {
+      if (location.hash === `#/runs/${id}`) route();
+    });
+  } else {
+    stopFollowing();
+  }
 }
 
 // ---- Schedules ----------------------------------------------------------------------------
@@ -397,12 +430,12 @@ async function packagesPage() {
 // ---- Router ---------------------------------------------------------------------------------
 
 async function route() {
-  clearInterval(refreshTimer);
   clearTimeout(refreshTimer);
   const [path, query] = (location.hash.replace(/^#/, "") || "/runs").split("?");
   const params = new URLSearchParams(query || "");
   try {
     const run = path.match(/^\/runs\/([0-9a-f-]+)$/i);
+    if (!(path === "/runs" || run)) stopFollowing();
     if (run) await runPage(run[1]);
     else if (path === "/schedules") await schedulesPage();
     else if (path === "/workflows") await workflowsPage();

@@ -136,7 +136,11 @@ fn the_document_is_generated_from_the_routes() {
         for (path, item) in doc["paths"].as_object().unwrap() {
             for method in item.as_object().unwrap().keys() {
                 operations += 1;
-                let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+                let mut concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+                if path == "/api/v1/events" {
+                    // A stream does not end: a bad query answers at once, through the route.
+                    concrete.push_str("?since=not-a-time");
+                }
                 let (s, v) =
                     Call { method: &method.to_uppercase(), token: None, ..Call::get(&concrete) }.send(&app).await;
                 let routed = v["error"]["code"] != "method_not_allowed"

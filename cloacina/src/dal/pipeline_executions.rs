@@ -162,6 +162,27 @@ pub fn get(conn: &mut AnyConnection, id: PipelineExecutionId) -> Result<Option<P
         .transpose()
 }
 
+/// The pipelines whose rows or tasks may have changed at or after `since`: the unfinished ones
+/// (status index) and those that finished at or after it (`completed_at` index); or just
+/// pipeline `only`. There is no index on `updated_at` (it would stop PostgreSQL's HOT updates of
+/// the hottest rows): the unfinished set is small, the finished one bounded by time.
+pub fn active_since(
+    conn: &mut AnyConnection,
+    since: DateTime<Utc>,
+    only: Option<PipelineExecutionId>,
+) -> Result<Vec<PipelineExecution>> {
+    let mut query = pe::table.select(PipelineRow::as_select()).into_boxed::<MultiBackend>();
+    query = match only {
+        Some(id) => query.filter(pe::id.eq(UniversalUuid::from(id))),
+        None => {
+            let open: Vec<&str> = PipelineStatus::ALL.iter().filter(|s| !s.is_terminal()).map(|s| s.as_str()).collect();
+            query.filter(pe::status.eq_any(open).or(pe::completed_at.ge(UniversalTimestamp::from(since))))
+        }
+    };
+    let rows: Vec<PipelineRow> = query.load(conn)?;
+    rows.into_iter().map(PipelineExecution::try_from).collect()
+}
+
 /// Those of `ids` whose pipelines are terminal (Completed, Failed or Cancelled), in one query.
 pub fn terminal_among(conn: &mut AnyConnection, ids: &[PipelineExecutionId]) -> Result<Vec<PipelineExecutionId>> {
     if ids.is_empty() {

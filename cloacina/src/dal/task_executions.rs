@@ -186,6 +186,23 @@ pub fn list_for_pipeline(conn: &mut AnyConnection, pipeline: PipelineExecutionId
     to_records(rows)
 }
 
+/// The tasks of `pipelines` whose `updated_at` is at or after `since` (by the pipeline index).
+pub fn changed_since(
+    conn: &mut AnyConnection,
+    pipelines: &[PipelineExecutionId],
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<TaskExecution>> {
+    if pipelines.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = te::table
+        .filter(te::pipeline_execution_id.eq_any(pipelines.iter().map(|&p| UniversalUuid::from(p))))
+        .filter(te::updated_at.ge(UniversalTimestamp::from(since)))
+        .select(TaskRow::as_select())
+        .load(conn)?;
+    to_records(rows)
+}
+
 /// How one task of a pipeline ended (or stands): what a pipeline's result reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskOutcome {

@@ -19,6 +19,7 @@
 
 pub mod copy;
 pub mod database;
+pub mod events;
 pub mod liveness;
 mod outcome;
 pub mod packages;

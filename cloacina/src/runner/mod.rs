@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::Value;
 
 mod catalog;
-mod runtime;
+pub mod runtime;
 mod schedules;
 mod triggers;
 
@@ -33,7 +33,6 @@ use crate::{scheduler, Context, Error};
 pub use crate::config::{DefaultRunnerConfig, DefaultRunnerConfigBuilder};
 pub use crate::executor::ExecutionHandle;
 pub use crate::ops::schedules::CronExecutionStats;
-pub use runtime::{Runtime, UnifiedScheduler};
 
 /// Workflows to add to a running runner, with the event triggers and cron triggers that start
 /// them (a package's contents).

@@ -22,6 +22,7 @@ mod dal_pipelines;
 mod dal_registry;
 mod dal_tasks;
 mod engine;
+mod events;
 mod faults;
 mod hosts;
 mod logging;

@@ -65,6 +65,9 @@ pub(crate) struct ServeArgs {
     /// need the token get 429 for the rest of the minute.
     #[arg(long, default_value_t = Limits::default().auth_failures_per_minute)]
     auth_failures_per_minute: u32,
+    /// Event streams (`/api/v1/events`) open at once; more get 503.
+    #[arg(long, default_value_t = Limits::default().max_event_streams)]
+    max_event_streams: usize,
 }
 
 /// Seconds from the command line as a duration; out-of-range values are refused by the server's
@@ -84,6 +87,7 @@ pub(crate) fn run(target: &Target, args: ServeArgs) -> anyhow::Result<()> {
             header_timeout: seconds(args.header_timeout),
             body_timeout: seconds(args.body_timeout),
             auth_failures_per_minute: args.auth_failures_per_minute,
+            max_event_streams: args.max_event_streams,
         },
         max_package_bytes: args.max_package_bytes,
         loader: args.worker.loader(),
