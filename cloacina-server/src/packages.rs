@@ -46,7 +46,8 @@ pub(crate) struct Uploaded {
 }
 
 /// Upload a `.cloacina` archive as the raw request body (`Content-Type:
-/// application/octet-stream`, or none). It is checked as the daemon checks an archive and stored
+/// application/octet-stream`, or none), or as the file of a `multipart/form-data` form (`curl -F
+/// package=@etl.cloacina`). It is checked as the daemon checks an archive and stored
 /// `uploaded`; every worker then loads it (status `loaded`, or `failed` with the reason) and a
 /// new version of a package becomes the one new runs start at. The same archive again is the same
 /// package (200); its version uploaded with other contents is refused (409). The body limit is
@@ -63,13 +64,18 @@ pub(crate) struct Uploaded {
 pub(crate) async fn upload_package(State(s): Shared, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if !matches!(essence.as_str(), "" | "application/octet-stream" | "application/x-bzip2") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the archive as the raw body with Content-Type: application/octet-stream",
-        ));
-    }
+    let body = match essence.as_str() {
+        "" | "application/octet-stream" | "application/x-bzip2" => body,
+        "multipart/form-data" => Bytes::from(archive_of_form(media, &body)?),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the archive as the raw body (Content-Type: application/octet-stream) or as the file of a \
+                 multipart/form-data form",
+            ))
+        }
+    };
     if body.is_empty() {
         return Err(ApiError::bad_request("the body is empty: send a .cloacina archive"));
     }
@@ -88,6 +94,46 @@ pub(crate) async fn upload_package(State(s): Shared, headers: HeaderMap, body: B
         )),
         Err(Rejected::Invalid(e)) => Err(ApiError::bad_request(e.to_string())),
     }
+}
+
+/// The archive of a `multipart/form-data` body: the first part that carries a file (a
+/// `filename`), else the part named `package` or `file`. The body is already in memory (the size
+/// limit read it whole), so this is a search, not a stream.
+fn archive_of_form(media: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let bad = |why: &str| ApiError::bad_request(format!("a multipart upload {why}"));
+    let boundary = media
+        .split(';')
+        .skip(1)
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"'))
+        .filter(|b| !b.is_empty() && b.len() <= 70)
+        .ok_or_else(|| bad("needs a boundary in its Content-Type"))?;
+    let delimiter = format!("--{boundary}").into_bytes();
+    let next = [b"\r\n".as_slice(), &delimiter].concat();
+    let start = find(body, &delimiter).ok_or_else(|| bad("has no part"))?;
+    let mut rest = &body[start + delimiter.len()..];
+    let mut named = None;
+    while !rest.starts_with(b"--") {
+        let part = rest.strip_prefix(b"\r\n").ok_or_else(|| bad("is malformed"))?;
+        let headers_end = find(part, b"\r\n\r\n").ok_or_else(|| bad("has a part without headers"))?;
+        let headers = String::from_utf8_lossy(&part[..headers_end]).to_ascii_lowercase();
+        let content = &part[headers_end + 4..];
+        let end = find(content, &next).ok_or_else(|| bad("has an unterminated part"))?;
+        let disposition = headers.lines().find(|l| l.starts_with("content-disposition:")).unwrap_or("");
+        if disposition.contains("filename=") {
+            return Ok(content[..end].to_vec());
+        }
+        if disposition.contains("name=\"package\"") || disposition.contains("name=\"file\"") {
+            named.get_or_insert_with(|| content[..end].to_vec());
+        }
+        rest = &content[end + next.len()..];
+    }
+    named.ok_or_else(|| bad("has no file part (send the archive as a file, or in a field named `package`)"))
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A package: its manifest, the workflows it defines (and, once a worker loaded it, their

@@ -321,6 +321,8 @@ both_backends!(it_serves_on_a_socket_and_stops_gracefully, real_socket);
 
 #[path = "api/hardening.rs"]
 mod hardening;
+#[path = "api/uploads.rs"]
+mod uploads;
 
 #[test]
 fn a_public_address_needs_a_token_and_debug_hides_it() {

@@ -491,6 +491,7 @@ fn served(db: &Db) {
 /// upload through the API is loaded by both workers (told by NOTIFY: they poll only every ten
 /// minutes); a worker SIGKILLed mid-run leaves its run to
 /// the other; a package deleted while a run is in flight lets the run finish and starts no more.
+#[cfg(feature = "postgres")]
 fn scaled_out(db: &Db) {
     ok(db.run(&["db", "migrate"]), "migrate");
     let (api, w1, w2) = (free_port(), free_port(), free_port());
