@@ -27,6 +27,9 @@ use crate::Error;
 
 use super::{Outcome, Refused};
 
+/// Runs whose tasks one statement reads.
+const RUNS_PER_READ: usize = 500;
+
 /// How far back each poll reads again, for changes that committed late.
 pub const OVERLAP: Duration = Duration::from_secs(5);
 
@@ -94,7 +97,13 @@ impl Follower {
         for r in active.iter().filter(|r| r.updated_at > from) {
             changes.push((r.id.0, Event::run(r.id, &r.workflow_name, r.status.as_str(), r.updated_at)));
         }
-        for t in tasks::changed_since(conn, &ids, from)? {
+        // In chunks: a stream resumed far back may follow many finished runs, more than a
+        // statement may bind (SQLite's limit).
+        let changed: Vec<_> = ids
+            .chunks(RUNS_PER_READ)
+            .map(|chunk| tasks::changed_since(conn, chunk, from))
+            .collect::<Result<Vec<_>, _>>()?;
+        for t in changed.into_iter().flatten() {
             let workflow = workflow_of.get(&t.pipeline_execution_id).cloned().unwrap_or_default();
             let event = Event {
                 kind: "task".to_owned(),

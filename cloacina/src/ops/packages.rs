@@ -184,7 +184,10 @@ pub fn delete(conn: &mut AnyConnection, id: WorkflowPackageId, now: DateTime<Utc
             return get(conn, id);
         }
     }
-    Err(vanished(&id.to_string(), ""))
+    Err(Error::Database(DbError::Corrupt {
+        table: "workflow_packages",
+        detail: format!("package {id} kept changing while it was being deleted"),
+    }))
 }
 
 /// Records a stored package a worker refused (its workflow belongs to another package) as

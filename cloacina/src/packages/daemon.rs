@@ -176,15 +176,7 @@ impl Daemon {
         let mut scan = Scan::default();
         self.supervise();
         let present = self.archives(&mut scan);
-        let gone: Vec<Origin> = self
-            .known
-            .keys()
-            .filter(|o| matches!(o, Origin::File(p) if !present.iter().any(|(q, _)| q == p)))
-            .cloned()
-            .collect();
-        for origin in gone {
-            self.forget(origin, &mut scan).await?;
-        }
+        self.forget_where(|o| matches!(o, Origin::File(p) if !present.iter().any(|(q, _)| q == p)), &mut scan).await?;
         for (path, stamp) in present {
             let origin = Origin::File(path.clone());
             if self.known.get(&origin).is_some_and(|k| k.stamp == stamp) {
@@ -221,15 +213,7 @@ impl Daemon {
         for p in stored.into_iter().filter(|p| matches!(p.status, PackageStatus::Uploaded | PackageStatus::Loaded)) {
             wanted.insert(p.package_name.clone(), p);
         }
-        let gone: Vec<Origin> = self
-            .known
-            .keys()
-            .filter(|o| matches!(o, Origin::Stored(name) if !wanted.contains_key(name)))
-            .cloned()
-            .collect();
-        for origin in gone {
-            self.forget(origin, &mut scan).await?;
-        }
+        self.forget_where(|o| matches!(o, Origin::Stored(name) if !wanted.contains_key(name)), &mut scan).await?;
         for (name, package) in wanted {
             let origin = Origin::Stored(name.clone());
             if self.known.get(&origin).is_some_and(|k| k.sha256 == package.content_sha256) {
@@ -250,6 +234,15 @@ impl Daemon {
             }
         }
         Ok(scan)
+    }
+
+    /// Forgets (see [`Daemon::forget`]) every known origin that is `gone`.
+    async fn forget_where(&mut self, gone: impl Fn(&Origin) -> bool, scan: &mut Scan) -> Result<(), Error> {
+        let gone: Vec<Origin> = self.known.keys().filter(|o| gone(o)).cloned().collect();
+        for origin in gone {
+            self.forget(origin, scan).await?;
+        }
+        Ok(())
     }
 
     /// Withdraws what `origin` served and forgets it. Forgotten only once retired: a database

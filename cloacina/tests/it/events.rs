@@ -74,3 +74,26 @@ engine_test!(a_runs_changes_arrive_in_order_once_and_resume_from_a_cursor, |t| {
     runner.shutdown().await.expect("shutdown");
     other_runner.shutdown().await.expect("shutdown");
 });
+
+engine_test!(a_follower_resumed_far_back_reads_every_runs_tasks, |t| {
+    // More runs than one read binds: every run's task is still delivered.
+    let wf = cloacina::workflow::Workflow::builder("many_small")
+        .simple_task("only", &[], |ctx: Context<serde_json::Value>| async move { Ok(ctx) })
+        .build()
+        .expect("wf");
+    let runner = runner(&t, vec![wf]).await;
+    let start = cloacina::clock::Clock::now(&cloacina::clock::SystemClock) - chrono::Duration::seconds(1);
+    let mut handles = Vec::new();
+    for _ in 0..520 {
+        handles.push(runner.execute_async("many_small", Context::new()).await.expect("start"));
+    }
+    for h in handles {
+        h.wait_for_completion().await.expect("done");
+    }
+    let mut follower = Follower::new(None, start);
+    let events = poll(&t, &mut follower);
+    let tasks_done = events.iter().filter(|e| e.kind == "task" && e.status == "Completed").count();
+    let runs_done = events.iter().filter(|e| e.kind == "run" && e.status == "Completed").count();
+    assert_eq!((tasks_done, runs_done), (520, 520));
+    runner.shutdown().await.expect("shutdown");
+});
