@@ -102,19 +102,49 @@ impl Compiler {
         if cached.is_file() {
             return Ok(cached);
         }
-        let built = self.build(dir, output)?;
+        let _lock = self.lock()?;
+        // Built by another thread or process while this one waited.
+        if cached.is_file() {
+            return Ok(cached);
+        }
+        let built = self.cargo_build(dir, output)?;
         let parent = cached.parent().unwrap_or(&self.cache_dir);
         let io = |e: std::io::Error| Error::Io(format!("{}: {e}", parent.display()));
         std::fs::create_dir_all(parent).map_err(io)?;
-        // Copied beside, then renamed: a reader never sees half a library.
+        // Copied beside, then renamed: a reader (a process that loads it without the lock) never
+        // sees half a library.
         let partial = parent.join(format!(".{sha256}.{}.partial", std::process::id()));
-        std::fs::copy(&built, &partial).map_err(io)?;
-        std::fs::rename(&partial, &cached).map_err(io)?;
+        let copied = std::fs::copy(&built, &partial).and_then(|_| std::fs::rename(&partial, &cached));
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&partial);
+            return Err(io(e));
+        }
         Ok(cached)
     }
 
-    /// Runs `cargo build --release --lib` on the package in `dir` and returns the library it made.
+    /// Holds the cache's build lock until dropped. Cargo's shared target directory has one
+    /// `lib<name>.so` per library name, so two packages of one name (two versions of one package)
+    /// built at once would overwrite each other's library between cargo's end and the copy into
+    /// the cache: a build and its copy are one step per cache, across threads and processes (an
+    /// advisory lock on `build.lock`, released when the holder ends, even by SIGKILL).
+    fn lock(&self) -> Result<std::fs::File, Error> {
+        let path = self.cache_dir.join("build.lock");
+        let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(&self.cache_dir).map_err(io)?;
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(file)
+    }
+
+    /// Runs `cargo build --release --lib` on the package in `dir` and returns the library it made
+    /// (in the shared target directory, where the next build of a package of the same name
+    /// replaces it).
     pub fn build(&self, dir: &Path, output: Output) -> Result<PathBuf, Error> {
+        let _lock = self.lock()?;
+        self.cargo_build(dir, output)
+    }
+
+    fn cargo_build(&self, dir: &Path, output: Output) -> Result<PathBuf, Error> {
         let lib_name = lib_name(dir)?;
         let target_dir = self.cache_dir.join("target");
         let mut cargo = Command::new(&self.cargo);

@@ -1,7 +1,8 @@
 //! The daemon's package steps under database faults, on both backends: a step that fails (before
 //! it ran, or after it committed) leaves the file to be handled again by the next scan, which
 //! completes the change. Nothing is lost (a new version is not skipped, a removed package does
-//! not keep serving) and nothing is doubled.
+//! not keep serving) and nothing is doubled. And packages compiled at once into one cache, each
+//! of which must keep its own library.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -142,3 +143,35 @@ engine_test!(every_package_step_survives_a_failed_statement, |t| {
     daemon.shutdown().await.expect("shutdown");
     let _ = std::fs::remove_dir_all(&dir);
 });
+
+/// Two versions of one package (one library name, so one `lib<name>.so` in cargo's shared target
+/// directory) compiled at once, twice each, into a fresh cache: every archive's cached library is
+/// its own build, whichever thread built it and whichever waited.
+#[test]
+fn versions_compiled_at_once_each_cache_their_own_library() {
+    let (v1, v2) = archives();
+    let mut loader = loader();
+    loader.compiler.cache_dir = scratch("cache");
+    let loader = &loader;
+    let jobs = [(v1, "one"), (v2, "two"), (v1, "one"), (v2, "two")];
+    let releases: Vec<(serde_json::Value, &str)> = std::thread::scope(|s| {
+        let threads: Vec<_> = jobs
+            .iter()
+            .map(|(bytes, expected)| {
+                s.spawn(move || {
+                    let unpacked = loader.unpack(bytes).expect("unpack");
+                    let loaded = loader.load(&unpacked, cloacina::packages::Output::Captured).expect("load");
+                    let task = loaded.set.workflows[0].task_code("collect_data").expect("collect_data");
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                    let out = runtime.block_on(task.run(Context::new())).expect("one attempt");
+                    (out.get("raw_data").and_then(|r| r.get("release")).cloned().expect("release"), *expected)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("a build thread")).collect()
+    });
+    for (release, expected) in releases {
+        assert_eq!(release, json!(expected), "an archive ran another version's library");
+    }
+    let _ = std::fs::remove_dir_all(&loader.compiler.cache_dir);
+}
