@@ -58,6 +58,17 @@ def main() -> int:
         outcomes = [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows]
         assert outcomes == ["retried", "failed"], outcomes
         shot("failed-run.png")
+        # Its timeline: the task's two attempts as two bars, both failed colours, on one lane.
+        lane = driver.find_element(By.CSS_SELECTOR, f'#timeline .lane[data-task="{node.get_attribute("data-task")}"]')
+        bars = [b.get_attribute("data-outcome") for b in lane.find_elements(By.CSS_SELECTOR, "rect.bar")]
+        assert bars == ["retried", "failed"], bars
+        driver.execute_script("document.getElementById('timeline').scrollIntoView()")
+        shot("timeline-failed.png")
+
+        # The failing workflow's overview: its failed run in the chart, the queue empty.
+        driver.get(args.url + "#/workflows/bad_flow")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '#runs-chart rect.seg[data-status="Failed"]')))
+        assert "0 tasks ready" in driver.find_element(By.ID, "queue").text
 
         # The packages daemons recorded are listed on the packages page.
         driver.get(args.url + "#/packages")
@@ -80,6 +91,14 @@ def main() -> int:
         wait.until(lambda d: "#/runs/" in d.current_url)
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'p .status[data-status="Completed"]')))
         shot("packaged-run.png")
+        # Its timeline: one completed bar per task, the chain of three as the critical path.
+        timeline = wait.until(ec.presence_of_element_located((By.ID, "timeline")))
+        bars = [b.get_attribute("data-outcome") for b in timeline.find_elements(By.CSS_SELECTOR, "rect.bar")]
+        assert bars == ["completed"] * 3, bars
+        assert timeline.get_attribute("data-critical") == "collect_data,process_data,generate_report"
+        assert len(timeline.find_elements(By.CSS_SELECTOR, "rect.bar.critical")) == 3
+        driver.execute_script("arguments[0].scrollIntoView()", timeline)
+        shot("timeline.png")
 
         # Drop a broken archive on the page: refused, with the reason.
         driver.get(args.url + "#/packages")
@@ -113,6 +132,16 @@ def main() -> int:
         assert "browser" in driver.find_element(By.ID, "input").text
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '.graph .node[data-status="Completed"]')))
         shot("started-run.png")
+
+        # Its workflow's overview, reached from the workflows page: completed runs in the chart,
+        # each task's durations.
+        driver.get(args.url + "#/workflows")
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, 'section[data-workflow="ok_flow"] h2 a'))).click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '#runs-chart rect.seg[data-status="Completed"]')))
+        rows = driver.find_elements(By.CSS_SELECTOR, "#durations-table tbody tr")
+        assert rows and all(r.find_elements(By.TAG_NAME, "td")[1].text != "0" for r in rows), [r.text for r in rows]
+        assert driver.find_elements(By.CSS_SELECTOR, "#durations g.task-durations"), "the durations are drawn"
+        shot("overview.png")
 
         # Start the waiting workflow; open its task panel, which stays open while the page
         # refreshes itself; then cancel the run from its page.
@@ -184,7 +213,7 @@ def main() -> int:
         expected = lambda e: e.get("source") == "network" and "/api/v1/packages" in e["message"] and "400" in e["message"]
         errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE" and not expected(e)]
         assert not errors, errors
-        print("browser test: failed run, start and complete, panel across refreshes, cancel, schedules, token, labels, phone width, package upload, drop and delete, CSP: ok")
+        print("browser test: failed run, timelines, overviews, start and complete, panel across refreshes, cancel, schedules, token, labels, phone width, package upload, drop and delete, CSP: ok")
         return 0
     except Exception:
         shot("failure.png")

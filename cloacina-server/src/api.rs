@@ -74,6 +74,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(resume_run))
         .routes(routes!(retry_run))
         .routes(routes!(workflows))
+        .routes(routes!(workflow_overview))
         .routes(routes!(packages, crate::packages::upload_package))
         .routes(routes!(crate::packages::package_detail, crate::packages::delete_package))
         .routes(routes!(list_schedules, create_schedule))
@@ -383,6 +384,51 @@ async fn pause_run(State(s): Shared, RunId(id): RunId) -> Result<Json<RunState>,
 ))]
 async fn resume_run(State(s): Shared, RunId(id): RunId) -> Result<Json<RunState>, ApiError> {
     act(s, id, resume).await
+}
+
+/// `GET /workflows/{name}/overview` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct OverviewQuery {
+    /// The window: runs created in the last this many hours.
+    #[param(minimum = 1, maximum = 720, default = 24)]
+    hours: Option<u32>,
+}
+
+/// The longest overview window, in hours (30 days).
+const MAX_OVERVIEW_HOURS: u32 = 720;
+
+/// A workflow at a glance: its runs per status over time (24 buckets), each task's duration
+/// percentiles, and its Ready queue (depth and the oldest task's wait).
+#[utoipa::path(get, path = "/workflows/{name}/overview", tag = "workflows", params(
+    ("name" = String, Path, description = "The workflow's name"), OverviewQuery),
+    responses(
+        (status = OK, body = ops::overview::Overview),
+        (status = NOT_FOUND, description = "No such workflow is registered", body = ErrorBody),
+))]
+async fn workflow_overview(
+    State(s): Shared,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    query: Result<Query<OverviewQuery>, QueryRejection>,
+) -> Result<Json<ops::overview::Overview>, ApiError> {
+    let Query(q) = query?;
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=MAX_OVERVIEW_HOURS).contains(&hours) {
+        return Err(ApiError::bad_request(format!("hours {hours} is outside 1..={MAX_OVERVIEW_HOURS}")));
+    }
+    let now = s.config.clock.now();
+    let since = now - chrono::Duration::hours(i64::from(hours));
+    let shown: String = name.chars().take(255).collect();
+    let overview =
+        s.db.run_with(move |c| {
+            if !ops::workflows::list(c, now)?.iter().any(|w| w.name == name) {
+                return Ok(None);
+            }
+            ops::overview::overview(c, &name, since, now).map(Some)
+        })
+        .await?;
+    overview.map(Json).ok_or_else(|| ApiError::not_found(format!("no workflow {shown} is registered")))
 }
 
 /// The registered workflows, each with its versions.

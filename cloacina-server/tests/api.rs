@@ -236,6 +236,35 @@ async fn runs_and_actions(t: TestDb) {
     let ok_flow = v["workflows"].as_array().unwrap().iter().find(|w| w["name"] == "ok_flow").unwrap().clone();
     assert_eq!(ok_flow["versions"][0]["live"], true);
     assert_eq!(ok_flow["versions"][0]["graph"]["tasks"].as_array().unwrap().len(), 2);
+    // A workflow's overview: its runs per status in 24 buckets, its tasks' durations, its queue.
+    let (s, v) = Call::get("/api/v1/workflows/ok_flow/overview").send(&app).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!((v["runs"].as_u64(), v["bucket_seconds"].as_i64()), (Some(2), Some(3600)), "{v}");
+    let buckets = v["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 24);
+    let completed: u64 = buckets.iter().filter_map(|b| b["counts"]["Completed"].as_u64()).sum();
+    assert_eq!(completed, 2, "{v}");
+    let tasks: Vec<(&str, u64)> = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["task_name"].as_str().unwrap(), t["completed"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(tasks, [("a", 2), ("b", 2)], "{v}");
+    assert_eq!((v["queue"]["ready"].as_i64(), v["truncated"].as_bool()), (Some(0), Some(false)), "{v}");
+    let (_, v) = Call::get("/api/v1/workflows/bad_flow/overview?hours=1").send(&app).await;
+    let failed: u64 = v["buckets"].as_array().unwrap().iter().filter_map(|b| b["counts"]["Failed"].as_u64()).sum();
+    assert_eq!(
+        (failed, v["bucket_seconds"].as_i64(), v["tasks"].as_array().map(Vec::len)),
+        (2, Some(150), Some(0)),
+        "{v}"
+    );
+    for bad in ["hours=0", "hours=721", "hours=x", "days=1"] {
+        let (s, v) = Call::get(&format!("/api/v1/workflows/ok_flow/overview?{bad}")).send(&app).await;
+        assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_request"), "{bad}: {v}");
+    }
+    let (s, v) = Call::get("/api/v1/workflows/no_such_flow/overview").send(&app).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
     let (s, v) = Call::get("/api/v2/nothing").send(&app).await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
     let (s, v) = Call::get("/api/v1/openapi.json").send(&app).await;

@@ -186,6 +186,58 @@ function graphSvg(graphTasks, statusOf) {
     ${edges}${nodes}</svg>`;
 }
 
+/// The run's timeline: a row per task, each attempt a bar on one time axis from the run's
+/// creation (the thin line before a task's first bar is its wait: for its dependencies, then
+/// for a runner; gaps between bars are retry delays). The critical path (from the task that
+/// ended last, back through the dependency that ended last) is outlined.
+function timelineSvg(run, graphTasks, tasks, attempts) {
+  const t0 = new Date(run.created_at).getTime();
+  const now = Date.now();
+  const ms = (t) => (t ? new Date(t).getTime() : null);
+  const byName = new Map(tasks.map((t) => [t.task_name, t]));
+  const barsOf = (t) => {
+    const own = attempts.filter((a) => a.task_execution_id === t.id && a.started_at)
+      .map((a) => ({ from: ms(a.started_at), to: ms(a.ended_at) ?? (t.status === "Running" ? now : ms(a.started_at)), outcome: a.outcome, attempt: a.attempt }));
+    // A running attempt may not have its record yet: the task's own start says when it began.
+    if (t.status === "Running" && t.started_at && !own.some((b) => b.from >= ms(t.started_at))) {
+      own.push({ from: ms(t.started_at), to: now, outcome: "running", attempt: t.attempt });
+    }
+    return own.sort((a, b) => a.from - b.from);
+  };
+  const rows = graphTasks.map((g) => ({ id: g.id, deps: g.dependencies, task: byName.get(g.id) }))
+    .map((r) => ({ ...r, bars: r.task ? barsOf(r.task) : [] }))
+    // In the order they first ran; those that never ran last.
+    .sort((a, b) => (a.bars[0]?.from ?? Infinity) - (b.bars[0]?.from ?? Infinity) || a.id.localeCompare(b.id));
+  const endOf = (r) => Math.max(0, ...r.bars.map((b) => b.to));
+  const end = Math.max(t0 + 1, ms(run.completed_at) ?? 0, ...rows.map(endOf));
+  const critical = new Set();
+  const rowById = new Map(rows.map((r) => [r.id, r]));
+  let at = rows.filter((r) => r.bars.length).sort((a, b) => endOf(b) - endOf(a))[0];
+  while (at && !critical.has(at.id)) {
+    critical.add(at.id);
+    at = at.deps.map((d) => rowById.get(d)).filter((r) => r && r.bars.length).sort((a, b) => endOf(b) - endOf(a))[0];
+  }
+  const label = 170, width = 900, rowH = 26, plot = width - label - 20;
+  const x = (t) => label + ((t - t0) / (end - t0)) * plot;
+  const span = end - t0;
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => {
+    const tx = label + f * plot;
+    const v = f * span;
+    const text = span < 2000 ? `${Math.round(v)} ms` : v < 10000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v / 1000)} s`;
+    return `<line class="tick" x1="${tx}" y1="14" x2="${tx}" y2="${24 + rows.length * rowH}"/>
+      <text class="axis" x="${tx}" y="10" text-anchor="${f === 1 ? "end" : f === 0 ? "start" : "middle"}">${text}</text>`;
+  }).join("");
+  const body = rows.map((r, i) => {
+    const y = 20 + i * rowH;
+    const first = r.bars[0];
+    const wait = first ? `<line class="wait" x1="${x(t0)}" y1="${y + 10}" x2="${x(first.from)}" y2="${y + 10}"><title>${esc(r.id)} waited ${took(new Date(t0), new Date(first.from))}</title></line>` : "";
+    const bars = r.bars.map((b) => `<rect class="bar${critical.has(r.id) ? " critical" : ""}" data-outcome="${esc(b.outcome)}" x="${x(b.from)}" y="${y + 3}" width="${Math.max(2, x(b.to) - x(b.from))}" height="${rowH - 8}">
+      <title>${esc(r.id)} attempt ${b.attempt}: ${esc(b.outcome)}, ${took(new Date(b.from), new Date(b.to))}</title></rect>`).join("");
+    return `<g class="lane" data-task="${esc(r.id)}" data-attempts="${r.bars.length}"><text x="4" y="${y + 15}">${esc(r.id.length > 22 ? r.id.slice(0, 21) + "…" : r.id)}</text>${wait}${bars}</g>`;
+  }).join("");
+  return `<svg id="timeline" width="${width}" height="${30 + rows.length * rowH}" role="img" aria-label="run timeline" data-critical="${esc([...critical].reverse().join(","))}">${ticks}${body}</svg>`;
+}
+
 async function runPage(id) {
   setActive("runs");
   const d = await api(`runs/${encodeURIComponent(id)}`);
@@ -208,6 +260,9 @@ async function runPage(id) {
     ${d.waiting.length ? `<ul class="muted">${d.waiting.map((w) => `<li>${esc(w)}</li>`).join("")}</ul>` : ""}
     <div class="graph" id="graph">${graphSvg(graphTasks, (t) => byName.get(t)?.status || "NotStarted")}</div>
     <div class="panel" id="task-panel"><span class="muted">Click a task for its attempts, error and timings.</span></div>
+    <h2>Timeline</h2>
+    <div class="graph">${timelineSvg(run, graphTasks, d.tasks, d.attempts)}</div>
+    <p class="muted">Each bar is an attempt (green: completed, red: failed or retried, blue: running, grey: given back); the line before it is the task's wait; outlined bars are the critical path.</p>
     <h2>Tasks</h2>
     <table><thead><tr><th>Task</th><th>Status</th><th>Attempts</th><th class="wide">Runner</th><th class="wide">Took</th><th>Error</th></tr></thead><tbody>
     ${d.tasks.map((t) => `<tr><td>${esc(t.task_name)}</td><td>${badge(t.status)}</td><td>${attemptsOf(t).length}/${t.max_attempts}</td>
@@ -343,7 +398,7 @@ async function workflowsPage() {
   main.innerHTML = `<h1>Workflows</h1>${workflows.map((w) => {
     const latest = w.versions[w.versions.length - 1];
     const live = w.versions.filter((v) => v.live).map((v) => v.version);
-    return `<section data-workflow="${esc(w.name)}"><h2>${esc(w.name)}</h2>
+    return `<section data-workflow="${esc(w.name)}"><h2>${esc(w.name)} <a class="small" href="#/workflows/${encodeURIComponent(w.name)}">overview</a></h2>
       <p class="muted">versions: ${w.versions.map((v) => `<span class="mono">${esc(v.version)}</span>${v.live ? " (live)" : ""}`).join(", ")}
       ${live.length ? "" : " — no live runner has it"}</p>
       <div class="graph">${graphSvg((latest.graph?.tasks || []).map((t) => ({ id: t.id, dependencies: t.dependencies })), () => "NotStarted")}</div>
@@ -363,6 +418,75 @@ async function workflowsPage() {
       } catch (err) { toast(err.message); }
     });
   }
+}
+
+// ---- One workflow's overview -----------------------------------------------------------------
+
+const STATUS_ORDER = ["Completed", "Failed", "Cancelled", "Running", "Paused", "Pending"];
+
+/// Runs per status over time: one stacked bar per bucket.
+function runsChartSvg(o) {
+  const width = 900, height = 220, left = 40, bottom = 30, top = 10;
+  const totals = o.buckets.map((b) => Object.values(b.counts).reduce((a, n) => a + n, 0));
+  const max = Math.max(1, ...totals);
+  const slot = (width - left - 10) / o.buckets.length;
+  const y = (n) => top + (height - top - bottom) * (1 - n / max);
+  const bars = o.buckets.map((b, i) => {
+    let acc = 0;
+    return STATUS_ORDER.filter((st) => b.counts[st]).map((st) => {
+      const n = b.counts[st];
+      const rect = `<rect class="seg" data-status="${st}" x="${left + i * slot + 2}" y="${y(acc + n)}" width="${Math.max(1, slot - 4)}" height="${y(acc) - y(acc + n)}" fill="var(--${st})">
+        <title>${when(b.start)}: ${n} ${st}</title></rect>`;
+      acc += n;
+      return rect;
+    }).join("");
+  }).join("");
+  const labels = o.buckets.map((b, i) => (i % 6 === 0
+    ? `<text class="axis" x="${left + i * slot}" y="${height - 10}">${esc(new Date(b.start).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }))}</text>` : "")).join("");
+  const axis = `<text class="axis" x="4" y="${y(max) + 4}">${max}</text><text class="axis" x="4" y="${y(0)}">0</text>
+    <line class="tick" x1="${left}" y1="${y(0)}" x2="${width - 10}" y2="${y(0)}"/>`;
+  return `<svg id="runs-chart" width="${width}" height="${height}" role="img" aria-label="runs per status over time">${axis}${bars}${labels}</svg>`;
+}
+
+/// Each task's duration percentiles: a bar to p50, a lighter one to p90, a mark at p99.
+function durationsSvg(o) {
+  const label = 170, width = 900, rowH = 26;
+  const max = Math.max(1, ...o.tasks.map((t) => t.p99_ms));
+  const x = (ms) => label + (ms / max) * (width - label - 90);
+  const rows = o.tasks.map((t, i) => {
+    const y = 10 + i * rowH;
+    return `<g class="task-durations" data-task="${esc(t.task_name)}">
+      <text x="4" y="${y + 14}">${esc(t.task_name.length > 22 ? t.task_name.slice(0, 21) + "…" : t.task_name)}</text>
+      <rect class="p90" x="${label}" y="${y + 3}" width="${Math.max(1, x(t.p90_ms) - label)}" height="${rowH - 8}"><title>p90 ${t.p90_ms} ms</title></rect>
+      <rect class="p50" x="${label}" y="${y + 3}" width="${Math.max(1, x(t.p50_ms) - label)}" height="${rowH - 8}"><title>p50 ${t.p50_ms} ms</title></rect>
+      <line class="p99" x1="${x(t.p99_ms)}" y1="${y + 1}" x2="${x(t.p99_ms)}" y2="${y + rowH - 3}"><title>p99 ${t.p99_ms} ms</title></line>
+      <text class="axis" x="${x(t.p99_ms) + 6}" y="${y + 14}">${t.p50_ms} / ${t.p90_ms} / ${t.p99_ms} ms</text></g>`;
+  }).join("");
+  return `<svg id="durations" width="${width}" height="${20 + o.tasks.length * rowH}" role="img" aria-label="task duration percentiles">${rows}</svg>`;
+}
+
+async function overviewPage(name, params) {
+  setActive("workflows");
+  const hours = params.get("hours") || "24";
+  const o = await api(`workflows/${encodeURIComponent(name)}/overview?hours=${encodeURIComponent(hours)}`);
+  const age = o.queue.oldest_age_seconds;
+  main.innerHTML = `<h1>${esc(o.workflow)} <span class="muted">overview</span></h1>
+    <form class="filters" id="window">
+      <label>Last <select name="hours">${["1", "6", "24", "168", "720"].map((h) => `<option ${h === hours ? "selected" : ""} value="${h}">${h} h</option>`).join("")}</select></label>
+      <a href="#/runs?workflow=${encodeURIComponent(o.workflow)}">its runs</a>
+    </form>
+    <p id="queue"><strong>Queue:</strong> ${o.queue.ready} task${o.queue.ready === 1 ? "" : "s"} ready${age != null ? `, the oldest waiting ${age < 60 ? age.toFixed(1) + " s" : (age / 60).toFixed(1) + " min"}` : ""}.</p>
+    <h2>Runs per status <span class="muted">(${o.runs} run${o.runs === 1 ? "" : "s"}, ${o.bucket_seconds} s per bar${o.truncated ? ", the newest only" : ""})</span></h2>
+    <div class="graph">${runsChartSvg(o)}</div>
+    <p class="legend">${STATUS_ORDER.map((st) => `<span class="status" data-status="${st}">${st}</span>`).join(" ")}</p>
+    <h2>Task durations <span class="muted">(completed attempts: p50 / p90 / p99)</span></h2>
+    ${o.tasks.length ? `<div class="graph">${durationsSvg(o)}</div>
+      <table id="durations-table"><thead><tr><th>Task</th><th>Completed</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr></thead><tbody>
+      ${o.tasks.map((t) => `<tr><td>${esc(t.task_name)}</td><td>${t.completed}</td><td>${t.p50_ms} ms</td><td>${t.p90_ms} ms</td><td>${t.p99_ms} ms</td><td>${t.max_ms} ms</td></tr>`).join("")}</tbody></table>`
+      : `<p class="muted">No task completed in this window.</p>`}`;
+  document.querySelector("#window select").addEventListener("change", (e) => {
+    location.hash = `#/workflows/${encodeURIComponent(o.workflow)}?hours=${e.target.value}`;
+  });
 }
 
 // ---- Packages -------------------------------------------------------------------------------
@@ -439,6 +563,7 @@ async function route() {
     if (run) await runPage(run[1]);
     else if (path === "/schedules") await schedulesPage();
     else if (path === "/workflows") await workflowsPage();
+    else if (path.startsWith("/workflows/")) await overviewPage(decodeURIComponent(path.slice("/workflows/".length)), params);
     else if (path === "/packages") await packagesPage();
     else await runsPage(params);
   } catch (e) {

@@ -8,6 +8,8 @@
 //! - [`triggers`]: list, read, pause and resume event triggers, and the runs they started.
 //! - [`workflows`]: the registered workflow versions, which are live, and the version a new run
 //!   starts at.
+//! - [`overview`]: one workflow at a glance: runs per status over time, task duration
+//!   percentiles, its Ready queue.
 //! - [`liveness`]: which runners are up and which workflow versions they have (the `runners`
 //!   table, one rule for every question about liveness).
 //! - [`packages`]: the workflow packages daemons loaded, and the rules of admitting one.
@@ -22,6 +24,7 @@ pub mod database;
 pub mod events;
 pub mod liveness;
 mod outcome;
+pub mod overview;
 pub mod packages;
 pub mod runs;
 pub mod schedules;

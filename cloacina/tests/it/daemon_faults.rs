@@ -77,7 +77,9 @@ fn statuses(t: &crate::harness::TestDb) -> Vec<(String, PackageStatus)> {
 }
 
 async fn release_of_a_run(runner: &DefaultRunner) -> serde_json::Value {
-    let done = runner.execute("data_processing", Context::new()).await.expect("run");
+    // Bounded, so a package that stopped answering fails here rather than holding the suite.
+    let run = runner.execute("data_processing", Context::new());
+    let done = tokio::time::timeout(std::time::Duration::from_secs(120), run).await.expect("a run ends").expect("run");
     done.final_context.get("final_report").and_then(|r| r.get("release")).cloned().expect("release")
 }
 
