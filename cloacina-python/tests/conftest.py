@@ -64,3 +64,31 @@ def wait_until(what, probe, timeout=30.0, interval=0.05):
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(interval)
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(server, port, timeout=60.0):
+    """Waits until the `cloacinactl serve` child `server` answers /readyz on `port` (fails, with
+    what it printed on stderr, if it exits first)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            pass
+        assert server.poll() is None, server.stderr.read() if server.stderr else "the server exited"
+        assert time.monotonic() < deadline, f"the server did not get ready within {timeout} s"
+        time.sleep(0.05)

@@ -8,15 +8,14 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 import cloaca
+from conftest import free_port, wait_ready
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TOKEN = "fuzz-token-0123456789abcdef"
@@ -41,12 +40,6 @@ def schemathesis():
     return found
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(db, port):
     # The fuzzer sends requests without the token on purpose, far more than the default 10 per
     # minute a client address may fail before it is refused (429) for the rest of the minute.
@@ -56,17 +49,7 @@ def serve(db, port):
         args += ["--schema", db.schema]
     server = subprocess.Popen(args, env=dict(os.environ, CLOACINA_TOKEN=TOKEN, RUST_LOG="warn"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return server
-        except OSError:
-            pass
-        assert server.poll() is None, server.stderr.read()
-        assert time.monotonic() < deadline, "the server did not get ready within 60 s"
-        time.sleep(0.05)
+    return wait_ready(server, port)
 
 
 def test_the_api_holds_to_its_document_under_fuzzing(db, tmp_path):

@@ -1,7 +1,9 @@
 """Python workflow packages run by `cloacinactl daemon` (a real child process) in Python worker
 processes, on SQLite and PostgreSQL: the repository's example package
 (`examples/packages/python-packaged`) is packed, loaded and run; its packaged trigger fires; it is
-replaced mid-run and removed; the daemon is killed mid-run; bad packages are refused clearly."""
+replaced mid-run and removed; the daemon is killed mid-run; bad packages are refused clearly; and
+the same package uploaded to `cloacinactl serve` (API, dashboard and worker in one process) runs
+there."""
 
 import json
 import os
@@ -10,10 +12,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
-from conftest import wait_until
+from conftest import free_port, wait_ready, wait_until
 
 HERE = pathlib.Path(__file__).parent
 REPO = HERE.parent.parent
@@ -136,6 +140,65 @@ def test_a_python_package_lives_through_the_daemon(db, tmp_path):
         assert refused.returncode == 4 and "starts no new runs" in refused.stderr, refused.stderr
     finally:
         d.stop()
+
+
+def test_an_uploaded_python_package_runs_on_the_server(db, tmp_path):
+    """`serve --mode all`: a Python package uploaded through the API is loaded by the server's
+    worker into a Python worker process; a run started through the API completes there; deleted,
+    it starts no new runs."""
+    token = "python-upload-token-0123456789"
+    port = free_port()
+    env = dict(os.environ, CLOACINA_PYTHON=sys.executable, CLOACINA_PACKAGE_CACHE=str(tmp_path / "cache"),
+               PIPELINE_INBOX=str(tmp_path), CLOACINA_TOKEN=token, RUST_LOG="info")
+    env.pop("DATABASE_URL", None)
+    args = [str(CTL), "--database-url", db.url] + (["--schema", db.schema] if db.schema else [])
+    migrated = subprocess.run(args + ["db", "migrate"], env=env, capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr
+    args += ["serve", "--bind", f"127.0.0.1:{port}", "--poll-interval", "0.2"]
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+    def call(method, path, body=None, content_type="application/json"):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/{path}", data=body, method=method)
+        request.add_header("Authorization", f"Bearer {token}")
+        if body is not None:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    try:
+        wait_ready(server, port)
+        archive = variant(tmp_path).read_bytes()
+        status, body = call("POST", "packages", archive, "application/octet-stream")
+        assert status == 201, body
+        package = body["package"]["id"]
+        assert body["package"]["package_name"] == "data-pipeline"
+        wait_until("the worker to load it", lambda: call("GET", f"packages/{package}")[1]["package"]["status"] == "loaded",
+                   timeout=90)
+        # The server's worker runs it in a Python worker process (a runner of its own): that
+        # runner's row says serving; the server's own runner, which hosts no Python, is not listed.
+        wait_until("the Python worker to serve it", lambda: [
+            w["state"] for w in call("GET", f"packages/{package}")[1]["workers"]] == ["serving"])
+
+        status, started = call("POST", "runs", json.dumps({"workflow": "data_pipeline", "context": {}}).encode())
+        assert status == 201, started
+        run = started["id"]
+        shown = wait_until("the run to complete", lambda: (
+            lambda d: d if d["run"]["status"] in ("Completed", "Failed") else None)(call("GET", f"runs/{run}")[1]),
+            timeout=60)
+        assert shown["run"]["status"] == "Completed", shown
+        assert shown["output"]["report"] == {"count": 3, "release": "one", "file": None}
+
+        status, _ = call("DELETE", f"packages/{package}")
+        assert status == 200
+        wait_until("new runs to be refused", lambda: call(
+            "POST", "runs", json.dumps({"workflow": "data_pipeline"}).encode())[0] == 409)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0, (tmp_path / "serve.log").read_text()
 
 
 def test_a_killed_daemons_python_run_still_finishes(db, tmp_path):

@@ -255,8 +255,26 @@ pub fn workers(
             }
         })
         .collect();
+    // A worker runs a Python package in a child runner of its own (`python_runner_name`): where a
+    // child has the package, the child's row speaks for that worker, and the parent's own
+    // runner, which never loads Python packages, is not listed as `not_loaded`.
+    let children: Vec<(String, bool)> = loads.iter().map(|l| (l.runner.clone(), l.state != "not_loaded")).collect();
+    loads.retain(|l| {
+        l.state != "not_loaded"
+            || !children.iter().any(|(child, has)| *has && child.starts_with(&format!("{}{PYTHON_RUNNER}", l.runner)))
+    });
     loads.sort_by(|a, b| a.runner.cmp(&b.runner));
     Ok(loads)
+}
+
+/// What joins a worker's runner name and a Python package's hash in the name of the child runner
+/// that runs the package.
+const PYTHON_RUNNER: &str = "-python-";
+
+/// The name of the runner a worker called `parent` starts to run the Python package with content
+/// hash `sha256` (its first 12 digits: one runner per package version).
+pub fn python_runner_name(parent: &str, sha256: &str) -> String {
+    format!("{parent}{PYTHON_RUNNER}{}", &sha256[..sha256.len().min(12)])
 }
 
 /// The archive of package `name` at `version`, to load it.

@@ -359,7 +359,7 @@ impl Daemon {
     async fn arrive(&mut self, origin: &Origin, bytes: Vec<u8>, previous: Option<&Serving>) -> Result<Arrived, Error> {
         let (loader, python) = (self.loader.clone(), self.python.clone());
         let archive = bytes.clone();
-        let worker_name = format!("{}-python-{}", self.runner.runner_name(), &content_hash(&bytes)[..12]);
+        let worker_name = ops::packages::python_runner_name(self.runner.runner_name(), &content_hash(&bytes));
         let loaded = tokio::task::spawn_blocking(move || {
             let unpacked = loader.unpack(&archive)?;
             let hosted = match unpacked.manifest.language() {
