@@ -489,8 +489,9 @@ fn served(db: &Db) {
 
 /// One `serve --mode api` and two `serve --mode worker` processes on one PostgreSQL database: an
 /// upload through the API is loaded by both workers (told by NOTIFY: they poll only every ten
-/// minutes); a worker SIGKILLed mid-run leaves its run to
-/// the other; a package deleted while a run is in flight lets the run finish and starts no more.
+/// minutes); a worker SIGKILLed mid-run leaves its run to the other, and the API's event stream
+/// shows both attempts and the run's end; a package deleted while a run is in flight lets the run
+/// finish and starts no more.
 #[cfg(feature = "postgres")]
 fn scaled_out(db: &Db) {
     ok(db.run(&["db", "migrate"]), "migrate");
@@ -582,6 +583,8 @@ fn scaled_out(db: &Db) {
         status == 201
     });
     let slow = slow.unwrap();
+    // The run followed on the API's event stream while workers run it and one of them dies.
+    let mut stream = sse(api, &format!("/api/v1/runs/{slow}/events"));
     let mut running_on = None;
     until("the slow task to run", || {
         running_on = claimer(&show(&slow));
@@ -595,6 +598,26 @@ fn scaled_out(db: &Db) {
     let finished = show(&slow);
     assert!(!finished["recovery_events"].as_array().unwrap().is_empty(), "the lapsed claim is recorded: {finished}");
     assert_eq!(finished["output"]["final_report"]["release"], "two");
+    let mut seen = Vec::new();
+    loop {
+        let (_, event) = next_event(&mut stream);
+        assert_eq!(event["run_id"], slow.as_str(), "a run's stream carries only that run");
+        let end = event["kind"] == "run" && event["status"] == "Completed";
+        seen.push(event);
+        if end {
+            break;
+        }
+    }
+    let collect_attempts: std::collections::BTreeSet<u64> = seen
+        .iter()
+        .filter(|e| e["task"] == "collect_data" && e["status"] == "Running")
+        .filter_map(|e| e["attempt"].as_u64())
+        .collect();
+    assert!(collect_attempts.len() >= 2, "the killed attempt and the one that finished are both seen: {seen:?}");
+    for task in ["collect_data", "process_data", "generate_report"] {
+        let done = seen.iter().position(|e| e["task"] == task && e["status"] == "Completed");
+        assert!(done.is_some_and(|at| at < seen.len() - 1), "{task} completes before the run: {seen:?}");
+    }
     for (_, mut worker) in workers {
         sigterm(&mut worker.0);
     }
