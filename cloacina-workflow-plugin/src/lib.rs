@@ -7,9 +7,10 @@
 //! cloacina_workflow_plugin::package!();
 //! ```
 //!
-//! That exports the five C functions a Cloacina daemon or server calls: the ABI version, a
+//! That exports the six C functions a Cloacina daemon or server calls: the ABI version, a
 //! description of the package's workflows, tasks and triggers, a call (run a task, a hook or a
-//! trigger poll) and its cancellation, and the release of a buffer. Task code runs on the
+//! trigger poll) and its cancellation, the release of a buffer, and retirement (the host holds
+//! none of the package's workflows any more: its runtime's threads stop). Task code runs on the
 //! package's own Tokio runtime (the package has its own copy of Tokio, which the host's runtime
 //! cannot serve), so `tokio::time::sleep`, `tokio::spawn` and timers work in packaged tasks as
 //! anywhere else. A panic in package code ends that call with [`Reply::Panicked`] and its
@@ -28,7 +29,7 @@ use cloacina_workflow::plugin::{
     Description, Reply, Request, TaskDescription, TriggerDescription, WorkflowDescription,
 };
 use cloacina_workflow::{trigger, workflow, Context, Trigger, Workflow};
-use tokio::runtime::Runtime;
+use tokio::runtime::{Handle, Runtime};
 use tokio::task::AbortHandle;
 
 /// Makes this crate a Cloacina package: exports the ABI's C functions over the workflows and
@@ -73,6 +74,12 @@ macro_rules! package {
         #[unsafe(no_mangle)]
         pub extern "C" fn cloacina_plugin_cancel(call: u64) {
             $crate::__private::cancel(call)
+        }
+
+        /// Stops the package's runtime: the host holds none of its workflows any more.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn cloacina_plugin_retire() {
+            $crate::__private::retire()
         }
     };
 }
@@ -140,26 +147,42 @@ pub mod __private {
             handle.abort();
         }
     }
+
+    /// Stops the runtime without waiting for its threads (they end on their own); the next call,
+    /// if the host opens the library again, starts a new one.
+    pub fn retire() {
+        let stopped = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(runtime) = stopped {
+            runtime.shutdown_background();
+        }
+    }
 }
 
-/// The package's runtime: as many workers as the machine has processors (at least two), or
-/// `CLOACINA_PACKAGE_THREADS`.
-fn runtime() -> Result<&'static Runtime, String> {
-    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-    let built = RUNTIME.get_or_init(|| {
-        let threads = std::env::var("CLOACINA_PACKAGE_THREADS")
-            .ok()
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().max(2)));
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("cloacina-package")
-            .enable_time()
-            .build()
-            .map_err(|e| format!("the package could not start its runtime: {e}"))
-    });
-    built.as_ref().map_err(Clone::clone)
+/// The package's runtime while the host uses the package: started by the first call, stopped by
+/// [`__private::retire`].
+static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+
+/// A handle on the package's runtime (started if it is not running): as many workers as the
+/// machine has processors (at least two), or `CLOACINA_PACKAGE_THREADS`.
+fn runtime() -> Result<Handle, String> {
+    let mut running = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(runtime) = running.as_ref() {
+        return Ok(runtime.handle().clone());
+    }
+    let threads = std::env::var("CLOACINA_PACKAGE_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().max(2)));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("cloacina-package")
+        .enable_time()
+        .build()
+        .map_err(|e| format!("the package could not start its runtime: {e}"))?;
+    let handle = runtime.handle().clone();
+    *running = Some(runtime);
+    Ok(handle)
 }
 
 fn calls() -> &'static Mutex<HashMap<u64, AbortHandle>> {

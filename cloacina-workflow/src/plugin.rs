@@ -4,7 +4,7 @@
 //! `cloacina-workflow-plugin` and the host through `cloacina`'s package loader.
 //!
 //! A package (a `cdylib` whose crate root calls `cloacina_workflow_plugin::package!()`) exports
-//! five C functions, looked up by the names in [`symbols`]:
+//! six C functions (the last optional), looked up by the names in [`symbols`]:
 //!
 //! - [`AbiVersionFn`]: the ABI version it was built for. The host calls it before anything else
 //!   and refuses a package built for another version.
@@ -14,6 +14,10 @@
 //!   async runtime and returns a call id at once; the package later calls the host's [`DoneFn`]
 //!   exactly once with the call's token and a [`Reply`] as JSON (valid only during that call).
 //! - [`CancelFn`]: cancels a call (a timeout, a shutdown); its reply is then [`Reply::Cancelled`].
+//! - [`RetireFn`] (optional: a package built before it existed loads without it): the host holds
+//!   no workflow of the package any more, so the package stops its runtime's threads; a later
+//!   call (the same library opened again) starts a new runtime. A library is never unloaded, so
+//!   without this every version a long-lived worker loaded would keep its threads.
 //!
 //! JSON keeps the two sides independent of each other's Rust types and versions: a field either
 //! side does not know is ignored, so adding one is not a new ABI version; changing the meaning
@@ -44,6 +48,8 @@ pub mod symbols {
     pub const CALL: &[u8] = b"cloacina_plugin_call\0";
     /// [`CancelFn`](super::CancelFn).
     pub const CANCEL: &[u8] = b"cloacina_plugin_cancel\0";
+    /// [`RetireFn`](super::RetireFn) (optional).
+    pub const RETIRE: &[u8] = b"cloacina_plugin_retire\0";
 }
 
 /// `cloacina_plugin_abi_version()`: the ABI version the package was built for.
@@ -61,6 +67,9 @@ pub type DoneFn = extern "C" fn(token: u64, reply: *const u8, len: usize);
 pub type CallFn = unsafe extern "C" fn(request: *const u8, len: usize, done: DoneFn, token: u64) -> u64;
 /// `cloacina_plugin_cancel(call)`: cancels a call that has not replied yet.
 pub type CancelFn = unsafe extern "C" fn(call: u64);
+/// `cloacina_plugin_retire()`: no call is in flight and the host will make none until it opens
+/// the library again; the package stops its runtime (its threads end) without waiting.
+pub type RetireFn = unsafe extern "C" fn();
 
 /// What a package holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

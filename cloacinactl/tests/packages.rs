@@ -624,6 +624,106 @@ fn scaled_out(db: &Db) {
     sigterm(&mut api_process.0);
 }
 
+/// How many successive versions the hot-reload test uploads.
+const HOT_VERSIONS: usize = 100;
+
+/// The example package at versions 1.0.0 .. 1.0.99, each reporting its own release `r<i>`:
+/// packed once per test binary (both backends upload the same bytes, so each is compiled once).
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+fn hot_versions() -> &'static Vec<Vec<u8>> {
+    static VERSIONS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    VERSIONS.get_or_init(|| {
+        (0..HOT_VERSIONS).map(|i| pack(&variant("simple-packaged", &format!("1.0.{i}"), &format!("r{i}")))).collect()
+    })
+}
+
+/// What `/proc` says of a process: resident memory (KiB), threads, open file descriptors.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+fn footprint(pid: u32) -> (u64, u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64;
+    (field("VmRSS:"), field("Threads:"), fds)
+}
+
+/// A long-lived `serve` given 100 successive versions of one package while runs execute: every
+/// run completes on the version it started with, and once the runs end the worker's threads and
+/// open files are back where they were after ten versions (a retired version's library stops its
+/// runtime); what stays is each library's mapped code, measured and printed.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+fn hot_reload(db: &Db) {
+    ok(db.run(&["db", "migrate"]), "migrate");
+    let versions = hot_versions();
+    let port = free_port();
+    let log = scratch("log").join("serve.log");
+    let serving = db.serve(port, TOKEN, &log, &["--mode", "all"]);
+    let pid = serving.0.id();
+    let t = Some(TOKEN);
+    let status =
+        |id: &str| http(port, "GET", &format!("/api/v1/packages/{id}"), None, b"").1["package"]["status"].clone();
+    let ended = |id: &str| {
+        let run = http(port, "GET", &format!("/api/v1/runs/{id}"), None, b"").1;
+        (run["run"]["status"] == "Completed").then(|| run["output"]["final_report"]["release"].clone())
+    };
+    let mut runs: Vec<(String, String)> = Vec::new();
+    let mut previous: Option<String> = None;
+    let mut warm = None;
+    for (i, archive) in versions.iter().enumerate() {
+        let (code, body) = http(port, "POST", "/api/v1/packages", t, archive);
+        assert_eq!(code, 201, "version {i}: {body}");
+        let id = body["package"]["id"].as_str().unwrap().to_owned();
+        until(&format!("version {i} live"), || {
+            status(&id) == "loaded" && previous.as_deref().is_none_or(|p| status(p) == "removed")
+        });
+        // A run on this version, still going while the next one is uploaded and loaded.
+        let body = br#"{"workflow": "data_processing", "context": {"delay_ms": 300}}"#;
+        let (code, started) = http(port, "POST", "/api/v1/runs", t, body);
+        assert_eq!(code, 201, "{started}");
+        runs.push((started["id"].as_str().unwrap().to_owned(), format!("r{i}")));
+        previous = Some(id);
+        if i == 9 {
+            let (id, _) = runs.last().unwrap();
+            until("the tenth version's run", || ended(id).is_some());
+            warm = Some(footprint(pid));
+        }
+    }
+    for (id, release) in &runs {
+        let mut got = None;
+        until("every run to complete", || {
+            got = ended(id);
+            got.is_some()
+        });
+        assert_eq!(got.unwrap(), release.as_str(), "run {id} completes on the version it started with");
+    }
+    let (warm_rss, warm_threads, warm_fds) = warm.unwrap();
+    // The versions whose runs ended are let go at the worker's next poll: their threads stop.
+    // Bounded: one live version's runtime and a few idle pool threads may come and go (a version
+    // whose library kept its threads would add two per version here, 180 in all).
+    let bound = warm_threads + 4;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while footprint(pid).1 > bound && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (rss, threads, fds) = footprint(pid);
+    let per_version = rss.saturating_sub(warm_rss) / (HOT_VERSIONS as u64 - 10);
+    println!(
+        "hot reload: after 10 versions rss {warm_rss} KiB, {warm_threads} threads, {warm_fds} fds; \
+         after {HOT_VERSIONS}: rss {rss} KiB ({per_version} KiB per version), {threads} threads, {fds} fds"
+    );
+    assert!(threads <= bound, "threads grow with versions: {warm_threads} -> {threads}");
+    assert!(fds <= warm_fds + 4, "open files grow with versions: {warm_fds} -> {fds}");
+    assert!(per_version < 4096, "each retired version keeps {per_version} KiB resident");
+    let mut serving = serving;
+    sigterm(&mut serving.0);
+}
+
 #[cfg(feature = "sqlite")]
 fn sqlite() -> Db {
     Db { url: format!("sqlite://{}", scratch("db").join("app.db").display()), schema: None }
@@ -769,4 +869,16 @@ fn scaffold_build_errors_and_once() {
     let out = ctl().args(["package", "inspect"]).arg(&archive).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("speaks interface version 2; this host speaks version 1"), "{err}");
+}
+
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[test]
+fn a_long_lived_server_takes_a_hundred_versions_on_sqlite() {
+    hot_reload(&sqlite());
+}
+
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[test]
+fn a_long_lived_server_takes_a_hundred_versions_on_postgres() {
+    with_postgres(hot_reload);
 }

@@ -5,28 +5,63 @@
 //! `unsafe` is confined to this file (the tidy test holds it to that): loading the library,
 //! looking up its functions, calling them, and reading the bytes it hands back. A library once
 //! opened is never closed: its runtime's threads and the code of runs in flight live in it, and
-//! unloading code that a thread may still return into is undefined behaviour. A daemon that
-//! loads many versions of a package therefore grows; restarting it reclaims that memory.
+//! unloading code that a thread may still return into is undefined behaviour. A library whose
+//! last [`Plugin`] is dropped is retired instead: its runtime's threads stop, and only its mapped
+//! code and static data stay (measured in the README); restarting the process reclaims those.
 
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use cloacina_workflow::plugin::{
-    symbols, AbiVersionFn, CallFn, CancelFn, DescribeFn, Description, FreeFn, Reply, Request, ABI_VERSION,
+    symbols, AbiVersionFn, CallFn, CancelFn, DescribeFn, Description, FreeFn, Reply, Request, RetireFn, ABI_VERSION,
 };
 use tokio::sync::oneshot;
 
 use super::Error;
 
-/// An opened package: its functions, valid for the life of the process.
+/// An opened package: its functions, valid for the life of the process. When the last `Plugin`
+/// of a library is dropped (the runner let go of every workflow of its version and no call is in
+/// flight: each holds its `Plugin`), the library is told to retire: its runtime's threads stop,
+/// so a worker that loaded many versions keeps only their mapped code.
 #[derive(Debug)]
 pub(crate) struct Plugin {
     call: CallFn,
     cancel: CancelFn,
+    retire: Option<RetireFn>,
+    path: PathBuf,
+}
+
+/// How many `Plugin`s each opened library (by path: opening one path again is the same library)
+/// has now.
+fn holders() -> &'static Mutex<HashMap<PathBuf, usize>> {
+    static HOLDERS: OnceLock<Mutex<HashMap<PathBuf, usize>>> = OnceLock::new();
+    HOLDERS.get_or_init(Mutex::default)
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        // Under the lock: a `Plugin` of the same library opened meanwhile is counted before it
+        // makes a call, so it is never left with a retired runtime (a later call restarts one).
+        let mut holders = holders().lock().unwrap_or_else(PoisonError::into_inner);
+        let left = holders.get_mut(&self.path).map_or(0, |n| {
+            *n = n.saturating_sub(1);
+            *n
+        });
+        if left == 0 {
+            holders.remove(&self.path);
+            tracing::info!(library = %self.path.display(), "no workflow of this package library is in use: its runtime stops");
+            if let Some(retire) = self.retire {
+                // SAFETY: no `Plugin` of this library is left, so no call of it is in flight
+                // (each holds its `Plugin` until the reply) and none will be made until the
+                // library is opened again; `retire` takes no arguments.
+                unsafe { retire() };
+            }
+        }
+    }
 }
 
 /// Opens the library at `path`, checks its ABI version and returns it with its description.
@@ -78,7 +113,11 @@ pub(crate) fn open(path: &Path) -> Result<(Plugin, Description), Error> {
     let description = described
         .map_err(|e| Error::Load(format!("{shown} returned a description this host cannot read: {e}")))?
         .map_err(|why| Error::Load(format!("{shown} could not describe itself: {why}")))?;
-    Ok((Plugin { call, cancel }, description))
+    // SAFETY: an optional function of no arguments, per the ABI (a package built before it
+    // existed has none and keeps its runtime).
+    let retire = unsafe { library.get::<RetireFn>(symbols::RETIRE) }.ok().map(|f| *f);
+    *holders().lock().unwrap_or_else(PoisonError::into_inner).entry(path.to_path_buf()).or_default() += 1;
+    Ok((Plugin { call, cancel, retire, path: path.to_path_buf() }, description))
 }
 
 /// Calls waiting for their reply, by token.
