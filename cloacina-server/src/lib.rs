@@ -79,6 +79,10 @@ pub struct ServerConfig {
     /// runners and installed a recorder: `Arc::new(move || handle.render())` with
     /// `metrics-exporter-prometheus`). `None`: only the gauges read from the database.
     pub render_metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// Called after an upload or a deletion was recorded, so a worker in this process looks at
+    /// once (`serve --mode all`: `DefaultRunner::packages_waker`); workers in other processes hear
+    /// PostgreSQL's announcement, or poll on SQLite.
+    pub packages_changed: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +97,16 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             clock: Arc::new(cloacina::clock::SystemClock),
             render_metrics: None,
+            packages_changed: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Wakes a worker in this process, if there is one to wake.
+    pub(crate) fn tell_packages_changed(&self) {
+        if let Some(wake) = &self.packages_changed {
+            wake();
         }
     }
 }
@@ -110,6 +124,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("limits", &self.limits)
             .field("clock", &self.clock)
             .field("render_metrics", &self.render_metrics.is_some())
+            .field("packages_changed", &self.packages_changed.is_some())
             .finish()
     }
 }

@@ -83,6 +83,7 @@ pub(crate) async fn upload_package(State(s): Shared, headers: HeaderMap, body: B
     match cloacina::packages::upload(&s.db, &s.config.loader, body.to_vec(), now).await? {
         Ok((package, created)) => {
             tracing::info!(package = %package.package_name, version = %package.version, created, "package uploaded");
+            s.config.tell_packages_changed();
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
             Ok((status, Json(Uploaded { package, created })).into_response())
         }
@@ -171,5 +172,6 @@ pub(crate) async fn delete_package(State(s): Shared, PackageId(id): PackageId) -
     let now = s.config.clock.now();
     let package = s.db.run_with(move |c| ops::packages::delete(c, id, now)).await??;
     tracing::info!(package = %package.package_name, version = %package.version, "package deleted");
+    s.config.tell_packages_changed();
     Ok(Json(PackageOne { package }))
 }

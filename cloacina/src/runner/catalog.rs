@@ -45,6 +45,14 @@ impl DefaultRunner {
         self.engine.signals.packages_changed.notified().await
     }
 
+    /// A handle that wakes this runner's package daemon (one following the stored packages)
+    /// from anywhere in the process: what a server that records uploads in the same process
+    /// tells it, where no database announcement carries the news (SQLite).
+    #[cfg(feature = "packages")]
+    pub fn packages_waker(&self) -> super::runtime::PackagesWaker {
+        super::runtime::PackagesWaker(self.engine.signals.clone())
+    }
+
     /// The faults armed for this runner (the daemon's package steps check them too).
     #[cfg(feature = "packages")]
     pub(crate) fn faults(&self) -> &crate::faults::Faults {

@@ -97,3 +97,23 @@ impl DefaultRunner {
             .then(|| UnifiedScheduler { engine: Arc::clone(&self.engine) })
     }
 }
+
+/// Wakes a runner's package daemon: [`DefaultRunner::packages_waker`].
+#[cfg(feature = "packages")]
+#[derive(Clone)]
+pub struct PackagesWaker(pub(super) Arc<crate::engine::Signals>);
+
+#[cfg(feature = "packages")]
+impl PackagesWaker {
+    /// The stored packages changed: the daemon looks now rather than at its next poll.
+    pub fn wake(&self) {
+        self.0.packages_changed.notify_one();
+    }
+}
+
+#[cfg(feature = "packages")]
+impl std::fmt::Debug for PackagesWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PackagesWaker")
+    }
+}

@@ -77,7 +77,7 @@ fn seconds(s: f64) -> Duration {
 }
 
 pub(crate) fn run(target: &Target, args: ServeArgs) -> anyhow::Result<()> {
-    let server = ServerConfig {
+    let mut server = ServerConfig {
         token: args.token.filter(|t| !t.is_empty()),
         allowed_hosts: args.allowed_hosts.into_iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect(),
         limits: Limits {
@@ -117,6 +117,11 @@ pub(crate) fn run(target: &Target, args: ServeArgs) -> anyhow::Result<()> {
                 Some(args.worker.start(&url, target.schema.clone(), Vec::new()).await?.follow_stored(true))
             }
         };
+        if let Some(daemon) = daemon.as_ref() {
+            // The worker in this process hears of uploads at once, on SQLite too.
+            let waker = daemon.runner().packages_waker();
+            server.packages_changed = Some(std::sync::Arc::new(move || waker.wake()));
+        }
         let interval = args.worker.interval();
         let work = async {
             if let Some(daemon) = daemon.as_mut() {
