@@ -564,6 +564,7 @@ fn scaled_out(db: &Db) {
 }
 
 /// How many successive versions the hot-reload test uploads.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
 const HOT_VERSIONS: usize = 100;
 
 /// The example package at versions 1.0.0 .. 1.0.99, each reporting its own release `r<i>`:
