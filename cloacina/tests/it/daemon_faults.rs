@@ -148,7 +148,8 @@ engine_test!(every_package_step_survives_a_failed_statement, |t| {
 
 /// Two versions of one package (one library name, so one `lib<name>.so` in cargo's shared target
 /// directory) compiled at once, twice each, into a fresh cache: every archive's cached library is
-/// its own build, whichever thread built it and whichever waited.
+/// its own build, whichever thread built it and whichever waited. Then a retired library, opened
+/// again, runs again.
 #[test]
 fn versions_compiled_at_once_each_cache_their_own_library() {
     let (v1, v2) = archives();
@@ -175,5 +176,12 @@ fn versions_compiled_at_once_each_cache_their_own_library() {
     for (release, expected) in releases {
         assert_eq!(release, json!(expected), "an archive ran another version's library");
     }
+    // Every load above was dropped, so both libraries (private to this test's cache) were
+    // retired and their runtimes stopped; opened again, a library starts a new runtime.
+    let again = loader.load(&loader.unpack(v1).expect("unpack"), cloacina::packages::Output::Captured).expect("load");
+    let task = again.set.workflows[0].task_code("collect_data").expect("collect_data");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let out = runtime.block_on(task.run(Context::new())).expect("an attempt after the library was retired");
+    assert_eq!(out.get("raw_data").and_then(|r| r.get("release")), Some(&json!("one")));
     let _ = std::fs::remove_dir_all(&loader.compiler.cache_dir);
 }
