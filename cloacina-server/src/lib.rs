@@ -83,6 +83,10 @@ pub struct ServerConfig {
     /// once (`serve --mode all`: `DefaultRunner::packages_waker`); workers in other processes hear
     /// PostgreSQL's announcement, or poll on SQLite.
     pub packages_changed: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// `Some`: uploads must be signed by one of these keys (`serve --require-signed
+    /// --trusted-key FILE`): the signature file's text comes in the `X-Cloacina-Signature`
+    /// header and is checked before the archive is opened.
+    pub trusted_keys: Option<Vec<cloacina::packages::signing::PublicKey>>,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +102,7 @@ impl Default for ServerConfig {
             clock: Arc::new(cloacina::clock::SystemClock),
             render_metrics: None,
             packages_changed: None,
+            trusted_keys: None,
         }
     }
 }
@@ -125,6 +130,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("clock", &self.clock)
             .field("render_metrics", &self.render_metrics.is_some())
             .field("packages_changed", &self.packages_changed.is_some())
+            .field("trusted_keys", &self.trusted_keys)
             .finish()
     }
 }

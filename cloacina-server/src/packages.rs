@@ -15,6 +15,10 @@ use cloacina::models::WorkflowPackage;
 use cloacina::ops;
 use cloacina::ops::packages::WorkerLoad;
 use cloacina::packages::Rejected;
+
+/// The header an upload's signature comes in: the `.sig` file's JSON (`cloacinactl package pack
+/// --sign`), checked when the server requires signed packages.
+pub(crate) const SIGNATURE_HEADER: &str = "x-cloacina-signature";
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -53,6 +57,8 @@ pub(crate) struct Uploaded {
 /// package (200); its version uploaded with other contents is refused (409). The body limit is
 /// the server's package limit (default 64 MiB), not the API's.
 #[utoipa::path(post, path = "/packages", tag = "packages", security(("bearer" = [])),
+    params(("X-Cloacina-Signature" = Option<String>, Header,
+        description = "The archive's `.sig` file (JSON); required when the server requires signed packages")),
     request_body(content = String, content_type = "application/octet-stream", description = "The archive (binary)"),
     responses(
         (status = CREATED, body = Uploaded),
@@ -80,7 +86,12 @@ pub(crate) async fn upload_package(State(s): Shared, headers: HeaderMap, body: B
         return Err(ApiError::bad_request("the body is empty: send a .cloacina archive"));
     }
     let now = s.config.clock.now();
-    match cloacina::packages::upload(&s.db, &s.config.loader, body.to_vec(), now).await? {
+    let signature = headers.get(SIGNATURE_HEADER).map(|v| v.to_str().map(str::to_owned)).transpose().map_err(|_| {
+        ApiError::bad_request(format!("the {SIGNATURE_HEADER} header is not text: send the .sig file's JSON"))
+    })?;
+    let trusted = s.config.trusted_keys.as_deref();
+    match cloacina::packages::upload(&s.db, &s.config.loader, body.to_vec(), signature.as_deref(), trusted, now).await?
+    {
         Ok((package, created)) => {
             tracing::info!(package = %package.package_name, version = %package.version, created, "package uploaded");
             s.config.tell_packages_changed();

@@ -69,6 +69,10 @@ enum Command {
     /// Workflow packages: scaffold, validate, build, pack, inspect; list those in the database.
     #[command(subcommand)]
     Package(commands::package::PackageCommand),
+    /// Package signing keys (Ed25519): `generate --out KEY` writes KEY (the private key, mode
+    /// 0600) and KEY.pub (what a server trusts with --trusted-key).
+    #[command(subcommand)]
+    SigningKey(commands::package::SigningKeyCommand),
     /// Run the workflows of the `.cloacina` packages in watched directories (until SIGINT or
     /// SIGTERM, or with --once until their runs are done). Default database:
     /// sqlite://~/.cloacina/cloacina.db.
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         Command::Workflows(cmd) => commands::workflows::run(&target, cmd),
         Command::Serve(args) => commands::serve::run(&target, args),
         Command::Package(cmd) => commands::package::run(&target, cmd),
+        Command::SigningKey(cmd) => commands::package::signing_key(cmd),
         Command::Daemon(args) => commands::daemon::run(&target, args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

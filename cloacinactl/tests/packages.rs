@@ -563,6 +563,65 @@ fn scaled_out(db: &Db) {
     sigterm(&mut api_process.0);
 }
 
+/// Signed packages from the CLI: `signing-key generate`, `package pack --sign`, and a server with
+/// `--require-signed` that takes the signed archive (`package upload` sends ARCHIVE.sig) and
+/// refuses it unsigned; a server asked to require signatures without a key does not start.
+fn signed(db: &Db) {
+    ok(db.run(&["db", "migrate"]), "migrate");
+    let dir = scratch("signed");
+    let key = dir.join("release.key");
+    let said = ok(ctl().args(["signing-key", "generate", "--out"]).arg(&key).output().unwrap(), "generate");
+    assert!(said.contains("release.key.pub"), "{said}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "the private key is private");
+    }
+    let again = ctl().args(["signing-key", "generate", "--out"]).arg(&key).output().unwrap();
+    assert_eq!(again.status.code(), Some(2), "an existing key is not overwritten");
+    let archive = dir.join("etl.cloacina");
+    let packed = ctl()
+        .args(["package", "pack"])
+        .arg(workspace().join("examples/packages/simple-packaged"))
+        .arg("--out")
+        .arg(&archive)
+        .arg("--sign")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(ok(packed, "pack --sign").contains("signed by key"));
+    assert!(dir.join("etl.cloacina.sig").is_file());
+
+    let log = scratch("log").join("serve.log");
+    let no_key = db.cmd().args(["serve", "--require-signed"]).output().unwrap();
+    assert_eq!(no_key.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_key.stderr).contains("needs at least one --trusted-key"));
+    let port = free_port();
+    let public = format!("{}.pub", key.display());
+    let mut serving = db.serve(port, TOKEN, &log, &["--require-signed", "--trusted-key", &public]);
+    let server = format!("http://127.0.0.1:{port}");
+    let upload = |path: &Path| {
+        ctl()
+            .args(["package", "upload"])
+            .arg(path)
+            .args(["--server", &server])
+            .env("CLOACINA_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    let unsigned = dir.join("unsigned.cloacina");
+    std::fs::copy(&archive, &unsigned).unwrap();
+    let refused = upload(&unsigned);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unsigned"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(ok(upload(&archive), "signed upload").contains("uploaded simple-packaged 0.1.0"));
+    sigterm(&mut serving.0);
+}
+
 /// How many successive versions the hot-reload test uploads.
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 const HOT_VERSIONS: usize = 100;
@@ -821,4 +880,16 @@ fn a_long_lived_server_takes_a_hundred_versions_on_sqlite() {
 #[test]
 fn a_long_lived_server_takes_a_hundred_versions_on_postgres() {
     with_postgres(hot_reload);
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn signed_packages_from_the_cli_on_sqlite() {
+    signed(&sqlite());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn signed_packages_from_the_cli_on_postgres() {
+    with_postgres(signed);
 }

@@ -1,5 +1,6 @@
 //! Uploads through the router, on both backends: the raw archive and a multipart form with the
-//! same archive are one package; bad forms, media types and sizes are refused with the reason.
+//! same archive are one package; bad forms, media types and sizes are refused with the reason;
+//! a server that requires signed packages takes only archives signed by a key it trusts.
 
 use super::*;
 
@@ -9,15 +10,20 @@ fn example_archive() -> Vec<u8> {
 }
 
 async fn upload(app: &Router, media: &str, body: Vec<u8>) -> (StatusCode, Value) {
-    let req = Request::builder()
+    signed_upload(app, media, body, None).await
+}
+
+async fn signed_upload(app: &Router, media: &str, body: Vec<u8>, signature: Option<&str>) -> (StatusCode, Value) {
+    let mut req = Request::builder()
         .method("POST")
         .uri("/api/v1/packages")
         .header("host", "127.0.0.1:8080")
         .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", media)
-        .body(Body::from(body))
-        .unwrap();
-    let response = app.clone().oneshot(req).await.unwrap();
+        .header("content-type", media);
+    if let Some(signature) = signature {
+        req = req.header("x-cloacina-signature", signature);
+    }
+    let response = app.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
@@ -71,3 +77,36 @@ async fn uploads(t: TestDb) {
 }
 
 both_backends!(uploads_raw_and_multipart, uploads);
+
+async fn signed_uploads(t: TestDb) {
+    use cloacina::packages::signing;
+    let (private, trusted) = signing::generate().unwrap();
+    let (stranger_key, _) = signing::generate().unwrap();
+    let config =
+        ServerConfig { token: Some(TOKEN.to_owned()), trusted_keys: Some(vec![trusted]), ..Default::default() };
+    let app = cloacina_server::router(t.open(), config);
+    let archive = example_archive();
+    let good = signing::sign(&private, &archive).unwrap();
+    let mut tampered = archive.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let by_a_stranger = signing::sign(&stranger_key, &archive).unwrap();
+    let media = "application/octet-stream";
+    let refusals: [(Vec<u8>, Option<&str>, &str); 4] = [
+        (archive.clone(), None, "unsigned"),
+        (tampered, Some(&good), "changed after it was signed"),
+        (archive.clone(), Some(&by_a_stranger), "does not trust"),
+        (archive.clone(), Some("not json"), "not a Cloacina signature"),
+    ];
+    for (body, signature, why) in refusals {
+        let (s, v) = signed_upload(&app, media, body, signature).await;
+        assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_request"), "{why}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(why), "{why}: {v}");
+    }
+    let (_, listed) = Call::get("/api/v1/packages").send(&app).await;
+    assert_eq!(listed["packages"], json!([]), "nothing refused was stored");
+    let (s, v) = signed_upload(&app, media, archive, Some(&good)).await;
+    assert_eq!((s, &v["package"]["status"]), (StatusCode::CREATED, &json!("uploaded")), "{v}");
+}
+
+both_backends!(only_signed_uploads_when_signatures_are_required, signed_uploads);

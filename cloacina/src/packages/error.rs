@@ -31,6 +31,9 @@ pub enum Error {
         /// The host's.
         host: u32,
     },
+    /// The archive's signature is missing, unreadable, by a key not trusted, or does not match.
+    #[error("{0}")]
+    Signature(String),
     /// Something this host does not support.
     #[error("not supported: {0}")]
     Unsupported(String),

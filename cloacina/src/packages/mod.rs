@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod python;
 pub mod scaffold;
 mod scratch;
+pub mod signing;
 pub mod source;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::signing::PublicKey;
 use super::{Error, Loader};
 use crate::models::WorkflowPackage;
 use crate::ops::{self, Refused};
@@ -25,13 +26,23 @@ pub enum Rejected {
 }
 
 /// Checks `archive` with `loader`'s limits and stores it for the workers; returns the stored
-/// package and whether it is new (the same archive again is the same package).
+/// package and whether it is new (the same archive again is the same package). With `trusted`
+/// keys, only an archive whose `signature` (a `.sig` file's text) is by one of them and matches
+/// its bytes is accepted, checked before the archive is opened; without, a signature is not
+/// looked at.
 pub async fn upload(
     db: &Database,
     loader: &Loader,
     archive: Vec<u8>,
+    signature: Option<&str>,
+    trusted: Option<&[PublicKey]>,
     now: DateTime<Utc>,
 ) -> Result<Result<(WorkflowPackage, bool), Rejected>, crate::Error> {
+    if let Some(trusted) = trusted {
+        if let Err(e) = super::signing::verify(&archive, signature, trusted) {
+            return Ok(Err(e.into()));
+        }
+    }
     let (checker, bytes) = (loader.clone(), archive.clone());
     let checked =
         tokio::task::spawn_blocking(move || checker.unpack(&bytes).map(|u| u.manifest.clone())).await.map_err(|e| {

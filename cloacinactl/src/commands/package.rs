@@ -45,6 +45,10 @@ pub(crate) enum PackageCommand {
         /// The archive to write (default: NAME-VERSION.cloacina in the current directory).
         #[arg(long, short)]
         out: Option<PathBuf>,
+        /// Sign the archive with this private key file (`cloacinactl signing-key generate`): the
+        /// signature goes beside the archive, in ARCHIVE.sig.
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
     },
     /// List the packages in the database (or on `--server`): version, status, content hash, error.
     List {
@@ -68,7 +72,7 @@ pub(crate) enum PackageCommand {
         json: bool,
     },
     /// Upload an archive to a server, whose workers load and run it (needs CLOACINA_TOKEN when
-    /// the server has a token).
+    /// the server has a token). ARCHIVE.sig, if it exists, is sent as its signature.
     Upload {
         /// The `.cloacina` archive.
         archive: PathBuf,
@@ -84,6 +88,9 @@ pub(crate) enum PackageCommand {
         /// The package source directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// Sign the archive with this private key file.
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
         /// The server (`http://host:port`).
         #[arg(long, env = "CLOACINA_SERVER")]
         server: String,
@@ -173,10 +180,17 @@ pub(crate) fn run(target: &Target, cmd: PackageCommand) -> anyhow::Result<()> {
             let built = Loader::from_env().compiler.build(&dir, Output::Shown).map_err(bad)?;
             output::line(format!("built {}", built.display()))
         }
-        PackageCommand::Pack { dir, out } => {
+        PackageCommand::Pack { dir, out, sign } => {
             let (manifest, bytes) = source::pack(&dir).map_err(bad)?;
             let out = out.unwrap_or_else(|| PathBuf::from(manifest.file_name()));
+            let signature = sign.map(|key| signed(&key, &bytes)).transpose()?;
             write_atomically(&out, &bytes)?;
+            if let Some(signature) = signature {
+                let path = signature_path(&out);
+                write_atomically(&path, signature.as_bytes())?;
+                let by = packages::signing::signer(&signature).map_err(bad)?.fingerprint();
+                output::line(format!("signed by key {by} into {}", path.display()))?;
+            }
             output::line(format!(
                 "packed {} {} into {} ({} bytes, sha256 {})",
                 manifest.package.name,
@@ -207,11 +221,16 @@ pub(crate) fn run(target: &Target, cmd: PackageCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        PackageCommand::Upload { archive, server, json } => upload(&Server::at(&server)?, read(&archive)?, json),
-        PackageCommand::Publish { dir, server, json } => {
+        PackageCommand::Upload { archive, server, json } => {
+            let sig = signature_path(&archive);
+            let signature = if sig.is_file() { Some(String::from_utf8_lossy(&read(&sig)?).into_owned()) } else { None };
+            upload(&Server::at(&server)?, read(&archive)?, signature, json)
+        }
+        PackageCommand::Publish { dir, sign, server, json } => {
             let server = Server::at(&server)?;
             let (_, bytes) = source::pack(&dir).map_err(bad)?;
-            upload(&server, bytes, json)
+            let signature = sign.map(|key| signed(&key, &bytes)).transpose()?;
+            upload(&server, bytes, signature, json)
         }
         PackageCommand::Delete { id, server } => {
             let answer = Server::at(&server)?.call(Method::DELETE, &format!("packages/{}", escaped(&id)), None)?;
@@ -224,9 +243,9 @@ pub(crate) fn run(target: &Target, cmd: PackageCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Uploads `bytes` and says what the server stored.
-fn upload(server: &Server, bytes: Vec<u8>, json: bool) -> anyhow::Result<()> {
-    let answer = server.call(Method::POST, "packages", Some(bytes))?;
+/// Uploads `bytes` (with its signature file's text, if signed) and says what the server stored.
+fn upload(server: &Server, bytes: Vec<u8>, signature: Option<String>, json: bool) -> anyhow::Result<()> {
+    let answer = server.upload(bytes, signature)?;
     if json {
         return output::json(&answer);
     }
@@ -303,6 +322,50 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&partial, bytes)?;
     std::fs::rename(&partial, path)?;
     Ok(())
+}
+
+/// `cloacinactl signing-key`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum SigningKeyCommand {
+    /// Make a new Ed25519 signing key: KEY (private, mode 0600; keep it secret) and KEY.pub.
+    Generate {
+        /// Where to write the private key (refused if it exists).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub(crate) fn signing_key(cmd: SigningKeyCommand) -> anyhow::Result<()> {
+    let SigningKeyCommand::Generate { out } = cmd;
+    let public_path = PathBuf::from(format!("{}.pub", out.display()));
+    if out.exists() || public_path.exists() {
+        return Err(output::fail(Failure::BadInput, format!("{} or its .pub exists: not overwritten", out.display())));
+    }
+    let (private, public) = packages::signing::generate().map_err(bad)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&out)?, private.as_bytes())?;
+    std::fs::write(&public_path, public.to_text())?;
+    output::line(format!(
+        "signing key {} written to {} (private: keep it secret) and {} (public: give it to servers with --trusted-key)",
+        public.fingerprint(),
+        out.display(),
+        public_path.display()
+    ))
+}
+
+/// The signature file beside `archive`: `<archive>.sig`.
+fn signature_path(archive: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.sig", archive.display()))
+}
+
+/// The signature file's text for `bytes` signed with the private key file `key`.
+fn signed(key: &Path, bytes: &[u8]) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(key)
+        .map_err(|e| output::fail(Failure::BadInput, format!("cannot read the signing key {}: {e}", key.display())))?;
+    packages::signing::sign(&text, bytes).map_err(bad)
 }
 
 /// A package error: the caller's to fix.

@@ -55,6 +55,21 @@ impl Server {
     /// the answer's JSON; an error answer becomes an error with the server's message, classed by
     /// its status (404: not found, 409: conflict, 5xx: unreachable, other 4xx: bad input).
     pub(crate) fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<Value> {
+        self.send(method, path, body, None)
+    }
+
+    /// Uploads an archive, with its signature file's text when it is signed.
+    pub(crate) fn upload(&self, archive: Vec<u8>, signature: Option<String>) -> anyhow::Result<Value> {
+        self.send(Method::POST, "packages", Some(archive), signature)
+    }
+
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        signature: Option<String>,
+    ) -> anyhow::Result<Value> {
         let url = self
             .base
             .join(&format!("api/v1/{path}"))
@@ -65,6 +80,10 @@ impl Server {
         }
         if let Some(body) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(body);
+        }
+        if let Some(signature) = signature {
+            // One line of JSON: a valid header value.
+            request = request.header("X-Cloacina-Signature", signature.trim());
         }
         let shown = self.base.as_str().trim_end_matches('/').to_owned();
         let response = request.send().map_err(|e| {

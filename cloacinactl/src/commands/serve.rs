@@ -33,6 +33,14 @@ pub(crate) struct ServeArgs {
     /// Bytes a package upload may send (`POST /api/v1/packages`).
     #[arg(long, default_value_t = cloacina_server::DEFAULT_MAX_PACKAGE_BYTES)]
     max_package_bytes: usize,
+    /// Accept only uploads signed by a `--trusted-key` (the signature in the
+    /// X-Cloacina-Signature header; `cloacinactl package upload` sends ARCHIVE.sig).
+    #[arg(long)]
+    require_signed: bool,
+    /// A public key file (`cloacinactl signing-key generate` writes KEY.pub) whose signatures
+    /// `--require-signed` accepts; repeatable.
+    #[arg(long, value_name = "FILE")]
+    trusted_key: Vec<std::path::PathBuf>,
     #[command(flatten)]
     worker: WorkerArgs,
     /// Address to listen on.
@@ -76,7 +84,30 @@ fn seconds(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
 }
 
+/// The keys uploads must be signed by, when `--require-signed`: each file read and checked now,
+/// so a bad one is one clear line before anything starts.
+fn trusted_keys(args: &ServeArgs) -> anyhow::Result<Option<Vec<cloacina::packages::signing::PublicKey>>> {
+    use super::output::{fail, Failure};
+    match (args.require_signed, args.trusted_key.is_empty()) {
+        (false, true) => Ok(None),
+        (false, false) => Err(fail(Failure::BadInput, "--trusted-key is given without --require-signed")),
+        (true, true) => Err(fail(Failure::BadInput, "--require-signed needs at least one --trusted-key FILE")),
+        (true, false) => args
+            .trusted_key
+            .iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| fail(Failure::BadInput, format!("cannot read {}: {e}", path.display())))?;
+                cloacina::packages::signing::PublicKey::parse(&text)
+                    .map_err(|e| fail(Failure::BadInput, format!("{}: {e}", path.display())))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(Some),
+    }
+}
+
 pub(crate) fn run(target: &Target, args: ServeArgs) -> anyhow::Result<()> {
+    let trusted_keys = trusted_keys(&args)?;
     let mut server = ServerConfig {
         token: args.token.filter(|t| !t.is_empty()),
         allowed_hosts: args.allowed_hosts.into_iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect(),
@@ -90,6 +121,7 @@ pub(crate) fn run(target: &Target, args: ServeArgs) -> anyhow::Result<()> {
             max_event_streams: args.max_event_streams,
         },
         max_package_bytes: args.max_package_bytes,
+        trusted_keys,
         loader: args.worker.loader(),
         api: args.mode != Mode::Worker,
         ..Default::default()
