@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::outcome::{Outcome, Refused};
 use crate::dal::pipeline_executions::{self as pipelines, PipelineFilter};
 use crate::dal::task_executions as tasks;
 use crate::database::{AnyConnection, UniversalTimestamp};
 use crate::models::{PipelineExecutionId, TaskStatus};
-use crate::Error;
 
 /// The most runs one overview reads.
 pub const MAX_RUNS: u32 = 10_000;
@@ -88,14 +88,17 @@ pub struct Queue {
     pub oldest_age_seconds: Option<f64>,
 }
 
-/// The overview of `workflow` over the runs created from `since` to `now`. `since` must be
-/// before `now`.
+/// The overview of `workflow` over the runs created from `since` to `now` (`since` before
+/// `now`); refused when no runner ever registered the workflow.
 pub fn overview(
     conn: &mut AnyConnection,
     workflow: &str,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<Overview, Error> {
+) -> Outcome<Overview> {
+    if !super::liveness::Liveness::read(conn, now)?.registry().iter().any(|e| e.workflow_name == workflow) {
+        return Ok(Err(Refused::NoWorkflow(workflow.to_owned())));
+    }
     let span = (now - since).num_milliseconds().max(1);
     // Whole seconds, so the buckets' starts read well.
     let bucket_ms = ((span + BUCKETS - 1) / BUCKETS + 999) / 1000 * 1000;
@@ -148,7 +151,7 @@ pub fn overview(
         ready: ready.as_ref().map_or(0, |q| q.tasks),
         oldest_age_seconds: ready.and_then(|q| q.oldest).map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
     };
-    Ok(Overview {
+    Ok(Ok(Overview {
         workflow: workflow.to_owned(),
         since,
         until: now,
@@ -158,7 +161,7 @@ pub fn overview(
         truncated,
         tasks,
         queue,
-    })
+    }))
 }
 
 /// The `p`th percentile of `sorted` by nearest rank (0 for none).
